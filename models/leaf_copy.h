@@ -1,0 +1,33 @@
+// Copying whole leaf lists between buffers laid out like a ParamLeaves, split
+// across a mesh's workers: each worker takes one contiguous range of the
+// concatenated bytes, so every worker moves the same amount and large
+// memcpys stay large (which keeps glibc on its streaming-store path).
+#ifndef RLRT_MODELS_LEAF_COPY_H_
+#define RLRT_MODELS_LEAF_COPY_H_
+
+#include <cstddef>
+
+#include "models/leaf_checksum.h"
+#include "models/param_leaves.h"
+#include "partition/mesh.h"
+#include "partition/util/function_ref.h"
+#include "partition/util/status.h"
+
+namespace rlrt {
+
+// Destination of leaf i's bytes.
+using MutableLeafDataFn = FunctionRef<std::byte*(size_t leaf)>;
+
+// Copies every leaf of `layout` from src(i) to dst(i). Allocates nothing.
+Status CopyLeafBytes(const ParamLeaves& layout, LeafDataFn src,
+                     MutableLeafDataFn dst, Mesh* mesh);
+
+// Copies src(i) into the list's own leaves.
+inline Status CopyIntoLeaves(ParamLeaves& target, LeafDataFn src, Mesh* mesh) {
+  return CopyLeafBytes(
+      target, src, [&](size_t i) { return target.data(i); }, mesh);
+}
+
+}  // namespace rlrt
+
+#endif  // RLRT_MODELS_LEAF_COPY_H_

@@ -1,0 +1,37 @@
+// PageArena: one anonymous memory mapping that holds many buffers.
+// Pages come from the kernel already zeroed and are faulted in on first
+// touch, so allocating a large model is nearly free and its first writes
+// (dummy init, a load, an update) can be spread across a mesh's workers.
+#ifndef RLRT_MODELS_PAGE_ARENA_H_
+#define RLRT_MODELS_PAGE_ARENA_H_
+
+#include <cstddef>
+
+#include "partition/util/status.h"
+
+namespace rlrt {
+
+class PageArena {
+ public:
+  // Maps `bytes` (rounded up to whole pages); asks for transparent huge pages
+  // when large, to cut TLB misses on weight reads.
+  static StatusOr<PageArena> Create(size_t bytes);
+
+  PageArena() = default;
+  PageArena(PageArena&& other) noexcept;
+  PageArena& operator=(PageArena&& other) noexcept;
+  PageArena(const PageArena&) = delete;
+  PageArena& operator=(const PageArena&) = delete;
+  ~PageArena();
+
+  std::byte* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  std::byte* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace rlrt
+
+#endif  // RLRT_MODELS_PAGE_ARENA_H_

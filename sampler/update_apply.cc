@@ -1,0 +1,202 @@
+#include "sampler/update_apply.h"
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "models/leaf_copy.h"
+
+namespace rlrt {
+namespace {
+
+std::string Hex(uint64_t v) {
+  char buf[19];
+  std::snprintf(buf, sizeof(buf), "0x%016llx",
+                static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string LeafLabel(size_t i, std::string_view name) {
+  return "leaf " + std::to_string(i) + " '" + std::string(name) + "'";
+}
+
+// The message's structure as specs, for the diff in an error message.
+std::vector<LeafSpec> SpecsOf(const proto::UpdateParams& update) {
+  std::vector<LeafSpec> specs;
+  specs.reserve(update.leaves_size());
+  for (const proto::Leaf& leaf : update.leaves()) {
+    StatusOr<DType> dtype = DTypeFromProto(leaf.dtype());
+    specs.push_back(LeafSpec{leaf.name(),
+                             {leaf.shape().begin(), leaf.shape().end()},
+                             dtype.ok() ? *dtype : DType::kF32});
+  }
+  return specs;
+}
+
+Status CheckLeaf(size_t i, const proto::Leaf& leaf, const LeafSpec& expected,
+                 size_t expected_bytes) {
+  if (leaf.name() != expected.name) {
+    return InvalidArgumentError(LeafLabel(i, leaf.name()) +
+                                ": expected leaf '" + expected.name +
+                                "' at this position");
+  }
+  StatusOr<DType> dtype = DTypeFromProto(leaf.dtype());
+  if (!dtype.ok()) return dtype.status().WithContext(LeafLabel(i, leaf.name()));
+  if (*dtype != expected.dtype) {
+    return InvalidArgumentError(LeafLabel(i, leaf.name()) + ": dtype " +
+                                std::string(DTypeName(*dtype)) +
+                                " != expected " +
+                                std::string(DTypeName(expected.dtype)));
+  }
+  const auto& shape = leaf.shape();
+  if (!std::equal(shape.begin(), shape.end(), expected.shape.begin(),
+                  expected.shape.end())) {
+    return InvalidArgumentError(
+        LeafLabel(i, leaf.name()) + ": shape " +
+        ShapeToString({shape.data(), static_cast<size_t>(shape.size())}) +
+        " != expected " + ShapeToString(expected.shape));
+  }
+  if (leaf.data().size() != expected_bytes) {
+    return InvalidArgumentError(
+        LeafLabel(i, leaf.name()) + ": " + std::to_string(leaf.data().size()) +
+        " bytes of data, expected " + std::to_string(expected_bytes));
+  }
+  return OkStatus();
+}
+
+const std::byte* PayloadOf(const proto::UpdateParams& update, size_t i) {
+  return reinterpret_cast<const std::byte*>(update.leaves(i).data().data());
+}
+
+}  // namespace
+
+StatusOr<DType> DTypeFromProto(int proto_dtype) {
+  switch (proto_dtype) {
+    case proto::F32:
+      return DType::kF32;
+    case proto::BF16:
+      return DType::kBF16;
+    case proto::F16:
+      return DType::kF16;
+    default:
+      return InvalidArgumentError("unknown or unspecified dtype " +
+                                  std::to_string(proto_dtype));
+  }
+}
+
+proto::DType DTypeToProto(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return proto::F32;
+    case DType::kBF16:
+      return proto::BF16;
+    case DType::kF16:
+      return proto::F16;
+  }
+  return proto::DTYPE_UNSPECIFIED;
+}
+
+Status ValidateUpdateParams(const proto::UpdateParams& update,
+                            const ParamLeaves& target, Mesh* mesh) {
+  if (update.version() <= target.version()) {
+    return FailedPreconditionError("update version " +
+                                   std::to_string(update.version()) +
+                                   " is not newer than the version in force (" +
+                                   std::to_string(target.version()) + ")");
+  }
+  const size_t n = static_cast<size_t>(update.leaves_size());
+  const size_t common = std::min(n, target.size());
+  for (size_t i = 0; i < common; ++i) {
+    Status s = CheckLeaf(i, update.leaves(i), target.spec(i), target.bytes(i));
+    if (!s.ok()) return s;
+  }
+  if (n != target.size()) {
+    std::string first =
+        n < target.size()
+            ? "missing " + LeafLabel(n, target.spec(n).name)
+            : "unexpected extra " +
+                  LeafLabel(target.size(), update.leaves(target.size()).name());
+    return InvalidArgumentError(
+        "update has " + std::to_string(n) + " leaves, receiver has " +
+        std::to_string(target.size()) + ": " + first + "\n" +
+        DiffStructures(target.specs(), SpecsOf(update)));
+  }
+  if (update.structure_fingerprint() != target.fingerprint()) {
+    return InvalidArgumentError(
+        "structure fingerprint " + Hex(update.structure_fingerprint()) +
+        " != receiver's " + Hex(target.fingerprint()) +
+        " although every leaf matches: sender and receiver disagree on the "
+        "fingerprint");
+  }
+  if (update.has_expected_content_hash()) {
+    const uint64_t actual = ContentHash(
+        target, [&](size_t i) { return PayloadOf(update, i); }, mesh);
+    if (actual != update.expected_content_hash()) {
+      return DataLossError("payload content hash " + Hex(actual) +
+                           " != expected " +
+                           Hex(update.expected_content_hash()) +
+                           " (corrupted or mixed payload)");
+    }
+  }
+  return OkStatus();
+}
+
+StatusOr<ApplyReport> ApplyUpdateParams(const proto::UpdateParams& update,
+                                        ParamLeaves& target, Mesh* mesh) {
+  const auto start = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(ValidateUpdateParams(update, target, mesh));
+  ApplyReport report;
+  if (update.return_checksums()) report.before = ComputeChecksums(target, mesh);
+  RETURN_IF_ERROR(CopyIntoLeaves(
+      target, [&](size_t i) { return PayloadOf(update, i); }, mesh));
+  target.set_version(update.version());
+  if (update.return_checksums()) report.after = ComputeChecksums(target, mesh);
+  report.version = target.version();
+  report.bytes_copied = target.total_bytes();
+  report.elapsed_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now() - start)
+                          .count();
+  return report;
+}
+
+StatusOr<ApplyReport> ApplySerializedUpdateParams(std::string_view serialized,
+                                                  proto::UpdateParams* scratch,
+                                                  ParamLeaves& target,
+                                                  Mesh* mesh) {
+  if (serialized.size() > static_cast<size_t>(INT32_MAX)) {
+    return InvalidArgumentError(
+        "serialized UpdateParams of " + std::to_string(serialized.size()) +
+        " bytes exceeds protobuf's 2 GiB message limit");
+  }
+  if (!scratch->ParseFromArray(serialized.data(),
+                               static_cast<int>(serialized.size()))) {
+    return InvalidArgumentError("malformed or truncated UpdateParams (" +
+                                std::to_string(serialized.size()) + " bytes)");
+  }
+  return ApplyUpdateParams(*scratch, target, mesh);
+}
+
+void FillUpdateParamsReply(const StatusOr<ApplyReport>& result,
+                           const ParamLeaves& target,
+                           proto::UpdateParamsReply* reply) {
+  reply->Clear();
+  reply->set_ok(result.ok());
+  reply->set_version(target.version());
+  if (!result.ok()) {
+    reply->set_error(result.status().ToString());
+    return;
+  }
+  reply->set_elapsed_us(result->elapsed_us);
+  reply->set_bytes_copied(result->bytes_copied);
+  if (result->before) {
+    reply->mutable_before()->set_float64_sum(result->before->float64_sum);
+    reply->mutable_before()->set_content_hash(result->before->content_hash);
+  }
+  if (result->after) {
+    reply->mutable_after()->set_float64_sum(result->after->float64_sum);
+    reply->mutable_after()->set_content_hash(result->after->content_hash);
+  }
+}
+
+}  // namespace rlrt

@@ -1,0 +1,71 @@
+// Applying an UpdateParams message to a leaf list: the receiving half of the
+// weight-sync protocol (the sending half is trainer_bridge/update_builder.h).
+//
+// The promise is atomicity: everything is validated first (version, leaf
+// count, names and order, dtypes, shapes, byte lengths, structure
+// fingerprint, and the payload's content hash when the sender gives one), and
+// only then are the bytes copied into the existing buffers, split across the
+// mesh's workers. A refused update leaves the target bit-for-bit unchanged and
+// the error names the first offending leaf.
+//
+// The expected content hash is checked over the payload *before* the copy:
+// the copy is exact, so the target's hash afterwards equals it by
+// construction, and a mismatch never needs undoing.
+//
+// The caller owns synchronisation: nothing may read the target while an
+// update is applied (the engine applies between decode steps).
+#ifndef RLRT_SAMPLER_UPDATE_APPLY_H_
+#define RLRT_SAMPLER_UPDATE_APPLY_H_
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "models/leaf_checksum.h"
+#include "models/param_leaves.h"
+#include "partition/mesh.h"
+#include "partition/util/status.h"
+#include "proto/update_params.pb.h"
+
+namespace rlrt {
+
+struct ApplyReport {
+  uint64_t version = 0;  // The version in force after the apply.
+  uint64_t bytes_copied = 0;
+  int64_t elapsed_us = 0;
+  // Set when the update asked for return_checksums.
+  std::optional<LeafChecksums> before;
+  std::optional<LeafChecksums> after;
+};
+
+// Checks `update` against `target` without writing anything. mesh (may be
+// null) spreads the payload hash check. Allocates only to report an error.
+Status ValidateUpdateParams(const proto::UpdateParams& update,
+                            const ParamLeaves& target, Mesh* mesh);
+
+// Validates, then copies every leaf in place and sets target's version.
+// Steady state allocates nothing.
+StatusOr<ApplyReport> ApplyUpdateParams(const proto::UpdateParams& update,
+                                        ParamLeaves& target, Mesh* mesh);
+
+// Parses a serialized UpdateParams into *scratch (reuse one message across
+// calls: its buffers are kept, so steady state allocates nothing) and applies
+// it. A malformed or truncated message is an InvalidArgument error.
+StatusOr<ApplyReport> ApplySerializedUpdateParams(std::string_view serialized,
+                                                  proto::UpdateParams* scratch,
+                                                  ParamLeaves& target,
+                                                  Mesh* mesh);
+
+// The reply a receiver sends back: ok/error, the version in force (the
+// target's, after the call), checksums and timings.
+void FillUpdateParamsReply(const StatusOr<ApplyReport>& result,
+                           const ParamLeaves& target,
+                           proto::UpdateParamsReply* reply);
+
+// Conversions between the wire and in-memory dtype enums.
+StatusOr<DType> DTypeFromProto(int proto_dtype);
+proto::DType DTypeToProto(DType dtype);
+
+}  // namespace rlrt
+
+#endif  // RLRT_SAMPLER_UPDATE_APPLY_H_

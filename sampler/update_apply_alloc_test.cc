@@ -1,0 +1,103 @@
+// Steady-state updates must not allocate: counts every global operator new
+// in this binary while applying.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <vector>
+
+#include "models/leaf_init.h"
+#include "models/synthetic_structure.h"
+#include "models/test_util.h"
+#include "sampler/update_apply.h"
+
+namespace {
+std::atomic<long> g_allocations{0};
+}  // namespace
+
+void* operator new(size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+
+namespace rlrt {
+namespace {
+
+TEST(UpdateApplyAllocTest, CounterSeesAllocations) {
+  const long before = g_allocations.load();
+  auto p = std::make_unique<std::vector<int>>(1000);
+  EXPECT_GE(g_allocations.load() - before, 2);
+}
+
+TEST(UpdateApplyAllocTest, SteadyStateApplyAllocatesNothing) {
+  ParamLeaves source = testing::AllocateOrDie(testing::MixedSpecs());
+  ParamLeaves target = testing::AllocateOrDie(testing::MixedSpecs());
+  ASSERT_TRUE(FillDummy(source, 1).ok());
+  auto mesh = testing::MakeMesh(2);
+  proto::UpdateParams u;
+  u.set_structure_fingerprint(source.fingerprint());
+  for (size_t i = 0; i < source.size(); ++i) {
+    proto::Leaf* leaf = u.add_leaves();
+    leaf->set_name(source.spec(i).name);
+    for (int64_t d : source.spec(i).shape) leaf->add_shape(d);
+    leaf->set_dtype(DTypeToProto(source.spec(i).dtype));
+    leaf->set_data(reinterpret_cast<const char*>(source.data(i)),
+                   source.bytes(i));
+  }
+  u.set_expected_content_hash(ContentHash(source));
+  u.set_return_checksums(true);
+  // Warm-up: the first apply may size lazily created state.
+  u.set_version(1);
+  ASSERT_TRUE(ApplyUpdateParams(u, target, mesh.get()).ok());
+
+  const long before = g_allocations.load();
+  for (uint64_t v = 2; v < 12; ++v) {
+    u.set_version(v);
+    StatusOr<ApplyReport> r = ApplyUpdateParams(u, target, mesh.get());
+    ASSERT_TRUE(r.ok());
+  }
+  EXPECT_EQ(g_allocations.load() - before, 0);
+}
+
+TEST(UpdateApplyAllocTest, SerializedPathReusesTheScratchMessage) {
+  // Real Hugging Face names are longer than the small-string buffer, so this
+  // also shows parsing reuses the name strings.
+  const auto specs = Qwen3LeafSpecs(*ShapeForParamBudget(2'000'000));
+  ParamLeaves source = testing::AllocateOrDie(specs);
+  ParamLeaves target = testing::AllocateOrDie(specs);
+  ASSERT_TRUE(FillDummy(source, 1).ok());
+  auto mesh = testing::MakeMesh(2);
+  proto::UpdateParams u;
+  u.set_structure_fingerprint(source.fingerprint());
+  for (size_t i = 0; i < source.size(); ++i) {
+    proto::Leaf* leaf = u.add_leaves();
+    leaf->set_name(source.spec(i).name);
+    for (int64_t d : source.spec(i).shape) leaf->add_shape(d);
+    leaf->set_dtype(DTypeToProto(source.spec(i).dtype));
+    leaf->set_data(reinterpret_cast<const char*>(source.data(i)),
+                   source.bytes(i));
+  }
+  std::vector<std::string> wires;
+  for (uint64_t v = 1; v < 12; ++v) {
+    u.set_version(v);
+    wires.push_back(u.SerializeAsString());
+  }
+  proto::UpdateParams scratch;
+  ASSERT_TRUE(
+      ApplySerializedUpdateParams(wires[0], &scratch, target, mesh.get()).ok());
+  const long before = g_allocations.load();
+  for (size_t k = 1; k < wires.size(); ++k) {
+    ASSERT_TRUE(
+        ApplySerializedUpdateParams(wires[k], &scratch, target, mesh.get())
+            .ok());
+  }
+  EXPECT_EQ(g_allocations.load() - before, 0);
+}
+
+}  // namespace
+}  // namespace rlrt

@@ -1,0 +1,224 @@
+#include "sampler/update_apply.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "models/leaf_init.h"
+#include "models/test_util.h"
+
+namespace rlrt {
+namespace {
+
+using testing::AllocateOrDie;
+using testing::MakeMesh;
+using testing::MixedSpecs;
+using testing::SameBytes;
+
+// Builds the message field by field from the source leaves, independently of
+// trainer_bridge's builder.
+proto::UpdateParams HandBuilt(const ParamLeaves& src, uint64_t version) {
+  proto::UpdateParams u;
+  u.set_version(version);
+  u.set_structure_fingerprint(src.fingerprint());
+  for (size_t i = 0; i < src.size(); ++i) {
+    proto::Leaf* leaf = u.add_leaves();
+    leaf->set_name(src.spec(i).name);
+    for (int64_t d : src.spec(i).shape) leaf->add_shape(d);
+    leaf->set_dtype(src.spec(i).dtype == DType::kF32    ? proto::F32
+                    : src.spec(i).dtype == DType::kBF16 ? proto::BF16
+                                                        : proto::F16);
+    leaf->set_data(reinterpret_cast<const char*>(src.data(i)), src.bytes(i));
+  }
+  return u;
+}
+
+class UpdateApplyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(FillDummy(source_, 1).ok());
+    ASSERT_TRUE(FillDummy(target_, 2).ok());
+    target_.set_version(3);
+    target_hash_ = ContentHash(target_);
+  }
+
+  // Expects `update` to be refused with `code` and a message containing
+  // `fragment`, leaving the target untouched.
+  void ExpectRefused(const proto::UpdateParams& update, StatusCode code,
+                     const std::string& fragment) {
+    StatusOr<ApplyReport> r = ApplyUpdateParams(update, target_, mesh_.get());
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), code) << r.status();
+    EXPECT_NE(r.status().message().find(fragment), std::string::npos)
+        << "'" << fragment << "' not in: " << r.status().message();
+    EXPECT_EQ(ContentHash(target_), target_hash_);
+    EXPECT_EQ(target_.version(), 3u);
+  }
+
+  ParamLeaves source_ = AllocateOrDie(MixedSpecs());
+  ParamLeaves target_ = AllocateOrDie(MixedSpecs());
+  uint64_t target_hash_ = 0;
+  std::unique_ptr<Mesh> mesh_ = MakeMesh(2);
+};
+
+TEST_F(UpdateApplyTest, AppliesEveryLeafInPlace) {
+  std::vector<const std::byte*> before;
+  for (size_t i = 0; i < target_.size(); ++i) before.push_back(target_.data(i));
+  StatusOr<ApplyReport> r =
+      ApplyUpdateParams(HandBuilt(source_, 4), target_, mesh_.get());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(SameBytes(source_, target_));
+  EXPECT_EQ(target_.version(), 4u);
+  EXPECT_EQ(r->version, 4u);
+  EXPECT_EQ(r->bytes_copied, target_.total_bytes());
+  EXPECT_FALSE(r->before.has_value());
+  for (size_t i = 0; i < target_.size(); ++i)
+    EXPECT_EQ(target_.data(i), before[i]);
+}
+
+TEST_F(UpdateApplyTest, ReportsChecksumsWhenAsked) {
+  const LeafChecksums old_sums = ComputeChecksums(target_);
+  proto::UpdateParams u = HandBuilt(source_, 9);
+  u.set_return_checksums(true);
+  u.set_expected_content_hash(ContentHash(source_));
+  StatusOr<ApplyReport> r = ApplyUpdateParams(u, target_, mesh_.get());
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->before && r->after);
+  EXPECT_EQ(r->before->content_hash, old_sums.content_hash);
+  EXPECT_EQ(r->before->float64_sum, old_sums.float64_sum);
+  const LeafChecksums source_sums = ComputeChecksums(source_);
+  EXPECT_EQ(r->after->content_hash, source_sums.content_hash);
+  EXPECT_EQ(r->after->float64_sum, source_sums.float64_sum);
+
+  proto::UpdateParamsReply reply;
+  FillUpdateParamsReply(r, target_, &reply);
+  EXPECT_TRUE(reply.ok());
+  EXPECT_EQ(reply.version(), 9u);
+  EXPECT_EQ(reply.after().content_hash(), source_sums.content_hash);
+}
+
+TEST_F(UpdateApplyTest, WorkerCountDoesNotChangeTheResult) {
+  for (int workers : {1, 3, 5}) {
+    ParamLeaves t = AllocateOrDie(MixedSpecs());
+    auto mesh = MakeMesh(workers);
+    ASSERT_TRUE(ApplyUpdateParams(HandBuilt(source_, 1), t, mesh.get()).ok());
+    EXPECT_TRUE(SameBytes(source_, t)) << workers;
+  }
+}
+
+TEST_F(UpdateApplyTest, RefusesStaleVersions) {
+  ExpectRefused(HandBuilt(source_, 3), StatusCode::kFailedPrecondition,
+                "version 3 is not newer than the version in force (3)");
+  ExpectRefused(HandBuilt(source_, 1), StatusCode::kFailedPrecondition,
+                "not newer");
+}
+
+TEST_F(UpdateApplyTest, RefusesMissingAndExtraLeaves) {
+  proto::UpdateParams fewer = HandBuilt(source_, 4);
+  fewer.mutable_leaves()->RemoveLast();
+  ExpectRefused(fewer, StatusCode::kInvalidArgument,
+                "missing leaf 6 'f.weight'");
+  proto::UpdateParams more = HandBuilt(source_, 4);
+  *more.add_leaves() = more.leaves(0);
+  more.mutable_leaves(7)->set_name("g.weight");
+  ExpectRefused(more, StatusCode::kInvalidArgument, "extra leaf 7 'g.weight'");
+}
+
+TEST_F(UpdateApplyTest, RefusesWrongNamesAndOrder) {
+  proto::UpdateParams renamed = HandBuilt(source_, 4);
+  renamed.mutable_leaves(3)->set_name("c.bias");
+  ExpectRefused(renamed, StatusCode::kInvalidArgument,
+                "leaf 3 'c.bias': expected leaf 'c.weight'");
+  proto::UpdateParams swapped = HandBuilt(source_, 4);
+  swapped.mutable_leaves()->SwapElements(2, 3);
+  ExpectRefused(swapped, StatusCode::kInvalidArgument,
+                "leaf 2 'c.weight': expected leaf 'b.weight'");
+}
+
+TEST_F(UpdateApplyTest, RefusesWrongShapesDtypesAndLengths) {
+  proto::UpdateParams reshaped = HandBuilt(source_, 4);
+  reshaped.mutable_leaves(3)->set_shape(0, 1000);
+  reshaped.mutable_leaves(3)->set_shape(1, 300);
+  ExpectRefused(reshaped, StatusCode::kInvalidArgument,
+                "leaf 3 'c.weight': shape [1000, 300] != expected [300, 1000]");
+  proto::UpdateParams rank = HandBuilt(source_, 4);
+  rank.mutable_leaves(0)->add_shape(1);
+  ExpectRefused(rank, StatusCode::kInvalidArgument,
+                "leaf 0 'a.weight': shape [3, 5, 1]");
+  proto::UpdateParams retyped = HandBuilt(source_, 4);
+  retyped.mutable_leaves(4)->set_dtype(proto::F16);
+  ExpectRefused(retyped, StatusCode::kInvalidArgument,
+                "leaf 4 'd.weight': dtype F16 != expected BF16");
+  proto::UpdateParams unspecified = HandBuilt(source_, 4);
+  unspecified.mutable_leaves(0)->set_dtype(proto::DTYPE_UNSPECIFIED);
+  ExpectRefused(unspecified, StatusCode::kInvalidArgument, "leaf 0 'a.weight'");
+  proto::UpdateParams unknown = HandBuilt(source_, 4);
+  unknown.mutable_leaves(0)->set_dtype(static_cast<proto::DType>(99));
+  ExpectRefused(unknown, StatusCode::kInvalidArgument,
+                "unknown or unspecified dtype 99");
+  proto::UpdateParams cut = HandBuilt(source_, 4);
+  cut.mutable_leaves(3)->mutable_data()->resize(1000);
+  ExpectRefused(cut, StatusCode::kInvalidArgument,
+                "leaf 3 'c.weight': 1000 bytes of data, expected 1200000");
+  proto::UpdateParams longer = HandBuilt(source_, 4);
+  longer.mutable_leaves(6)->mutable_data()->push_back('x');
+  ExpectRefused(longer, StatusCode::kInvalidArgument,
+                "leaf 6 'f.weight': 13 bytes");
+}
+
+TEST_F(UpdateApplyTest, RefusesAWrongFingerprint) {
+  proto::UpdateParams u = HandBuilt(source_, 4);
+  u.set_structure_fingerprint(u.structure_fingerprint() ^ 1);
+  ExpectRefused(u, StatusCode::kInvalidArgument, "structure fingerprint");
+}
+
+TEST_F(UpdateApplyTest, RefusesAPayloadThatDoesNotMatchItsHash) {
+  proto::UpdateParams u = HandBuilt(source_, 4);
+  u.set_expected_content_hash(ContentHash(source_));
+  (*u.mutable_leaves(3)->mutable_data())[123456] ^= 0x01;
+  ExpectRefused(u, StatusCode::kDataLoss, "payload content hash");
+  proto::UpdateParams wrong = HandBuilt(source_, 4);
+  wrong.set_expected_content_hash(12345);
+  ExpectRefused(wrong, StatusCode::kDataLoss, "!= expected 0x0000000000003039");
+}
+
+TEST_F(UpdateApplyTest, SerializedRoundTrip) {
+  proto::UpdateParams u = HandBuilt(source_, 4);
+  u.set_expected_content_hash(ContentHash(source_));
+  const std::string wire = u.SerializeAsString();
+  proto::UpdateParams scratch;
+  StatusOr<ApplyReport> r =
+      ApplySerializedUpdateParams(wire, &scratch, target_, mesh_.get());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(SameBytes(source_, target_));
+}
+
+TEST_F(UpdateApplyTest, TruncatedAndGarbageMessagesChangeNothing) {
+  proto::UpdateParams u = HandBuilt(source_, 4);
+  const std::string wire = u.SerializeAsString();
+  proto::UpdateParams scratch;
+  // Every cut inside the small leaves and the header, and a spread of cuts
+  // through the big one.
+  std::vector<size_t> cuts;
+  for (size_t c = 0; c < 400; ++c) cuts.push_back(c);
+  for (size_t c = 400; c < wire.size(); c += 9973) cuts.push_back(c);
+  cuts.push_back(wire.size() - 1);
+  for (size_t cut : cuts) {
+    StatusOr<ApplyReport> r = ApplySerializedUpdateParams(
+        std::string_view(wire).substr(0, cut), &scratch, target_, mesh_.get());
+    ASSERT_FALSE(r.ok()) << "cut at " << cut;
+  }
+  std::mt19937 rng(1);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::string garbage(rng() % 512, '\0');
+    for (char& c : garbage) c = static_cast<char>(rng());
+    StatusOr<ApplyReport> r =
+        ApplySerializedUpdateParams(garbage, &scratch, target_, mesh_.get());
+    ASSERT_FALSE(r.ok());
+  }
+  EXPECT_EQ(ContentHash(target_), target_hash_);
+  EXPECT_EQ(target_.version(), 3u);
+}
+
+}  // namespace
+}  // namespace rlrt

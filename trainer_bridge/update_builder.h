@@ -1,0 +1,37 @@
+// Building an UpdateParams from the trainer's leaves: the sending half of the
+// weight-sync protocol (the receiving half is sampler/update_apply.h).
+//
+// In process, a message is built once per sync and the sampler applies
+// straight from it: the payload is copied exactly twice (trainer leaves ->
+// message, message -> sampler leaves). Building into the same message every
+// step reuses its leaf buffers, so steady state allocates nothing. The
+// serialized form is the same message, for senders in another process.
+#ifndef RLRT_TRAINER_BRIDGE_UPDATE_BUILDER_H_
+#define RLRT_TRAINER_BRIDGE_UPDATE_BUILDER_H_
+
+#include <cstdint>
+
+#include "models/param_leaves.h"
+#include "partition/mesh.h"
+#include "partition/util/status.h"
+#include "proto/update_params.pb.h"
+
+namespace rlrt {
+
+struct BuildOptions {
+  // Compute the leaves' content hash and send it, so the receiver verifies
+  // the payload end to end (costs one read of the weights).
+  bool include_content_hash = false;
+  bool flush_cache = false;
+  bool return_checksums = false;
+};
+
+// Fills *out with every leaf of `leaves` and `version`. The copy is split
+// across mesh's workers (mesh may be null).
+Status BuildUpdateParams(const ParamLeaves& leaves, uint64_t version,
+                         const BuildOptions& options, Mesh* mesh,
+                         proto::UpdateParams* out);
+
+}  // namespace rlrt
+
+#endif  // RLRT_TRAINER_BRIDGE_UPDATE_BUILDER_H_
