@@ -14,7 +14,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libxxhash-dev
   libcpp-httplib-dev nlohmann-json3-dev
-  libpcre2-dev
+  libpcre2-dev libutf8proc-dev   # tokenizer: pre-tokenizer regex, NFC
 )
 
 missing=()

@@ -1,0 +1,79 @@
+// Decoder model configurations: parsed from a Hugging Face config.json
+// (model_type qwen3, qwen2 or llama) or taken from a built-in preset, and
+// the leaf structure they imply.
+#ifndef RLRT_MODELS_CONFIG_MODEL_CONFIG_H_
+#define RLRT_MODELS_CONFIG_MODEL_CONFIG_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "models/leaf_spec.h"
+#include "partition/util/status.h"
+
+namespace rlrt {
+
+enum class ModelType { kQwen3, kQwen2, kLlama };
+
+std::string_view ModelTypeName(ModelType type);  // "qwen3", "qwen2", "llama"
+
+struct ModelConfig {
+  ModelType model_type = ModelType::kQwen3;
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  // Explicit in Qwen3 and may differ from hidden_size / num_attention_heads.
+  int64_t head_dim = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  bool tie_word_embeddings = false;
+  int64_t max_position_embeddings = 0;
+  // q/k/v projections carry biases (Qwen2 always; Llama/Qwen3 when set).
+  bool attention_bias = false;
+  // Per-head RMSNorm on q and k before rotary (Qwen3).
+  bool qk_norm = false;
+  int64_t bos_token_id = -1;  // -1: none.
+  std::vector<int64_t> eos_token_ids;
+  // The checkpoint's storage dtype as config.json names it ("bfloat16", ...);
+  // compute is always F32.
+  std::string torch_dtype = "float32";
+
+  int64_t q_dim() const { return num_attention_heads * head_dim; }
+  int64_t kv_dim() const { return num_key_value_heads * head_dim; }
+  int64_t NumParams() const;
+};
+
+// Checks internal consistency: positive sizes, heads divisible by kv heads,
+// token ids inside the vocabulary. Every parser and preset returns a config
+// that passes.
+Status ValidateModelConfig(const ModelConfig& config);
+
+// Parses config.json text. Refuses (never ignores) options the forward pass
+// does not implement: rope_scaling other than null, sliding-window attention
+// turned on, hidden_act other than silu, mlp_bias, unknown model_type.
+StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text);
+StatusOr<ModelConfig> LoadModelConfig(const std::filesystem::path& model_dir);
+
+// A config.json that Hugging Face transformers and ParseModelConfig both read.
+std::string ModelConfigToJson(const ModelConfig& config);
+
+// Built-in presets: "qwen3-tiny" (a few million parameters, Qwen3 vocabulary,
+// for tests and the CPU demo), "qwen3-0.6b", "qwen3-1.7b", "qwen3-4b" (the
+// real shapes, for dummy runs and memory planning).
+StatusOr<ModelConfig> PresetConfig(std::string_view name);
+std::vector<std::string> PresetNames();
+
+// The parameter leaves, F32, with Hugging Face names in the order of a
+// PyTorch state_dict: embed_tokens; per layer q/k/v/o projections (+ biases),
+// q_norm/k_norm, gate/up/down, input_layernorm, post_attention_layernorm;
+// final norm; lm_head unless tied.
+std::vector<LeafSpec> LeafSpecsFor(const ModelConfig& config);
+
+}  // namespace rlrt
+
+#endif  // RLRT_MODELS_CONFIG_MODEL_CONFIG_H_
