@@ -1,0 +1,241 @@
+// bench_forward: forward-pass throughput against the machine's own limits.
+//
+// For qwen3-tiny and the Qwen3-0.6B shape (dummy weights), on a mesh of 1 and
+// of 2 devices:
+//  - BM_Prefill: batch of B prompts of kPromptTokens tokens in one call;
+//  - BM_Decode: one decode step for B sequences holding kContext tokens.
+// Counters: tokens_per_s; GFLOPs (matmul FLOPs 2 * params + attention);
+// ratio_to_sgemm_peak = achieved GFLOP/s / (single-thread OpenBLAS sgemm
+// GFLOP/s x devices), the peak measured in this run; for decode at batch 1,
+// ratio_to_memcpy_bandwidth = weight bytes read per second / memcpy
+// bandwidth (bytes copied per second by one thread) measured in this run.
+// Quote medians: --benchmark_repetitions=5
+// --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+#include <glog/logging.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include "models/config/model_config.h"
+#include "models/forward/kv_cache.h"
+#include "models/forward/model_source.h"
+#include "models/forward/transformer.h"
+#include "models/page_arena.h"
+#include "partition/device.h"
+#include "partition/mesh.h"
+
+namespace rlrt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int64_t kPromptTokens = 32;
+constexpr int64_t kContext = 64;
+constexpr int64_t kPageSize = 16;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+std::unique_ptr<Mesh> MeshOf(int devices) {
+  auto all = DiscoverLocalDevices();
+  CHECK(all.ok()) << all.status();
+  std::vector<Device> picked(
+      all->begin(), all->begin() + std::min<size_t>(devices, all->size()));
+  return std::move(Mesh::Create("bench", picked)).value();
+}
+
+// Single-threaded sgemm GFLOP/s on a mesh worker (so OpenBLAS runs exactly
+// as the model's matmuls do), measured once per run.
+double SgemmPeakGflops() {
+  static const double peak = [] {
+    auto mesh = MeshOf(1);
+    const int n = 2048;
+    std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
+    double best = 0;
+    CHECK(mesh->ParallelFor(1,
+                            [&](const Shard&) {
+                              for (int rep = 0; rep < 3; ++rep) {
+                                const auto t0 = Clock::now();
+                                cblas_sgemm(CblasRowMajor, CblasNoTrans,
+                                            CblasTrans, n, n, n, 1.0f, a.data(),
+                                            n, b.data(), n, 0.0f, c.data(), n);
+                                best = std::max(
+                                    best, 2.0 * n * n * n /
+                                              Seconds(t0, Clock::now()) / 1e9);
+                              }
+                              return OkStatus();
+                            })
+              .ok());
+    return best;
+  }();
+  return peak;
+}
+
+// Bytes one thread's memcpy moves per second over 512 MB, measured once.
+double MemcpyBytesPerSecond() {
+  static const double bw = [] {
+    const size_t n = size_t{512} << 20;
+    auto src = std::move(PageArena::Create(n)).value();
+    auto dst = std::move(PageArena::Create(n)).value();
+    std::memset(src.data(), 1, n);
+    std::memset(dst.data(), 2, n);
+    double best = 0;
+    for (int rep = 0; rep < 5; ++rep) {
+      const auto t0 = Clock::now();
+      std::memcpy(dst.data(), src.data(), n);
+      benchmark::ClobberMemory();
+      best = std::max(best, n / Seconds(t0, Clock::now()));
+    }
+    return best;
+  }();
+  return bw;
+}
+
+// Models are built once per (preset, devices) and kept for the run.
+struct Bench {
+  std::unique_ptr<Mesh> mesh;
+  std::unique_ptr<LoadedModel> model;
+  std::unique_ptr<Transformer> transformer;
+  std::unique_ptr<KvCache> cache;
+};
+
+Bench& BenchFor(const std::string& preset, int devices) {
+  static std::map<std::pair<std::string, int>, std::unique_ptr<Bench>> cache;
+  auto& slot = cache[{preset, devices}];
+  if (!slot) {
+    slot = std::make_unique<Bench>();
+    slot->mesh = MeshOf(devices);
+    auto model = LoadModel({"", preset, "dummy", 1}, slot->mesh.get());
+    CHECK(model.ok()) << model.status();
+    slot->model = std::make_unique<LoadedModel>(std::move(model).value());
+    TransformerOptions options;
+    options.max_batch_tokens = 32 * kPromptTokens;
+    options.max_context = kContext + 64;
+    slot->transformer =
+        std::move(Transformer::Create(slot->model->config, slot->model->weights,
+                                      slot->mesh.get(), options))
+            .value();
+    slot->cache =
+        std::move(KvCache::Create(KvCacheShape::For(
+                      slot->model->config, 32 * (kContext + 64), kPageSize)))
+            .value();
+  }
+  return *slot;
+}
+
+// Matmul FLOPs per token (every linear weight and the LM head) plus the
+// attention's 4 * context * q_dim per layer.
+double FlopsPerToken(const ModelConfig& c, int64_t context) {
+  const double per_layer = c.hidden_size * (c.q_dim() + 2 * c.kv_dim()) +
+                           c.q_dim() * c.hidden_size +
+                           3.0 * c.hidden_size * c.intermediate_size;
+  const double matmul =
+      c.num_hidden_layers * per_layer + double(c.vocab_size) * c.hidden_size;
+  return 2 * matmul + c.num_hidden_layers * 4.0 * context * c.q_dim();
+}
+
+const char* kPresets[] = {"qwen3-tiny", "qwen3-0.6b"};
+
+void ReportThroughput(benchmark::State& state, const Bench& b,
+                      double tokens_per_s, int64_t context) {
+  const double gflops =
+      FlopsPerToken(b.model->config, context) * tokens_per_s / 1e9;
+  state.counters["tokens_per_s"] = tokens_per_s;
+  state.counters["GFLOPs"] = gflops;
+  state.counters["ratio_to_sgemm_peak"] =
+      gflops / (SgemmPeakGflops() * b.mesh->size());
+  state.SetLabel(kPresets[state.range(0)]);
+}
+
+void BM_Prefill(benchmark::State& state) {
+  Bench& b =
+      BenchFor(kPresets[state.range(0)], static_cast<int>(state.range(2)));
+  const int64_t batch = state.range(1);
+  const ModelConfig& c = b.model->config;
+  const int64_t pages_per_seq = (kPromptTokens + kPageSize - 1) / kPageSize;
+  std::vector<std::vector<int32_t>> tokens(batch), pages(batch);
+  std::vector<SequenceInput> inputs;
+  for (int64_t s = 0; s < batch; ++s) {
+    for (int64_t i = 0; i < kPromptTokens; ++i)
+      tokens[s].push_back((s * 131 + i * 7) % c.vocab_size);
+    for (int64_t p = 0; p < pages_per_seq; ++p)
+      pages[s].push_back(s * pages_per_seq + p);
+    inputs.push_back(SequenceInput{tokens[s], 0, pages[s], false});
+  }
+  std::vector<float> logits(batch * c.vocab_size);
+  double timed = 0;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    CHECK(b.transformer->Forward(inputs, *b.cache, logits).ok());
+    timed += Seconds(t0, Clock::now());
+  }
+  // Attention in prefill sees on average half the prompt.
+  ReportThroughput(state, b, batch * kPromptTokens * state.iterations() / timed,
+                   kPromptTokens / 2);
+}
+
+void BM_Decode(benchmark::State& state) {
+  Bench& b =
+      BenchFor(kPresets[state.range(0)], static_cast<int>(state.range(2)));
+  const int64_t batch = state.range(1);
+  const ModelConfig& c = b.model->config;
+  const int64_t pages_per_seq = (kContext + 64 + kPageSize - 1) / kPageSize;
+  std::vector<std::vector<int32_t>> prompts(batch), pages(batch);
+  std::vector<SequenceInput> inputs;
+  for (int64_t s = 0; s < batch; ++s) {
+    for (int64_t i = 0; i < kContext; ++i)
+      prompts[s].push_back((s * 17 + i * 3) % c.vocab_size);
+    for (int64_t p = 0; p < pages_per_seq; ++p)
+      pages[s].push_back(s * pages_per_seq + p);
+  }
+  // Fill the cache with the contexts (untimed), one sequence at a time.
+  std::vector<float> logits(batch * c.vocab_size);
+  for (int64_t s = 0; s < batch; ++s) {
+    SequenceInput in{prompts[s], 0, pages[s], false};
+    CHECK(
+        b.transformer
+            ->Forward({&in, 1}, *b.cache, {logits.data(), size_t(c.vocab_size)})
+            .ok());
+  }
+  std::vector<int32_t> next(batch, 1);
+  // Every step decodes position kContext again: the context stays fixed.
+  for (int64_t s = 0; s < batch; ++s) {
+    inputs.push_back(SequenceInput{{&next[s], 1}, kContext, pages[s], false});
+  }
+  double timed = 0;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    CHECK(b.transformer->Forward(inputs, *b.cache, logits).ok());
+    timed += Seconds(t0, Clock::now());
+  }
+  const double steps = static_cast<double>(state.iterations());
+  ReportThroughput(state, b, batch * steps / timed, kContext);
+  if (batch == 1) {
+    const double weight_bytes_per_s =
+        b.model->weights.total_bytes() * steps / timed;
+    state.counters["ratio_to_memcpy_bandwidth"] =
+        weight_bytes_per_s / MemcpyBytesPerSecond();
+    state.counters["weight_GB_per_s"] = weight_bytes_per_s / 1e9;
+  }
+}
+
+void PrefillArgs(benchmark::internal::Benchmark* b) {
+  for (int64_t model : {0, 1}) {
+    for (int64_t batch : {1, 8, 32}) {
+      for (int64_t devices : {1, 2}) b->Args({model, batch, devices});
+    }
+  }
+  b->ArgNames({"model", "batch", "devices"})->Unit(benchmark::kMillisecond);
+}
+
+BENCHMARK(BM_Prefill)->Apply(PrefillArgs)->MinTime(1.0);
+BENCHMARK(BM_Decode)->Apply(PrefillArgs)->MinTime(1.0);
+
+}  // namespace
+}  // namespace rlrt
+
+BENCHMARK_MAIN();

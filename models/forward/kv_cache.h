@@ -1,0 +1,81 @@
+// The paged KV cache: one pool of fixed-size pages per layer for keys and one
+// for values, allocated once. A sequence owns a page table (a list of page
+// ids); position p of the sequence lives in page table[p / page_size], slot
+// p % page_size. Pages can be shared between sequences (a GRPO group shares
+// its prompt's pages) through PagePool's reference counts.
+//
+// Layout per layer: [num_pages][num_kv_heads][page_size][head_dim], so the
+// keys one attention head reads within a page are contiguous.
+#ifndef RLRT_MODELS_FORWARD_KV_CACHE_H_
+#define RLRT_MODELS_FORWARD_KV_CACHE_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "models/config/model_config.h"
+#include "models/ops/attention.h"
+#include "models/page_arena.h"
+#include "partition/util/status.h"
+
+namespace rlrt {
+
+struct KvCacheShape {
+  int64_t num_layers = 0;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t page_size = 16;
+  int64_t num_pages = 0;
+
+  // The shape for `config` holding at least `max_total_tokens` tokens.
+  static KvCacheShape For(const ModelConfig& config, int64_t max_total_tokens,
+                          int64_t page_size);
+  int64_t page_stride() const { return num_kv_heads * page_size * head_dim; }
+  int64_t capacity_tokens() const { return num_pages * page_size; }
+  size_t bytes() const;
+};
+
+class KvCache {
+ public:
+  static StatusOr<std::unique_ptr<KvCache>> Create(const KvCacheShape& shape);
+
+  const KvCacheShape& shape() const { return shape_; }
+  PagedKvView LayerView(int64_t layer) const;
+  float* KeySlot(int64_t layer, int32_t page, int64_t kv_head, int64_t slot);
+  float* ValueSlot(int64_t layer, int32_t page, int64_t kv_head, int64_t slot);
+
+ private:
+  KvCache(const KvCacheShape& shape, PageArena arena);
+  float* Slot(float* base, int64_t layer, int32_t page, int64_t kv_head,
+              int64_t slot) const;
+
+  KvCacheShape shape_;
+  PageArena arena_;
+  float* keys_ = nullptr;
+  float* values_ = nullptr;
+};
+
+// Page ids with reference counts. Not thread-safe: one owner (the sampler's
+// scheduler, or a single-threaded tool) allocates and releases.
+class PagePool {
+ public:
+  explicit PagePool(int64_t num_pages);
+
+  int64_t num_pages() const { return static_cast<int64_t>(refs_.size()); }
+  int64_t num_free() const { return static_cast<int64_t>(free_.size()); }
+  // Appends n fresh pages (refcount 1) to *pages, or fails with
+  // ResourceExhausted and changes nothing.
+  Status Allocate(int64_t n, std::vector<int32_t>* pages);
+  void Retain(int32_t page);
+  // Drops one reference; the page is free again at zero.
+  void Release(int32_t page);
+  int32_t RefCount(int32_t page) const { return refs_[page]; }
+
+ private:
+  std::vector<int32_t> free_;  // Stack of free ids.
+  std::vector<int32_t> refs_;
+};
+
+}  // namespace rlrt
+
+#endif  // RLRT_MODELS_FORWARD_KV_CACHE_H_

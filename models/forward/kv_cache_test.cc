@@ -1,0 +1,57 @@
+#include "models/forward/kv_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace rlrt {
+namespace {
+
+TEST(PagePoolTest, AllocatesReleasesAndCountsReferences) {
+  PagePool pool(5);
+  std::vector<int32_t> a, b;
+  ASSERT_TRUE(pool.Allocate(3, &a).ok());
+  EXPECT_EQ(a, (std::vector<int32_t>{0, 1, 2}));
+  EXPECT_EQ(pool.num_free(), 2);
+  Status too_many = pool.Allocate(3, &b);
+  EXPECT_EQ(too_many.code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(b.empty());  // Nothing handed out on failure.
+  EXPECT_EQ(pool.num_free(), 2);
+  pool.Retain(1);
+  pool.Release(1);
+  EXPECT_EQ(pool.RefCount(1), 1);
+  EXPECT_EQ(pool.num_free(), 2);
+  pool.Release(1);
+  EXPECT_EQ(pool.num_free(), 3);
+  ASSERT_TRUE(pool.Allocate(3, &b).ok());
+  EXPECT_EQ(std::set<int32_t>(b.begin(), b.end()),
+            (std::set<int32_t>{1, 3, 4}));
+  EXPECT_FALSE(pool.Allocate(-1, &b).ok());
+}
+
+TEST(KvCacheTest, SlotsAreDisjointAndMatchTheLayerView) {
+  KvCacheShape shape{2, 3, 4, 5, 6};
+  auto cache = KvCache::Create(shape);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  std::set<const float*> seen;
+  for (int64_t l = 0; l < 2; ++l) {
+    const PagedKvView view = (*cache)->LayerView(l);
+    for (int32_t p = 0; p < 6; ++p) {
+      for (int64_t h = 0; h < 3; ++h) {
+        for (int64_t s = 0; s < 5; ++s) {
+          float* k = (*cache)->KeySlot(l, p, h, s);
+          float* v = (*cache)->ValueSlot(l, p, h, s);
+          EXPECT_TRUE(seen.insert(k).second);
+          EXPECT_TRUE(seen.insert(v).second);
+          EXPECT_EQ(k, view.keys + p * view.page_stride + (h * 5 + s) * 4);
+          EXPECT_EQ(v, view.values + p * view.page_stride + (h * 5 + s) * 4);
+        }
+      }
+    }
+  }
+  EXPECT_EQ(shape.bytes(), 2u * 2 * 6 * 3 * 5 * 4 * sizeof(float));
+  EXPECT_FALSE(KvCache::Create(KvCacheShape{2, 3, 4, 0, 6}).ok());
+}
+
+}  // namespace
+}  // namespace rlrt

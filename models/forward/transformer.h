@@ -1,0 +1,136 @@
+// The decoder forward pass (Qwen3, Qwen2, Llama) over a paged KV cache, for
+// ragged batches: every sequence in a call brings any number of new tokens
+// (a whole prompt in prefill, one token in decode, or a chunk), and the call
+// writes their keys and values into the sequence's pages and returns logits.
+//
+// Per layer, as Hugging Face computes it (all in float32):
+//   h = x + o_proj(attention(rope(qk_norm(q_proj(n1))),
+//   rope(qk_norm(k_proj(n1))), v_proj(n1)))
+//       where n1 = rms_norm(x, input_layernorm)
+//   x' = h + down_proj(silu(gate_proj(n2)) * up_proj(n2)), n2 = rms_norm(h,
+//   post_attention_layernorm)
+// then logits = lm_head(rms_norm(x, norm)) (lm_head = embed_tokens when tied).
+// qk_norm is per head and only in Qwen3; q/k/v biases when the config has
+// them (Qwen2).
+//
+// The model reads its weights straight from the leaf list it was built on;
+// leaf buffers never move, so in-place weight updates take effect on the
+// next call without rebuilding anything.
+#ifndef RLRT_MODELS_FORWARD_TRANSFORMER_H_
+#define RLRT_MODELS_FORWARD_TRANSFORMER_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "models/config/model_config.h"
+#include "models/forward/kv_cache.h"
+#include "models/page_arena.h"
+#include "models/param_leaves.h"
+#include "partition/mesh.h"
+#include "partition/util/status.h"
+
+namespace rlrt {
+
+struct TransformerOptions {
+  // Most new tokens in one Forward call (sizes the workspace).
+  int64_t max_batch_tokens = 1024;
+  // Longest sequence (cached + new); at most max_position_embeddings.
+  // 0: min(4096, max_position_embeddings).
+  int64_t max_context = 0;
+};
+
+// One sequence's part of a Forward call.
+struct SequenceInput {
+  std::span<const int32_t> tokens;  // The new tokens.
+  int64_t start_position = 0;       // Tokens already in the cache.
+  std::span<const int32_t> pages;   // Page table covering start + new tokens.
+  // Logits for every new token; otherwise only for the last one.
+  bool all_logits = false;
+};
+
+class Transformer {
+ public:
+  // `weights` must have the structure LeafSpecsFor(config) and outlive the
+  // model; work runs on `mesh` (inline when null).
+  static StatusOr<std::unique_ptr<Transformer>> Create(
+      const ModelConfig& config, const ParamLeaves& weights, Mesh* mesh,
+      const TransformerOptions& options = {});
+
+  // Validates the whole batch first (token ids, positions, page tables, the
+  // cache's shape, the output size; nothing is written on error), then runs
+  // it. Logit rows come in batch order: all new tokens of a sequence with
+  // all_logits, else its last one. One call at a time per model (calls are
+  // serialized); allocates nothing.
+  Status Forward(std::span<const SequenceInput> batch, KvCache& cache,
+                 std::span<float> logits);
+
+  static int64_t LogitRows(std::span<const SequenceInput> batch);
+  const ModelConfig& config() const { return config_; }
+  const TransformerOptions& options() const { return options_; }
+
+ private:
+  struct LayerWeights {
+    const float* input_norm;
+    const float* q_proj;
+    const float* q_bias;
+    const float* k_proj;
+    const float* k_bias;
+    const float* v_proj;
+    const float* v_bias;
+    const float* o_proj;
+    const float* q_norm;
+    const float* k_norm;
+    const float* post_norm;
+    const float* gate_proj;
+    const float* up_proj;
+    const float* down_proj;
+  };
+
+  Transformer(const ModelConfig& config, const TransformerOptions& options,
+              Mesh* mesh);
+  static StatusOr<std::unique_ptr<Transformer>> CreateResolved(
+      const ModelConfig& config, const ParamLeaves& weights, Mesh* mesh,
+      const TransformerOptions& options);
+  Status ResolveWeights(const ParamLeaves& weights);
+  Status AllocateWorkspace();
+  Status Validate(std::span<const SequenceInput> batch, const KvCache& cache,
+                  std::span<float> logits) const;
+  Status RunLayer(int64_t layer, int64_t rows, KvCache& cache);
+  Status WriteKv(int64_t layer, int64_t rows, KvCache& cache);
+
+  const ModelConfig config_;
+  const TransformerOptions options_;
+  Mesh* const mesh_;
+
+  const float* embed_ = nullptr;
+  const float* final_norm_ = nullptr;
+  const float* lm_head_ = nullptr;
+  std::vector<LayerWeights> layers_;
+
+  std::mutex forward_mu_;
+  // Workspace, sized once for max_batch_tokens rows (guarded by forward_mu_).
+  PageArena arena_;
+  float* x_ = nullptr;                     // [T, hidden] residual stream
+  float* normed_ = nullptr;                // [T, hidden]
+  float* q_ = nullptr;                     // [T, q_dim]
+  float* k_ = nullptr;                     // [T, kv_dim]
+  float* v_ = nullptr;                     // [T, kv_dim]
+  float* attn_ = nullptr;                  // [T, q_dim]
+  float* gate_ = nullptr;                  // [T, intermediate]
+  float* up_ = nullptr;                    // [T, intermediate]
+  float* cos_ = nullptr;                   // [T, head_dim / 2]
+  float* sin_ = nullptr;                   // [T, head_dim / 2]
+  float* scores_ = nullptr;                // [workers, max_context]
+  std::vector<int32_t> tokens_;            // [T]
+  std::vector<int32_t> positions_;         // [T]
+  std::vector<const int32_t*> row_pages_;  // [T] the page table of each row
+  std::vector<int64_t> logit_rows_;        // rows whose logits are returned
+  std::vector<AttentionSequence> sequences_;
+};
+
+}  // namespace rlrt
+
+#endif  // RLRT_MODELS_FORWARD_TRANSFORMER_H_
