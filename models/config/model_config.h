@@ -33,7 +33,9 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   bool tie_word_embeddings = false;
   int64_t max_position_embeddings = 0;
-  // q/k/v projections carry biases (Qwen2 always; Llama/Qwen3 when set).
+  // q/k/v projections carry biases: Qwen2 always, never otherwise. (In
+  // Hugging Face, attention_bias on Llama/Qwen3 also adds an o_proj bias,
+  // which the forward pass does not implement, so such configs are refused.)
   bool attention_bias = false;
   // Per-head RMSNorm on q and k before rotary (Qwen3).
   bool qk_norm = false;

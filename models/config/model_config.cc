@@ -1,0 +1,167 @@
+// The config-independent half of model_config.h: validation and the leaf
+// structure a config implies. Parsing and printing config.json live in
+// config_json.cc, the presets in presets.cc.
+#include "models/config/model_config.h"
+
+#include <cmath>
+#include <string>
+
+namespace rlrt {
+namespace {
+
+// Mirrors the per-leaf cap of ValidateLeafSpec, so a config that validates
+// yields leaves that validate, and every product below stays far from
+// int64 overflow.
+constexpr int64_t kMaxLeafElements = int64_t{1} << 40;
+// More layers than any real decoder; it bounds LeafSpecsFor's output size.
+constexpr int64_t kMaxLayers = int64_t{1} << 16;
+
+bool ProductFits(int64_t a, int64_t b) {
+  return a > 0 && b > 0 && a <= kMaxLeafElements / b;
+}
+
+Status CheckPositive(std::string_view field, int64_t value) {
+  if (value > 0) return OkStatus();
+  return InvalidArgumentError(std::string(field) + " must be positive, got " +
+                              std::to_string(value));
+}
+
+Status CheckTokenId(std::string_view field, int64_t id, int64_t vocab_size) {
+  if (id >= 0 && id < vocab_size) return OkStatus();
+  return InvalidArgumentError(std::string(field) + " " + std::to_string(id) +
+                              " is outside the vocabulary [0, " +
+                              std::to_string(vocab_size) + ")");
+}
+
+}  // namespace
+
+std::string_view ModelTypeName(ModelType type) {
+  switch (type) {
+    case ModelType::kQwen3:
+      return "qwen3";
+    case ModelType::kQwen2:
+      return "qwen2";
+    case ModelType::kLlama:
+      return "llama";
+  }
+  return "unknown";
+}
+
+Status ValidateModelConfig(const ModelConfig& c) {
+  const std::string_view type = ModelTypeName(c.model_type);
+  if (type == "unknown") return InvalidArgumentError("unknown model_type");
+  RETURN_IF_ERROR(CheckPositive("vocab_size", c.vocab_size));
+  RETURN_IF_ERROR(CheckPositive("hidden_size", c.hidden_size));
+  RETURN_IF_ERROR(CheckPositive("intermediate_size", c.intermediate_size));
+  RETURN_IF_ERROR(CheckPositive("num_hidden_layers", c.num_hidden_layers));
+  RETURN_IF_ERROR(CheckPositive("num_attention_heads", c.num_attention_heads));
+  RETURN_IF_ERROR(CheckPositive("num_key_value_heads", c.num_key_value_heads));
+  RETURN_IF_ERROR(CheckPositive("head_dim", c.head_dim));
+  RETURN_IF_ERROR(
+      CheckPositive("max_position_embeddings", c.max_position_embeddings));
+  if (c.num_attention_heads % c.num_key_value_heads != 0) {
+    return InvalidArgumentError("num_attention_heads " +
+                                std::to_string(c.num_attention_heads) +
+                                " is not a multiple of num_key_value_heads " +
+                                std::to_string(c.num_key_value_heads));
+  }
+  // Rotary embedding rotates pairs (i, i + head_dim/2).
+  if (c.head_dim % 2 != 0) {
+    return InvalidArgumentError("head_dim " + std::to_string(c.head_dim) +
+                                " must be even for rotary embeddings");
+  }
+  if (c.num_hidden_layers > kMaxLayers) {
+    return InvalidArgumentError("num_hidden_layers " +
+                                std::to_string(c.num_hidden_layers) +
+                                " is implausibly large");
+  }
+  if (!ProductFits(c.num_attention_heads, c.head_dim) ||
+      !ProductFits(c.q_dim(), c.hidden_size) ||
+      !ProductFits(c.vocab_size, c.hidden_size) ||
+      !ProductFits(c.intermediate_size, c.hidden_size)) {
+    return InvalidArgumentError(
+        "model dimensions are too large (a weight matrix would exceed 2^40 "
+        "elements)");
+  }
+  if (!std::isfinite(c.rms_norm_eps) || c.rms_norm_eps <= 0.0) {
+    return InvalidArgumentError(
+        "rms_norm_eps must be positive and finite, got " +
+        std::to_string(c.rms_norm_eps));
+  }
+  if (!std::isfinite(c.rope_theta) || c.rope_theta <= 0.0) {
+    return InvalidArgumentError("rope_theta must be positive and finite, got " +
+                                std::to_string(c.rope_theta));
+  }
+  // The architecture fixes these two; a config that disagrees would build
+  // leaves no checkpoint of that model_type has.
+  const bool wants_bias = c.model_type == ModelType::kQwen2;
+  if (c.attention_bias != wants_bias) {
+    return InvalidArgumentError(
+        std::string("attention_bias must be ") +
+        (wants_bias ? "true" : "false") + " for model_type " +
+        std::string(type) +
+        (wants_bias ? " (Qwen2 always has q/k/v biases)"
+                    : " (Llama/Qwen3 attention_bias also adds an o_proj bias, "
+                      "which this runtime does not implement)"));
+  }
+  const bool wants_qk_norm = c.model_type == ModelType::kQwen3;
+  if (c.qk_norm != wants_qk_norm) {
+    return InvalidArgumentError(std::string("qk_norm must be ") +
+                                (wants_qk_norm ? "true" : "false") +
+                                " for model_type " + std::string(type));
+  }
+  if (c.bos_token_id != -1) {
+    RETURN_IF_ERROR(CheckTokenId("bos_token_id", c.bos_token_id, c.vocab_size));
+  }
+  for (int64_t eos : c.eos_token_ids) {
+    RETURN_IF_ERROR(CheckTokenId("eos_token_id", eos, c.vocab_size));
+  }
+  if (c.torch_dtype != "float32" && c.torch_dtype != "bfloat16" &&
+      c.torch_dtype != "float16") {
+    return InvalidArgumentError("torch_dtype '" + c.torch_dtype +
+                                "' is not float32, bfloat16 or float16");
+  }
+  return OkStatus();
+}
+
+std::vector<LeafSpec> LeafSpecsFor(const ModelConfig& c) {
+  // An invalid config has no meaningful structure (and could ask for an
+  // absurd number of leaves), so it gets none.
+  if (!ValidateModelConfig(c).ok()) return {};
+  std::vector<LeafSpec> specs;
+  auto add = [&](std::string name, std::vector<int64_t> shape) {
+    specs.push_back(LeafSpec{std::move(name), std::move(shape), DType::kF32});
+  };
+  const int64_t h = c.hidden_size;
+  add("model.embed_tokens.weight", {c.vocab_size, h});
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    add(p + "self_attn.q_proj.weight", {c.q_dim(), h});
+    if (c.attention_bias) add(p + "self_attn.q_proj.bias", {c.q_dim()});
+    add(p + "self_attn.k_proj.weight", {c.kv_dim(), h});
+    if (c.attention_bias) add(p + "self_attn.k_proj.bias", {c.kv_dim()});
+    add(p + "self_attn.v_proj.weight", {c.kv_dim(), h});
+    if (c.attention_bias) add(p + "self_attn.v_proj.bias", {c.kv_dim()});
+    add(p + "self_attn.o_proj.weight", {h, c.q_dim()});
+    if (c.qk_norm) {
+      add(p + "self_attn.q_norm.weight", {c.head_dim});
+      add(p + "self_attn.k_norm.weight", {c.head_dim});
+    }
+    add(p + "mlp.gate_proj.weight", {c.intermediate_size, h});
+    add(p + "mlp.up_proj.weight", {c.intermediate_size, h});
+    add(p + "mlp.down_proj.weight", {h, c.intermediate_size});
+    add(p + "input_layernorm.weight", {h});
+    add(p + "post_attention_layernorm.weight", {h});
+  }
+  add("model.norm.weight", {h});
+  if (!c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, h});
+  return specs;
+}
+
+int64_t ModelConfig::NumParams() const {
+  int64_t n = 0;
+  for (const LeafSpec& spec : LeafSpecsFor(*this)) n += spec.NumElements();
+  return n;
+}
+
+}  // namespace rlrt

@@ -1,0 +1,64 @@
+// Hugging Face checkpoint directories: config.json plus either one
+// model.safetensors or shards listed by model.safetensors.index.json.
+#ifndef RLRT_MODELS_IO_CHECKPOINT_H_
+#define RLRT_MODELS_IO_CHECKPOINT_H_
+
+#include <cstddef>
+#include <filesystem>
+
+#include "models/config/model_config.h"
+#include "models/dtype.h"
+#include "models/param_leaves.h"
+#include "partition/mesh.h"
+#include "partition/util/status.h"
+
+namespace rlrt {
+
+inline constexpr char kSafetensorsFileName[] = "model.safetensors";
+inline constexpr char kSafetensorsIndexFileName[] =
+    "model.safetensors.index.json";
+
+struct LoadedCheckpoint {
+  ModelConfig config;
+  ParamLeaves leaves;  // LeafSpecsFor(config), F32.
+};
+
+// Reads config.json and allocates and fills the leaves. mesh may be null.
+StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::filesystem::path& dir,
+                                          Mesh* mesh = nullptr);
+
+// Fills existing leaves, whose structure must be LeafSpecsFor of the
+// directory's config.json. As transformers does, a model.safetensors takes
+// precedence over an index. Every file and tensor is validated first: each
+// leaf present exactly once, with its shape and an F32/BF16/F16 dtype; no
+// other tensors except "*rotary_emb.inv_freq" buffers (recomputed, never
+// loaded) and, for tied embeddings, an lm_head.weight equal to
+// model.embed_tokens.weight after conversion to F32. Only then is data
+// copied (F32) or converted (BF16, F16) into the leaves, split across the
+// mesh's workers. On any error the leaves are unchanged, and the message
+// names the file and the tensor.
+Status LoadCheckpointInto(const std::filesystem::path& dir, ParamLeaves& leaves,
+                          Mesh* mesh = nullptr);
+
+struct SaveCheckpointOptions {
+  // Above this many bytes of tensor data the weights are split into
+  // model-0000i-of-0000N.safetensors shards, each at most this large unless
+  // a single tensor is larger (it then gets a shard of its own).
+  size_t max_shard_bytes = size_t{2} << 30;
+  // Storage dtype: F32 (exact) or BF16 (rounded to nearest even).
+  DType dtype = DType::kF32;
+};
+
+// Writes config.json (torch_dtype set to the storage dtype) and the weights,
+// named as transformers' save_pretrained names them; tied configs write no
+// lm_head.weight. Every file is written to a temporary name and renamed into
+// place; weight files of an earlier save in the other layout (single file vs
+// shards, or a different shard count) are removed afterwards so transformers
+// cannot pick up stale weights. The leaves must be LeafSpecsFor(config).
+Status SaveCheckpoint(const ParamLeaves& leaves, const ModelConfig& config,
+                      const std::filesystem::path& dir,
+                      const SaveCheckpointOptions& options = {});
+
+}  // namespace rlrt
+
+#endif  // RLRT_MODELS_IO_CHECKPOINT_H_
