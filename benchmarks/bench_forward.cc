@@ -19,6 +19,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <tuple>
 
 #include "models/config/model_config.h"
 #include "models/forward/kv_cache.h"
@@ -103,9 +104,10 @@ struct Bench {
   std::unique_ptr<KvCache> cache;
 };
 
-Bench& BenchFor(const std::string& preset, int devices) {
-  static std::map<std::pair<std::string, int>, std::unique_ptr<Bench>> cache;
-  auto& slot = cache[{preset, devices}];
+Bench& BenchFor(const std::string& preset, int devices, int64_t kernel) {
+  static std::map<std::tuple<std::string, int, int64_t>, std::unique_ptr<Bench>>
+      cache;
+  auto& slot = cache[{preset, devices, kernel}];
   if (!slot) {
     slot = std::make_unique<Bench>();
     slot->mesh = MeshOf(devices);
@@ -115,6 +117,8 @@ Bench& BenchFor(const std::string& preset, int devices) {
     TransformerOptions options;
     options.max_batch_tokens = 32 * kPromptTokens;
     options.max_context = kContext + 64;
+    options.matmul =
+        kernel == 0 ? MatmulKernel::kRowInvariant : MatmulKernel::kOpenBlas;
     slot->transformer =
         std::move(Transformer::Create(slot->model->config, slot->model->weights,
                                       slot->mesh.get(), options))
@@ -148,12 +152,13 @@ void ReportThroughput(benchmark::State& state, const Bench& b,
   state.counters["GFLOPs"] = gflops;
   state.counters["ratio_to_sgemm_peak"] =
       gflops / (SgemmPeakGflops() * b.mesh->size());
-  state.SetLabel(kPresets[state.range(0)]);
+  state.SetLabel(std::string(kPresets[state.range(0)]) +
+                 (state.range(3) == 0 ? " row-invariant" : " openblas"));
 }
 
 void BM_Prefill(benchmark::State& state) {
-  Bench& b =
-      BenchFor(kPresets[state.range(0)], static_cast<int>(state.range(2)));
+  Bench& b = BenchFor(kPresets[state.range(0)],
+                      static_cast<int>(state.range(2)), state.range(3));
   const int64_t batch = state.range(1);
   const ModelConfig& c = b.model->config;
   const int64_t pages_per_seq = (kPromptTokens + kPageSize - 1) / kPageSize;
@@ -179,8 +184,8 @@ void BM_Prefill(benchmark::State& state) {
 }
 
 void BM_Decode(benchmark::State& state) {
-  Bench& b =
-      BenchFor(kPresets[state.range(0)], static_cast<int>(state.range(2)));
+  Bench& b = BenchFor(kPresets[state.range(0)],
+                      static_cast<int>(state.range(2)), state.range(3));
   const int64_t batch = state.range(1);
   const ModelConfig& c = b.model->config;
   const int64_t pages_per_seq = (kContext + 64 + kPageSize - 1) / kPageSize;
@@ -226,10 +231,13 @@ void BM_Decode(benchmark::State& state) {
 void PrefillArgs(benchmark::internal::Benchmark* b) {
   for (int64_t model : {0, 1}) {
     for (int64_t batch : {1, 8, 32}) {
-      for (int64_t devices : {1, 2}) b->Args({model, batch, devices});
+      for (int64_t devices : {1, 2}) {
+        for (int64_t kernel : {0, 1}) b->Args({model, batch, devices, kernel});
+      }
     }
   }
-  b->ArgNames({"model", "batch", "devices"})->Unit(benchmark::kMillisecond);
+  b->ArgNames({"model", "batch", "devices", "kernel"})
+      ->Unit(benchmark::kMillisecond);
 }
 
 BENCHMARK(BM_Prefill)->Apply(PrefillArgs)->MinTime(1.0);

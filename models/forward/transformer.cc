@@ -242,6 +242,7 @@ Status Transformer::Forward(std::span<const SequenceInput> batch,
   head.weight = lm_head_;
   head.out = config_.vocab_size;
   head.y = logits.data();
+  head.kernel = options_.matmul;
   return LinearForward(head, mesh_);
 }
 
@@ -284,6 +285,7 @@ Status Transformer::RunLayer(int64_t layer, int64_t rows, KvCache& cache) {
     a.bias = bias;
     a.out = out;
     a.y = y;
+    a.kernel = options_.matmul;
     return LinearForward(a, mesh_);
   };
   RETURN_IF_ERROR(project(w.q_proj, w.q_bias, config_.q_dim(), q_));
@@ -319,6 +321,7 @@ Status Transformer::RunLayer(int64_t layer, int64_t rows, KvCache& cache) {
   o.out = h;
   o.y = x_;
   o.accumulate = true;  // Residual: x += o_proj(attention).
+  o.kernel = options_.matmul;
   RETURN_IF_ERROR(LinearForward(o, mesh_));
 
   RETURN_IF_ERROR(
@@ -335,6 +338,7 @@ Status Transformer::RunLayer(int64_t layer, int64_t rows, KvCache& cache) {
   down.out = h;
   down.y = x_;
   down.accumulate = true;  // Residual: x += mlp(...).
+  down.kernel = options_.matmul;
   return LinearForward(down, mesh_);
 }
 

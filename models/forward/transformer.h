@@ -27,6 +27,7 @@
 
 #include "models/config/model_config.h"
 #include "models/forward/kv_cache.h"
+#include "models/ops/linear.h"
 #include "models/page_arena.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
@@ -40,6 +41,9 @@ struct TransformerOptions {
   // Longest sequence (cached + new); at most max_position_embeddings.
   // 0: min(4096, max_position_embeddings).
   int64_t max_context = 0;
+  // The row-invariant kernel makes prefill, decode and batched results
+  // bit-identical (models/ops/linear.h); OpenBLAS is there to compare.
+  MatmulKernel matmul = MatmulKernel::kRowInvariant;
 };
 
 // One sequence's part of a Forward call.

@@ -2,13 +2,17 @@
 // [out_features, in_features], row-major.
 //
 // Shapes: x [T, K], W [N, K], b [N] or null, y [T, N] (row stride ldy >= N).
-// The N output columns are split across the mesh's workers in blocks of 16.
-// With more than kSkinnyRows rows each worker calls single-threaded OpenBLAS
-// sgemm on its block. With few rows (decode) sgemm would spend its time
-// packing the weight panel, so a streaming kernel reads each weight row
-// exactly once instead; that kernel's per-row results do not depend on the
-// number of rows. Either way an output element's K-reduction happens inside
-// one worker, so results do not depend on the worker count.
+// The N output columns are split across the mesh's workers in blocks of 16;
+// an output's K-reduction always happens within one worker, so results do
+// not depend on the worker count.
+//
+// Two kernels:
+//  - kRowInvariant (default): models/ops/gemm.h. A row's results do not
+//    depend on the other rows, so decode, prefill, batched and training
+//    forwards of the same tokens give the same bits: the sampler's logprobs
+//    equal the trainer's exactly.
+//  - kOpenBlas: single-threaded OpenBLAS sgemm per worker. Faster for large
+//    row counts, but its rounding depends on the row count.
 #ifndef RLRT_MODELS_OPS_LINEAR_H_
 #define RLRT_MODELS_OPS_LINEAR_H_
 
@@ -19,7 +23,7 @@
 
 namespace rlrt {
 
-inline constexpr int64_t kSkinnyRows = 8;
+enum class MatmulKernel { kRowInvariant, kOpenBlas };
 
 struct LinearArgs {
   const float* x = nullptr;
@@ -32,6 +36,7 @@ struct LinearArgs {
   int64_t ldy = 0;  // 0 means N.
   // y += x W^T (+ b) instead of y = ...; fuses residual connections.
   bool accumulate = false;
+  MatmulKernel kernel = MatmulKernel::kRowInvariant;
 };
 
 // Runs on `mesh` (inline when null).
