@@ -131,23 +131,28 @@ Bench& BenchFor(const std::string& preset, int devices, int64_t kernel) {
   return *slot;
 }
 
-// Matmul FLOPs per token (every linear weight and the LM head) plus the
-// attention's 4 * context * q_dim per layer.
-double FlopsPerToken(const ModelConfig& c, int64_t context) {
-  const double per_layer = c.hidden_size * (c.q_dim() + 2 * c.kv_dim()) +
-                           c.q_dim() * c.hidden_size +
+// FLOPs actually executed: per token, every layer's matmuls (2 * weights)
+// and attention (4 * context * q_dim); per logit row, the LM head. Prefill
+// computes logits only for each sequence's last token.
+double ForwardFlops(const ModelConfig& c, double tokens, double logit_rows,
+                    int64_t context) {
+  const double per_layer = c.hidden_size * (c.q_dim() + 2.0 * c.kv_dim()) +
+                           double(c.q_dim()) * c.hidden_size +
                            3.0 * c.hidden_size * c.intermediate_size;
-  const double matmul =
-      c.num_hidden_layers * per_layer + double(c.vocab_size) * c.hidden_size;
-  return 2 * matmul + c.num_hidden_layers * 4.0 * context * c.q_dim();
+  const double per_token =
+      c.num_hidden_layers * (2.0 * per_layer + 4.0 * context * c.q_dim());
+  return tokens * per_token + logit_rows * 2.0 * c.vocab_size * c.hidden_size;
 }
 
 const char* kPresets[] = {"qwen3-tiny", "qwen3-0.6b"};
 
-void ReportThroughput(benchmark::State& state, const Bench& b,
-                      double tokens_per_s, int64_t context) {
+// `tokens` and `logit_rows` are per call; `seconds` is the mean per call.
+void ReportThroughput(benchmark::State& state, const Bench& b, double tokens,
+                      double logit_rows, int64_t context, double seconds) {
+  const double tokens_per_s = tokens / seconds;
   const double gflops =
-      FlopsPerToken(b.model->config, context) * tokens_per_s / 1e9;
+      ForwardFlops(b.model->config, tokens, logit_rows, context) / seconds /
+      1e9;
   state.counters["tokens_per_s"] = tokens_per_s;
   state.counters["GFLOPs"] = gflops;
   state.counters["ratio_to_sgemm_peak"] =
@@ -179,8 +184,8 @@ void BM_Prefill(benchmark::State& state) {
     timed += Seconds(t0, Clock::now());
   }
   // Attention in prefill sees on average half the prompt.
-  ReportThroughput(state, b, batch * kPromptTokens * state.iterations() / timed,
-                   kPromptTokens / 2);
+  ReportThroughput(state, b, batch * kPromptTokens, batch, kPromptTokens / 2,
+                   timed / state.iterations());
 }
 
 void BM_Decode(benchmark::State& state) {
@@ -218,7 +223,7 @@ void BM_Decode(benchmark::State& state) {
     timed += Seconds(t0, Clock::now());
   }
   const double steps = static_cast<double>(state.iterations());
-  ReportThroughput(state, b, batch * steps / timed, kContext);
+  ReportThroughput(state, b, batch, batch, kContext, timed / steps);
   if (batch == 1) {
     const double weight_bytes_per_s =
         b.model->weights.total_bytes() * steps / timed;

@@ -18,10 +18,10 @@
 #include <cstring>
 #include <memory>
 
+#include "models/config/param_budget.h"
 #include "models/leaf_init.h"
 #include "models/page_arena.h"
 #include "models/param_leaves.h"
-#include "models/synthetic_structure.h"
 #include "partition/device.h"
 #include "partition/mesh.h"
 #include "sampler/update_apply.h"
@@ -50,9 +50,9 @@ std::unique_ptr<Mesh> MeshOf(int devices) {
 // same byte count, all touched once so no timed region pays page faults.
 struct Fixture {
   explicit Fixture(int64_t bytes) {
-    auto shape = ShapeForParamBudget(bytes / 4);
+    auto shape = ConfigForParamBudget(bytes / 4);
     CHECK(shape.ok()) << shape.status();
-    const auto specs = Qwen3LeafSpecs(*shape);
+    const auto specs = LeafSpecsFor(*shape);
     source = std::make_unique<ParamLeaves>(
         std::move(ParamLeaves::Allocate(specs)).value());
     target = std::make_unique<ParamLeaves>(
@@ -130,7 +130,8 @@ void BM_SerializedApply(benchmark::State& state) {
   // capacity from one update to the next, as in a long-running receiver.
   f.update.set_version(version++);
   f.update.SerializeToString(&wire);
-  CHECK(ApplySerializedUpdateParams(wire, &scratch, *f.target, mesh.get()).ok());
+  CHECK(
+      ApplySerializedUpdateParams(wire, &scratch, *f.target, mesh.get()).ok());
   double timed = 0, memcpy_total = 0;
   for (auto _ : state) {
     memcpy_total += f.TimeMemcpy();

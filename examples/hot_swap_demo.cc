@@ -13,10 +13,10 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "models/config/param_budget.h"
 #include "models/leaf_checksum.h"
 #include "models/leaf_init.h"
 #include "models/param_leaves.h"
-#include "models/synthetic_structure.h"
 #include "partition/device.h"
 #include "partition/partition_spec.h"
 #include "sampler/update_apply.h"
@@ -69,8 +69,8 @@ Status Run() {
         {"devices", devices.size()},
         {"meshes", partition.ToString()}});
 
-  ASSIGN_OR_RETURN(SyntheticShape shape, ShapeForParamBudget(FLAGS_num_params));
-  const std::vector<LeafSpec> specs = Qwen3LeafSpecs(shape);
+  ASSIGN_OR_RETURN(ModelConfig shape, ConfigForParamBudget(FLAGS_num_params));
+  const std::vector<LeafSpec> specs = LeafSpecsFor(shape);
   auto start = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(ParamLeaves trainer, ParamLeaves::Allocate(specs));
   ASSIGN_OR_RETURN(ParamLeaves sampler, ParamLeaves::Allocate(specs));
@@ -81,7 +81,7 @@ Status Run() {
         {"num_leaves", trainer.size()},
         {"bytes", trainer.total_bytes()},
         {"hidden_size", shape.hidden_size},
-        {"num_layers", shape.num_layers},
+        {"num_layers", shape.num_hidden_layers},
         {"structure_fingerprint", Hex(trainer.fingerprint())},
         {"init_ms", MsSince(start)}});
 

@@ -7,20 +7,19 @@
 
 namespace rlrt {
 
-Status CopyLeafBytes(const ParamLeaves& layout, LeafDataFn src,
-                     MutableLeafDataFn dst, Mesh* mesh) {
+Status ForEachLeafPiece(const ParamLeaves& layout, Mesh* mesh, LeafPieceFn fn) {
   const size_t total = layout.total_bytes();
   if (total == 0) return OkStatus();
   const std::vector<size_t>& offsets = layout.byte_offsets();
   const int workers = NumWorkers(mesh);
-  // Range boundaries on 4 KiB so no two workers write the same page.
   constexpr size_t kGrain = 4096;
+  auto boundary = [&](int64_t k) {
+    return k == workers
+               ? total
+               : std::min(total, total / workers * k / kGrain * kGrain);
+  };
   return ParallelForOrInline(mesh, workers, [&](const Shard& s) {
     for (int64_t w = s.begin; w < s.end; ++w) {
-      auto boundary = [&](int64_t k) {
-        const size_t b = total / workers * k / kGrain * kGrain;
-        return k == workers ? total : std::min(b, total);
-      };
       size_t pos = boundary(w);
       const size_t end = boundary(w + 1);
       if (pos >= end) continue;
@@ -29,18 +28,22 @@ Status CopyLeafBytes(const ParamLeaves& layout, LeafDataFn src,
           std::upper_bound(offsets.begin(), offsets.end(), pos) -
           offsets.begin() - 1);
       while (pos < end) {
-        const size_t leaf_end = offsets[leaf + 1];
-        const size_t n = std::min(end, leaf_end) - pos;
-        if (n > 0) {
-          const size_t in_leaf = pos - offsets[leaf];
-          std::memcpy(dst(leaf) + in_leaf, src(leaf) + in_leaf, n);
-        }
+        const size_t n = std::min(end, offsets[leaf + 1]) - pos;
+        if (n > 0) fn(leaf, pos - offsets[leaf], n);
         pos += n;
         ++leaf;
       }
     }
     return OkStatus();
   });
+}
+
+Status CopyLeafBytes(const ParamLeaves& layout, LeafDataFn src,
+                     MutableLeafDataFn dst, Mesh* mesh) {
+  return ForEachLeafPiece(
+      layout, mesh, [&](size_t leaf, size_t offset, size_t size) {
+        std::memcpy(dst(leaf) + offset, src(leaf) + offset, size);
+      });
 }
 
 }  // namespace rlrt

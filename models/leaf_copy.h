@@ -18,6 +18,13 @@ namespace rlrt {
 // Destination of leaf i's bytes.
 using MutableLeafDataFn = FunctionRef<std::byte*(size_t leaf)>;
 
+// Splits the concatenated bytes of `layout`'s leaves into one contiguous
+// range per worker, with boundaries on 4 KiB (so no two workers write one
+// page and no element is split), and calls fn(leaf, offset, size) on that
+// worker for each leaf's share of its range, in order.
+using LeafPieceFn = FunctionRef<void(size_t leaf, size_t offset, size_t size)>;
+Status ForEachLeafPiece(const ParamLeaves& layout, Mesh* mesh, LeafPieceFn fn);
+
 // Copies every leaf of `layout` from src(i) to dst(i). Allocates nothing.
 Status CopyLeafBytes(const ParamLeaves& layout, LeafDataFn src,
                      MutableLeafDataFn dst, Mesh* mesh);

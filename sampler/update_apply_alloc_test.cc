@@ -8,10 +8,11 @@
 #include <new>
 #include <vector>
 
+#include "models/config/param_budget.h"
 #include "models/leaf_init.h"
-#include "models/synthetic_structure.h"
 #include "models/test_util.h"
 #include "sampler/update_apply.h"
+#include "sampler/update_test_util.h"
 
 namespace {
 std::atomic<long> g_allocations{0};
@@ -39,16 +40,7 @@ TEST(UpdateApplyAllocTest, SteadyStateApplyAllocatesNothing) {
   ParamLeaves target = testing::AllocateOrDie(testing::MixedSpecs());
   ASSERT_TRUE(FillDummy(source, 1).ok());
   auto mesh = testing::MakeMesh(2);
-  proto::UpdateParams u;
-  u.set_structure_fingerprint(source.fingerprint());
-  for (size_t i = 0; i < source.size(); ++i) {
-    proto::Leaf* leaf = u.add_leaves();
-    leaf->set_name(source.spec(i).name);
-    for (int64_t d : source.spec(i).shape) leaf->add_shape(d);
-    leaf->set_dtype(DTypeToProto(source.spec(i).dtype));
-    leaf->set_data(reinterpret_cast<const char*>(source.data(i)),
-                   source.bytes(i));
-  }
+  proto::UpdateParams u = testing::HandBuiltUpdate(source, 0);
   u.set_expected_content_hash(ContentHash(source));
   u.set_return_checksums(true);
   // Warm-up: the first apply may size lazily created state.
@@ -67,21 +59,12 @@ TEST(UpdateApplyAllocTest, SteadyStateApplyAllocatesNothing) {
 TEST(UpdateApplyAllocTest, SerializedPathReusesTheScratchMessage) {
   // Real Hugging Face names are longer than the small-string buffer, so this
   // also shows parsing reuses the name strings.
-  const auto specs = Qwen3LeafSpecs(*ShapeForParamBudget(2'000'000));
+  const auto specs = LeafSpecsFor(*ConfigForParamBudget(2'000'000));
   ParamLeaves source = testing::AllocateOrDie(specs);
   ParamLeaves target = testing::AllocateOrDie(specs);
   ASSERT_TRUE(FillDummy(source, 1).ok());
   auto mesh = testing::MakeMesh(2);
-  proto::UpdateParams u;
-  u.set_structure_fingerprint(source.fingerprint());
-  for (size_t i = 0; i < source.size(); ++i) {
-    proto::Leaf* leaf = u.add_leaves();
-    leaf->set_name(source.spec(i).name);
-    for (int64_t d : source.spec(i).shape) leaf->add_shape(d);
-    leaf->set_dtype(DTypeToProto(source.spec(i).dtype));
-    leaf->set_data(reinterpret_cast<const char*>(source.data(i)),
-                   source.bytes(i));
-  }
+  proto::UpdateParams u = testing::HandBuiltUpdate(source, 0);
   std::vector<std::string> wires;
   for (uint64_t v = 1; v < 12; ++v) {
     u.set_version(v);

@@ -6,6 +6,7 @@
 
 #include "models/leaf_init.h"
 #include "models/test_util.h"
+#include "sampler/update_test_util.h"
 
 namespace rlrt {
 namespace {
@@ -15,22 +16,8 @@ using testing::MakeMesh;
 using testing::MixedSpecs;
 using testing::SameBytes;
 
-// Builds the message field by field from the source leaves, independently of
-// trainer_bridge's builder.
 proto::UpdateParams HandBuilt(const ParamLeaves& src, uint64_t version) {
-  proto::UpdateParams u;
-  u.set_version(version);
-  u.set_structure_fingerprint(src.fingerprint());
-  for (size_t i = 0; i < src.size(); ++i) {
-    proto::Leaf* leaf = u.add_leaves();
-    leaf->set_name(src.spec(i).name);
-    for (int64_t d : src.spec(i).shape) leaf->add_shape(d);
-    leaf->set_dtype(src.spec(i).dtype == DType::kF32    ? proto::F32
-                    : src.spec(i).dtype == DType::kBF16 ? proto::BF16
-                                                        : proto::F16);
-    leaf->set_data(reinterpret_cast<const char*>(src.data(i)), src.bytes(i));
-  }
-  return u;
+  return testing::HandBuiltUpdate(src, version);
 }
 
 class UpdateApplyTest : public ::testing::Test {

@@ -3,9 +3,9 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include "models/config/param_budget.h"
 #include "models/leaf_checksum.h"
 #include "models/leaf_init.h"
-#include "models/synthetic_structure.h"
 #include "models/test_util.h"
 #include "sampler/update_apply.h"
 
@@ -46,7 +46,7 @@ TEST(UpdateBuilderTest, BuildsEveryFieldFromTheLeaves) {
 }
 
 TEST(UpdateBuilderTest, TrainerToSamplerRoundTripInProcessAndSerialized) {
-  const auto specs = Qwen3LeafSpecs(*ShapeForParamBudget(4'000'000));
+  const auto specs = LeafSpecsFor(*ConfigForParamBudget(4'000'000));
   ParamLeaves trainer = AllocateOrDie(specs);
   ParamLeaves sampler = AllocateOrDie(specs);
   auto actor = MakeMesh(1, "actor");

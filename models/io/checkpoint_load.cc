@@ -6,6 +6,7 @@
 
 #include "models/io/checkpoint.h"
 #include "models/io/checkpoint_files.h"
+#include "models/leaf_copy.h"
 #include "models/leaf_spec.h"
 #include "models/parallel.h"
 
@@ -129,44 +130,16 @@ StatusOr<std::vector<const SafetensorsTensor*>> MatchTensorsToLeaves(
   return sources;
 }
 
-// Fills every leaf from its source, one contiguous range of the
-// concatenated leaf bytes per worker (as CopyLeafBytes splits copies).
+// Fills every leaf from its source, split across the mesh as copies are.
 Status ConvertIntoLeaves(ParamLeaves& leaves,
                          const std::vector<const SafetensorsTensor*>& sources,
                          Mesh* mesh) {
-  const size_t total = leaves.total_bytes();
-  if (total == 0) return OkStatus();
-  const std::vector<size_t>& offsets = leaves.byte_offsets();
-  const int workers = NumWorkers(mesh);
-  // Boundaries on 4 KiB (a multiple of sizeof(float)) so no two workers
-  // write one page and no float is split.
-  constexpr size_t kGrain = 4096;
-  auto boundary = [&](int64_t k) {
-    return k == workers
-               ? total
-               : std::min(total, total / workers * k / kGrain * kGrain);
-  };
-  return ParallelForOrInline(mesh, workers, [&](const Shard& s) {
-    for (int64_t w = s.begin; w < s.end; ++w) {
-      size_t pos = boundary(w);
-      const size_t end = boundary(w + 1);
-      if (pos >= end) continue;
-      size_t leaf = static_cast<size_t>(
-          std::upper_bound(offsets.begin(), offsets.end(), pos) -
-          offsets.begin() - 1);
-      while (pos < end) {
-        const size_t n = std::min(end, offsets[leaf + 1]) - pos;
-        if (n > 0) {
-          const size_t first = (pos - offsets[leaf]) / sizeof(float);
-          ConvertToF32(*sources[leaf], first, n / sizeof(float),
-                       leaves.F32(leaf).data() + first);
-        }
-        pos += n;
-        ++leaf;
-      }
-    }
-    return OkStatus();
-  });
+  return ForEachLeafPiece(
+      leaves, mesh, [&](size_t leaf, size_t offset, size_t size) {
+        const size_t first = offset / sizeof(float);
+        ConvertToF32(*sources[leaf], first, size / sizeof(float),
+                     leaves.F32(leaf).data() + first);
+      });
 }
 
 Status LoadWithConfig(const std::filesystem::path& dir,
