@@ -1,14 +1,14 @@
 // bench_tokenizer: Qwen3 encode speed on the first GSM8K test questions
 // (microseconds per question; items_per_second is questions per second).
-//   bench_tokenizer --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   bench_tokenizer --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
+#include <glog/logging.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <glog/logging.h>
-#include <nlohmann/json.hpp>
 
 #include "models/tokenizer/tokenizer.h"
 

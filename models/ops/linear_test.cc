@@ -28,12 +28,14 @@ std::vector<double> Reference(const std::vector<float>& x,
 }
 
 TEST(LinearTest, MatchesNaiveProductForAnyWorkerCountAndKernel) {
-  const int64_t t = 5, k = 37, n = 53;  // Odd sizes: partial blocks and K tails.
+  const int64_t t = 5, k = 37,
+                n = 53;  // Odd sizes: partial blocks and K tails.
   auto x = RandomVector(t * k, 1);
   auto w = RandomVector(n * k, 2);
   auto b = RandomVector(n, 3);
   const std::vector<double> expected = Reference(x, w, &b, t, k, n);
-  for (MatmulKernel kernel : {MatmulKernel::kRowInvariant, MatmulKernel::kOpenBlas}) {
+  for (MatmulKernel kernel :
+       {MatmulKernel::kRowInvariant, MatmulKernel::kOpenBlas}) {
     std::vector<float> first;
     for (int workers : {0, 1, 2, 3, 8}) {
       auto mesh = workers > 0 ? testing::MakeMesh(workers) : nullptr;
@@ -41,7 +43,8 @@ TEST(LinearTest, MatchesNaiveProductForAnyWorkerCountAndKernel) {
       LinearArgs a{x.data(), t, k, w.data(), b.data(), n, y.data()};
       a.kernel = kernel;
       ASSERT_TRUE(LinearForward(a, mesh.get()).ok());
-      EXPECT_LT(MaxAbsDiff(y.data(), expected.data(), y.size()), 1e-4) << workers;
+      EXPECT_LT(MaxAbsDiff(y.data(), expected.data(), y.size()), 1e-4)
+          << workers;
       // Bit-identical across worker counts.
       if (first.empty()) first = y;
       EXPECT_EQ(y, first) << workers;
@@ -54,16 +57,19 @@ TEST(LinearTest, AccumulatesAndHonoursRowStride) {
   auto x = RandomVector(t * k, 4);
   auto w = RandomVector(n * k, 5);
   const std::vector<double> product = Reference(x, w, nullptr, t, k, n);
-  for (MatmulKernel kernel : {MatmulKernel::kRowInvariant, MatmulKernel::kOpenBlas}) {
+  for (MatmulKernel kernel :
+       {MatmulKernel::kRowInvariant, MatmulKernel::kOpenBlas}) {
     std::vector<float> y(t * ldy, 1.5f);
-    LinearArgs a{x.data(), t, k, w.data(), nullptr, n, y.data(), ldy, true, kernel};
+    LinearArgs a{x.data(), t,        k,   w.data(), nullptr,
+                 n,        y.data(), ldy, true,     kernel};
     auto mesh = testing::MakeMesh(2);
     ASSERT_TRUE(LinearForward(a, mesh.get()).ok());
     for (int64_t r = 0; r < t; ++r) {
       for (int64_t c = 0; c < n; ++c) {
         EXPECT_NEAR(y[r * ldy + c], 1.5 + product[r * n + c], 1e-4);
       }
-      for (int64_t c = n; c < ldy; ++c) EXPECT_EQ(y[r * ldy + c], 1.5f);  // Untouched.
+      for (int64_t c = n; c < ldy; ++c)
+        EXPECT_EQ(y[r * ldy + c], 1.5f);  // Untouched.
     }
   }
 }
@@ -78,7 +84,9 @@ TEST(LinearTest, LargeProductsMatchTheReference) {
     auto x = RandomVector(t * k, 10 + t);
     const std::vector<double> expected = Reference(x, w, &b, t, k, n);
     std::vector<float> y(t * n);
-    ASSERT_TRUE(LinearForward({x.data(), t, k, w.data(), b.data(), n, y.data()}, nullptr).ok());
+    ASSERT_TRUE(LinearForward({x.data(), t, k, w.data(), b.data(), n, y.data()},
+                              nullptr)
+                    .ok());
     EXPECT_LT(MaxAbsDiff(y.data(), expected.data(), y.size()), 2e-5) << t;
   }
 }
@@ -91,11 +99,16 @@ TEST(LinearTest, RowResultsDoNotDependOnOtherRows) {
   auto w = RandomVector(n * k, 6);
   auto x = RandomVector(t * k, 7);
   std::vector<float> batch(t * n), single(n);
-  ASSERT_TRUE(LinearForward({x.data(), t, k, w.data(), nullptr, n, batch.data()}, nullptr).ok());
+  ASSERT_TRUE(LinearForward(
+                  {x.data(), t, k, w.data(), nullptr, n, batch.data()}, nullptr)
+                  .ok());
   for (int64_t r = 0; r < t; ++r) {
-    ASSERT_TRUE(LinearForward({x.data() + r * k, 1, k, w.data(), nullptr, n, single.data()},
-                              nullptr).ok());
-    for (int64_t c = 0; c < n; ++c) ASSERT_EQ(single[c], batch[r * n + c]) << r << "," << c;
+    ASSERT_TRUE(LinearForward({x.data() + r * k, 1, k, w.data(), nullptr, n,
+                               single.data()},
+                              nullptr)
+                    .ok());
+    for (int64_t c = 0; c < n; ++c)
+      ASSERT_EQ(single[c], batch[r * n + c]) << r << "," << c;
   }
 }
 
