@@ -120,6 +120,7 @@ Status Transformer::AllocateWorkspace() {
     *targets[i] = next;
     next += (sizes[i] + 15) / 16 * 16;
   }
+  rope_inv_freq_ = RopeInverseFrequencies(config_.head_dim, config_.rope_theta);
   tokens_.resize(t);
   positions_.resize(t);
   row_pages_.resize(t);
@@ -220,8 +221,7 @@ Status Transformer::Forward(std::span<const SequenceInput> batch,
 
   const int64_t h = config_.hidden_size;
   RETURN_IF_ERROR(EmbeddingForward(embed_, h, tokens_.data(), rows, x_, mesh_));
-  RopeTables(positions_.data(), rows, config_.head_dim, config_.rope_theta,
-             cos_, sin_);
+  RopeTables(positions_.data(), rows, rope_inv_freq_, cos_, sin_);
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
     RETURN_IF_ERROR(RunLayer(l, rows, cache));
   }

@@ -128,6 +128,7 @@ class Transformer {
   float* cos_ = nullptr;                   // [T, head_dim / 2]
   float* sin_ = nullptr;                   // [T, head_dim / 2]
   float* scores_ = nullptr;                // [workers, max_context]
+  std::vector<double> rope_inv_freq_;      // [head_dim / 2], fixed per model
   std::vector<int32_t> tokens_;            // [T]
   std::vector<int32_t> positions_;         // [T]
   std::vector<const int32_t*> row_pages_;  // [T] the page table of each row

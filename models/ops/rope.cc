@@ -6,14 +6,22 @@
 
 namespace rlrt {
 
-void RopeTables(const int32_t* positions, int64_t rows, int64_t head_dim,
-                double theta, float* cos_out, float* sin_out) {
-  const int64_t half = head_dim / 2;
+std::vector<double> RopeInverseFrequencies(int64_t head_dim, double theta) {
+  std::vector<double> inv_freq(head_dim / 2);
+  for (int64_t i = 0; i < head_dim / 2; ++i) {
+    inv_freq[i] = std::pow(
+        theta, -static_cast<double>(2 * i) / static_cast<double>(head_dim));
+  }
+  return inv_freq;
+}
+
+void RopeTables(const int32_t* positions, int64_t rows,
+                const std::vector<double>& inv_freq, float* cos_out,
+                float* sin_out) {
+  const int64_t half = static_cast<int64_t>(inv_freq.size());
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t i = 0; i < half; ++i) {
-      const double inv_freq = std::pow(
-          theta, -static_cast<double>(2 * i) / static_cast<double>(head_dim));
-      const double angle = static_cast<double>(positions[r]) * inv_freq;
+      const double angle = static_cast<double>(positions[r]) * inv_freq[i];
       cos_out[r * half + i] = static_cast<float>(std::cos(angle));
       sin_out[r * half + i] = static_cast<float>(std::sin(angle));
     }

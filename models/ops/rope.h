@@ -9,15 +9,20 @@
 #define RLRT_MODELS_OPS_ROPE_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "partition/mesh.h"
 #include "partition/util/status.h"
 
 namespace rlrt {
 
+// theta^(-2i/head_dim) for i < head_dim/2: fixed per model, computed once.
+std::vector<double> RopeInverseFrequencies(int64_t head_dim, double theta);
+
 // cos/sin tables [rows, head_dim/2] for the given positions.
-void RopeTables(const int32_t* positions, int64_t rows, int64_t head_dim,
-                double theta, float* cos_out, float* sin_out);
+void RopeTables(const int32_t* positions, int64_t rows,
+                const std::vector<double>& inv_freq, float* cos_out,
+                float* sin_out);
 
 // Rotates x [rows, heads * head_dim] in place; row r uses table row r.
 Status RopeForward(float* x, int64_t rows, int64_t heads, int64_t head_dim,

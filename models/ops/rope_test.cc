@@ -15,7 +15,8 @@ TEST(RopeTest, RotatesHalvesAtTheRightAngles) {
   const int64_t rows = positions.size();
   const double theta = 1e6;
   std::vector<float> cos_t(rows * d / 2), sin_t(rows * d / 2);
-  RopeTables(positions.data(), rows, d, theta, cos_t.data(), sin_t.data());
+  RopeTables(positions.data(), rows, RopeInverseFrequencies(d, theta),
+             cos_t.data(), sin_t.data());
   auto x = testing::RandomVector(rows * heads * d, 3);
   auto original = x;
   ASSERT_TRUE(
@@ -44,7 +45,8 @@ TEST(RopeTest, DotProductsDependOnlyOnRelativePosition) {
   auto dot_at = [&](int32_t p) {
     std::vector<int32_t> pos = {p, p + 7};
     std::vector<float> c(2 * d / 2), s(2 * d / 2);
-    RopeTables(pos.data(), 2, d, 10000.0, c.data(), s.data());
+    RopeTables(pos.data(), 2, RopeInverseFrequencies(d, 10000.0), c.data(),
+               s.data());
     std::vector<float> both(2 * d);
     std::copy(q.begin(), q.end(), both.begin());
     std::copy(k.begin(), k.end(), both.begin() + d);
