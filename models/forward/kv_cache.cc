@@ -1,6 +1,7 @@
 #include "models/forward/kv_cache.h"
 
 #include <cassert>
+#include <cstring>
 
 namespace rlrt {
 
@@ -61,6 +62,15 @@ float* KvCache::KeySlot(int64_t layer, int32_t page, int64_t kv_head,
 float* KvCache::ValueSlot(int64_t layer, int32_t page, int64_t kv_head,
                           int64_t slot) {
   return Slot(values_, layer, page, kv_head, slot);
+}
+
+void KvCache::CopyPage(int32_t from, int32_t to) {
+  const size_t bytes = shape_.page_stride() * sizeof(float);
+  for (int64_t layer = 0; layer < shape_.num_layers; ++layer) {
+    std::memcpy(KeySlot(layer, to, 0, 0), KeySlot(layer, from, 0, 0), bytes);
+    std::memcpy(ValueSlot(layer, to, 0, 0), ValueSlot(layer, from, 0, 0),
+                bytes);
+  }
 }
 
 PagePool::PagePool(int64_t num_pages) : refs_(num_pages, 0) {

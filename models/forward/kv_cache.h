@@ -43,6 +43,8 @@ class KvCache {
   PagedKvView LayerView(int64_t layer) const;
   float* KeySlot(int64_t layer, int32_t page, int64_t kv_head, int64_t slot);
   float* ValueSlot(int64_t layer, int32_t page, int64_t kv_head, int64_t slot);
+  // Copies page `from`'s keys and values in every layer into page `to`.
+  void CopyPage(int32_t from, int32_t to);
 
  private:
   KvCache(const KvCacheShape& shape, PageArena arena);
