@@ -4,25 +4,36 @@
 #include <cmath>
 #include <string>
 
+#include "models/ops/fast_exp.h"
 #include "models/ops/log_softmax.h"
 
 namespace rlrt {
 
 class SamplingKernel {
  public:
-  // The surviving tokens in id order, their tempered logits, and the parts
-  // of their log-sum-exp.
+  // The surviving tokens and their weights exp(z - max), z the tempered
+  // logits. When `all` is set every id below the vocabulary survives and
+  // weights are indexed by id; otherwise ids lists the survivors in id order
+  // and weights follow it.
   struct Distribution {
+    bool all = false;
     int64_t size = 0;
-    double max = 0;
-    double log_sum = 0;
+    float max = 0;
+    double sum = 0;
   };
 
   static StatusOr<Distribution> Build(const float* logits, int64_t vocab,
                                       const SamplingParams& p,
                                       SamplingScratch& s);
-  static std::vector<int32_t>& ids(SamplingScratch& s) { return s.ids_; }
-  static std::vector<float>& values(SamplingScratch& s) { return s.values_; }
+  static const std::vector<int32_t>& ids(const SamplingScratch& s) {
+    return s.ids_;
+  }
+  static const std::vector<float>& z(const SamplingScratch& s) {
+    return s.values_;
+  }
+  static const std::vector<float>& weights(const SamplingScratch& s) {
+    return s.weights_;
+  }
 };
 
 namespace {
@@ -71,18 +82,33 @@ Status ValidateSamplingParams(const SamplingParams& p) {
 SamplingScratch::SamplingScratch(int64_t vocab_size) {
   ids_.reserve(vocab_size);
   values_.reserve(vocab_size);
+  weights_.reserve(vocab_size);
 }
 
 StatusOr<SamplingKernel::Distribution> SamplingKernel::Build(
     const float* logits, int64_t vocab, const SamplingParams& p,
     SamplingScratch& s) {
-  std::vector<int32_t>& ids = s.ids_;
   std::vector<float>& z = s.values_;  // Tempered logits, indexed by token id.
-  ids.clear();
+  std::vector<float>& w = s.weights_;
+  std::vector<int32_t>& ids = s.ids_;
   z.resize(vocab);
   const float inv_t = 1.0f / p.temperature;
+  Distribution d;
+  for (int64_t i = 0; i < vocab; ++i) z[i] = logits[i] * inv_t;
+  d.max = ScaledMax(z.data(), vocab, 1.0f);
+  const bool top_k = p.top_k > 0 && p.top_k < vocab;
+  if (!top_k && p.top_p >= 1.0f && p.min_p <= 0.0f) {
+    // No truncation: one vectorised pass, weights indexed by id. This is
+    // the same sum log_softmax computes, so at temperature 1 the reported
+    // logprob equals TokenLogprob's bit for bit.
+    w.resize(vocab);
+    d.all = true;
+    d.size = vocab;
+    d.sum = ExpShiftedSum(z.data(), vocab, 1.0f, d.max, w.data());
+    return d;
+  }
+  ids.clear();
   for (int64_t i = 0; i < vocab; ++i) {
-    z[i] = logits[i] * inv_t;
     if (z[i] != -INFINITY) ids.push_back(static_cast<int32_t>(i));
   }
   // Descending by tempered logit, ties by lower id: a total order, so the
@@ -90,32 +116,34 @@ StatusOr<SamplingKernel::Distribution> SamplingKernel::Build(
   auto more_likely = [&](int32_t a, int32_t b) {
     return z[a] > z[b] || (z[a] == z[b] && a < b);
   };
-
-  if (p.top_k > 0 && static_cast<size_t>(p.top_k) < ids.size()) {
+  bool reordered = false;
+  if (top_k && static_cast<size_t>(p.top_k) < ids.size()) {
     std::nth_element(ids.begin(), ids.begin() + p.top_k, ids.end(),
                      more_likely);
     ids.resize(p.top_k);
+    reordered = true;
   }
   if (p.top_p < 1.0f) {
-    double max = -INFINITY;
-    for (int32_t i : ids) max = std::max<double>(max, z[i]);
+    float max = -INFINITY;
+    for (int32_t i : ids) max = std::max(max, z[i]);
     double sum = 0;
-    for (int32_t i : ids) sum += std::exp(z[i] - max);
+    for (int32_t i : ids) sum += ExpNonPositive(z[i] - max);
     // Tokens below eps carry less than (1 - top_p) / 2 of the mass in all,
     // so the nucleus is always complete before reaching them: dropping them
     // first keeps the sort small without changing the result.
     const double eps =
         (1.0 - p.top_p) / (2.0 * static_cast<double>(ids.size()));
-    std::erase_if(ids,
-                  [&](int32_t i) { return std::exp(z[i] - max) / sum < eps; });
+    std::erase_if(
+        ids, [&](int32_t i) { return ExpNonPositive(z[i] - max) / sum < eps; });
     std::sort(ids.begin(), ids.end(), more_likely);
     double before = 0;
     size_t keep = 0;
     while (keep < ids.size() && before < p.top_p) {
-      before += std::exp(z[ids[keep]] - max) / sum;
+      before += ExpNonPositive(z[ids[keep]] - max) / sum;
       ++keep;
     }
     ids.resize(std::max<size_t>(keep, 1));
+    reordered = true;
   }
   if (p.min_p > 0.0f) {
     // p_i >= min_p * p_max  <=>  z_i >= z_max + log(min_p).
@@ -126,16 +154,28 @@ StatusOr<SamplingKernel::Distribution> SamplingKernel::Build(
     std::erase_if(ids, [&](int32_t i) { return z[i] < cut; });
   }
   // Draws walk the survivors in id order, whatever selected them.
-  std::sort(ids.begin(), ids.end());
-  Distribution d;
+  if (reordered) std::sort(ids.begin(), ids.end());
   d.size = static_cast<int64_t>(ids.size());
   d.max = -INFINITY;
-  for (int32_t i : ids) d.max = std::max<double>(d.max, z[i]);
-  double sum = 0;
-  for (int32_t i : ids) sum += std::exp(z[i] - d.max);
-  d.log_sum = std::log(sum);
+  for (int32_t i : ids) d.max = std::max(d.max, z[i]);
+  w.resize(ids.size());
+  double lanes[8] = {};
+  for (size_t j = 0; j < ids.size(); ++j) {
+    w[j] = ExpNonPositive(z[ids[j]] - d.max);
+    lanes[j & 7] += w[j];
+  }
+  d.sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+          ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
   return d;
 }
+
+namespace {
+
+float LogprobOf(const SamplingKernel::Distribution& d, float z) {
+  return static_cast<float>(static_cast<double>(z - d.max) - std::log(d.sum));
+}
+
+}  // namespace
 
 StatusOr<SampledToken> SampleToken(const float* logits, int64_t vocab_size,
                                    const SamplingParams& params, uint64_t step,
@@ -150,19 +190,21 @@ StatusOr<SampledToken> SampleToken(const float* logits, int64_t vocab_size,
   ASSIGN_OR_RETURN(const SamplingKernel::Distribution d,
                    SamplingKernel::Build(logits, vocab_size, params, scratch));
   const std::vector<int32_t>& ids = SamplingKernel::ids(scratch);
-  const std::vector<float>& z = SamplingKernel::values(scratch);
-  const double u = Uniform(params.seed, step);
+  const std::vector<float>& w = SamplingKernel::weights(scratch);
+  const std::vector<float>& z = SamplingKernel::z(scratch);
+  // Walk the cumulative weights in id order to u * sum. Rounding can leave
+  // the target just above the total; the last token with weight then wins.
+  const double target = Uniform(params.seed, step) * d.sum;
   double cumulative = 0;
-  int32_t chosen = ids.back();  // Rounding can leave u just above the total.
-  for (int32_t i : ids) {
-    cumulative += std::exp((z[i] - d.max) - d.log_sum);
-    if (u < cumulative) {
-      chosen = i;
-      break;
-    }
+  int64_t chosen = -1;
+  for (int64_t j = 0; j < d.size; ++j) {
+    if (w[j] == 0.0f) continue;
+    chosen = j;
+    cumulative += w[j];
+    if (target < cumulative) break;
   }
-  return SampledToken{chosen,
-                      static_cast<float>((z[chosen] - d.max) - d.log_sum)};
+  const int32_t token = d.all ? static_cast<int32_t>(chosen) : ids[chosen];
+  return SampledToken{token, LogprobOf(d, z[token])};
 }
 
 StatusOr<float> SampledLogprob(const float* logits, int64_t vocab_size,
@@ -179,9 +221,10 @@ StatusOr<float> SampledLogprob(const float* logits, int64_t vocab_size,
   ASSIGN_OR_RETURN(const SamplingKernel::Distribution d,
                    SamplingKernel::Build(logits, vocab_size, params, scratch));
   const std::vector<int32_t>& ids = SamplingKernel::ids(scratch);
+  const float z = SamplingKernel::z(scratch)[token];
+  if (d.all) return z == -INFINITY ? -INFINITY : LogprobOf(d, z);
   if (!std::binary_search(ids.begin(), ids.end(), token)) return -INFINITY;
-  const std::vector<float>& z = SamplingKernel::values(scratch);
-  return static_cast<float>((z[token] - d.max) - d.log_sum);
+  return LogprobOf(d, z);
 }
 
 }  // namespace rlrt

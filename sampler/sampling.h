@@ -51,6 +51,7 @@ class SamplingScratch {
   friend class SamplingKernel;
   std::vector<int32_t> ids_;
   std::vector<float> values_;
+  std::vector<float> weights_;
 };
 
 // `logits` has at least `vocab_size` entries; only ids below `vocab_size`

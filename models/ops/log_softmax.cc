@@ -1,48 +1,52 @@
 #include "models/ops/log_softmax.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include "models/ops/fast_exp.h"
 
 namespace rlrt {
 
 namespace {
 
-// The log-sum-exp as its two parts, max and log(sum exp(z - max)): a logprob
-// is then (z - max) - log_sum, which stays exact when |max| is huge and
-// max + log_sum would round log_sum away.
+// The log-sum-exp as its two parts, max and log(sum exp(z - max)), with
+// z = logit * (1 / temperature) rounded to float exactly as the sampler
+// computes it: a logprob is then (z - max) - log_sum, which also stays
+// exact when |max| is huge and max + log_sum would round log_sum away.
 struct LogSumParts {
-  double max;
+  float inv_t;
+  float max;
   double log_sum;
 };
 
-LogSumParts LogSumExpParts(const float* logits, int64_t n, double inv_t) {
-  double max = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) max = std::max(max, logits[i] * inv_t);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(logits[i] * inv_t - max);
-  return {max, std::log(sum)};
+LogSumParts Parts(const float* logits, int64_t n, float temperature) {
+  LogSumParts p;
+  p.inv_t = 1.0f / temperature;
+  p.max = ScaledMax(logits, n, p.inv_t);
+  p.log_sum = std::log(ExpShiftedSum(logits, n, p.inv_t, p.max));
+  return p;
 }
 
 }  // namespace
 
 double LogSumExp(const float* logits, int64_t n, float temperature) {
-  const LogSumParts p =
-      LogSumExpParts(logits, n, 1.0 / static_cast<double>(temperature));
+  const LogSumParts p = Parts(logits, n, temperature);
   return p.max + p.log_sum;
 }
 
 float TokenLogprob(const float* logits, int64_t n, int32_t token,
                    float temperature) {
-  const double inv_t = 1.0 / static_cast<double>(temperature);
-  const LogSumParts p = LogSumExpParts(logits, n, inv_t);
-  return static_cast<float>((logits[token] * inv_t - p.max) - p.log_sum);
+  const LogSumParts p = Parts(logits, n, temperature);
+  return static_cast<float>(
+      static_cast<double>(logits[token] * p.inv_t - p.max) - p.log_sum);
 }
 
 void LogSoftmaxRow(const float* logits, int64_t n, float* out,
                    float temperature) {
-  const double inv_t = 1.0 / static_cast<double>(temperature);
-  const LogSumParts p = LogSumExpParts(logits, n, inv_t);
+  const LogSumParts p = Parts(logits, n, temperature);
   for (int64_t i = 0; i < n; ++i) {
-    out[i] = static_cast<float>((logits[i] * inv_t - p.max) - p.log_sum);
+    out[i] = static_cast<float>(
+        static_cast<double>(logits[i] * p.inv_t - p.max) - p.log_sum);
   }
 }
 

@@ -9,8 +9,8 @@
 
 namespace rlrt {
 
-// log(sum exp(logits / temperature)), with the max subtracted for range and
-// the sum accumulated in double.
+// log(sum exp(logits / temperature)), with the max subtracted for range, the
+// exponentials from models/ops/fast_exp.h and the sum in double.
 double LogSumExp(const float* logits, int64_t n, float temperature = 1.0f);
 
 // The logprob of `token` in the row.

@@ -1,0 +1,55 @@
+// exp for softmax-style sums, as plain arithmetic the compiler vectorises.
+//
+// Softmax, log-softmax and sampling all need exp(z - max) over a whole
+// vocabulary (150k entries per token); scalar library exp makes that the
+// most expensive part of a decode step for small models. ExpNonPositive
+// reduces x = n ln2 + r, |r| <= ln2/2, and evaluates e^r with a degree-7
+// Taylor polynomial (truncation error < 6e-9 relative, below float's
+// rounding), then scales by 2^n. Results flush to 0 below -87. Every caller
+// (sampler and trainer alike) uses these same functions, so they agree bit
+// for bit.
+#ifndef RLRT_MODELS_OPS_FAST_EXP_H_
+#define RLRT_MODELS_OPS_FAST_EXP_H_
+
+#include <cstdint>
+#include <cstring>
+
+namespace rlrt {
+
+// exp(x) for x <= 0 (larger x is clamped to 0, giving 1).
+inline float ExpNonPositive(float x) {
+  x = x > 0.0f ? 0.0f : x;
+  const bool underflow = x < -87.0f;
+  x = underflow ? -87.0f : x;
+  // n = round(x / ln2) by the add-and-subtract trick (exact for |n| < 2^22).
+  const float shifter = 12582912.0f;  // 1.5 * 2^23
+  const float n = (x * 1.44269504088896341f + shifter) - shifter;
+  // r = x - n ln2, with ln2 split so n * ln2_hi is exact.
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return underflow ? 0.0f : p * scale;
+}
+
+// max_i values[i] * scale (-inf for n = 0). A max is exact in any order, so
+// sixteen lanes let the compiler vectorise it.
+float ScaledMax(const float* values, int64_t n, float scale);
+
+// sum_i exp(scale * values[i] - shift) over a contiguous array, accumulated
+// in double in eight lanes (a fixed order, so the result is reproducible).
+// When `out` is not null it receives each term.
+double ExpShiftedSum(const float* values, int64_t n, float scale, float shift,
+                     float* out = nullptr);
+
+}  // namespace rlrt
+
+#endif  // RLRT_MODELS_OPS_FAST_EXP_H_
