@@ -192,16 +192,35 @@ StatusOr<SampledToken> SampleToken(const float* logits, int64_t vocab_size,
   const std::vector<int32_t>& ids = SamplingKernel::ids(scratch);
   const std::vector<float>& w = SamplingKernel::weights(scratch);
   const std::vector<float>& z = SamplingKernel::z(scratch);
-  // Walk the cumulative weights in id order to u * sum. Rounding can leave
-  // the target just above the total; the last token with weight then wins.
+  // Walk the cumulative weights in id order to u * sum: first whole blocks
+  // (each summed in a fixed order), then the ids inside the block that
+  // crosses. Rounding can leave the target just above the total; the last
+  // token with weight then wins.
   const double target = Uniform(params.seed, step) * d.sum;
+  constexpr int64_t kBlock = 256;
   double cumulative = 0;
+  int64_t block = 0;
+  for (; block < d.size; block += kBlock) {
+    const int64_t end = std::min(d.size, block + kBlock);
+    double lanes[8] = {};
+    for (int64_t j = block; j < end; ++j) lanes[j & 7] += w[j];
+    const double block_sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+                             ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    if (target < cumulative + block_sum) break;
+    cumulative += block_sum;
+  }
   int64_t chosen = -1;
-  for (int64_t j = 0; j < d.size; ++j) {
-    if (w[j] == 0.0f) continue;
-    chosen = j;
-    cumulative += w[j];
-    if (target < cumulative) break;
+  if (block < d.size) {
+    for (int64_t j = block; j < std::min(d.size, block + kBlock); ++j) {
+      if (w[j] == 0.0f) continue;
+      chosen = j;
+      cumulative += w[j];
+      if (target < cumulative) break;
+    }
+  } else {
+    for (int64_t j = d.size - 1; j >= 0 && chosen < 0; --j) {
+      if (w[j] != 0.0f) chosen = j;
+    }
   }
   const int32_t token = d.all ? static_cast<int32_t>(chosen) : ids[chosen];
   return SampledToken{token, LogprobOf(d, z[token])};

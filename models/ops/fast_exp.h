@@ -11,6 +11,7 @@
 #ifndef RLRT_MODELS_OPS_FAST_EXP_H_
 #define RLRT_MODELS_OPS_FAST_EXP_H_
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -24,16 +25,18 @@ inline float ExpNonPositive(float x) {
   // n = round(x / ln2) by the add-and-subtract trick (exact for |n| < 2^22).
   const float shifter = 12582912.0f;  // 1.5 * 2^23
   const float n = (x * 1.44269504088896341f + shifter) - shifter;
-  // r = x - n ln2, with ln2 split so n * ln2_hi is exact.
-  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  // r = x - n ln2, with ln2 split so n * ln2_hi is exact. Explicit fused
+  // multiply-adds define the rounding, rather than leaving each call site
+  // to the compiler's contraction choices.
+  const float r = std::fma(-n, -2.12194440e-4f, std::fma(-n, 0.693359375f, x));
   float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  p = std::fma(p, r, 1.0f / 720.0f);
+  p = std::fma(p, r, 1.0f / 120.0f);
+  p = std::fma(p, r, 1.0f / 24.0f);
+  p = std::fma(p, r, 1.0f / 6.0f);
+  p = std::fma(p, r, 0.5f);
+  p = std::fma(p, r, 1.0f);
+  p = std::fma(p, r, 1.0f);
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof(scale));
