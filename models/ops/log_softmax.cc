@@ -51,11 +51,10 @@ void LogSoftmaxRow(const float* logits, int64_t n, float* out,
 }
 
 int32_t ArgMax(const float* logits, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i) {
-    if (logits[i] > logits[best]) best = i;
-  }
-  return static_cast<int32_t>(best);
+  // The largest value by a vectorised max, then its first occurrence.
+  const float max = ScaledMax(logits, n, 1.0f);
+  const float* first = std::find(logits, logits + n, max);
+  return first == logits + n ? 0 : static_cast<int32_t>(first - logits);
 }
 
 }  // namespace rlrt
