@@ -167,13 +167,11 @@ StatusOr<SamplingKernel::Distribution> SamplingKernel::Build(
   d.max = -INFINITY;
   for (int32_t i : ids) d.max = std::max(d.max, z[i]);
   w.resize(ids.size());
-  double lanes[8] = {};
-  for (size_t j = 0; j < ids.size(); ++j) {
+  for (size_t j = 0; j < ids.size(); ++j)
     w[j] = ExpNonPositive(z[ids[j]] - d.max);
-    lanes[j & 7] += w[j];
-  }
-  d.sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
-          ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  double lanes[8] = {};
+  AddToLanes(lanes, w.data(), d.size);
+  d.sum = FoldLanes(lanes);
   return d;
 }
 
@@ -210,14 +208,10 @@ StatusOr<SampledToken> SampleToken(const float* logits, int64_t vocab_size,
   int64_t block = 0;
   for (; block < d.size; block += kBlock) {
     const int64_t end = std::min(d.size, block + kBlock);
+    // block is a multiple of 8: lanes take the same indices as in Build.
     double lanes[8] = {};
-    int64_t j = block;  // A multiple of 8: lane l takes j = l (mod 8).
-    for (; j + 8 <= end; j += 8) {
-      for (int l = 0; l < 8; ++l) lanes[l] += w[j + l];
-    }
-    for (; j < end; ++j) lanes[j & 7] += w[j];
-    const double block_sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
-                             ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    AddToLanes(lanes, w.data() + block, end - block);
+    const double block_sum = FoldLanes(lanes);
     if (target < cumulative + block_sum) break;
     cumulative += block_sum;
   }

@@ -82,18 +82,11 @@ TEST(PageTableTest, ForkFailsCleanlyWhenThePoolIsFull) {
 // decode different tokens. Each must see exactly what a sequence prefilled
 // from scratch with the same tokens sees.
 TEST(PageTableTest, ForkedSamplesMatchIndependentSequencesBitForBit) {
-  ModelConfig c;
-  c.model_type = ModelType::kQwen3;
+  ModelConfig c = testing::SmallQwen3();
   c.vocab_size = 50;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
   c.head_dim = 8;
+  c.rope_theta = 10000.0;
   c.max_position_embeddings = 64;
-  c.qk_norm = true;
-  c.eos_token_ids = {1};
   ParamLeaves weights = testing::AllocateOrDie(LeafSpecsFor(c));
   ASSERT_TRUE(FillDummy(weights, 5, nullptr, [](const LeafSpec&) {
                 DummyInit r;

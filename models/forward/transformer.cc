@@ -235,15 +235,24 @@ Status Transformer::Forward(std::span<const SequenceInput> batch,
   RETURN_IF_ERROR(RmsNormForward(normed_, final_norm_, normed_, out_rows, h,
                                  static_cast<float>(config_.rms_norm_eps),
                                  mesh_));
-  LinearArgs head;
-  head.x = normed_;
-  head.rows = out_rows;
-  head.in = h;
-  head.weight = lm_head_;
-  head.out = config_.vocab_size;
-  head.y = logits.data();
-  head.kernel = options_.matmul;
-  return LinearForward(head, mesh_);
+  return Linear(normed_, out_rows, h, lm_head_, nullptr, config_.vocab_size,
+                logits.data());
+}
+
+Status Transformer::Linear(const float* x, int64_t rows, int64_t in,
+                           const float* weight, const float* bias, int64_t out,
+                           float* y, bool accumulate) {
+  LinearArgs a;
+  a.x = x;
+  a.rows = rows;
+  a.in = in;
+  a.weight = weight;
+  a.bias = bias;
+  a.out = out;
+  a.y = y;
+  a.accumulate = accumulate;
+  a.kernel = options_.matmul;
+  return LinearForward(a, mesh_);
 }
 
 Status Transformer::WriteKv(int64_t layer, int64_t rows, KvCache& cache) {
@@ -275,22 +284,12 @@ Status Transformer::RunLayer(int64_t layer, int64_t rows, KvCache& cache) {
 
   RETURN_IF_ERROR(
       RmsNormForward(x_, w.input_norm, normed_, rows, h, eps, mesh_));
-  auto project = [&](const float* weight, const float* bias, int64_t out,
-                     float* y) {
-    LinearArgs a;
-    a.x = normed_;
-    a.rows = rows;
-    a.in = h;
-    a.weight = weight;
-    a.bias = bias;
-    a.out = out;
-    a.y = y;
-    a.kernel = options_.matmul;
-    return LinearForward(a, mesh_);
-  };
-  RETURN_IF_ERROR(project(w.q_proj, w.q_bias, config_.q_dim(), q_));
-  RETURN_IF_ERROR(project(w.k_proj, w.k_bias, config_.kv_dim(), k_));
-  RETURN_IF_ERROR(project(w.v_proj, w.v_bias, config_.kv_dim(), v_));
+  RETURN_IF_ERROR(
+      Linear(normed_, rows, h, w.q_proj, w.q_bias, config_.q_dim(), q_));
+  RETURN_IF_ERROR(
+      Linear(normed_, rows, h, w.k_proj, w.k_bias, config_.kv_dim(), k_));
+  RETURN_IF_ERROR(
+      Linear(normed_, rows, h, w.v_proj, w.v_bias, config_.kv_dim(), v_));
   if (config_.qk_norm) {
     RETURN_IF_ERROR(
         RmsNormForward(q_, w.q_norm, q_, rows * heads, d, eps, mesh_));
@@ -313,33 +312,19 @@ Status Transformer::RunLayer(int64_t layer, int64_t rows, KvCache& cache) {
   attention.scratch_stride = options_.max_context;
   RETURN_IF_ERROR(PagedAttentionForward(attention, mesh_));
 
-  LinearArgs o;
-  o.x = attn_;
-  o.rows = rows;
-  o.in = config_.q_dim();
-  o.weight = w.o_proj;
-  o.out = h;
-  o.y = x_;
-  o.accumulate = true;  // Residual: x += o_proj(attention).
-  o.kernel = options_.matmul;
-  RETURN_IF_ERROR(LinearForward(o, mesh_));
+  // Residual: x += o_proj(attention).
+  RETURN_IF_ERROR(Linear(attn_, rows, config_.q_dim(), w.o_proj, nullptr, h, x_,
+                         /*accumulate=*/true));
 
   RETURN_IF_ERROR(
       RmsNormForward(x_, w.post_norm, normed_, rows, h, eps, mesh_));
   const int64_t inter = config_.intermediate_size;
-  RETURN_IF_ERROR(project(w.gate_proj, nullptr, inter, gate_));
-  RETURN_IF_ERROR(project(w.up_proj, nullptr, inter, up_));
+  RETURN_IF_ERROR(Linear(normed_, rows, h, w.gate_proj, nullptr, inter, gate_));
+  RETURN_IF_ERROR(Linear(normed_, rows, h, w.up_proj, nullptr, inter, up_));
   RETURN_IF_ERROR(SwigluForward(gate_, up_, gate_, rows * inter, mesh_));
-  LinearArgs down;
-  down.x = gate_;
-  down.rows = rows;
-  down.in = inter;
-  down.weight = w.down_proj;
-  down.out = h;
-  down.y = x_;
-  down.accumulate = true;  // Residual: x += mlp(...).
-  down.kernel = options_.matmul;
-  return LinearForward(down, mesh_);
+  // Residual: x += mlp(...).
+  return Linear(gate_, rows, inter, w.down_proj, nullptr, h, x_,
+                /*accumulate=*/true);
 }
 
 }  // namespace rlrt

@@ -104,6 +104,10 @@ class Transformer {
                   std::span<float> logits) const;
   Status RunLayer(int64_t layer, int64_t rows, KvCache& cache);
   Status WriteKv(int64_t layer, int64_t rows, KvCache& cache);
+  // y (+)= x W^T (+ b) on the mesh with the configured kernel.
+  Status Linear(const float* x, int64_t rows, int64_t in, const float* weight,
+                const float* bias, int64_t out, float* y,
+                bool accumulate = false);
 
   const ModelConfig config_;
   const TransformerOptions options_;

@@ -35,16 +35,10 @@ double ExpShiftedSum(const float* values, int64_t n, float scale, float shift,
       terms[i] = ExpNonPositive(values[start + i] * scale - shift);
     }
     if (out != nullptr) std::memcpy(out + start, terms, m * sizeof(float));
-    // start is a multiple of 8, so lane l takes elements i = l (mod 8):
-    // the same order as a scalar loop, in a shape that vectorises.
-    int64_t i = 0;
-    for (; i + 8 <= m; i += 8) {
-      for (int l = 0; l < 8; ++l) lanes[l] += terms[i + l];
-    }
-    for (; i < m; ++i) lanes[i & 7] += terms[i];
+    // start is a multiple of 8, so lane l keeps taking indices = l (mod 8).
+    AddToLanes(lanes, terms, m);
   }
-  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
-         ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  return FoldLanes(lanes);
 }
 
 }  // namespace rlrt

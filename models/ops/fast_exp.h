@@ -43,6 +43,22 @@ inline float ExpNonPositive(float x) {
   return underflow ? 0.0f : p * scale;
 }
 
+// Adds values[i] into lanes[i % 8] in index order: the fixed summation
+// order every softmax-style sum here uses (vectorised as eight lanes).
+inline void AddToLanes(double lanes[8], const float* values, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int l = 0; l < 8; ++l) lanes[l] += values[i + l];
+  }
+  for (; i < n; ++i) lanes[i & 7] += values[i];
+}
+
+// The lanes folded in a fixed tree.
+inline double FoldLanes(const double lanes[8]) {
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+         ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
 // max_i values[i] * scale (-inf for n = 0). A max is exact in any order, so
 // sixteen lanes let the compiler vectorise it.
 float ScaledMax(const float* values, int64_t n, float scale);
