@@ -40,6 +40,18 @@ StatusOr<std::vector<Device>> DiscoverLocalDevices(int num_virtual_devices) {
   return devices;
 }
 
+Status PinCallingThreadToDevices(const std::vector<Device>& devices) {
+  if (devices.empty()) return InvalidArgumentError("no devices to pin to");
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (const Device& d : devices) CPU_SET(d.core, &set);
+  if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+    return InternalError(std::string("sched_setaffinity failed: ") +
+                         std::strerror(errno));
+  }
+  return OkStatus();
+}
+
 std::string DeviceToString(const Device& device) {
   std::string out = "cpu:" + std::to_string(device.id) + "@core" +
                     std::to_string(device.core);

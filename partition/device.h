@@ -25,6 +25,10 @@ StatusOr<std::vector<int>> AffinityCores();
 // cores[i % cores.size()]. Negative counts are an error.
 StatusOr<std::vector<Device>> DiscoverLocalDevices(int num_virtual_devices = 0);
 
+// Restricts the calling thread to the cores of `devices` (a mesh's helper
+// threads, such as the sampler's scheduler, stay on the mesh's cores).
+Status PinCallingThreadToDevices(const std::vector<Device>& devices);
+
 std::string DeviceToString(
     const Device& device);  // e.g. "cpu:3@core1(virtual)"
 

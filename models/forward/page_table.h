@@ -22,6 +22,10 @@ namespace rlrt {
 class PageTable {
  public:
   explicit PageTable(int64_t page_size) : page_size_(page_size) {}
+  // A table starting with `pages`, on which the caller already holds one
+  // reference each (e.g. prefix-cache hits), with `filled` positions filled.
+  PageTable(int64_t page_size, std::vector<int32_t> pages, int64_t filled)
+      : page_size_(page_size), filled_(filled), pages_(std::move(pages)) {}
 
   // Makes room for `total_tokens` positions, allocating pages as needed;
   // on ResourceExhausted nothing changes.

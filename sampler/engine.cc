@@ -1,0 +1,450 @@
+#include "sampler/engine.h"
+
+#include <glog/logging.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "models/leaf_init.h"
+#include "models/tokenizer/chat_template.h"
+#include "partition/device.h"
+#include "sampler/transformer_batch_model.h"
+
+namespace rlrt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start)
+      .count();
+}
+
+// The tokenizer directory options name, or the model directory when it has
+// tokenizer files; empty when there is none.
+std::string TokenizerDir(const EngineOptions& options) {
+  if (!options.tokenizer_dir.empty()) return options.tokenizer_dir;
+  const std::string& dir = options.model.model_dir;
+  std::error_code ec;
+  if (!dir.empty() && std::filesystem::exists(
+                          std::filesystem::path(dir) / "tokenizer.json", ec)) {
+    return dir;
+  }
+  return "";
+}
+
+bool IsDummy(const ModelSource& source) {
+  return source.load_format == "dummy" ||
+         (source.load_format == "auto" && source.model_dir.empty());
+}
+
+}  // namespace
+
+Status ValidateEngineOptions(const EngineOptions& o) {
+  auto positive = [](int64_t v, const char* name) -> Status {
+    if (v < 1)
+      return InvalidArgumentError(std::string(name) + " must be >= 1, got " +
+                                  std::to_string(v));
+    return OkStatus();
+  };
+  RETURN_IF_ERROR(positive(o.max_running_requests, "max_running_requests"));
+  RETURN_IF_ERROR(positive(o.max_total_tokens, "max_total_tokens"));
+  RETURN_IF_ERROR(positive(o.page_size, "page_size"));
+  RETURN_IF_ERROR(positive(o.max_prefill_tokens, "max_prefill_tokens"));
+  if (o.context_length < 0)
+    return InvalidArgumentError("context_length must be >= 0 (0: default)");
+  if (o.max_running_requests > 65536 || o.page_size > 65536 ||
+      o.max_prefill_tokens > (int64_t{1} << 24) ||
+      o.max_total_tokens > (int64_t{1} << 30)) {
+    return InvalidArgumentError("engine sizes are beyond any sane limit");
+  }
+  return OkStatus();
+}
+
+uint64_t SampleSeed(uint64_t seed, int32_t index) {
+  // SplitMix64 finaliser over (seed, index): nearby seeds and indices give
+  // unrelated streams.
+  uint64_t z =
+      seed + 0x9e3779b97f4a7c15ull * (static_cast<uint64_t>(index) + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+SamplerEngine::SamplerEngine(const EngineOptions& options, Mesh* mesh,
+                             ModelConfig config, ParamLeaves weights)
+    : options_(options),
+      mesh_(mesh),
+      config_(std::move(config)),
+      weights_(std::move(weights)),
+      fingerprint_(weights_.fingerprint()),
+      next_seed_(std::random_device{}()) {}
+
+StatusOr<std::unique_ptr<SamplerEngine>> SamplerEngine::Create(
+    const EngineOptions& options, Mesh* mesh) {
+  if (mesh == nullptr) return InvalidArgumentError("engine needs a mesh");
+  RETURN_IF_ERROR(ValidateEngineOptions(options));
+  const Clock::time_point start = Clock::now();
+  ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(options.model, mesh));
+  std::unique_ptr<SamplerEngine> engine(new SamplerEngine(
+      options, mesh, std::move(loaded.config), std::move(loaded.weights)));
+  RETURN_IF_ERROR(engine->Start(MsSince(start) / 1000.0));
+  return engine;
+}
+
+Status SamplerEngine::Start(double load_seconds) {
+  const std::string tokenizer_dir = TokenizerDir(options_);
+  if (!tokenizer_dir.empty()) {
+    ASSIGN_OR_RETURN(tokenizer_, LoadTokenizer(tokenizer_dir));
+    if (tokenizer_->vocab_size() > config_.vocab_size) {
+      return InvalidArgumentError("tokenizer in " + tokenizer_dir + " has " +
+                                  std::to_string(tokenizer_->vocab_size()) +
+                                  " ids but the model's vocabulary has " +
+                                  std::to_string(config_.vocab_size));
+    }
+  }
+  sample_vocab_ = tokenizer_ ? tokenizer_->vocab_size() : config_.vocab_size;
+  for (int64_t id : config_.eos_token_ids) {
+    if (id >= 0 && id < sample_vocab_)
+      eos_ids_.push_back(static_cast<int32_t>(id));
+  }
+  if (tokenizer_ && tokenizer_->eos_id())
+    eos_ids_.push_back(*tokenizer_->eos_id());
+  std::sort(eos_ids_.begin(), eos_ids_.end());
+  eos_ids_.erase(std::unique(eos_ids_.begin(), eos_ids_.end()), eos_ids_.end());
+
+  context_length_ =
+      options_.context_length > 0
+          ? options_.context_length
+          : std::min<int64_t>(4096, config_.max_position_embeddings);
+  if (context_length_ > config_.max_position_embeddings) {
+    return InvalidArgumentError(
+        "context_length " + std::to_string(context_length_) +
+        " exceeds the model's max_position_embeddings " +
+        std::to_string(config_.max_position_embeddings));
+  }
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<KvCache> cache,
+      KvCache::Create(KvCacheShape::For(config_, options_.max_total_tokens,
+                                        options_.page_size)));
+  TransformerOptions transformer_options;
+  transformer_options.max_batch_tokens =
+      options_.max_prefill_tokens + options_.max_running_requests;
+  transformer_options.max_context = context_length_;
+  transformer_options.matmul = options_.matmul;
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<Transformer> transformer,
+      Transformer::Create(config_, weights_, mesh_, transformer_options));
+  model_ = std::make_unique<TransformerBatchModel>(std::move(transformer),
+                                                   std::move(cache), weights_);
+  scheduler_config_ =
+      SchedulerConfig{.max_running_requests = options_.max_running_requests,
+                      .max_prefill_tokens = options_.max_prefill_tokens,
+                      .page_size = options_.page_size,
+                      .sample_vocab = sample_vocab_,
+                      .enable_prefix_cache = options_.enable_prefix_cache};
+  scheduler_ = std::make_unique<Scheduler>(scheduler_config_, *model_,
+                                           tokenizer_.get(), mesh_);
+
+  const KvCacheShape& kv = model_->cache().shape();
+  nlohmann::json devices = nlohmann::json::array();
+  for (const Device& d : mesh_->devices()) devices.push_back(DeviceToString(d));
+  const bool dummy = IsDummy(options_.model);
+  nlohmann::json ready = {
+      {"phase", dummy ? "engine_ready_dummy" : "engine_ready"},
+      {"model", options_.model.model_dir.empty() ? options_.model.preset
+                                                 : options_.model.model_dir},
+      {"model_type", ModelTypeName(config_.model_type)},
+      {"mesh", mesh_->name()},
+      {"devices", devices},
+      {"dtype", "float32"},
+      {"load_format", dummy ? "dummy" : "safetensors"},
+      {"num_leaves", weights_.size()},
+      {"num_params", weights_.total_elements()},
+      {"kv_capacity_tokens", kv.capacity_tokens()},
+      {"kv_bytes", kv.bytes()},
+      {"page_size", kv.page_size},
+      {"max_running_requests", options_.max_running_requests},
+      {"context_length", context_length_},
+      {"tokenizer", tokenizer_dir},
+      {"weight_version", weights_.version()},
+      {"load_seconds", load_seconds}};
+  ready_line_ = ready.dump();
+  LOG(INFO) << ready_line_;
+
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    stats_.weight_version = weights_.version();
+    stats_.load = scheduler_->load();
+  }
+  scheduler_thread_ = std::thread([this] { SchedulerLoop(); });
+  return OkStatus();
+}
+
+SamplerEngine::~SamplerEngine() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_cv_.notify_all();
+  if (scheduler_thread_.joinable()) scheduler_thread_.join();
+}
+
+StatusOr<std::vector<int32_t>> SamplerEngine::PromptIds(
+    const GenerateRequest& request) const {
+  const int forms = !request.text.empty() + !request.messages.empty() +
+                    !request.input_ids.empty();
+  if (forms == 0) return InvalidArgumentError("empty prompt");
+  if (forms > 1) {
+    return InvalidArgumentError(
+        "give exactly one of text, messages and input_ids");
+  }
+  if (!request.input_ids.empty()) {
+    for (int32_t id : request.input_ids) {
+      if (id < 0 || id >= sample_vocab_) {
+        return InvalidArgumentError("unknown token id " + std::to_string(id) +
+                                    " (vocabulary has " +
+                                    std::to_string(sample_vocab_) + " ids)");
+      }
+    }
+    return request.input_ids;
+  }
+  if (tokenizer_ == nullptr) {
+    return InvalidArgumentError(
+        "this engine has no tokenizer: send input_ids, not text");
+  }
+  std::vector<int32_t> ids;
+  if (!request.messages.empty()) {
+    ASSIGN_OR_RETURN(
+        std::string text,
+        ApplyQwen3ChatTemplate(request.messages, request.chat_options));
+    ids = tokenizer_->Encode(text);
+  } else {
+    ids = tokenizer_->Encode(request.text, {.add_special_tokens = true});
+  }
+  if (ids.empty()) return InvalidArgumentError("prompt encodes to no tokens");
+  return ids;
+}
+
+StatusOr<RequestHandle> SamplerEngine::Submit(GenerateRequest request) {
+  auto prepared = std::make_unique<PreparedRequest>();
+  prepared->submitted = Clock::now();
+  ASSIGN_OR_RETURN(prepared->prompt, PromptIds(request));
+  RETURN_IF_ERROR(ValidateSamplingParams(request.sampling));
+  RETURN_IF_ERROR(ValidateStopConditions(request.stop));
+  if (request.n < 1) {
+    return InvalidArgumentError("n must be >= 1, got " +
+                                std::to_string(request.n));
+  }
+  if (!request.stop.stop_strings.empty() && tokenizer_ == nullptr) {
+    return InvalidArgumentError("stop strings need a tokenizer");
+  }
+  const int64_t prompt = static_cast<int64_t>(prepared->prompt.size());
+  if (prompt + request.stop.max_new_tokens > context_length_) {
+    return InvalidArgumentError(
+        "prompt (" + std::to_string(prompt) + " tokens) + max_new_tokens (" +
+        std::to_string(request.stop.max_new_tokens) +
+        ") exceeds the context length " + std::to_string(context_length_));
+  }
+  RETURN_IF_ERROR(
+      Scheduler::CheckFits(scheduler_config_, model_->cache().shape().num_pages,
+                           prompt, request.stop.max_new_tokens, request.n));
+
+  prepared->id = next_id_.fetch_add(1);
+  prepared->sampling = request.sampling;
+  const uint64_t seed =
+      request.seed ? *request.seed : SampleSeed(next_seed_.fetch_add(1), -1);
+  for (int32_t i = 0; i < request.n; ++i)
+    prepared->seeds.push_back(SampleSeed(seed, i));
+  prepared->stop = std::move(request.stop);
+  if (!request.ignore_eos) {
+    for (int32_t id : eos_ids_) prepared->stop.stop_token_ids.push_back(id);
+  }
+  prepared->return_logprobs = request.return_logprobs;
+  prepared->on_token = std::move(request.on_token);
+  auto completion = std::make_shared<RequestCompletion>();
+  prepared->completion = completion;
+  RequestHandle handle(prepared->id, completion);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return FailedPreconditionError("engine is shutting down");
+    incoming_.push_back(std::move(prepared));
+  }
+  wake_cv_.notify_one();
+  return handle;
+}
+
+StatusOr<GenerateResult> SamplerEngine::Generate(GenerateRequest request) {
+  ASSIGN_OR_RETURN(RequestHandle handle, Submit(std::move(request)));
+  return handle.Wait();
+}
+
+void SamplerEngine::Abort(uint64_t request_id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    aborts_.push_back(request_id);
+  }
+  wake_cv_.notify_one();
+}
+
+void SamplerEngine::RunControl(FunctionRef<void()> op) {
+  ControlOp node{op};
+  std::unique_lock<std::mutex> lock(mu_);
+  if (control_tail_ != nullptr) {
+    control_tail_->next = &node;
+  } else {
+    control_head_ = &node;
+  }
+  control_tail_ = &node;
+  wake_cv_.notify_one();
+  control_cv_.wait(lock, [&node] { return node.done; });
+}
+
+StatusOr<ApplyReport> SamplerEngine::UpdateParams(
+    const proto::UpdateParams& update) {
+  StatusOr<ApplyReport> result = InternalError("update never ran");
+  RunControl([&] {
+    const Clock::time_point start = Clock::now();
+    result = ApplyUpdateParams(update, weights_, mesh_);
+    if (result.ok() && update.flush_cache()) scheduler_->FlushPrefixCache();
+    const double stall = MsSince(start);
+    if (result.ok()) {
+      ++local_stats_.updates_applied;
+      local_stats_.last_update_stall_ms = stall;
+      local_stats_.max_update_stall_ms =
+          std::max(local_stats_.max_update_stall_ms, stall);
+    } else {
+      ++local_stats_.updates_refused;
+    }
+    PublishStats();
+  });
+  if (!result.ok()) {
+    LOG(WARNING) << "UpdateParams refused: " << result.status();
+  }
+  return result;
+}
+
+StatusOr<ApplyReport> SamplerEngine::UpdateParamsSerialized(
+    std::string_view serialized) {
+  std::lock_guard<std::mutex> lock(parse_mu_);
+  if (serialized.size() > static_cast<size_t>(INT32_MAX) ||
+      !parse_scratch_.ParseFromArray(serialized.data(),
+                                     static_cast<int>(serialized.size()))) {
+    return InvalidArgumentError(
+        "malformed or truncated UpdateParams message (" +
+        std::to_string(serialized.size()) + " bytes)");
+  }
+  return UpdateParams(parse_scratch_);
+}
+
+StatusOr<LeafChecksums> SamplerEngine::WeightsChecksum() {
+  LeafChecksums sums;
+  RunControl([&] { sums = ComputeChecksums(weights_, mesh_); });
+  return sums;
+}
+
+StatusOr<PerturbReport> SamplerEngine::PerturbWeights(uint64_t seed,
+                                                      double scale,
+                                                      int64_t num_leaves) {
+  PerturbReport report;
+  Status status;
+  RunControl([&] {
+    report.before = ComputeChecksums(weights_, mesh_);
+    status = Perturb(weights_, seed, scale, num_leaves, mesh_);
+    report.after = ComputeChecksums(weights_, mesh_);
+  });
+  RETURN_IF_ERROR(status);
+  return report;
+}
+
+EngineStats SamplerEngine::Stats() const {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  return stats_;
+}
+
+EngineBuffers SamplerEngine::buffers() const {
+  return EngineBuffers{.weights = weights_.data(0),
+                       .kv_cache = model_->cache().LayerView(0).keys,
+                       .structure_fingerprint = weights_.fingerprint()};
+}
+
+void SamplerEngine::PublishStats() {
+  local_stats_.load = scheduler_->load();
+  local_stats_.scheduler = scheduler_->stats();
+  local_stats_.weight_version = weights_.version();
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  stats_ = local_stats_;
+}
+
+void SamplerEngine::SchedulerLoop() {
+  scheduler_tid_.store(static_cast<pid_t>(syscall(SYS_gettid)));
+  if (Status pinned = PinCallingThreadToDevices(mesh_->devices());
+      !pinned.ok()) {
+    LOG(WARNING) << "scheduler thread not pinned: " << pinned;
+  }
+  std::vector<std::unique_ptr<PreparedRequest>> incoming;
+  std::vector<uint64_t> aborts;
+  bool idle = true;
+  while (true) {
+    ControlOp* control = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_cv_.wait(lock, [&] {
+        return stopping_ || !idle || !incoming_.empty() || !aborts_.empty() ||
+               control_head_ != nullptr;
+      });
+      if (stopping_) break;
+      incoming.swap(incoming_);
+      aborts.swap(aborts_);
+      control = control_head_;
+      control_head_ = control_tail_ = nullptr;
+    }
+    // Control operations run here, between two steps, when nothing reads
+    // the weights.
+    if (control != nullptr) {
+      for (ControlOp* op = control; op != nullptr; op = op->next) op->run();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (ControlOp* op = control; op != nullptr;) {
+          ControlOp* next = op->next;  // `op` dies once its caller sees done.
+          op->done = true;
+          op = next;
+        }
+      }
+      control_cv_.notify_all();
+    }
+    for (auto& r : incoming) scheduler_->Enqueue(std::move(r));
+    incoming.clear();
+    for (uint64_t id : aborts) scheduler_->Abort(id);
+    aborts.clear();
+    if (Status s = scheduler_->Step(); !s.ok()) {
+      LOG(WARNING) << "engine step failed: " << s;
+    }
+    idle = scheduler_->idle();
+    PublishStats();
+  }
+  // Control operations still queued run now, so no caller waits forever.
+  std::unique_lock<std::mutex> lock(mu_);
+  ControlOp* control = control_head_;
+  control_head_ = control_tail_ = nullptr;
+  incoming.swap(incoming_);
+  lock.unlock();
+  for (ControlOp* op = control; op != nullptr; op = op->next) op->run();
+  for (auto& r : incoming) scheduler_->Enqueue(std::move(r));
+  scheduler_->AbortAll();
+  PublishStats();
+  lock.lock();
+  for (ControlOp* op = control; op != nullptr;) {
+    ControlOp* next = op->next;
+    op->done = true;
+    op = next;
+  }
+  lock.unlock();
+  control_cv_.notify_all();
+}
+
+}  // namespace rlrt

@@ -1,0 +1,189 @@
+// The rollout engine: a model on the rollout mesh, a scheduler thread doing
+// continuous batching over a paged KV cache, and in-place weight updates
+// between decode steps.
+//
+// Threads. Any thread may submit, wait, abort, update or ask for checksums.
+// One scheduler thread (pinned to the mesh's cores) owns the scheduler, the
+// page pool and the prefix cache; model work runs on the mesh's workers.
+// Weight updates, checksums and perturbations are "control operations": the
+// calling thread hands one over and blocks; the scheduler runs it between
+// two steps, when nothing reads the weights, so an update is atomic with
+// respect to decoding: every token comes from exactly one weight version
+// (reported per token). The hand-off is an intrusive list of nodes on the
+// callers' stacks, so the update path allocates nothing.
+//
+// Never rebuild: every buffer (weights, KV pool, workspaces, logits) is
+// allocated in Create and kept for the engine's life; updates copy into the
+// existing weight buffers.
+#ifndef RLRT_SAMPLER_ENGINE_H_
+#define RLRT_SAMPLER_ENGINE_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "models/config/model_config.h"
+#include "models/forward/kv_cache.h"
+#include "models/forward/transformer.h"
+#include "models/leaf_checksum.h"
+#include "models/param_leaves.h"
+#include "models/tokenizer/tokenizer.h"
+#include "partition/mesh.h"
+#include "partition/util/function_ref.h"
+#include "partition/util/status.h"
+#include "proto/update_params.pb.h"
+#include "sampler/engine_options.h"
+#include "sampler/request.h"
+#include "sampler/request_handle.h"
+#include "sampler/scheduler.h"
+#include "sampler/update_apply.h"
+
+namespace rlrt {
+
+struct EngineStats {
+  SchedulerLoad load;
+  SchedulerStats scheduler;
+  uint64_t weight_version = 0;
+  int64_t updates_applied = 0;
+  int64_t updates_refused = 0;
+  // Time decoding was paused for the last applied update (validation and
+  // copy, at a step boundary), and the longest such pause.
+  double last_update_stall_ms = 0;
+  double max_update_stall_ms = 0;
+};
+
+struct PerturbReport {
+  LeafChecksums before;
+  LeafChecksums after;
+};
+
+// Addresses of the engine's long-lived buffers; equal before and after any
+// number of updates (tests use them to show nothing was rebuilt).
+struct EngineBuffers {
+  const void* weights = nullptr;
+  const void* kv_cache = nullptr;
+  uint64_t structure_fingerprint = 0;
+};
+
+class TransformerBatchModel;
+
+class SamplerEngine {
+ public:
+  // Loads (or dummy-initialises) the model onto `mesh`, which must outlive
+  // the engine, allocates every buffer and starts the scheduler thread.
+  static StatusOr<std::unique_ptr<SamplerEngine>> Create(
+      const EngineOptions& options, Mesh* mesh);
+  // Stops the scheduler; unfinished requests complete as aborted.
+  ~SamplerEngine();
+  SamplerEngine(const SamplerEngine&) = delete;
+  SamplerEngine& operator=(const SamplerEngine&) = delete;
+
+  // Validates and tokenizes on the calling thread, then queues. A bad
+  // request fails here alone, with the reason; it never reaches the
+  // scheduler.
+  StatusOr<RequestHandle> Submit(GenerateRequest request);
+  // Submit and wait.
+  StatusOr<GenerateResult> Generate(GenerateRequest request);
+  // The request finishes at the next step boundary with reason "abort" and
+  // whatever it generated so far; unknown ids are ignored.
+  void Abort(uint64_t request_id);
+
+  // Validated, atomic, in place, at a step boundary (see update_apply.h);
+  // with flush_cache, cached prefixes are dropped too. Blocks until done.
+  StatusOr<ApplyReport> UpdateParams(const proto::UpdateParams& update);
+  // Parses (on the calling thread, into a reused message) then applies.
+  StatusOr<ApplyReport> UpdateParamsSerialized(std::string_view serialized);
+  StatusOr<LeafChecksums> WeightsChecksum();
+  // Adds N(0, scale^2) noise to the first num_leaves leaves (a diagnostic:
+  // the weight version does not change).
+  StatusOr<PerturbReport> PerturbWeights(uint64_t seed, double scale,
+                                         int64_t num_leaves);
+
+  EngineStats Stats() const;
+  // The "engine_ready" JSON line logged by Create (phase
+  // "engine_ready_dummy" for dummy weights).
+  const std::string& ready_line() const { return ready_line_; }
+  EngineBuffers buffers() const;
+
+  const ModelConfig& config() const { return config_; }
+  const EngineOptions& options() const { return options_; }
+  // Null when the engine has no tokenizer.
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  Mesh* mesh() const { return mesh_; }
+  int64_t context_length() const { return context_length_; }
+  // Ids below this are valid in prompts and can be sampled.
+  int64_t vocab_size() const { return sample_vocab_; }
+  // Kernel thread id of the scheduler thread.
+  pid_t scheduler_thread_id() const { return scheduler_tid_.load(); }
+
+ private:
+  struct ControlOp {
+    FunctionRef<void()> run;
+    bool done = false;
+    ControlOp* next = nullptr;
+  };
+
+  SamplerEngine(const EngineOptions& options, Mesh* mesh, ModelConfig config,
+                ParamLeaves weights);
+  Status Start(double load_seconds);
+  StatusOr<std::vector<int32_t>> PromptIds(
+      const GenerateRequest& request) const;
+  // Runs `op` on the scheduler thread between two steps; blocks until done.
+  void RunControl(FunctionRef<void()> op);
+  void SchedulerLoop();
+  void PublishStats();
+
+  const EngineOptions options_;
+  Mesh* const mesh_;
+  const ModelConfig config_;
+  // Written only by control operations on the scheduler thread.
+  ParamLeaves weights_;
+  const uint64_t fingerprint_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  int64_t sample_vocab_ = 0;
+  int64_t context_length_ = 0;
+  std::vector<int32_t> eos_ids_;
+  std::unique_ptr<TransformerBatchModel> model_;
+  std::unique_ptr<Scheduler> scheduler_;  // Scheduler thread only.
+  SchedulerConfig scheduler_config_;
+  std::string ready_line_;
+
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<uint64_t> next_seed_;
+
+  // Hand-off from callers to the scheduler thread.
+  std::mutex mu_;
+  std::condition_variable wake_cv_;     // Work for the scheduler.
+  std::condition_variable control_cv_;  // A control operation finished.
+  std::vector<std::unique_ptr<PreparedRequest>> incoming_;  // Guarded by mu_.
+  std::vector<uint64_t> aborts_;                            // Guarded by mu_.
+  ControlOp* control_head_ = nullptr;                       // Guarded by mu_.
+  ControlOp* control_tail_ = nullptr;                       // Guarded by mu_.
+  bool stopping_ = false;                                   // Guarded by mu_.
+
+  // Serialized updates are parsed into one reused message.
+  std::mutex parse_mu_;
+  proto::UpdateParams parse_scratch_;  // Guarded by parse_mu_.
+
+  // Written by the scheduler thread after each step and control operation.
+  mutable std::mutex stats_mu_;
+  EngineStats stats_;  // Guarded by stats_mu_.
+  // Scheduler-thread-only counters, published into stats_.
+  EngineStats local_stats_;
+
+  std::atomic<pid_t> scheduler_tid_{0};
+  std::thread scheduler_thread_;
+};
+
+}  // namespace rlrt
+
+#endif  // RLRT_SAMPLER_ENGINE_H_

@@ -1,0 +1,42 @@
+// How a SamplerEngine is built: where its model and tokenizer come from, and
+// the sizes that fix every buffer it will ever use.
+#ifndef RLRT_SAMPLER_ENGINE_OPTIONS_H_
+#define RLRT_SAMPLER_ENGINE_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "models/forward/model_source.h"
+#include "models/ops/linear.h"
+#include "partition/util/status.h"
+
+namespace rlrt {
+
+struct EngineOptions {
+  ModelSource model;  // model_dir or preset; load_format; dummy seed.
+  // A directory with tokenizer.json and tokenizer_config.json. Empty: the
+  // model directory when it has them, else no tokenizer (token-id requests
+  // only: no text, no stop strings).
+  std::string tokenizer_dir;
+
+  // Samples decoding at once (a request with n samples counts n).
+  int64_t max_running_requests = 64;
+  // KV pool size in tokens, rounded up to whole pages.
+  int64_t max_total_tokens = 16384;
+  int64_t page_size = 16;
+  // Longest prompt + completion. 0: min(4096, max_position_embeddings).
+  int64_t context_length = 0;
+  // Prompt tokens processed per step at most; longer prompts are prefilled
+  // in chunks, interleaved with decode steps.
+  int64_t max_prefill_tokens = 2048;
+  // Reuse the KV of cached prompt pages (full pages only).
+  bool enable_prefix_cache = true;
+  MatmulKernel matmul = MatmulKernel::kRowInvariant;
+};
+
+// Every size positive and consistent; names the offending option.
+Status ValidateEngineOptions(const EngineOptions& options);
+
+}  // namespace rlrt
+
+#endif  // RLRT_SAMPLER_ENGINE_OPTIONS_H_
