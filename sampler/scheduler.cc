@@ -32,6 +32,7 @@ struct Scheduler::Sample {
   SamplingParams params;
   SampleOutput out;           // logprobs and versions; the rest at the end.
   int32_t pending_token = 0;  // Drawn, not yet in the KV cache.
+  size_t streamed = 0;        // Text bytes already given to on_token.
   bool finished = false;
 };
 
@@ -45,6 +46,8 @@ struct Scheduler::Active {
   int64_t reserved_pages = 0;   // Of Scheduler::reserved_pages_.
   std::vector<Sample> samples;  // Empty while prefilling.
   int64_t unfinished = 0;
+  // Longest stop string minus one: how much streamed text to hold back.
+  size_t stop_hold = 0;
   std::optional<Status> error;
   Clock::time_point admitted;
   Clock::time_point first_token;
@@ -156,6 +159,8 @@ void Scheduler::Admit() {
     Status reserved = ReserveTable(active->prompt_table,
                                    prompt + active->req->stop.max_new_tokens);
     active->admitted = Clock::now();
+    for (const std::string& stop : active->req->stop.stop_strings)
+      active->stop_hold = std::max(active->stop_hold, stop.size() - 1);
     active->prefilled = matched;
     active->cached_tokens = matched;
     stats_.cached_prompt_tokens += matched;
@@ -255,7 +260,6 @@ void Scheduler::CommitDraws(uint64_t version) {
     }
     Sample& s = a.samples[d.sample];
     if (a.first_token == Clock::time_point()) a.first_token = now;
-    const size_t old_text = s.tracker.text().size();
     StatusOr<FinishReason> finish = s.tracker.Append(d.token.token);
     if (!finish.ok()) {
       Fail(a, finish.status());
@@ -266,17 +270,19 @@ void Scheduler::CommitDraws(uint64_t version) {
     s.out.weight_versions.push_back(version);
     ++stats_.decode_tokens;
     if (a.req->on_token) {
+      // Text that a stop string may still claim is held back until the
+      // sample finishes, so a stream never shows a stop string.
       const std::string& text = s.tracker.text();
-      TokenEvent event{a.req->id,
-                       d.sample,
-                       d.token.token,
-                       d.token.logprob,
-                       version,
-                       text.size() > old_text
-                           ? std::string_view(text).substr(old_text)
-                           : std::string_view(),
-                       *finish};
-      a.req->on_token(event);
+      const size_t safe = *finish != FinishReason::kNone
+                              ? text.size()
+                              : text.size() - std::min(text.size(), a.stop_hold);
+      std::string_view delta;
+      if (safe > s.streamed) {
+        delta = std::string_view(text).substr(s.streamed, safe - s.streamed);
+        s.streamed = safe;
+      }
+      a.req->on_token(TokenEvent{a.req->id, d.sample, d.token.token,
+                                 d.token.logprob, version, delta, *finish});
     }
     if (*finish != FinishReason::kNone) FinishSample(a, s, *finish);
   }
