@@ -306,7 +306,8 @@ void SamplerEngine::RunControl(FunctionRef<void()> op) {
 
 StatusOr<ApplyReport> SamplerEngine::UpdateParams(
     const proto::UpdateParams& update) {
-  StatusOr<ApplyReport> result = InternalError("update never ran");
+  // Not an error placeholder: building an error message would allocate.
+  StatusOr<ApplyReport> result = ApplyReport{};
   RunControl([&] {
     const Clock::time_point start = Clock::now();
     result = ApplyUpdateParams(update, weights_, mesh_);
@@ -381,11 +382,11 @@ void SamplerEngine::PublishStats() {
 }
 
 void SamplerEngine::SchedulerLoop() {
-  scheduler_tid_.store(static_cast<pid_t>(syscall(SYS_gettid)));
   if (Status pinned = PinCallingThreadToDevices(mesh_->devices());
       !pinned.ok()) {
     LOG(WARNING) << "scheduler thread not pinned: " << pinned;
   }
+  scheduler_tid_.store(static_cast<pid_t>(syscall(SYS_gettid)));
   std::vector<std::unique_ptr<PreparedRequest>> incoming;
   std::vector<uint64_t> aborts;
   bool idle = true;

@@ -122,7 +122,8 @@ class SamplerEngine {
   int64_t context_length() const { return context_length_; }
   // Ids below this are valid in prompts and can be sampled.
   int64_t vocab_size() const { return sample_vocab_; }
-  // Kernel thread id of the scheduler thread.
+  // Kernel thread id of the scheduler thread (0 until it has started and
+  // pinned itself).
   pid_t scheduler_thread_id() const { return scheduler_tid_.load(); }
 
  private:

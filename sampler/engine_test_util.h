@@ -12,21 +12,13 @@
 #include <string>
 #include <vector>
 
-#include "partition/device.h"
+#include "models/test_util.h"
 #include "partition/mesh.h"
 #include "sampler/engine.h"
 
 namespace rlrt::testing {
 
 inline const std::string kStoriesDir = RLRT_SHARED_DIR "/models/stories260K";
-
-inline std::unique_ptr<Mesh> MakeMesh(int devices, std::string name = "rollout") {
-  auto all = DiscoverLocalDevices(devices);
-  EXPECT_TRUE(all.ok());
-  auto mesh = Mesh::Create(std::move(name), *all);
-  EXPECT_TRUE(mesh.ok()) << mesh.status();
-  return std::move(*mesh);
-}
 
 inline EngineOptions StoriesOptions(std::string load_format = "safetensors") {
   EngineOptions o;

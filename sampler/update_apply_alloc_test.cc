@@ -9,8 +9,11 @@
 #include <vector>
 
 #include "models/config/param_budget.h"
+#include "models/forward/model_source.h"
 #include "models/leaf_init.h"
 #include "models/test_util.h"
+#include "sampler/engine.h"
+#include "sampler/engine_test_util.h"
 #include "sampler/update_apply.h"
 #include "sampler/update_test_util.h"
 
@@ -80,6 +83,27 @@ TEST(UpdateApplyAllocTest, SerializedPathReusesTheScratchMessage) {
             .ok());
   }
   EXPECT_EQ(g_allocations.load() - before, 0);
+}
+
+// The engine's update path: the hand-off to the scheduler thread, the apply
+// between steps and the reply allocate nothing on any thread.
+TEST(UpdateApplyAllocTest, EngineUpdatesAllocateNothing) {
+  auto mesh = testing::MakeMesh(2);
+  auto engine = testing::MakeEngine(testing::StoriesOptions("dummy"), mesh.get());
+  ASSERT_NE(engine, nullptr);
+  auto trainer = LoadModel({.model_dir = testing::kStoriesDir}, nullptr);
+  ASSERT_TRUE(trainer.ok());
+  proto::UpdateParams u = testing::HandBuiltUpdate(trainer->weights, 1);
+  u.set_flush_cache(true);
+  ASSERT_TRUE(engine->Generate(testing::GreedyText("Once upon a time", 8)).ok());
+  ASSERT_TRUE(engine->UpdateParams(u).ok());
+  const long before = g_allocations.load();
+  for (uint64_t v = 2; v < 12; ++v) {
+    u.set_version(v);
+    ASSERT_TRUE(engine->UpdateParams(u).ok());
+  }
+  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(engine->Stats().weight_version, 11u);
 }
 
 }  // namespace
