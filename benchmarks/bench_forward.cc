@@ -12,7 +12,6 @@
 // Quote medians: --benchmark_repetitions=5
 // --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
-#include <cblas.h>
 #include <glog/logging.h>
 
 #include <chrono>
@@ -21,6 +20,7 @@
 #include <memory>
 #include <tuple>
 
+#include "benchmarks/bench_limits.h"
 #include "models/config/model_config.h"
 #include "models/forward/kv_cache.h"
 #include "models/forward/model_source.h"
@@ -41,61 +41,6 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-std::unique_ptr<Mesh> MeshOf(int devices) {
-  auto all = DiscoverLocalDevices();
-  CHECK(all.ok()) << all.status();
-  std::vector<Device> picked(
-      all->begin(), all->begin() + std::min<size_t>(devices, all->size()));
-  return std::move(Mesh::Create("bench", picked)).value();
-}
-
-// Single-threaded sgemm GFLOP/s on a mesh worker (so OpenBLAS runs exactly
-// as the model's matmuls do), measured once per run.
-double SgemmPeakGflops() {
-  static const double peak = [] {
-    auto mesh = MeshOf(1);
-    const int n = 2048;
-    std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
-    double best = 0;
-    CHECK(mesh->ParallelFor(1,
-                            [&](const Shard&) {
-                              for (int rep = 0; rep < 3; ++rep) {
-                                const auto t0 = Clock::now();
-                                cblas_sgemm(CblasRowMajor, CblasNoTrans,
-                                            CblasTrans, n, n, n, 1.0f, a.data(),
-                                            n, b.data(), n, 0.0f, c.data(), n);
-                                best = std::max(
-                                    best, 2.0 * n * n * n /
-                                              Seconds(t0, Clock::now()) / 1e9);
-                              }
-                              return OkStatus();
-                            })
-              .ok());
-    return best;
-  }();
-  return peak;
-}
-
-// Bytes one thread's memcpy moves per second over 512 MB, measured once.
-double MemcpyBytesPerSecond() {
-  static const double bw = [] {
-    const size_t n = size_t{512} << 20;
-    auto src = std::move(PageArena::Create(n)).value();
-    auto dst = std::move(PageArena::Create(n)).value();
-    std::memset(src.data(), 1, n);
-    std::memset(dst.data(), 2, n);
-    double best = 0;
-    for (int rep = 0; rep < 5; ++rep) {
-      const auto t0 = Clock::now();
-      std::memcpy(dst.data(), src.data(), n);
-      benchmark::ClobberMemory();
-      best = std::max(best, n / Seconds(t0, Clock::now()));
-    }
-    return best;
-  }();
-  return bw;
-}
-
 // Models are built once per (preset, devices) and kept for the run.
 struct Bench {
   std::unique_ptr<Mesh> mesh;
@@ -110,7 +55,7 @@ Bench& BenchFor(const std::string& preset, int devices, int64_t kernel) {
   auto& slot = cache[{preset, devices, kernel}];
   if (!slot) {
     slot = std::make_unique<Bench>();
-    slot->mesh = MeshOf(devices);
+    slot->mesh = BenchMesh(devices);
     auto model = LoadModel({"", preset, "dummy", 1}, slot->mesh.get());
     CHECK(model.ok()) << model.status();
     slot->model = std::make_unique<LoadedModel>(std::move(model).value());
@@ -129,19 +74,6 @@ Bench& BenchFor(const std::string& preset, int devices, int64_t kernel) {
             .value();
   }
   return *slot;
-}
-
-// FLOPs actually executed: per token, every layer's matmuls (2 * weights)
-// and attention (4 * context * q_dim); per logit row, the LM head. Prefill
-// computes logits only for each sequence's last token.
-double ForwardFlops(const ModelConfig& c, double tokens, double logit_rows,
-                    int64_t context) {
-  const double per_layer = c.hidden_size * (c.q_dim() + 2.0 * c.kv_dim()) +
-                           double(c.q_dim()) * c.hidden_size +
-                           3.0 * c.hidden_size * c.intermediate_size;
-  const double per_token =
-      c.num_hidden_layers * (2.0 * per_layer + 4.0 * context * c.q_dim());
-  return tokens * per_token + logit_rows * 2.0 * c.vocab_size * c.hidden_size;
 }
 
 const char* kPresets[] = {"qwen3-tiny", "qwen3-0.6b"};

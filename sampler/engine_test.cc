@@ -186,7 +186,7 @@ TEST_F(EngineTest, BadRequestsFailAloneWhileOthersRun) {
   bad.emplace_back("negative stop id", with([](auto& r) { r.stop.stop_token_ids = {-3}; }));
   bad.emplace_back("unknown chat role", with([](auto& r) {
                      r.text.clear();
-                     r.messages = {{"wizard", "hi"}};
+                     r.messages = {{"wizard", "hi", std::nullopt}};
                    }));
   for (auto& [what, request] : bad) {
     auto h = engine_->Submit(request);
@@ -330,7 +330,8 @@ TEST(EngineChatTest, ChatMessagesGoThroughTheTemplate) {
   ASSERT_NE(engine, nullptr);
   EXPECT_EQ(engine->vocab_size(), 151669);  // The tokenizer's, not 151936.
   GenerateRequest r;
-  r.messages = {{"system", "You are helpful."}, {"user", "你是谁"}};
+  r.messages = {{"system", "You are helpful.", std::nullopt},
+                {"user", "你是谁", std::nullopt}};
   r.chat_options.enable_thinking = false;
   r.sampling.temperature = 1.0f;
   r.stop.max_new_tokens = 64;

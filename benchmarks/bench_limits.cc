@@ -1,0 +1,88 @@
+#include "benchmarks/bench_limits.h"
+
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include "models/page_arena.h"
+#include "partition/device.h"
+
+namespace rlrt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+}  // namespace
+
+std::unique_ptr<Mesh> BenchMesh(int devices) {
+  auto all = DiscoverLocalDevices();
+  CHECK(all.ok()) << all.status();
+  std::vector<Device> picked(
+      all->begin(), all->begin() + std::min<size_t>(devices, all->size()));
+  return std::move(Mesh::Create("bench", picked)).value();
+}
+
+double SgemmPeakGflops() {
+  static const double peak = [] {
+    auto mesh = BenchMesh(1);
+    const int n = 2048;
+    std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
+    double best = 0;
+    CHECK(mesh->ParallelFor(1,
+                            [&](const Shard&) {
+                              for (int rep = 0; rep < 3; ++rep) {
+                                const auto t0 = Clock::now();
+                                cblas_sgemm(CblasRowMajor, CblasNoTrans,
+                                            CblasTrans, n, n, n, 1.0f, a.data(),
+                                            n, b.data(), n, 0.0f, c.data(), n);
+                                best = std::max(
+                                    best, 2.0 * n * n * n /
+                                              Seconds(t0, Clock::now()) / 1e9);
+                              }
+                              return OkStatus();
+                            })
+              .ok());
+    return best;
+  }();
+  return peak;
+}
+
+double MemcpyBytesPerSecond() {
+  static const double bw = [] {
+    const size_t n = size_t{512} << 20;
+    auto src = std::move(PageArena::Create(n)).value();
+    auto dst = std::move(PageArena::Create(n)).value();
+    std::memset(src.data(), 1, n);
+    std::memset(dst.data(), 2, n);
+    double best = 0;
+    for (int rep = 0; rep < 5; ++rep) {
+      const auto t0 = Clock::now();
+      std::memcpy(dst.data(), src.data(), n);
+      benchmark::ClobberMemory();
+      best = std::max(best, n / Seconds(t0, Clock::now()));
+    }
+    return best;
+  }();
+  return bw;
+}
+
+double ForwardFlops(const ModelConfig& c, double tokens, double logit_rows,
+                    int64_t context) {
+  const double per_layer = c.hidden_size * (c.q_dim() + 2.0 * c.kv_dim()) +
+                           double(c.q_dim()) * c.hidden_size +
+                           3.0 * c.hidden_size * c.intermediate_size;
+  const double per_token =
+      c.num_hidden_layers * (2.0 * per_layer + 4.0 * context * c.q_dim());
+  return tokens * per_token + logit_rows * 2.0 * c.vocab_size * c.hidden_size;
+}
+
+}  // namespace rlrt
