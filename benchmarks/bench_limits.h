@@ -24,8 +24,8 @@ double MemcpyBytesPerSecond();
 
 // FLOPs actually executed: per token, every layer's matmuls (2 * weights)
 // and attention (4 * context * q_dim); per logit row, the LM head.
-double ForwardFlops(const ModelConfig& config, double tokens,
-                    double logit_rows, int64_t context);
+double ForwardFlops(const ModelConfig& config, double tokens, double logit_rows,
+                    int64_t context);
 
 }  // namespace rlrt
 

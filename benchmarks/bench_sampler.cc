@@ -67,7 +67,8 @@ std::unique_ptr<SamplerEngine> MakeEngine(const std::string& preset, Mesh* mesh,
   const int64_t prompt_pages = FLAGS_prompt_tokens / 16;
   o.max_total_tokens =
       16 * FLAGS_prompts *
-      (pages_per_sequence + (FLAGS_samples - 1) * (pages_per_sequence - prompt_pages));
+      (pages_per_sequence +
+       (FLAGS_samples - 1) * (pages_per_sequence - prompt_pages));
   auto engine = SamplerEngine::Create(o, mesh);
   CHECK(engine.ok()) << engine.status();
   return std::move(*engine);
@@ -102,8 +103,9 @@ double RolloutFlops(const ModelConfig& c) {
   return flops;
 }
 
-int64_t RunAll(SamplerEngine& engine, const std::vector<GenerateRequest>& requests,
-               size_t count, bool one_at_a_time) {
+int64_t RunAll(SamplerEngine& engine,
+               const std::vector<GenerateRequest>& requests, size_t count,
+               bool one_at_a_time) {
   int64_t tokens = 0;
   std::vector<RequestHandle> handles;
   for (size_t i = 0; i < count; ++i) {
@@ -122,12 +124,13 @@ int64_t RunAll(SamplerEngine& engine, const std::vector<GenerateRequest>& reques
 void BM_Rollout(benchmark::State& state) {
   const std::string preset = kPresets[state.range(0)];
   auto mesh = BenchMesh(static_cast<int>(state.range(1)));
-  auto engine = MakeEngine(preset, mesh.get(), int64_t{FLAGS_prompts} * FLAGS_samples);
+  auto engine =
+      MakeEngine(preset, mesh.get(), int64_t{FLAGS_prompts} * FLAGS_samples);
   const std::vector<GenerateRequest> requests = Workload(engine->vocab_size());
   const size_t sequential =
-      state.range(0) == 0 ? requests.size()
-                          : std::min<size_t>(FLAGS_sequential_requests_0_6b,
-                                             requests.size());
+      state.range(0) == 0
+          ? requests.size()
+          : std::min<size_t>(FLAGS_sequential_requests_0_6b, requests.size());
   const auto s0 = Clock::now();
   const int64_t sequential_tokens = RunAll(*engine, requests, sequential, true);
   const double sequential_rate = sequential_tokens / Seconds(s0, Clock::now());
@@ -146,7 +149,8 @@ void BM_Rollout(benchmark::State& state) {
   state.counters["sequential_tokens_per_s"] = sequential_rate;
   state.counters["speedup_vs_sequential"] = rate / sequential_rate;
   state.counters["GFLOPs"] = gflops;
-  state.counters["ratio_to_sgemm_peak"] = gflops / (SgemmPeakGflops() * mesh->size());
+  state.counters["ratio_to_sgemm_peak"] =
+      gflops / (SgemmPeakGflops() * mesh->size());
   state.SetLabel(preset + " devices=" + std::to_string(mesh->size()));
 }
 
@@ -154,8 +158,9 @@ void BM_UpdateStall(benchmark::State& state) {
   const std::string preset = kPresets[state.range(0)];
   auto mesh = BenchMesh(static_cast<int>(state.range(1)));
   auto engine = MakeEngine(preset, mesh.get(), 16);
-  auto trainer = LoadModel({.preset = preset, .load_format = "dummy", .seed = 2},
-                           mesh.get());
+  auto trainer = LoadModel(
+      {.model_dir = "", .preset = preset, .load_format = "dummy", .seed = 2},
+      mesh.get());
   CHECK(trainer.ok());
   proto::UpdateParams update;
   update.set_structure_fingerprint(trainer->weights.fingerprint());

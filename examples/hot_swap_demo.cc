@@ -1,42 +1,60 @@
-// hot_swap_demo: the weight-sync path end to end, without a model.
+// hot_swap_demo: the reference hot-swap flow on a real engine.
 //
-// Partitions the local devices, builds a trainer-side and a sampler-side leaf
-// list of the same Qwen3-shaped structure with identical dummy weights (each
-// on its own mesh), perturbs the trainer's, sends one UpdateParams and checks
-// that the sampler now holds exactly the trainer's weights. Prints JSON lines;
-// exits 0 only if the checksums and content hashes match.
+// Partitions the local devices; starts a SamplerEngine with dummy weights on
+// the rollout mesh; on the actor mesh, a trainer-side leaf list of the same
+// structure gets new weights (a Hugging Face checkpoint with --model_dir,
+// else the engine's dummy weights perturbed); one UpdateParams carries them
+// into the running engine in place; then the engine answers --prompt.
+// Prints JSON lines (partition, engine_ready_dummy, weights_swapped,
+// generate_result); exits 0 only when the engine's content hash after the
+// swap equals the trainer's.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "models/config/param_budget.h"
+#include "models/forward/model_source.h"
 #include "models/leaf_checksum.h"
 #include "models/leaf_init.h"
-#include "models/param_leaves.h"
 #include "partition/device.h"
 #include "partition/partition_spec.h"
-#include "sampler/update_apply.h"
+#include "sampler/engine.h"
 #include "trainer_bridge/update_builder.h"
 
-DEFINE_int64(num_params, 16'000'000, "Model size in parameters (F32).");
+DEFINE_string(model_dir, "",
+              "A Hugging Face checkpoint directory (config.json, "
+              "*.safetensors) to swap in; empty: perturbed dummy weights.");
+DEFINE_string(preset, "qwen3-tiny",
+              "The model shape when --model_dir is empty.");
+DEFINE_string(tokenizer_dir, "",
+              "tokenizer.json + tokenizer_config.json; empty: --model_dir if "
+              "it has them, else the Qwen3 tokenizer in ../shared.");
 DEFINE_string(partition, "",
               "Partition spec, e.g. 'rollout=1,actor=rest' (see "
               "partition/partition_spec.h); empty: half the devices each.");
 DEFINE_int32(num_virtual_devices, 0,
              "Use this many virtual devices instead of one per core.");
-DEFINE_uint64(seed, 42, "Seed of the perturbation noise.");
-DEFINE_double(scale, 1e-3, "Standard deviation of the perturbation noise.");
-DEFINE_int64(num_leaves, 4, "Perturb the first this many leaves.");
-DEFINE_uint64(init_seed, 0, "Seed of the dummy weights of both sides.");
+DEFINE_uint64(init_seed, 0, "Seed of the engine's dummy weights.");
+DEFINE_uint64(seed, 42, "Seed of the perturbation noise (no --model_dir).");
+DEFINE_double(scale, 1e-2, "Standard deviation of the perturbation noise.");
+DEFINE_int64(num_leaves, 1000000, "Perturb the first this many leaves.");
+DEFINE_string(prompt, "你是谁", "The user message to answer after the swap.");
+DEFINE_bool(chat, true,
+            "Send --prompt as a user message through the chat template "
+            "(Qwen3 tokenizers); false: as raw text.");
+DEFINE_int64(max_new_tokens, 32, "Tokens to generate.");
+DEFINE_double(temperature, 0.0, "0: greedy.");
+DEFINE_uint64(sample_seed, 0, "Seed of the sampling stream.");
 
 namespace rlrt {
 namespace {
 
 using nlohmann::json;
+using Clock = std::chrono::steady_clock;
 
 std::string Hex(uint64_t v) {
   char buf[19];
@@ -50,97 +68,123 @@ json ChecksumJson(const LeafChecksums& c) {
           {"content_hash", Hex(c.content_hash)}};
 }
 
-double MsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(
-             std::chrono::steady_clock::now() - start)
+double MsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start)
       .count();
 }
 
-void Emit(const json& line) { std::cout << line.dump() << std::endl; }
+// Generated text may end inside a multi-byte character (or a dummy model may
+// emit byte tokens that never form one), so invalid UTF-8 becomes U+FFFD
+// instead of an exception.
+void Emit(const json& line) {
+  std::cout << line.dump(-1, ' ', false, json::error_handler_t::replace)
+            << std::endl;
+}
+
+std::string TokenizerDir() {
+  if (!FLAGS_tokenizer_dir.empty()) return FLAGS_tokenizer_dir;
+  if (!FLAGS_model_dir.empty() &&
+      std::filesystem::exists(std::filesystem::path(FLAGS_model_dir) /
+                              "tokenizer.json")) {
+    return FLAGS_model_dir;
+  }
+  return RLRT_SHARED_DIR "/models/qwen3-tokenizer";
+}
 
 Status Run() {
+  if (FLAGS_scale < 0) return InvalidArgumentError("--scale must be >= 0");
+  if (FLAGS_num_leaves < 0)
+    return InvalidArgumentError("--num_leaves must be >= 0");
   ASSIGN_OR_RETURN(std::vector<Device> devices,
                    DiscoverLocalDevices(FLAGS_num_virtual_devices));
   ASSIGN_OR_RETURN(Partition partition,
                    Partition::Create(FLAGS_partition, devices));
-  Mesh& actor = partition.actor();
-  Mesh& rollout = partition.rollout();
   Emit({{"phase", "partition"},
         {"devices", devices.size()},
         {"meshes", partition.ToString()}});
 
-  ASSIGN_OR_RETURN(ModelConfig shape, ConfigForParamBudget(FLAGS_num_params));
-  const std::vector<LeafSpec> specs = LeafSpecsFor(shape);
-  auto start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(ParamLeaves trainer, ParamLeaves::Allocate(specs));
-  ASSIGN_OR_RETURN(ParamLeaves sampler, ParamLeaves::Allocate(specs));
-  RETURN_IF_ERROR(FillDummy(trainer, FLAGS_init_seed, &actor));
-  RETURN_IF_ERROR(FillDummy(sampler, FLAGS_init_seed, &rollout));
-  Emit({{"phase", "init"},
-        {"num_params", trainer.total_elements()},
-        {"num_leaves", trainer.size()},
-        {"bytes", trainer.total_bytes()},
-        {"hidden_size", shape.hidden_size},
-        {"num_layers", shape.num_hidden_layers},
-        {"structure_fingerprint", Hex(trainer.fingerprint())},
-        {"init_ms", MsSince(start)}});
+  // The engine starts with dummy weights of the target's structure.
+  EngineOptions options;
+  options.model.model_dir = FLAGS_model_dir;
+  options.model.preset = FLAGS_model_dir.empty() ? FLAGS_preset : "";
+  options.model.load_format = "dummy";
+  options.model.seed = FLAGS_init_seed;
+  options.tokenizer_dir = TokenizerDir();
+  options.max_total_tokens = 4096;
+  ASSIGN_OR_RETURN(std::unique_ptr<SamplerEngine> engine,
+                   SamplerEngine::Create(options, &partition.rollout()));
+  std::cout << engine->ready_line() << std::endl;
 
-  start = std::chrono::steady_clock::now();
-  RETURN_IF_ERROR(
-      Perturb(trainer, FLAGS_seed, FLAGS_scale, FLAGS_num_leaves, &actor));
-  Emit({{"phase", "perturb"},
-        {"seed", FLAGS_seed},
-        {"scale", FLAGS_scale},
-        {"num_leaves", std::min<int64_t>(FLAGS_num_leaves, trainer.size())},
-        {"perturb_ms", MsSince(start)}});
-
-  const LeafChecksums sampler_before = ComputeChecksums(sampler, &rollout);
-  const LeafChecksums trainer_sums = ComputeChecksums(trainer, &actor);
-  Emit({{"phase", "checksum_before"},
-        {"sampler", ChecksumJson(sampler_before)},
-        {"trainer", ChecksumJson(trainer_sums)}});
-
-  // The trainer builds one message on its mesh; the sampler applies it on
-  // its own. The content hash rides along so the sampler verifies the
-  // payload before it writes anything.
-  start = std::chrono::steady_clock::now();
-  proto::UpdateParams update;
-  BuildOptions options;
-  options.include_content_hash = true;
-  RETURN_IF_ERROR(
-      BuildUpdateParams(trainer, /*version=*/1, options, &actor, &update));
-  const double build_ms = MsSince(start);
-  StatusOr<ApplyReport> applied = ApplyUpdateParams(update, sampler, &rollout);
-  proto::UpdateParamsReply reply;
-  FillUpdateParamsReply(applied, sampler, &reply);
-  Emit({{"phase", "update_params"},
-        {"ok", reply.ok()},
-        {"error", reply.error()},
-        {"version", reply.version()},
-        {"bytes", reply.bytes_copied()},
-        {"build_ms", build_ms},
-        {"apply_ms", reply.elapsed_us() / 1000.0}});
-  RETURN_IF_ERROR(applied.status());
-
-  const LeafChecksums sampler_after = ComputeChecksums(sampler, &rollout);
-  Emit({{"phase", "checksum_after"},
-        {"sampler", ChecksumJson(sampler_after)},
-        {"trainer", ChecksumJson(trainer_sums)},
-        {"checksum_delta",
-         sampler_after.float64_sum - sampler_before.float64_sum}});
-
-  const bool sum_match = sampler_after.float64_sum == trainer_sums.float64_sum;
-  const bool hash_match =
-      sampler_after.content_hash == trainer_sums.content_hash;
-  Emit({{"phase", "verify"},
-        {"match", sum_match && hash_match},
-        {"float64_sum_match", sum_match},
-        {"content_hash_match", hash_match},
-        {"sampler_version", sampler.version()}});
-  if (!(sum_match && hash_match)) {
-    return DataLossError(
-        "sampler weights differ from the trainer's after the update");
+  // The trainer's side, on the actor mesh.
+  Clock::time_point start = Clock::now();
+  ModelSource trainer_source = options.model;
+  if (!FLAGS_model_dir.empty()) trainer_source.load_format = "safetensors";
+  ASSIGN_OR_RETURN(LoadedModel trainer,
+                   LoadModel(trainer_source, &partition.actor()));
+  if (FLAGS_model_dir.empty()) {
+    RETURN_IF_ERROR(Perturb(trainer.weights, FLAGS_seed, FLAGS_scale,
+                            FLAGS_num_leaves, &partition.actor()));
   }
+  const double load_ms = MsSince(start);
+  const LeafChecksums trainer_sums =
+      ComputeChecksums(trainer.weights, &partition.actor());
+
+  ASSIGN_OR_RETURN(const LeafChecksums before, engine->WeightsChecksum());
+  start = Clock::now();
+  proto::UpdateParams update;
+  BuildOptions build;
+  build.include_content_hash = true;
+  build.flush_cache = true;
+  RETURN_IF_ERROR(BuildUpdateParams(trainer.weights, /*version=*/1, build,
+                                    &partition.actor(), &update));
+  const double build_ms = MsSince(start);
+  ASSIGN_OR_RETURN(const ApplyReport report, engine->UpdateParams(update));
+  ASSIGN_OR_RETURN(const LeafChecksums after, engine->WeightsChecksum());
+  const bool match = after.content_hash == trainer_sums.content_hash &&
+                     after.float64_sum == trainer_sums.float64_sum;
+  Emit({{"phase", "weights_swapped"},
+        {"source",
+         FLAGS_model_dir.empty() ? "perturbed_dummy" : FLAGS_model_dir},
+        {"version", report.version},
+        {"bytes", report.bytes_copied},
+        {"load_ms", load_ms},
+        {"build_ms", build_ms},
+        {"apply_ms", report.elapsed_us / 1000.0},
+        {"stall_ms", engine->Stats().last_update_stall_ms},
+        {"checksum_before", ChecksumJson(before)},
+        {"checksum_after", ChecksumJson(after)},
+        {"checksum_delta", after.float64_sum - before.float64_sum},
+        {"trainer_checksum", ChecksumJson(trainer_sums)},
+        {"match", match}});
+  if (!match) {
+    return DataLossError(
+        "engine weights differ from the trainer's after the swap");
+  }
+
+  GenerateRequest request;
+  if (FLAGS_chat) {
+    request.messages = {{"user", FLAGS_prompt, std::nullopt}};
+  } else {
+    request.text = FLAGS_prompt;
+  }
+  request.sampling.temperature = static_cast<float>(FLAGS_temperature);
+  request.stop.max_new_tokens = FLAGS_max_new_tokens;
+  request.seed = FLAGS_sample_seed;
+  ASSIGN_OR_RETURN(GenerateResult result, engine->Generate(request));
+  const SampleOutput& out = result.samples[0];
+  Emit({{"phase", "generate_result"},
+        {"prompt", FLAGS_prompt},
+        {"text", out.text},
+        {"output_ids", out.token_ids},
+        {"meta_info",
+         {{"id", result.id},
+          {"prompt_tokens", result.prompt_tokens},
+          {"completion_tokens", result.completion_tokens},
+          {"finish_reason", FinishReasonName(out.finish_reason)},
+          {"e2e_latency", result.e2e_seconds},
+          {"weight_version", out.weight_versions.empty()
+                                 ? engine->Stats().weight_version
+                                 : out.weight_versions.back()}}}});
   return OkStatus();
 }
 
@@ -149,7 +193,8 @@ Status Run() {
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(
-      "Sends one UpdateParams from a trainer to a sampler leaf list.");
+      "Starts a dummy-weight engine, swaps new weights in with one "
+      "UpdateParams, and generates.");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);

@@ -64,7 +64,8 @@ TEST_F(EngineSwapTest, DummyEnginePlusCheckpointUpdateEqualsCheckpointEngine) {
   EXPECT_EQ(Greedy(*direct), swapped);
   auto sums = engine_->WeightsChecksum();
   ASSERT_TRUE(sums.ok());
-  EXPECT_EQ(sums->content_hash, ComputeChecksums(checkpoint_->weights).content_hash);
+  EXPECT_EQ(sums->content_hash,
+            ComputeChecksums(checkpoint_->weights).content_hash);
   EXPECT_EQ(sums->content_hash, direct->WeightsChecksum()->content_hash);
 
   const EngineBuffers after = engine_->buffers();
@@ -76,7 +77,8 @@ TEST_F(EngineSwapTest, DummyEnginePlusCheckpointUpdateEqualsCheckpointEngine) {
 }
 
 TEST_F(EngineSwapTest, RefusedUpdatesLeaveTheEngineServingItsOldWeights) {
-  ASSERT_TRUE(engine_->UpdateParams(HandBuiltUpdate(checkpoint_->weights, 3)).ok());
+  ASSERT_TRUE(
+      engine_->UpdateParams(HandBuiltUpdate(checkpoint_->weights, 3)).ok());
   const LeafChecksums sums = *engine_->WeightsChecksum();
 
   std::vector<std::pair<std::string, proto::UpdateParams>> bad;
@@ -91,7 +93,8 @@ TEST_F(EngineSwapTest, RefusedUpdatesLeaveTheEngineServingItsOldWeights) {
   shape.mutable_leaves(3)->set_shape(0, shape.leaves(3).shape(0) + 1);
   bad.emplace_back("wrong shape", shape);
   proto::UpdateParams cut = HandBuiltUpdate(checkpoint_->weights, 4);
-  cut.mutable_leaves(7)->mutable_data()->resize(cut.leaves(7).data().size() / 2);
+  cut.mutable_leaves(7)->mutable_data()->resize(cut.leaves(7).data().size() /
+                                                2);
   bad.emplace_back("short leaf", cut);
   proto::UpdateParams hash = HandBuiltUpdate(checkpoint_->weights, 4);
   hash.set_expected_content_hash(sums.content_hash + 1);
@@ -99,15 +102,18 @@ TEST_F(EngineSwapTest, RefusedUpdatesLeaveTheEngineServingItsOldWeights) {
   for (auto& [what, update] : bad) {
     auto r = engine_->UpdateParams(update);
     EXPECT_FALSE(r.ok()) << what;
-    EXPECT_EQ(engine_->WeightsChecksum()->content_hash, sums.content_hash) << what;
+    EXPECT_EQ(engine_->WeightsChecksum()->content_hash, sums.content_hash)
+        << what;
     EXPECT_EQ(engine_->Stats().weight_version, 3u) << what;
   }
   EXPECT_EQ(Greedy(*engine_), GoldenContinuation());
   EXPECT_EQ(engine_->Stats().updates_refused, static_cast<int64_t>(bad.size()));
 
   std::string bytes;
-  ASSERT_TRUE(HandBuiltUpdate(checkpoint_->weights, 9).SerializeToString(&bytes));
-  EXPECT_FALSE(engine_->UpdateParamsSerialized(bytes.substr(0, bytes.size() / 3)).ok());
+  ASSERT_TRUE(
+      HandBuiltUpdate(checkpoint_->weights, 9).SerializeToString(&bytes));
+  EXPECT_FALSE(
+      engine_->UpdateParamsSerialized(bytes.substr(0, bytes.size() / 3)).ok());
   EXPECT_EQ(engine_->Stats().weight_version, 3u);
   ASSERT_TRUE(engine_->UpdateParamsSerialized(bytes).ok());
   EXPECT_EQ(engine_->Stats().weight_version, 9u);
@@ -136,8 +142,10 @@ TEST_F(EngineSwapTest, InFlightRequestsSwitchVersionAtAStepBoundary) {
   for (size_t i = 0; i < out.weight_versions.size(); ++i)
     EXPECT_EQ(out.weight_versions[i], i < switch_at ? 0u : 1u) << i;
   // Before the switch the tokens are the dummy weights' own.
-  EXPECT_EQ(std::vector<int32_t>(out.token_ids.begin(), out.token_ids.begin() + switch_at),
-            std::vector<int32_t>(dummy_tokens.begin(), dummy_tokens.begin() + switch_at));
+  EXPECT_EQ(std::vector<int32_t>(out.token_ids.begin(),
+                                 out.token_ids.begin() + switch_at),
+            std::vector<int32_t>(dummy_tokens.begin(),
+                                 dummy_tokens.begin() + switch_at));
   EXPECT_GT(engine_->Stats().last_update_stall_ms, 0);
 }
 
@@ -163,7 +171,8 @@ TEST_F(EngineSwapTest, FlushCacheDropsCachedPrefixes) {
   EngineOptions o = StoriesOptions("safetensors");
   o.enable_prefix_cache = false;
   auto direct = MakeEngine(o, mesh_.get());
-  EXPECT_EQ(fresh->samples[0].token_ids, direct->Generate(r)->samples[0].token_ids);
+  EXPECT_EQ(fresh->samples[0].token_ids,
+            direct->Generate(r)->samples[0].token_ids);
 }
 
 TEST_F(EngineSwapTest, ManyUpdatesNeverRebuild) {

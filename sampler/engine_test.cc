@@ -36,9 +36,9 @@ TEST_F(EngineTest, GreedyTextMatchesTheOriginalModel) {
   const std::vector<int32_t> golden = GoldenContinuation();
   auto r = engine_->Generate(GreedyText("Once upon a time", golden.size()));
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->prompt_ids, testing::StoriesReference()["greedy_from_prompt"]
-                               ["prompt_ids"]
-                                   .get<std::vector<int32_t>>());
+  EXPECT_EQ(r->prompt_ids,
+            testing::StoriesReference()["greedy_from_prompt"]["prompt_ids"]
+                .get<std::vector<int32_t>>());
   ASSERT_EQ(r->samples.size(), 1u);
   EXPECT_EQ(r->samples[0].token_ids, golden);
   EXPECT_EQ(r->samples[0].finish_reason, FinishReason::kLength);
@@ -173,17 +173,22 @@ TEST_F(EngineTest, BadRequestsFailAloneWhileOthersRun) {
     change(r);
     return r;
   };
-  bad.emplace_back("temperature < 0", with([](auto& r) { r.sampling.temperature = -0.5f; }));
-  bad.emplace_back("temperature nan", with([](auto& r) { r.sampling.temperature = NAN; }));
+  bad.emplace_back("temperature < 0",
+                   with([](auto& r) { r.sampling.temperature = -0.5f; }));
+  bad.emplace_back("temperature nan",
+                   with([](auto& r) { r.sampling.temperature = NAN; }));
   bad.emplace_back("top_p 0", with([](auto& r) { r.sampling.top_p = 0; }));
   bad.emplace_back("top_p > 1", with([](auto& r) { r.sampling.top_p = 1.5f; }));
   bad.emplace_back("top_k < 0", with([](auto& r) { r.sampling.top_k = -1; }));
   bad.emplace_back("min_p 1", with([](auto& r) { r.sampling.min_p = 1.0f; }));
   bad.emplace_back("n 0", with([](auto& r) { r.n = 0; }));
   bad.emplace_back("n over the limit", with([](auto& r) { r.n = 33; }));
-  bad.emplace_back("max_new_tokens 0", with([](auto& r) { r.stop.max_new_tokens = 0; }));
-  bad.emplace_back("empty stop string", with([](auto& r) { r.stop.stop_strings = {""}; }));
-  bad.emplace_back("negative stop id", with([](auto& r) { r.stop.stop_token_ids = {-3}; }));
+  bad.emplace_back("max_new_tokens 0",
+                   with([](auto& r) { r.stop.max_new_tokens = 0; }));
+  bad.emplace_back("empty stop string",
+                   with([](auto& r) { r.stop.stop_strings = {""}; }));
+  bad.emplace_back("negative stop id",
+                   with([](auto& r) { r.stop.stop_token_ids = {-3}; }));
   bad.emplace_back("unknown chat role", with([](auto& r) {
                      r.text.clear();
                      r.messages = {{"wizard", "hi", std::nullopt}};
@@ -225,7 +230,8 @@ TEST_F(EngineTest, StopStringsCutTheTextAndStreamingAddsUp) {
   EXPECT_EQ(out.matched_stop_string, stop);
   EXPECT_LT(out.token_ids.size(), golden.size());
   EXPECT_EQ(out.token_ids,
-            std::vector<int32_t>(golden.begin(), golden.begin() + out.token_ids.size()));
+            std::vector<int32_t>(golden.begin(),
+                                 golden.begin() + out.token_ids.size()));
   EXPECT_EQ(streamed_ids, out.token_ids);
   EXPECT_EQ(last, FinishReason::kStop);
   // Text that could still turn into the stop string is held back, so a

@@ -273,9 +273,10 @@ void Scheduler::CommitDraws(uint64_t version) {
       // Text that a stop string may still claim is held back until the
       // sample finishes, so a stream never shows a stop string.
       const std::string& text = s.tracker.text();
-      const size_t safe = *finish != FinishReason::kNone
-                              ? text.size()
-                              : text.size() - std::min(text.size(), a.stop_hold);
+      const size_t safe =
+          *finish != FinishReason::kNone
+              ? text.size()
+              : text.size() - std::min(text.size(), a.stop_hold);
       std::string_view delta;
       if (safe > s.streamed) {
         delta = std::string_view(text).substr(s.streamed, safe - s.streamed);

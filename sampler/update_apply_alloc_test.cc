@@ -89,13 +89,15 @@ TEST(UpdateApplyAllocTest, SerializedPathReusesTheScratchMessage) {
 // between steps and the reply allocate nothing on any thread.
 TEST(UpdateApplyAllocTest, EngineUpdatesAllocateNothing) {
   auto mesh = testing::MakeMesh(2);
-  auto engine = testing::MakeEngine(testing::StoriesOptions("dummy"), mesh.get());
+  auto engine =
+      testing::MakeEngine(testing::StoriesOptions("dummy"), mesh.get());
   ASSERT_NE(engine, nullptr);
   auto trainer = LoadModel({.model_dir = testing::kStoriesDir}, nullptr);
   ASSERT_TRUE(trainer.ok());
   proto::UpdateParams u = testing::HandBuiltUpdate(trainer->weights, 1);
   u.set_flush_cache(true);
-  ASSERT_TRUE(engine->Generate(testing::GreedyText("Once upon a time", 8)).ok());
+  ASSERT_TRUE(
+      engine->Generate(testing::GreedyText("Once upon a time", 8)).ok());
   ASSERT_TRUE(engine->UpdateParams(u).ok());
   const long before = g_allocations.load();
   for (uint64_t v = 2; v < 12; ++v) {

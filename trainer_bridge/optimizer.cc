@@ -1,0 +1,148 @@
+#include "trainer_bridge/optimizer.h"
+
+#include <cmath>
+#include <numbers>
+
+#include "models/parallel.h"
+
+namespace rlrt {
+namespace {
+
+constexpr int64_t kBlockElements = int64_t{1} << 16;
+
+const float* Floats(const ParamLeaves& l, size_t i) {
+  return reinterpret_cast<const float*>(l.data(i));
+}
+float* Floats(ParamLeaves& l, size_t i) {
+  return reinterpret_cast<float*>(l.data(i));
+}
+
+}  // namespace
+
+double LrSchedule::At(int64_t step) const {
+  if (kind == Kind::kConstant) return peak;
+  if (step < warmup_steps) return peak * double(step + 1) / (warmup_steps + 1);
+  const int64_t decay_steps = std::max<int64_t>(total_steps - warmup_steps, 1);
+  const double progress =
+      std::min(1.0, double(step - warmup_steps) / double(decay_steps));
+  const double cosine = 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
+  return peak * (min_ratio + (1.0 - min_ratio) * cosine);
+}
+
+StatusOr<LrSchedule::Kind> ParseLrScheduleKind(const std::string& name) {
+  if (name == "constant") return LrSchedule::Kind::kConstant;
+  if (name == "cosine") return LrSchedule::Kind::kWarmupCosine;
+  return InvalidArgumentError("unknown learning-rate schedule '" + name +
+                              "' (expected constant or cosine)");
+}
+
+AdamW::AdamW(AdamWOptions options, ParamLeaves m, ParamLeaves v,
+             std::vector<Block> blocks)
+    : options_(options),
+      m_(std::move(m)),
+      v_(std::move(v)),
+      blocks_(std::move(blocks)),
+      partial_(blocks_.size()) {}
+
+StatusOr<AdamW> AdamW::Create(const ParamLeaves& params,
+                              const AdamWOptions& options) {
+  if (!(options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 &&
+        options.beta2 < 1 && options.epsilon > 0 && options.weight_decay >= 0 &&
+        options.max_grad_norm >= 0)) {
+    return InvalidArgumentError(
+        "AdamW needs betas in [0, 1), epsilon > 0, weight_decay >= 0 and "
+        "max_grad_norm >= 0");
+  }
+  std::vector<LeafSpec> specs;
+  std::vector<Block> blocks;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const LeafSpec& spec = params.spec(i);
+    if (spec.dtype != DType::kF32)
+      return InvalidArgumentError("AdamW needs F32 leaves; " + spec.name +
+                                  " is not");
+    specs.push_back(spec);
+    const int64_t n = static_cast<int64_t>(params.bytes(i) / sizeof(float));
+    for (int64_t b = 0; b < n; b += kBlockElements)
+      blocks.push_back(
+          {i, b, std::min(n, b + kBlockElements), spec.shape.size() >= 2});
+  }
+  ASSIGN_OR_RETURN(ParamLeaves m, ParamLeaves::Allocate(specs));
+  ASSIGN_OR_RETURN(ParamLeaves v, ParamLeaves::Allocate(specs));
+  return AdamW(options, std::move(m), std::move(v), std::move(blocks));
+}
+
+Status AdamW::CheckStructure(const ParamLeaves& other, const char* what) const {
+  if (other.fingerprint() != m_.fingerprint())
+    return InvalidArgumentError(std::string(what) +
+                                " do not have the optimizer's structure");
+  return OkStatus();
+}
+
+StatusOr<double> AdamW::GradNorm(const ParamLeaves& grads, Mesh* mesh) const {
+  RETURN_IF_ERROR(CheckStructure(grads, "gradients"));
+  RETURN_IF_ERROR(ParallelForOrInline(
+      mesh, static_cast<int64_t>(blocks_.size()), [&](const Shard& shard) {
+        for (int64_t k = shard.begin; k < shard.end; ++k) {
+          const Block& b = blocks_[k];
+          const float* g = Floats(grads, b.leaf);
+          double sum = 0;
+          for (int64_t i = b.begin; i < b.end; ++i) sum += double(g[i]) * g[i];
+          partial_[k] = sum;
+        }
+        return OkStatus();
+      }));
+  double total = 0;
+  for (double p : partial_) total += p;
+  return std::sqrt(total);
+}
+
+StatusOr<OptimizerStepStats> AdamW::Step(ParamLeaves& params,
+                                         const ParamLeaves& grads,
+                                         double learning_rate, Mesh* mesh) {
+  RETURN_IF_ERROR(CheckStructure(params, "parameters"));
+  if (!(learning_rate >= 0) || !std::isfinite(learning_rate))
+    return InvalidArgumentError("learning rate must be finite and >= 0");
+  OptimizerStepStats stats;
+  ASSIGN_OR_RETURN(stats.grad_norm, GradNorm(grads, mesh));
+  if (!std::isfinite(stats.grad_norm)) {
+    return FailedPreconditionError(
+        "non-finite gradient norm; the step is refused and the weights are "
+        "unchanged");
+  }
+  if (options_.max_grad_norm > 0 && stats.grad_norm > options_.max_grad_norm)
+    stats.clip_scale = options_.max_grad_norm / stats.grad_norm;
+  stats.learning_rate = learning_rate;
+  const int64_t t = steps_ + 1;
+  const double bias1 = 1.0 - std::pow(options_.beta1, double(t));
+  const double bias2 = 1.0 - std::pow(options_.beta2, double(t));
+  const float b1 = static_cast<float>(options_.beta1);
+  const float b2 = static_cast<float>(options_.beta2);
+  const double step_size = learning_rate / bias1;
+  const double decay = learning_rate * options_.weight_decay;
+  RETURN_IF_ERROR(ParallelForOrInline(
+      mesh, static_cast<int64_t>(blocks_.size()), [&](const Shard& shard) {
+        for (int64_t k = shard.begin; k < shard.end; ++k) {
+          const Block& b = blocks_[k];
+          float* p = Floats(params, b.leaf);
+          const float* g = Floats(grads, b.leaf);
+          float* m = Floats(m_, b.leaf);
+          float* v = Floats(v_, b.leaf);
+          const float scale = static_cast<float>(stats.clip_scale);
+          for (int64_t i = b.begin; i < b.end; ++i) {
+            const float gi = g[i] * scale;
+            m[i] = b1 * m[i] + (1.0f - b1) * gi;
+            v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+            const double denom = std::sqrt(v[i] / bias2) + options_.epsilon;
+            double updated = p[i];
+            if (b.decay) updated -= decay * updated;
+            updated -= step_size * m[i] / denom;
+            p[i] = static_cast<float>(updated);
+          }
+        }
+        return OkStatus();
+      }));
+  ++steps_;
+  return stats;
+}
+
+}  // namespace rlrt

@@ -1,0 +1,151 @@
+#include "trainer_bridge/tasks/gsm8k.h"
+
+#include <cctype>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace rlrt {
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+    s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+    s.remove_suffix(1);
+  return s;
+}
+
+bool IsNumberChar(char c) {
+  return std::isdigit(static_cast<unsigned char>(c)) || c == ',' || c == '.';
+}
+
+// The last maximal run that looks like a number ("-1,234.5", "$12").
+std::optional<std::string> LastNumber(std::string_view text) {
+  size_t end = text.size();
+  while (end > 0) {
+    while (end > 0 && !std::isdigit(static_cast<unsigned char>(text[end - 1])))
+      --end;
+    if (end == 0) return std::nullopt;
+    size_t begin = end;
+    while (begin > 0 && IsNumberChar(text[begin - 1])) --begin;
+    if (begin > 0 && text[begin - 1] == '-') --begin;
+    if (auto n = NormalizeNumber(text.substr(begin, end - begin))) return n;
+    end = begin;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+const char kGsm8kSystemPrompt[] =
+    "You are a careful math tutor. Solve the problem step by step, then give "
+    "the final answer on its own last line in the form \"#### <number>\", "
+    "with no units.";
+
+std::optional<std::string> NormalizeNumber(std::string_view text) {
+  std::string s;
+  for (char c : Trim(text)) {
+    if (c == ',' || c == '$' || c == ' ') continue;
+    s.push_back(c);
+  }
+  if (!s.empty() && s.front() == '+') s.erase(0, 1);
+  bool negative = false;
+  if (!s.empty() && s.front() == '-') {
+    negative = true;
+    s.erase(0, 1);
+  }
+  if (!s.empty() && s.back() == '.') s.pop_back();  // "12." ends a sentence.
+  if (s.empty()) return std::nullopt;
+  int dots = 0;
+  for (char c : s) {
+    if (c == '.') {
+      ++dots;
+    } else if (!std::isdigit(static_cast<unsigned char>(c))) {
+      return std::nullopt;
+    }
+  }
+  if (dots > 1 || s == ".") return std::nullopt;
+  if (dots == 1) {
+    while (s.back() == '0') s.pop_back();
+    if (s.back() == '.') s.pop_back();
+  }
+  if (s.front() == '.') s.insert(0, "0");
+  // Leading zeros ("007") carry no meaning.
+  size_t first = 0;
+  while (first + 1 < s.size() && s[first] == '0' && s[first + 1] != '.')
+    ++first;
+  s.erase(0, first);
+  if (negative && s != "0") s.insert(0, "-");
+  return s;
+}
+
+std::optional<std::string> ExtractStrictAnswer(std::string_view completion) {
+  std::string_view rest = Trim(completion);
+  const size_t newline = rest.rfind('\n');
+  std::string_view last =
+      Trim(newline == std::string_view::npos ? rest : rest.substr(newline + 1));
+  if (last.substr(0, 4) != "####") return std::nullopt;
+  last.remove_prefix(4);
+  // Only the number may follow, written as a number (commas allowed).
+  for (char c : Trim(last)) {
+    if (!IsNumberChar(c) && c != '-' && c != '$' && c != ' ')
+      return std::nullopt;
+  }
+  return NormalizeNumber(last);
+}
+
+std::optional<std::string> ExtractLenientAnswer(std::string_view completion) {
+  const size_t marker = completion.rfind("####");
+  if (marker != std::string_view::npos) {
+    std::string_view after = Trim(completion.substr(marker + 4));
+    size_t end = 0;
+    while (end < after.size() &&
+           (IsNumberChar(after[end]) || after[end] == '-' ||
+            after[end] == '$' || after[end] == ' '))
+      ++end;
+    if (auto n = NormalizeNumber(after.substr(0, end))) return n;
+  }
+  return LastNumber(completion);
+}
+
+StatusOr<std::vector<Gsm8kExample>> LoadGsm8k(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFoundError("cannot open GSM8K file " + path);
+  std::vector<Gsm8kExample> examples;
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    const std::string where = path + ":" + std::to_string(number);
+    if (Trim(line).empty()) continue;
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      return InvalidArgumentError(where + ": not a JSON object");
+    for (const char* key : {"question", "answer"}) {
+      if (!j.contains(key) || !j[key].is_string())
+        return InvalidArgumentError(where + ": missing string field \"" + key +
+                                    "\"");
+    }
+    Gsm8kExample e{j["question"].get<std::string>(),
+                   j["answer"].get<std::string>(), ""};
+    const size_t marker = e.answer.rfind("####");
+    std::optional<std::string> final_answer =
+        marker == std::string::npos
+            ? std::nullopt
+            : NormalizeNumber(std::string_view(e.answer).substr(marker + 4));
+    if (!final_answer) {
+      return InvalidArgumentError(where +
+                                  ": answer does not end in \"#### <number>\"");
+    }
+    e.final_answer = *final_answer;
+    examples.push_back(std::move(e));
+  }
+  if (in.bad()) return DataLossError("error reading " + path);
+  if (examples.empty()) return InvalidArgumentError(path + ": no examples");
+  return examples;
+}
+
+std::vector<ChatMessage> Gsm8kMessages(const Gsm8kExample& example) {
+  return {{"system", kGsm8kSystemPrompt, std::nullopt},
+          {"user", example.question, std::nullopt}};
+}
+
+}  // namespace rlrt
