@@ -99,22 +99,30 @@ std::vector<double> Reference(const Scenario& s) {
   return out;
 }
 
-std::vector<float> RunAttention(const Scenario& s, Mesh* mesh) {
-  std::vector<float> out(s.rows * kHeads * kDim);
+std::vector<float> Attend(const std::vector<float>& q, int64_t rows,
+                          std::span<const AttentionSequence> seqs,
+                          const PagedKvView& kv, Mesh* mesh) {
+  std::vector<float> out(rows * kHeads * kDim);
   std::vector<float> scratch(16 * 64);
   AttentionArgs a;
-  a.q = s.q.data();
+  a.q = q.data();
   a.out = out.data();
   a.num_heads = kHeads;
   a.num_kv_heads = kKvHeads;
   a.head_dim = kDim;
-  a.sequences = s.seqs;
-  a.kv = PagedKvView{s.pool_k.data(), s.pool_v.data(),
-                     kKvHeads * kPageSize * kDim, kPageSize};
+  a.sequences = seqs;
+  a.kv = kv;
   a.scratch = scratch.data();
   a.scratch_stride = 64;
   EXPECT_TRUE(PagedAttentionForward(a, mesh).ok());
   return out;
+}
+
+std::vector<float> RunAttention(const Scenario& s, Mesh* mesh) {
+  return Attend(s.q, s.rows, s.seqs,
+                PagedKvView{s.pool_k.data(), s.pool_v.data(),
+                            kKvHeads * kPageSize * kDim, kPageSize},
+                mesh);
 }
 
 TEST(AttentionTest, RaggedBatchMatchesTextbookAttention) {
@@ -152,6 +160,164 @@ TEST(AttentionTest, RejectsIndivisibleHeads) {
   a.num_heads = 5;
   a.num_kv_heads = 2;
   EXPECT_FALSE(PagedAttentionForward(a, nullptr).ok());
+}
+
+// Whole sequences stored contiguously, as the trainer holds them.
+struct Contiguous {
+  std::vector<AttentionSequence> seqs;
+  std::vector<int32_t> pages;
+  std::vector<float> q, k, v;
+  int64_t rows = 0;
+};
+
+Contiguous MakeContiguous(const std::vector<int64_t>& lengths, uint32_t seed) {
+  Contiguous c;
+  for (int64_t n : lengths) {
+    c.seqs.push_back(AttentionSequence{c.rows, n, 0, nullptr});
+    c.rows += n;
+  }
+  c.pages.resize(c.rows);
+  ContiguousPages(c.pages.data(), c.rows);
+  for (AttentionSequence& s : c.seqs) s.pages = c.pages.data() + s.first_row;
+  c.q = testing::RandomVector(c.rows * kHeads * kDim, seed);
+  c.k = testing::RandomVector(c.rows * kKvHeads * kDim, seed + 1);
+  c.v = testing::RandomVector(c.rows * kKvHeads * kDim, seed + 2);
+  return c;
+}
+
+std::vector<float> ContiguousForward(const Contiguous& c, Mesh* mesh) {
+  return Attend(c.q, c.rows, c.seqs,
+                ContiguousKvView(c.k.data(), c.v.data(), kKvHeads * kDim),
+                mesh);
+}
+
+// Textbook causal GQA attention in double over contiguous sequences.
+std::vector<double> DoubleAttention(const Contiguous& c,
+                                    const std::vector<double>& q,
+                                    const std::vector<double>& k,
+                                    const std::vector<double>& v) {
+  const int64_t kv_dim = kKvHeads * kDim;
+  std::vector<double> out(c.rows * kHeads * kDim, 0.0);
+  for (const AttentionSequence& s : c.seqs) {
+    for (int64_t i = 0; i < s.num_new; ++i) {
+      for (int64_t h = 0; h < kHeads; ++h) {
+        const int64_t kh = h / (kHeads / kKvHeads);
+        const double* qi = &q[((s.first_row + i) * kHeads + h) * kDim];
+        std::vector<double> w(i + 1);
+        for (int64_t j = 0; j <= i; ++j) {
+          const double* kj = &k[(s.first_row + j) * kv_dim + kh * kDim];
+          double dot = 0;
+          for (int64_t x = 0; x < kDim; ++x) dot += qi[x] * kj[x];
+          w[j] = dot / std::sqrt(double(kDim));
+        }
+        const double m = *std::max_element(w.begin(), w.end());
+        double z = 0;
+        for (double& x : w) z += (x = std::exp(x - m));
+        double* o = &out[((s.first_row + i) * kHeads + h) * kDim];
+        for (int64_t j = 0; j <= i; ++j) {
+          const double* vj = &v[(s.first_row + j) * kv_dim + kh * kDim];
+          for (int64_t x = 0; x < kDim; ++x) o[x] += w[j] / z * vj[x];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+TEST(AttentionTest, ContiguousSequencesRunThroughThePagedKernel) {
+  // Page size 1 with page id = row: the same results as the same sequences
+  // scattered over shuffled pages of 4, bit for bit.
+  Scenario paged = Make({{0, 9}, {0, 5}});
+  Contiguous c = MakeContiguous({9, 5}, 1);
+  c.q = paged.q;
+  c.k = paged.seq_k[0];
+  c.k.insert(c.k.end(), paged.seq_k[1].begin(), paged.seq_k[1].end());
+  c.v = paged.seq_v[0];
+  c.v.insert(c.v.end(), paged.seq_v[1].begin(), paged.seq_v[1].end());
+  EXPECT_TRUE(testing::SameBits(ContiguousForward(c, nullptr),
+                                RunAttention(paged, nullptr)));
+  const std::vector<double> want =
+      DoubleAttention(c, testing::ToDouble(c.q), testing::ToDouble(c.k),
+                      testing::ToDouble(c.v));
+  const std::vector<float> got = ContiguousForward(c, nullptr);
+  EXPECT_LT(testing::MaxAbsDiff(got.data(), want.data(), got.size()), 1e-5);
+}
+
+// Gradients and scratch for one backward call over c, and its arguments.
+struct Backward {
+  std::vector<float> dq, dk, dv, stats, scratch;
+  AttentionBackwardArgs args;
+
+  Backward(const Contiguous& c, const std::vector<float>& d_out)
+      : dq(c.q.size()),
+        dk(c.k.size()),
+        dv(c.v.size()),
+        stats(c.rows * kHeads * 3),
+        scratch(16 * 64) {
+    args.q = c.q.data();
+    args.k = c.k.data();
+    args.v = c.v.data();
+    args.d_out = d_out.data();
+    args.dq = dq.data();
+    args.dk = dk.data();
+    args.dv = dv.data();
+    args.num_heads = kHeads;
+    args.num_kv_heads = kKvHeads;
+    args.head_dim = kDim;
+    args.sequences = c.seqs;
+    args.stats = stats.data();
+    args.scratch = scratch.data();
+    args.scratch_stride = 64;
+  }
+};
+
+TEST(AttentionBackwardTest, MatchesFiniteDifferencesOfADoubleForward) {
+  // Three sequences (one of a single token) in one batch, GQA 6:2.
+  const Contiguous c = MakeContiguous({5, 9, 1}, 20);
+  const auto d_out = testing::RandomVector(c.rows * kHeads * kDim, 30);
+  const auto q = testing::ToDouble(c.q), k = testing::ToDouble(c.k),
+             v = testing::ToDouble(c.v);
+  const auto want_dq = testing::NumericalGradient(
+      [&](const std::vector<double>& x) {
+        return testing::Project(DoubleAttention(c, x, k, v), d_out);
+      },
+      q);
+  const auto want_dk = testing::NumericalGradient(
+      [&](const std::vector<double>& x) {
+        return testing::Project(DoubleAttention(c, q, x, v), d_out);
+      },
+      k);
+  const auto want_dv = testing::NumericalGradient(
+      [&](const std::vector<double>& x) {
+        return testing::Project(DoubleAttention(c, q, k, x), d_out);
+      },
+      v);
+  testing::ExpectSameBitsForAnyWorkerCount([&](Mesh* mesh) {
+    Backward g(c, d_out);
+    const Status status = CausalAttentionBackward(g.args, mesh);
+    EXPECT_TRUE(status.ok()) << status;
+    EXPECT_LT(testing::MaxRelativeError(g.dq, want_dq), 1e-5);
+    EXPECT_LT(testing::MaxRelativeError(g.dk, want_dk), 1e-5);
+    EXPECT_LT(testing::MaxRelativeError(g.dv, want_dv), 1e-5);
+    g.dq.insert(g.dq.end(), g.dk.begin(), g.dk.end());
+    g.dq.insert(g.dq.end(), g.dv.begin(), g.dv.end());
+    return g.dq;
+  });
+}
+
+TEST(AttentionBackwardTest, RejectsPartialSequencesAndSmallScratch) {
+  Contiguous c = MakeContiguous({4}, 40);
+  const std::vector<float> d_out(c.q.size());
+  Backward g(c, d_out);
+  AttentionBackwardArgs& a = g.args;
+  a.scratch_stride = 8;
+  EXPECT_TRUE(CausalAttentionBackward(a, nullptr).ok());
+  a.scratch_stride = 7;  // Needs 2 x 4.
+  EXPECT_FALSE(CausalAttentionBackward(a, nullptr).ok());
+  a.scratch_stride = 8;
+  c.seqs[0].start_position = 2;  // A chunk after cached tokens.
+  a.sequences = c.seqs;
+  EXPECT_FALSE(CausalAttentionBackward(a, nullptr).ok());
 }
 
 }  // namespace

@@ -17,4 +17,19 @@ Status EmbeddingForward(const float* table, int64_t dim, const int32_t* ids,
   });
 }
 
+Status EmbeddingBackward(const float* d_out, int64_t dim, const int32_t* ids,
+                         int64_t rows, float* d_table, int64_t vocab,
+                         Mesh* mesh) {
+  return ParallelForOrInline(mesh, vocab, [&](const Shard& s) {
+    for (int64_t t = 0; t < rows; ++t) {
+      const int64_t id = ids[t];
+      if (id < s.begin || id >= s.end) continue;
+      float* row = d_table + id * dim;
+      const float* grad = d_out + t * dim;
+      for (int64_t i = 0; i < dim; ++i) row[i] += grad[i];
+    }
+    return OkStatus();
+  });
+}
+
 }  // namespace rlrt

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 
+#include "models/ops/column_sums.h"
 #include "models/ops/gemm.h"
+#include "models/ops/gemm_accumulate.h"
 #include "models/parallel.h"
 
 namespace rlrt {
@@ -23,7 +25,59 @@ void BlasColumns(const LinearArgs& a, int64_t ldy, int64_t n0, int64_t n1) {
   }
 }
 
+// Blocks of input columns (dx) and output rows (dweight) handed to workers:
+// multiples of the kernel's tile, so every worker count tiles alike.
+constexpr int64_t kDxColumnBlock = 32;
+constexpr int64_t kDwRowBlock = 8;
+
+Status InputGradient(const LinearBackwardArgs& a, Mesh* mesh) {
+  const AccumulateGemmArgs product{a.dy, a.out, 1,    a.weight,
+                                   a.in, a.dx,  a.in, a.out};
+  const int64_t blocks = (a.in + kDxColumnBlock - 1) / kDxColumnBlock;
+  return ParallelForOrInline(mesh, blocks, [&](const Shard& s) {
+    const int64_t k0 = s.begin * kDxColumnBlock;
+    const int64_t k1 = std::min(a.in, s.end * kDxColumnBlock);
+    if (!a.accumulate_dx) {
+      for (int64_t t = 0; t < a.rows; ++t)
+        std::fill(a.dx + t * a.in + k0, a.dx + t * a.in + k1, 0.0f);
+    }
+    AccumulateGemm(product, 0, a.rows, k0, k1);
+    return OkStatus();
+  });
+}
+
+Status WeightGradient(const LinearBackwardArgs& a, Mesh* mesh) {
+  // dW[n, k] += sum_t dY[t, n] X[t, k]: A(n, t) = dy[t * out + n].
+  const AccumulateGemmArgs product{a.dy, 1,         a.out, a.x,
+                                   a.in, a.dweight, a.in,  a.rows};
+  const int64_t blocks = (a.out + kDwRowBlock - 1) / kDwRowBlock;
+  return ParallelForOrInline(mesh, blocks, [&](const Shard& s) {
+    const int64_t n0 = s.begin * kDwRowBlock;
+    const int64_t n1 = std::min(a.out, s.end * kDwRowBlock);
+    if (a.dweight != nullptr) AccumulateGemm(product, n0, n1, 0, a.in);
+    if (a.dbias != nullptr) {
+      AddColumnSums(
+          a.rows, n0, n1,
+          [&](int64_t t, int64_t n) -> double { return a.dy[t * a.out + n]; },
+          a.dbias);
+    }
+    return OkStatus();
+  });
+}
+
 }  // namespace
+
+Status LinearBackward(const LinearBackwardArgs& a, Mesh* mesh) {
+  if (a.rows < 0 || a.in < 0 || a.out < 0) {
+    return InvalidArgumentError("linear backward: negative size");
+  }
+  if (a.dx != nullptr) RETURN_IF_ERROR(InputGradient(a, mesh));
+  if (a.rows == 0) return OkStatus();
+  if (a.dweight != nullptr || a.dbias != nullptr) {
+    RETURN_IF_ERROR(WeightGradient(a, mesh));
+  }
+  return OkStatus();
+}
 
 Status LinearForward(const LinearArgs& a, Mesh* mesh) {
   if (a.rows == 0 || a.out == 0) return OkStatus();

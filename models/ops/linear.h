@@ -13,6 +13,14 @@
 //    equal the trainer's exactly.
 //  - kOpenBlas: single-threaded OpenBLAS sgemm per worker. Faster for large
 //    row counts, but its rounding depends on the row count.
+//
+// Backward (LinearBackward): dX = dY W, dW += dY^T X, db += column sums of dY,
+// with models/ops/gemm_accumulate.h, whose per-output summation order is
+// fixed. dX is split across workers by blocks of input columns and dW (with
+// db) by blocks of output rows, so no two workers write the same memory and
+// the bits do not depend on the worker count. (OpenBLAS sgemm per worker
+// would not promise that: its kernel choice, and so its rounding, changes
+// with the shape of each worker's block.)
 #ifndef RLRT_MODELS_OPS_LINEAR_H_
 #define RLRT_MODELS_OPS_LINEAR_H_
 
@@ -41,6 +49,24 @@ struct LinearArgs {
 
 // Runs on `mesh` (inline when null).
 Status LinearForward(const LinearArgs& args, Mesh* mesh);
+
+struct LinearBackwardArgs {
+  const float* x = nullptr;       // [rows, in], the forward's input.
+  const float* weight = nullptr;  // [out, in]
+  const float* dy = nullptr;      // [rows, out], dLoss/dy.
+  int64_t rows = 0;               // T
+  int64_t in = 0;                 // K
+  int64_t out = 0;                // N
+  // [rows, in] or null: dx = dy W, or dx += dy W with accumulate_dx (which
+  // fuses residual branches). Must not overlap x or dy.
+  float* dx = nullptr;
+  bool accumulate_dx = false;
+  float* dweight = nullptr;  // [out, in] or null: dweight += dy^T x.
+  float* dbias = nullptr;    // [out] or null: dbias += sum over rows of dy.
+};
+
+// Runs on `mesh` (inline when null).
+Status LinearBackward(const LinearBackwardArgs& args, Mesh* mesh);
 
 }  // namespace rlrt
 

@@ -50,6 +50,25 @@ void LogSoftmaxRow(const float* logits, int64_t n, float* out,
   }
 }
 
+void TemperLogits(const float* logits, int64_t n, float temperature, float* z) {
+  const float inv_t = 1.0f / temperature;
+  for (int64_t i = 0; i < n; ++i) z[i] = logits[i] * inv_t;
+}
+
+void TokenLogprobBackward(const float* z, int64_t n, int32_t token,
+                          float dlogprob, float scale, float* d_out) {
+  // d_out first receives exp(z - max); the softmax is that over the sum.
+  const float max = ScaledMax(z, n, 1.0f);
+  const double sum = ExpShiftedSum(z, n, 1.0f, max, d_out);
+  const double g = static_cast<double>(scale) * dlogprob;
+  const double p_token = d_out[token] / sum;
+  const double coef = -g / sum;
+  for (int64_t i = 0; i < n; ++i)
+    d_out[i] = static_cast<float>(coef * d_out[i]);
+  // 1 - p rather than 1 + (-p): exact where p is close to 1.
+  d_out[token] = static_cast<float>(g * (1.0 - p_token));
+}
+
 int32_t ArgMax(const float* logits, int64_t n) {
   // The largest value by a vectorised max, then its first occurrence.
   const float max = ScaledMax(logits, n, 1.0f);

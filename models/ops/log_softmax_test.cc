@@ -36,5 +36,64 @@ TEST(LogSoftmaxTest, HugeLogitsStayFinite) {
   EXPECT_EQ(ArgMax(logits.data(), 3), 0);  // First of the ties.
 }
 
+TEST(LogSoftmaxTest, TemperedLogprobIsTheSamplersComputation) {
+  // The sampler tempers a row as z = logits * (1/T) rounded to float, then
+  // takes log-softmax of z; TemperLogits + TokenLogprob at temperature 1 is
+  // that computation, and the result is within float rounding of the exact
+  // log-softmax of logits / T.
+  auto logits = testing::RandomVector(5000, 2, 4.0f);
+  std::vector<float> z(logits.size());
+  for (float temperature : {1.0f, 0.7f, 1.3f}) {
+    TemperLogits(logits.data(), logits.size(), temperature, z.data());
+    const float inv_t = 1.0f / temperature;
+    for (size_t i = 0; i < z.size(); ++i) ASSERT_EQ(z[i], logits[i] * inv_t);
+    long double sum = 0;
+    for (float l : logits) sum += std::exp(l / (long double)temperature);
+    for (int32_t token : {0, 17, 4999}) {
+      const double exact =
+          logits[token] / (long double)temperature - std::log(sum);
+      EXPECT_NEAR(TokenLogprob(z.data(), z.size(), token), exact, 1e-5);
+      if (temperature == 1.0f) {
+        EXPECT_EQ(TokenLogprob(z.data(), z.size(), token),
+                  TokenLogprob(logits.data(), logits.size(), token));
+      }
+    }
+  }
+}
+
+TEST(LogSoftmaxTest, BackwardMatchesFiniteDifferences) {
+  const int64_t n = 300;
+  auto logits = testing::RandomVector(n, 3, 3.0f);
+  for (float temperature : {1.0f, 0.7f}) {
+    for (int32_t token : {0, 123}) {
+      const float dlogprob = -1.75f;
+      auto loss = [&](const std::vector<double>& l) {
+        double m = -INFINITY, sum = 0;
+        for (double v : l) m = std::max(m, v / temperature);
+        for (double v : l) sum += std::exp(v / temperature - m);
+        return dlogprob * (l[token] / temperature - m - std::log(sum));
+      };
+      const auto want =
+          testing::NumericalGradient(loss, testing::ToDouble(logits));
+      std::vector<float> d(n);
+      TemperLogits(logits.data(), n, temperature, d.data());
+      TokenLogprobBackward(d.data(), n, token, dlogprob, 1.0f / temperature,
+                           d.data());  // In place.
+      EXPECT_LT(testing::MaxRelativeError(d, want), 1e-6)
+          << temperature << " " << token;
+    }
+  }
+}
+
+TEST(LogSoftmaxTest, BackwardOfACertainTokenIsZero) {
+  // p(token) = 1 exactly: no gradient, and no cancellation noise either.
+  std::vector<float> z = {0.0f, -200.0f, -300.0f};
+  std::vector<float> d(3);
+  TokenLogprobBackward(z.data(), 3, 0, 1.0f, 1.0f, d.data());
+  EXPECT_EQ(d[0], 0.0f);
+  EXPECT_EQ(d[1], 0.0f);
+  EXPECT_EQ(d[2], 0.0f);
+}
+
 }  // namespace
 }  // namespace rlrt

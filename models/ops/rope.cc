@@ -28,8 +28,12 @@ void RopeTables(const int32_t* positions, int64_t rows,
   }
 }
 
-Status RopeForward(float* x, int64_t rows, int64_t heads, int64_t head_dim,
-                   const float* cos_table, const float* sin_table, Mesh* mesh) {
+namespace {
+
+// Rotates every head of every row by its table angle, or by minus it.
+template <bool kInverse>
+Status Rotate(float* x, int64_t rows, int64_t heads, int64_t head_dim,
+              const float* cos_table, const float* sin_table, Mesh* mesh) {
   const int64_t half = head_dim / 2;
   return ParallelForOrInline(mesh, rows * heads, [&](const Shard& s) {
     for (int64_t item = s.begin; item < s.end; ++item) {
@@ -40,12 +44,30 @@ Status RopeForward(float* x, int64_t rows, int64_t heads, int64_t head_dim,
       for (int64_t i = 0; i < half; ++i) {
         const float a = v[i];
         const float b = v[i + half];
-        v[i] = a * c[i] - b * sn[i];
-        v[i + half] = b * c[i] + a * sn[i];
+        if constexpr (kInverse) {
+          v[i] = a * c[i] + b * sn[i];
+          v[i + half] = b * c[i] - a * sn[i];
+        } else {
+          v[i] = a * c[i] - b * sn[i];
+          v[i + half] = b * c[i] + a * sn[i];
+        }
       }
     }
     return OkStatus();
   });
+}
+
+}  // namespace
+
+Status RopeForward(float* x, int64_t rows, int64_t heads, int64_t head_dim,
+                   const float* cos_table, const float* sin_table, Mesh* mesh) {
+  return Rotate<false>(x, rows, heads, head_dim, cos_table, sin_table, mesh);
+}
+
+Status RopeBackward(float* dy, int64_t rows, int64_t heads, int64_t head_dim,
+                    const float* cos_table, const float* sin_table,
+                    Mesh* mesh) {
+  return Rotate<true>(dy, rows, heads, head_dim, cos_table, sin_table, mesh);
 }
 
 }  // namespace rlrt

@@ -28,6 +28,13 @@ void RopeTables(const int32_t* positions, int64_t rows,
 Status RopeForward(float* x, int64_t rows, int64_t heads, int64_t head_dim,
                    const float* cos_table, const float* sin_table, Mesh* mesh);
 
+// The gradient of RopeForward: a rotation is orthogonal, so dx is dy rotated
+// back by the same angle (the transpose), in place:
+//   dx[i]       = dy[i] cos + dy[i + d/2] sin
+//   dx[i + d/2] = dy[i + d/2] cos - dy[i] sin
+Status RopeBackward(float* dy, int64_t rows, int64_t heads, int64_t head_dim,
+                    const float* cos_table, const float* sin_table, Mesh* mesh);
+
 }  // namespace rlrt
 
 #endif  // RLRT_MODELS_OPS_ROPE_H_

@@ -60,5 +60,48 @@ TEST(RopeTest, DotProductsDependOnlyOnRelativePosition) {
   for (int32_t p : {1, 13, 500, 3000}) EXPECT_NEAR(dot_at(p), base, 2e-4) << p;
 }
 
+TEST(RopeTest, BackwardIsTheGradientOfTheRotation) {
+  const int64_t d = 8, heads = 2;
+  const std::vector<int32_t> positions = {0, 3, 1000};
+  const int64_t rows = positions.size();
+  const std::vector<double> inv_freq = RopeInverseFrequencies(d, 1e4);
+  std::vector<float> cos_t(rows * d / 2), sin_t(rows * d / 2);
+  RopeTables(positions.data(), rows, inv_freq, cos_t.data(), sin_t.data());
+  auto x = testing::RandomVector(rows * heads * d, 4);
+  auto dy = testing::RandomVector(rows * heads * d, 5);
+  // The forward in double with the same (float) tables.
+  auto loss = [&](const std::vector<double>& v) {
+    std::vector<double> y(v.size());
+    for (int64_t item = 0; item < rows * heads; ++item) {
+      const int64_t r = item / heads;
+      for (int64_t i = 0; i < d / 2; ++i) {
+        const double c = cos_t[r * d / 2 + i], s = sin_t[r * d / 2 + i];
+        const double a = v[item * d + i], b = v[item * d + i + d / 2];
+        y[item * d + i] = a * c - b * s;
+        y[item * d + i + d / 2] = b * c + a * s;
+      }
+    }
+    return testing::Project(y, dy);
+  };
+  const auto want = testing::NumericalGradient(loss, testing::ToDouble(x));
+  testing::ExpectSameBitsForAnyWorkerCount([&](Mesh* mesh) {
+    std::vector<float> g = dy;
+    EXPECT_TRUE(
+        RopeBackward(g.data(), rows, heads, d, cos_t.data(), sin_t.data(), mesh)
+            .ok());
+    EXPECT_LT(testing::MaxRelativeError(g, want), 1e-6);
+    return g;
+  });
+  // Rotating back undoes the rotation.
+  std::vector<float> round_trip = x;
+  ASSERT_TRUE(RopeForward(round_trip.data(), rows, heads, d, cos_t.data(),
+                          sin_t.data(), nullptr)
+                  .ok());
+  ASSERT_TRUE(RopeBackward(round_trip.data(), rows, heads, d, cos_t.data(),
+                           sin_t.data(), nullptr)
+                  .ok());
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(round_trip[i], x[i], 1e-5);
+}
+
 }  // namespace
 }  // namespace rlrt

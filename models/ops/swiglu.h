@@ -1,5 +1,9 @@
-// SwiGLU activation of the MLP: out = silu(gate) * up, silu(g) = g / (1 +
-// e^-g). Shapes: gate, up, out [n] (out may alias gate).
+// SwiGLU activation of the MLP and its gradient:
+//   out = silu(gate) * up,  silu(g) = g * s(g),  s(g) = 1 / (1 + e^-g)
+//   d_gate = d_out * up * s(g) * (1 + g * (1 - s(g)))
+//   d_up   = d_out * silu(g)
+// Shapes: every array [n]. Elementwise, so out may alias gate, d_gate may
+// alias gate or d_out, and d_up may alias up.
 #ifndef RLRT_MODELS_OPS_SWIGLU_H_
 #define RLRT_MODELS_OPS_SWIGLU_H_
 
@@ -12,6 +16,9 @@ namespace rlrt {
 
 Status SwigluForward(const float* gate, const float* up, float* out, int64_t n,
                      Mesh* mesh);
+
+Status SwigluBackward(const float* gate, const float* up, const float* d_out,
+                      float* d_gate, float* d_up, int64_t n, Mesh* mesh);
 
 }  // namespace rlrt
 

@@ -1,0 +1,95 @@
+// The buffers of one training micro-batch, sized once for max_tokens rows
+// and carved out of one arena, so Forward and Backward allocate nothing.
+//
+// Memory (floats; T = max_tokens, L = layers, h = hidden, q/kv = q_dim/
+// kv_dim, I = intermediate, V = vocab, C = logits chunk rows, W = workers):
+//   residual stream at each layer boundary   (L + 1) T h   kept for Backward
+//   one layer's activations (recomputed)     T (3h + 3q + 3kv + 3I)
+//   one layer's gradients                    T (2h + 2q + 2kv + I)
+//   one LM-head chunk                        C (V + 4h)
+//   rotary tables, attention and norm stats  T (head_dim + 5 heads) + 2 W T
+#ifndef RLRT_MODELS_TRAIN_TRAIN_WORKSPACE_H_
+#define RLRT_MODELS_TRAIN_TRAIN_WORKSPACE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "models/config/model_config.h"
+#include "models/page_arena.h"
+#include "partition/util/status.h"
+
+namespace rlrt {
+
+struct TrainWorkspaceShape {
+  int64_t max_tokens = 0;
+  int64_t logits_chunk_rows = 0;
+  int workers = 1;
+};
+
+class TrainWorkspace {
+ public:
+  // One layer's forward values, [T, ...] each.
+  struct Layer {
+    float* normed_attn;  // input_layernorm(x)
+    float* q_raw;        // q_proj output, before the q norm
+    float* k_raw;        // k_proj output, before the k norm
+    float* q;            // the query attention reads (normed, rotated)
+    float* k;            // the key attention reads (normed, rotated)
+    float* v;
+    float* attn;        // attention output, o_proj's input
+    float* mid;         // x + o_proj(attn): the post-attention residual
+    float* normed_mlp;  // post_attention_layernorm(mid)
+    float* gate;
+    float* up;
+    float* act;  // silu(gate) * up, down_proj's input
+  };
+  // Gradients inside one layer, [T, ...] each.
+  struct LayerGrads {
+    float* residual;  // dLoss/dx, carried from layer to layer
+    float* normed;    // dLoss/d(a norm's output)
+    float* inter;     // dLoss/d(act)
+    float* attn;      // dLoss/d(attention output)
+    float* q;
+    float* k;
+    float* v;
+  };
+  // One chunk of LM-head rows, [C, ...] each.
+  struct Head {
+    float* x;       // final residual rows of the chunk's targets
+    float* normed;  // norm(x), the LM head's input
+    float* logits;  // [C, V]; tempered, then gradients, in place
+    float* d_normed;
+    float* d_x;
+  };
+
+  static StatusOr<std::unique_ptr<TrainWorkspace>> Create(
+      const ModelConfig& config, const TrainWorkspaceShape& shape);
+
+  // The residual stream entering layer l; l = L is the final one.
+  float* residual(int64_t l) const { return residuals_ + l * residual_size_; }
+  size_t bytes() const { return arena_.size(); }
+
+  Layer layer{};
+  LayerGrads grad{};
+  Head head{};
+  float* cos = nullptr;  // [T, head_dim / 2]
+  float* sin = nullptr;
+  // Per worker: attention scores (forward) or probabilities and their
+  // gradients (backward); worker w uses w * attention_stride.
+  float* attention_scratch = nullptr;
+  int64_t attention_stride = 0;
+  float* attention_stats = nullptr;  // [T, heads, 3]
+  double* norm_scratch = nullptr;    // [T * heads]: 1/rms per row
+
+ private:
+  TrainWorkspace() = default;
+
+  PageArena arena_;
+  float* residuals_ = nullptr;
+  int64_t residual_size_ = 0;
+};
+
+}  // namespace rlrt
+
+#endif  // RLRT_MODELS_TRAIN_TRAIN_WORKSPACE_H_

@@ -1,0 +1,135 @@
+// The decoder (Qwen3, Qwen2, Llama) on the training side: a forward pass over
+// whole token sequences that returns per-target logprobs, and the backward
+// pass that turns dLoss/dlogprob into parameter gradients.
+//
+// Bitwise agreement with the sampler. The forward runs the sampler's kernels
+// in the sampler's order (models/forward/transformer.h): the row-invariant
+// GEMM through LinearForward, RMSNorm, rotary, and attention through the
+// paged kernel itself over contiguous keys (one position per page). Every
+// op is per row, so the logits of a position are bit-identical to what
+// Transformer::Forward returns for the same tokens, in prefill or decode,
+// and the logprobs are those the sampler reports at the same temperature.
+//
+// Memory: only the residual stream at each layer boundary is kept from the
+// forward ((layers + 1) x tokens x hidden floats); Backward recomputes one
+// layer's activations at a time from it, and the LM head's logits a chunk of
+// rows at a time. That costs one more forward pass of compute (about a
+// third more per step) and keeps activation memory linear in the layer
+// count with a small constant. docs/architecture.md ("Training math") has
+// the numbers.
+//
+// Threading: work runs on the mesh given at creation (inline when null);
+// each op splits its outputs among the workers so that no two write the
+// same memory, and every reduction has a fixed order: gradients are
+// bit-identical for any worker count. One call at a time per model (calls
+// are serialized). Forward and Backward allocate nothing.
+#ifndef RLRT_MODELS_TRAIN_TRAINABLE_TRANSFORMER_H_
+#define RLRT_MODELS_TRAIN_TRAINABLE_TRANSFORMER_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "models/config/model_config.h"
+#include "models/param_leaves.h"
+#include "models/train/decoder_leaves.h"
+#include "models/train/train_batch.h"
+#include "models/train/train_workspace.h"
+#include "partition/mesh.h"
+#include "partition/util/status.h"
+
+namespace rlrt {
+
+struct TrainableTransformerOptions {
+  // Most tokens in one Forward call, all sequences together; sizes the
+  // workspace (TrainableTransformer::workspace_bytes()).
+  int64_t max_tokens = 2048;
+  // LM-head rows whose logits exist at once ([rows, vocab] floats), in
+  // Forward and again in Backward.
+  int64_t logits_chunk_rows = 64;
+};
+
+class TrainableTransformer {
+ public:
+  // `weights` must have the structure LeafSpecsFor(config) and outlive the
+  // model; its buffers are read in place, so updates to the weights take
+  // effect on the next Forward.
+  static StatusOr<std::unique_ptr<TrainableTransformer>> Create(
+      const ModelConfig& config, const ParamLeaves& weights, Mesh* mesh,
+      const TrainableTransformerOptions& options = {});
+
+  // Runs the batch (validated first: token ids, lengths, target positions,
+  // output sizes, temperature; nothing runs on error) and writes, for the
+  // i-th target in batch order (sequence by sequence, positions ascending),
+  //   logprobs[i] = log_softmax(logits / temperature)[token scored],
+  // computed as the sampler computes it (TemperLogits, then TokenLogprob).
+  // When `logits` is not empty it must hold num_targets x vocab floats and
+  // receives the raw (untempered) logits rows. Keeps what Backward needs
+  // until the next Forward. The weights must not change in between.
+  Status Forward(std::span<const TrainSequence> batch, float temperature,
+                 std::span<float> logprobs, std::span<float> logits = {});
+
+  // Adds dLoss/dparameter into `grads` (zero it to start a step; several
+  // Backward calls accumulate), given dloss_dlogprob[i] = dLoss/dlogprobs[i]
+  // for the last Forward's targets. `grads` must have the weights'
+  // structure; with tied embeddings the LM head's gradient adds into
+  // model.embed_tokens.weight. May run several times per Forward.
+  Status Backward(std::span<const float> dloss_dlogprob, ParamLeaves& grads);
+
+  // Targets of the last successful Forward (0 before any).
+  int64_t num_targets() const;
+  size_t workspace_bytes() const { return workspace_->bytes(); }
+  const ModelConfig& config() const { return config_; }
+  const TrainableTransformerOptions& options() const { return options_; }
+
+ private:
+  TrainableTransformer(const ModelConfig& config,
+                       const TrainableTransformerOptions& options,
+                       const ParamLeaves& weights, DecoderLeaves leaves,
+                       Mesh* mesh);
+
+  // Runs layer l on the residual stream entering it, leaving its
+  // activations in workspace_->layer; when x_out is not null, writes the
+  // residual stream leaving it there.
+  Status LayerForward(int64_t layer, float* x_out);
+  Status LayerBackward(int64_t layer, ParamLeaves& grads);
+  Status AttentionForward();
+  // Logits of targets [first, first + rows) into workspace_->head.logits
+  // (the final norm and the LM head on those rows only).
+  Status HeadForward(int64_t first, int64_t rows);
+  // Tempers the chunk's logits in place and writes its logprobs.
+  Status ChunkLogprobs(int64_t first, int64_t rows, std::span<float> logprobs);
+  // The chunk's gradient into the LM head, the final norm and the residual.
+  Status HeadBackward(int64_t first, int64_t rows,
+                      std::span<const float> dloss_dlogprob,
+                      ParamLeaves& grads);
+  Status ValidateBackward(std::span<const float> dloss_dlogprob,
+                          const ParamLeaves& grads) const;
+  Status Linear(const float* x, const float* weight, const float* bias,
+                int64_t rows, int64_t in, int64_t out, float* y,
+                bool accumulate = false);
+  Status RmsNormGrad(const float* x, const float* weight, float* dy, float* dx,
+                     bool accumulate, float* dweight, int64_t rows,
+                     int64_t dim);
+
+  const ModelConfig config_;
+  const TrainableTransformerOptions options_;
+  const ParamLeaves& weights_;
+  const DecoderLeaves leaves_;
+  Mesh* const mesh_;
+  const float eps_;
+  const std::vector<double> rope_inv_freq_;
+
+  mutable std::mutex mu_;
+  // Guarded by mu_: the last Forward's batch and temperature.
+  std::unique_ptr<TrainWorkspace> workspace_;
+  FlatBatch batch_;
+  float temperature_ = 1.0f;
+  bool forward_done_ = false;
+};
+
+}  // namespace rlrt
+
+#endif  // RLRT_MODELS_TRAIN_TRAINABLE_TRANSFORMER_H_

@@ -1,0 +1,62 @@
+// Steady-state Forward and Backward must not allocate: counts every global
+// operator new in this binary while they run.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <vector>
+
+#include "models/forward/dummy_weights.h"
+#include "models/forward/forward_test_util.h"
+#include "models/test_util.h"
+#include "models/train/train_test_util.h"
+
+namespace {
+std::atomic<long> g_allocations{0};
+}  // namespace
+
+void* operator new(size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+
+namespace rlrt {
+namespace {
+
+TEST(TrainableTransformerAllocTest, CounterSeesAllocations) {
+  const long before = g_allocations.load();
+  auto p = std::make_unique<std::vector<int>>(1000);
+  EXPECT_GE(g_allocations.load() - before, 2);
+}
+
+TEST(TrainableTransformerAllocTest, ForwardAndBackwardAllocateNothing) {
+  const ModelConfig config = testing::SmallQwen3();
+  auto weights = ParamLeaves::Allocate(LeafSpecsFor(config));
+  ASSERT_TRUE(weights.ok());
+  ASSERT_TRUE(InitDummyWeights(*weights, 3, nullptr).ok());
+  auto mesh = testing::MakeMesh(2);
+  auto model = testing::MakeTrainable(config, *weights, mesh.get(), {64, 4});
+  ParamLeaves grads = testing::ZeroGradients(config);
+  testing::OwnedBatch batch;
+  batch.Add({1, 5, 9, 2, 7, 3, 3, 8, 60}, {2, 3, 4, 5, 6, 7});
+  batch.Add({4, 4, 11, 30}, {0, 2});
+  std::vector<float> logprobs(batch.num_targets());
+  std::vector<float> dloss(batch.num_targets(), -0.5f);
+  ASSERT_TRUE(model->Forward(batch.sequences, 0.7f, logprobs).ok());
+  ASSERT_TRUE(model->Backward(dloss, grads).ok());
+
+  const long before = g_allocations.load();
+  for (int step = 0; step < 5; ++step) {
+    ASSERT_TRUE(model->Forward(batch.sequences, 0.7f, logprobs).ok());
+    ASSERT_TRUE(model->Backward(dloss, grads).ok());
+  }
+  EXPECT_EQ(g_allocations.load() - before, 0);
+}
+
+}  // namespace
+}  // namespace rlrt

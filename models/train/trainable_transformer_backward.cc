@@ -1,0 +1,214 @@
+// The backward pass of TrainableTransformer: the LM head chunk by chunk,
+// then the layers from the last to the first, each recomputed from the
+// residual stream that entered it, then the embedding.
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "models/ops/attention.h"
+#include "models/ops/embedding.h"
+#include "models/ops/linear.h"
+#include "models/ops/log_softmax.h"
+#include "models/ops/rmsnorm.h"
+#include "models/ops/rope.h"
+#include "models/ops/swiglu.h"
+#include "models/parallel.h"
+#include "models/train/trainable_transformer.h"
+
+namespace rlrt {
+
+Status TrainableTransformer::ValidateBackward(
+    std::span<const float> dloss_dlogprob, const ParamLeaves& grads) const {
+  if (!forward_done_) {
+    return FailedPreconditionError("Backward needs a successful Forward first");
+  }
+  if (static_cast<int64_t>(dloss_dlogprob.size()) != batch_.num_targets()) {
+    return InvalidArgumentError(
+        "dloss_dlogprob has " + std::to_string(dloss_dlogprob.size()) +
+        " values for the " + std::to_string(batch_.num_targets()) +
+        " targets of the last Forward");
+  }
+  for (size_t i = 0; i < dloss_dlogprob.size(); ++i) {
+    if (!std::isfinite(dloss_dlogprob[i])) {
+      return InvalidArgumentError("dloss_dlogprob[" + std::to_string(i) +
+                                  "] is not finite");
+    }
+  }
+  RETURN_IF_ERROR(leaves_.CheckStructure(grads, "gradients"));
+  if (grads.size() > 0 && grads.data(0) == weights_.data(0)) {
+    return InvalidArgumentError("gradients must not be the weights themselves");
+  }
+  return OkStatus();
+}
+
+Status TrainableTransformer::Backward(std::span<const float> dloss_dlogprob,
+                                      ParamLeaves& grads) {
+  std::lock_guard<std::mutex> lock(mu_);
+  RETURN_IF_ERROR(ValidateBackward(dloss_dlogprob, grads));
+  const int64_t rows = batch_.rows();
+  if (rows == 0) return OkStatus();
+  TrainWorkspace& w = *workspace_;
+  std::memset(w.grad.residual, 0, rows * config_.hidden_size * sizeof(float));
+  const int64_t targets = batch_.num_targets();
+  const int64_t chunk =
+      std::min(options_.logits_chunk_rows, options_.max_tokens);
+  for (int64_t first = 0; first < targets; first += chunk) {
+    const int64_t n = std::min(chunk, targets - first);
+    RETURN_IF_ERROR(HeadForward(first, n));
+    RETURN_IF_ERROR(HeadBackward(first, n, dloss_dlogprob, grads));
+  }
+  for (int64_t l = config_.num_hidden_layers - 1; l >= 0; --l) {
+    RETURN_IF_ERROR(LayerForward(l, nullptr));
+    RETURN_IF_ERROR(LayerBackward(l, grads));
+  }
+  return EmbeddingBackward(
+      w.grad.residual, config_.hidden_size, batch_.tokens(), rows,
+      leaves_.Get(grads, ModelParam::kEmbedding), config_.vocab_size, mesh_);
+}
+
+Status TrainableTransformer::HeadBackward(int64_t first, int64_t rows,
+                                          std::span<const float> dloss_dlogprob,
+                                          ParamLeaves& grads) {
+  TrainWorkspace::Head& head = workspace_->head;
+  const int64_t h = config_.hidden_size;
+  const int64_t vocab = config_.vocab_size;
+  const std::span<const int32_t> tokens = batch_.target_tokens();
+  // logits -> dLoss/dlogits in place, through z = logits * (1/T).
+  RETURN_IF_ERROR(ParallelForOrInline(mesh_, rows, [&](const Shard& s) {
+    for (int64_t i = s.begin; i < s.end; ++i) {
+      float* z = head.logits + i * vocab;
+      TemperLogits(z, vocab, temperature_, z);
+      TokenLogprobBackward(z, vocab, tokens[first + i],
+                           dloss_dlogprob[first + i], 1.0f / temperature_, z);
+    }
+    return OkStatus();
+  }));
+  RETURN_IF_ERROR(
+      LinearBackward({.x = head.normed,
+                      .weight = leaves_.Get(weights_, ModelParam::kLmHead),
+                      .dy = head.logits,
+                      .rows = rows,
+                      .in = h,
+                      .out = vocab,
+                      .dx = head.d_normed,
+                      .dweight = leaves_.Get(grads, ModelParam::kLmHead)},
+                     mesh_));
+  RETURN_IF_ERROR(RmsNormGrad(
+      head.x, leaves_.Get(weights_, ModelParam::kFinalNorm), head.d_normed,
+      head.d_x, false, leaves_.Get(grads, ModelParam::kFinalNorm), rows, h));
+  // Targets are distinct rows, so each worker adds into rows of its own.
+  float* residual = workspace_->grad.residual;
+  const std::span<const int64_t> target_rows = batch_.target_rows();
+  return ParallelForOrInline(mesh_, rows, [&](const Shard& s) {
+    for (int64_t i = s.begin; i < s.end; ++i) {
+      float* dst = residual + target_rows[first + i] * h;
+      const float* src = head.d_x + i * h;
+      for (int64_t j = 0; j < h; ++j) dst[j] += src[j];
+    }
+    return OkStatus();
+  });
+}
+
+Status TrainableTransformer::RmsNormGrad(const float* x, const float* weight,
+                                         float* dy, float* dx, bool accumulate,
+                                         float* dweight, int64_t rows,
+                                         int64_t dim) {
+  return RmsNormBackward({.x = x,
+                          .weight = weight,
+                          .dy = dy,
+                          .dx = dx,
+                          .accumulate_dx = accumulate,
+                          .dweight = dweight,
+                          .inv_rms = workspace_->norm_scratch,
+                          .rows = rows,
+                          .dim = dim,
+                          .eps = eps_},
+                         mesh_);
+}
+
+// Walks LayerForward backwards. On entry grad.residual holds dLoss/d(the
+// residual leaving the layer); on exit, dLoss/d(the residual entering it).
+Status TrainableTransformer::LayerBackward(int64_t layer, ParamLeaves& grads) {
+  TrainWorkspace::Layer& a = workspace_->layer;
+  TrainWorkspace::LayerGrads& g = workspace_->grad;
+  const int64_t rows = batch_.rows();
+  const int64_t h = config_.hidden_size, d = config_.head_dim;
+  const int64_t heads = config_.num_attention_heads;
+  const int64_t kv_heads = config_.num_key_value_heads;
+  const int64_t inter = config_.intermediate_size;
+  const int64_t q_dim = config_.q_dim(), kv_dim = config_.kv_dim();
+  auto w = [&](LayerParam p) { return leaves_.Get(weights_, layer, p); };
+  auto dw = [&](LayerParam p) { return leaves_.Get(grads, layer, p); };
+
+  // dx = dy W (+= with accumulate); dW and db add into the gradients.
+  auto linear_grad = [&](const float* x, LayerParam weight, const float* dy,
+                         int64_t in, int64_t out, float* dx, bool accumulate,
+                         float* dbias = nullptr) {
+    return LinearBackward({.x = x,
+                           .weight = w(weight),
+                           .dy = dy,
+                           .rows = rows,
+                           .in = in,
+                           .out = out,
+                           .dx = dx,
+                           .accumulate_dx = accumulate,
+                           .dweight = dw(weight),
+                           .dbias = dbias},
+                          mesh_);
+  };
+
+  // MLP: out = mid + down(silu(gate(n2)) * up(n2)), n2 = norm(mid).
+  RETURN_IF_ERROR(linear_grad(a.act, LayerParam::kDownProj, g.residual, inter,
+                              h, g.inter, false));
+  // dLoss/dgate and dLoss/dup replace gate and up, no longer needed.
+  RETURN_IF_ERROR(
+      SwigluBackward(a.gate, a.up, g.inter, a.gate, a.up, rows * inter, mesh_));
+  RETURN_IF_ERROR(linear_grad(a.normed_mlp, LayerParam::kGateProj, a.gate, h,
+                              inter, g.normed, false));
+  RETURN_IF_ERROR(linear_grad(a.normed_mlp, LayerParam::kUpProj, a.up, h, inter,
+                              g.normed, true));
+  RETURN_IF_ERROR(RmsNormGrad(a.mid, w(LayerParam::kPostNorm), g.normed,
+                              g.residual, true, dw(LayerParam::kPostNorm), rows,
+                              h));
+
+  // Attention: mid = x + o_proj(attention(rope(norm(q)), rope(norm(k)), v)).
+  RETURN_IF_ERROR(linear_grad(a.attn, LayerParam::kOProj, g.residual, q_dim, h,
+                              g.attn, false));
+  RETURN_IF_ERROR(
+      CausalAttentionBackward({.q = a.q,
+                               .k = a.k,
+                               .v = a.v,
+                               .d_out = g.attn,
+                               .dq = g.q,
+                               .dk = g.k,
+                               .dv = g.v,
+                               .num_heads = heads,
+                               .num_kv_heads = kv_heads,
+                               .head_dim = d,
+                               .sequences = batch_.sequences(),
+                               .stats = workspace_->attention_stats,
+                               .scratch = workspace_->attention_scratch,
+                               .scratch_stride = workspace_->attention_stride},
+                              mesh_));
+  const float* cos = workspace_->cos;
+  const float* sin = workspace_->sin;
+  RETURN_IF_ERROR(RopeBackward(g.q, rows, heads, d, cos, sin, mesh_));
+  RETURN_IF_ERROR(RopeBackward(g.k, rows, kv_heads, d, cos, sin, mesh_));
+  if (config_.qk_norm) {
+    RETURN_IF_ERROR(RmsNormGrad(a.q_raw, w(LayerParam::kQNorm), g.q, g.q, false,
+                                dw(LayerParam::kQNorm), rows * heads, d));
+    RETURN_IF_ERROR(RmsNormGrad(a.k_raw, w(LayerParam::kKNorm), g.k, g.k, false,
+                                dw(LayerParam::kKNorm), rows * kv_heads, d));
+  }
+  RETURN_IF_ERROR(linear_grad(a.normed_attn, LayerParam::kQProj, g.q, h, q_dim,
+                              g.normed, false, dw(LayerParam::kQBias)));
+  RETURN_IF_ERROR(linear_grad(a.normed_attn, LayerParam::kKProj, g.k, h, kv_dim,
+                              g.normed, true, dw(LayerParam::kKBias)));
+  RETURN_IF_ERROR(linear_grad(a.normed_attn, LayerParam::kVProj, g.v, h, kv_dim,
+                              g.normed, true, dw(LayerParam::kVBias)));
+  return RmsNormGrad(workspace_->residual(layer), w(LayerParam::kInputNorm),
+                     g.normed, g.residual, true, dw(LayerParam::kInputNorm),
+                     rows, h);
+}
+
+}  // namespace rlrt

@@ -1,0 +1,293 @@
+// The training forward against the sampler's (bit for bit), gradients across
+// worker counts (bit for bit), and input validation.
+#include "models/train/trainable_transformer.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "models/forward/dummy_weights.h"
+#include "models/forward/forward_test_util.h"
+#include "models/ops/log_softmax.h"
+#include "models/test_util.h"
+#include "models/train/train_test_util.h"
+
+namespace rlrt {
+namespace {
+
+using nlohmann::json;
+using testing::OwnedBatch;
+
+// A model under test: the tiny PyTorch fixtures, or SmallQwen3 with dummy
+// weights ("small_qwen3").
+struct Model {
+  ModelConfig config;
+  std::unique_ptr<ParamLeaves> weights;
+  std::vector<std::vector<int32_t>> sequences;
+};
+
+std::vector<int32_t> RandomTokens(int64_t n, int64_t vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> ids(n);
+  for (int32_t& id : ids) id = static_cast<int32_t>(rng() % vocab);
+  return ids;
+}
+
+Model LoadModel(const std::string& name) {
+  Model m;
+  if (name == "small_qwen3") {
+    m.config = testing::SmallQwen3();
+    auto w = ParamLeaves::Allocate(LeafSpecsFor(m.config));
+    EXPECT_TRUE(w.ok());
+    m.weights = std::make_unique<ParamLeaves>(std::move(w).value());
+    EXPECT_TRUE(InitDummyWeights(*m.weights, 5, nullptr).ok());
+    for (int64_t n : {5, 40, 1, 17})
+      m.sequences.push_back(RandomTokens(n, m.config.vocab_size, n));
+    return m;
+  }
+  LoadedCheckpoint c = testing::LoadFixture(name);
+  m.config = c.config;
+  m.weights = std::make_unique<ParamLeaves>(std::move(c.leaves));
+  const json expected =
+      testing::ReadJsonFile(testing::FixtureDir(name) + "/expected.json");
+  for (const json& c : expected["cases"])
+    m.sequences.push_back(c["ids"].get<std::vector<int32_t>>());
+  return m;
+}
+
+bool SameBits(const float* a, const float* b, int64_t n) {
+  return std::memcmp(a, b, n * sizeof(float)) == 0;
+}
+
+class SamplerAgreementTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SamplerAgreementTest, LogitsAndLogprobsEqualTheSamplersBitForBit) {
+  const Model m = LoadModel(GetParam());
+  const int64_t vocab = m.config.vocab_size;
+  auto sampler_mesh = testing::MakeMesh(2);
+  auto sampler = Transformer::Create(m.config, *m.weights, sampler_mesh.get());
+  ASSERT_TRUE(sampler.ok()) << sampler.status();
+  // A different worker count and a small logits chunk on the training side.
+  auto train_mesh = testing::MakeMesh(3);
+  auto trainable =
+      testing::MakeTrainable(m.config, *m.weights, train_mesh.get(), {256, 5});
+  ASSERT_TRUE(trainable);
+  const OwnedBatch batch = testing::AllPositions(m.sequences);
+  const int64_t n = batch.num_targets();
+  for (float temperature : {1.0f, 0.7f}) {
+    std::vector<float> logprobs(n), logits(n * vocab);
+    ASSERT_TRUE(
+        trainable->Forward(batch.sequences, temperature, logprobs, logits)
+            .ok());
+    int64_t row = 0;
+    std::vector<float> z(vocab);
+    for (const auto& ids : m.sequences) {
+      const std::vector<float> prefill =
+          testing::SequenceLogits(**sampler, ids, false);
+      const std::vector<float> decode =
+          testing::SequenceLogits(**sampler, ids, true);
+      for (size_t t = 0; t + 1 < ids.size(); ++t, ++row) {
+        const float* ours = &logits[row * vocab];
+        EXPECT_TRUE(SameBits(ours, &prefill[t * vocab], vocab)) << t;
+        EXPECT_TRUE(SameBits(ours, &decode[t * vocab], vocab)) << t;
+        // The sampler's temperature-only logprob of the next token.
+        TemperLogits(&decode[t * vocab], vocab, temperature, z.data());
+        const float sampler_logprob = TokenLogprob(z.data(), vocab, ids[t + 1]);
+        EXPECT_EQ(logprobs[row], sampler_logprob) << t;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, SamplerAgreementTest,
+                         ::testing::Values("qwen3_tied", "qwen3_untied",
+                                           "qwen2", "llama", "small_qwen3"));
+
+// All gradient leaves, concatenated.
+std::vector<float> Flatten(const ParamLeaves& grads) {
+  std::vector<float> all;
+  for (size_t i = 0; i < grads.size(); ++i) {
+    const auto leaf = grads.F32(i);
+    all.insert(all.end(), leaf.begin(), leaf.end());
+  }
+  return all;
+}
+
+std::vector<float> RandomWeights(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> w(n);
+  for (float& x : w) x = normal(rng);
+  return w;
+}
+
+TEST(TrainableTransformerTest, GradientsAreBitIdenticalForAnyWorkerCount) {
+  for (const char* name : {"small_qwen3", "qwen2"}) {
+    const Model m = LoadModel(name);
+    auto by_length = m.sequences;
+    std::sort(by_length.begin(), by_length.end(),
+              [](const auto& a, const auto& b) { return a.size() > b.size(); });
+    OwnedBatch batch;  // Sparse targets, and a sequence without any.
+    batch.Add(by_length[0], {0, 2, 3});
+    batch.Add(by_length.back(), {});
+    batch.Add(by_length[1], {1, 4, 5});
+    const std::vector<float> w = RandomWeights(batch.num_targets(), 3);
+    std::vector<float> first;
+    for (int workers : {0, 1, 2, 3}) {
+      auto mesh = workers > 0 ? testing::MakeMesh(workers) : nullptr;
+      auto model = testing::MakeTrainable(m.config, *m.weights, mesh.get());
+      ParamLeaves grads = testing::ZeroGradients(m.config);
+      testing::WeightedLoss(*model, batch, 0.7f, w, &grads);
+      const std::vector<float> all = Flatten(grads);
+      if (first.empty()) first = all;
+      EXPECT_TRUE(SameBits(all.data(), first.data(), all.size()))
+          << name << ", " << workers << " workers";
+    }
+  }
+}
+
+TEST(TrainableTransformerTest, BackwardAccumulatesAndRepeats) {
+  const Model m = LoadModel("qwen3_tied");
+  const OwnedBatch batch = testing::AllPositions(m.sequences);
+  const std::vector<float> w = RandomWeights(batch.num_targets(), 4);
+  auto model = testing::MakeTrainable(m.config, *m.weights, nullptr);
+  ParamLeaves once = testing::ZeroGradients(m.config);
+  testing::WeightedLoss(*model, batch, 1.0f, w, &once);
+  // Backward runs again on the same Forward and adds the same gradients.
+  ParamLeaves twice = testing::ZeroGradients(m.config);
+  ASSERT_TRUE(model->Backward(w, twice).ok());
+  ASSERT_TRUE(model->Backward(w, twice).ok());
+  const std::vector<float> a = Flatten(once), b = Flatten(twice);
+  double scale = 0;
+  for (float x : a) scale = std::max(scale, std::fabs(double(x)));
+  ASSERT_GT(scale, 0);
+  for (size_t i = 0; i < a.size(); ++i)
+    ASSERT_NEAR(b[i], 2 * a[i], 1e-6 * scale) << i;
+}
+
+TEST(TrainableTransformerTest, ChunkingTheLogitsChangesOnlyRounding) {
+  const Model m = LoadModel("qwen3_untied");
+  const OwnedBatch batch = testing::AllPositions(m.sequences);
+  const std::vector<float> w = RandomWeights(batch.num_targets(), 5);
+  std::vector<std::vector<float>> results;
+  for (int64_t chunk : {1, 4, 64}) {
+    auto model =
+        testing::MakeTrainable(m.config, *m.weights, nullptr, {64, chunk});
+    ParamLeaves grads = testing::ZeroGradients(m.config);
+    testing::WeightedLoss(*model, batch, 1.0f, w, &grads);
+    results.push_back(Flatten(grads));
+  }
+  double scale = 0;
+  for (float x : results[0]) scale = std::max(scale, std::fabs(double(x)));
+  for (size_t r = 1; r < results.size(); ++r) {
+    for (size_t i = 0; i < results[0].size(); ++i)
+      ASSERT_NEAR(results[r][i], results[0][i], 1e-6 * scale) << i;
+  }
+}
+
+class ValidationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    m_ = LoadModel("small_qwen3");
+    model_ = testing::MakeTrainable(m_.config, *m_.weights, nullptr, {32, 8});
+    ASSERT_TRUE(model_);
+  }
+
+  Status ForwardOf(const std::vector<int32_t>& ids,
+                   const std::vector<int32_t>& targets, float temperature = 1,
+                   int64_t logprob_slots = -1) {
+    OwnedBatch batch;
+    batch.Add(ids, targets);
+    std::vector<float> logprobs(logprob_slots >= 0 ? logprob_slots
+                                                   : targets.size());
+    return model_->Forward(batch.sequences, temperature, logprobs);
+  }
+
+  Model m_;
+  std::unique_ptr<TrainableTransformer> model_;
+};
+
+TEST_F(ValidationTest, RejectsBadBatches) {
+  EXPECT_TRUE(ForwardOf({1, 2, 3}, {0, 1}).ok());
+  const std::vector<std::pair<Status, std::string>> cases = {
+      {ForwardOf({1, 64, 3}, {0}), "outside the vocabulary"},
+      {ForwardOf({1, -1, 3}, {0}), "outside the vocabulary"},
+      {ForwardOf(std::vector<int32_t>(33, 1), {0}), "exceeds max_tokens"},
+      {ForwardOf({1, 2, 3}, {1, 0}), "not increasing"},
+      {ForwardOf({1, 2, 3}, {2}), "has no next token"},
+      {ForwardOf({1, 2, 3}, {0}, 1.0f, 2), "logprobs holds"},
+      {ForwardOf({1, 2, 3}, {0}, 0.0f), "temperature"},
+      {ForwardOf({1, 2, 3}, {0}, NAN), "temperature"},
+  };
+  for (const auto& [status, message] : cases) {
+    EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << status;
+    EXPECT_NE(status.message().find(message), std::string::npos) << status;
+  }
+}
+
+TEST_F(ValidationTest, RejectsSequencesLongerThanThePositions) {
+  ModelConfig short_config = m_.config;
+  short_config.max_position_embeddings = 4;
+  auto model = testing::MakeTrainable(short_config, *m_.weights, nullptr);
+  OwnedBatch batch;
+  batch.Add({1, 2, 3, 4, 5}, {0});
+  std::vector<float> logprobs(1);
+  const Status s = model->Forward(batch.sequences, 1.0f, logprobs);
+  EXPECT_NE(s.message().find("positions"), std::string::npos) << s;
+}
+
+TEST_F(ValidationTest, RejectsBadBackwardCalls) {
+  ParamLeaves grads = testing::ZeroGradients(m_.config);
+  std::vector<float> dloss = {1.0f, 1.0f};
+  EXPECT_EQ(model_->Backward(dloss, grads).code(),
+            StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(ForwardOf({1, 2, 3}, {0, 1}).ok());
+  EXPECT_EQ(model_->num_targets(), 2);
+  EXPECT_TRUE(model_->Backward(dloss, grads).ok());
+  std::vector<float> one = {1.0f};
+  EXPECT_FALSE(model_->Backward(one, grads).ok());
+  std::vector<float> nan = {1.0f, NAN};
+  EXPECT_FALSE(model_->Backward(nan, grads).ok());
+  // Gradients of another structure.
+  ModelConfig other = m_.config;
+  other.tie_word_embeddings = true;
+  ParamLeaves wrong = testing::ZeroGradients(other);
+  const Status s = model_->Backward(dloss, wrong);
+  EXPECT_NE(s.message().find("structure"), std::string::npos) << s;
+  // The weights as their own gradients.
+  EXPECT_FALSE(model_->Backward(dloss, *m_.weights).ok());
+  // A failed Forward invalidates the last one.
+  EXPECT_FALSE(ForwardOf({1, 2, 3}, {2}).ok());
+  EXPECT_EQ(model_->num_targets(), 0);
+  EXPECT_EQ(model_->Backward(dloss, grads).code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ValidationTest, CreateRejectsMismatchedWeightsAndOptions) {
+  ModelConfig other = m_.config;
+  other.hidden_size = 48;
+  EXPECT_FALSE(TrainableTransformer::Create(other, *m_.weights, nullptr).ok());
+  EXPECT_FALSE(
+      TrainableTransformer::Create(m_.config, *m_.weights, nullptr, {0, 8})
+          .ok());
+  EXPECT_FALSE(
+      TrainableTransformer::Create(m_.config, *m_.weights, nullptr, {8, 0})
+          .ok());
+}
+
+TEST_F(ValidationTest, EmptyBatchesAndSequencesAreFine) {
+  OwnedBatch batch;
+  batch.Add({}, {});
+  batch.Add({7}, {});
+  std::vector<float> none;
+  ASSERT_TRUE(model_->Forward(batch.sequences, 1.0f, none).ok());
+  ParamLeaves grads = testing::ZeroGradients(m_.config);
+  ASSERT_TRUE(model_->Backward(none, grads).ok());
+  for (float g : Flatten(grads)) ASSERT_EQ(g, 0.0f);
+}
+
+}  // namespace
+}  // namespace rlrt
