@@ -1,0 +1,248 @@
+#include "trainer_bridge/grpo_learner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "models/leaf_copy.h"
+
+namespace rlrt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a) {
+  return std::chrono::duration<double>(Clock::now() - a).count();
+}
+
+StatusOr<ParamLeaves> CopyOf(const ParamLeaves& src, Mesh* mesh) {
+  std::vector<LeafSpec> specs;
+  for (size_t i = 0; i < src.size(); ++i) specs.push_back(src.spec(i));
+  ASSIGN_OR_RETURN(ParamLeaves copy, ParamLeaves::Allocate(specs));
+  RETURN_IF_ERROR(CopyIntoLeaves(
+      copy, [&](size_t i) { return src.data(i); }, mesh));
+  return copy;
+}
+
+void Zero(ParamLeaves& leaves) {
+  for (size_t i = 0; i < leaves.size(); ++i)
+    std::memset(leaves.data(i), 0, leaves.bytes(i));
+}
+
+}  // namespace
+
+GrpoLearner::GrpoLearner(const ModelConfig& config, const GrpoOptions& options,
+                         Mesh* actor, Mesh* reference_mesh, ParamLeaves weights,
+                         ParamLeaves grads)
+    : config_(config),
+      options_(options),
+      actor_(actor),
+      reference_mesh_(reference_mesh != nullptr ? reference_mesh : actor),
+      weights_(std::move(weights)),
+      grads_(std::move(grads)) {}
+
+StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::Create(
+    const ModelConfig& config, const ParamLeaves& initial, Mesh* actor,
+    Mesh* reference_mesh, const GrpoOptions& options) {
+  if (options.num_iterations < 1)
+    return InvalidArgumentError("num_iterations must be >= 1");
+  if (!(options.temperature > 0))
+    return InvalidArgumentError(
+        "the learner's temperature must be > 0 (greedy rollouts have no "
+        "policy gradient)");
+  ASSIGN_OR_RETURN(ParamLeaves weights, CopyOf(initial, actor));
+  ASSIGN_OR_RETURN(ParamLeaves grads, CopyOf(initial, actor));
+  std::unique_ptr<GrpoLearner> learner(
+      new GrpoLearner(config, options, actor, reference_mesh,
+                      std::move(weights), std::move(grads)));
+  TrainableTransformerOptions model_options;
+  model_options.max_tokens = options.max_micro_batch_tokens;
+  ASSIGN_OR_RETURN(learner->policy_,
+                   TrainableTransformer::Create(config, learner->weights_,
+                                                actor, model_options));
+  if (options.loss.beta > 0) {
+    ASSIGN_OR_RETURN(ParamLeaves ref,
+                     CopyOf(initial, learner->reference_mesh_));
+    learner->reference_weights_ = std::make_unique<ParamLeaves>(std::move(ref));
+    ASSIGN_OR_RETURN(
+        learner->reference_,
+        TrainableTransformer::Create(config, *learner->reference_weights_,
+                                     learner->reference_mesh_, model_options));
+  }
+  ASSIGN_OR_RETURN(AdamW optimizer,
+                   AdamW::Create(learner->weights_, options.adamw));
+  learner->optimizer_ = std::make_unique<AdamW>(std::move(optimizer));
+  return learner;
+}
+
+std::vector<std::pair<size_t, size_t>> GrpoLearner::MicroBatches(
+    std::span<const Completion> batch) const {
+  std::vector<std::pair<size_t, size_t>> ranges;
+  size_t begin = 0;
+  int64_t tokens = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const int64_t n = batch[i].prompt.size() + batch[i].tokens.size();
+    if (i > begin && tokens + n > options_.max_micro_batch_tokens) {
+      ranges.emplace_back(begin, i);
+      begin = i;
+      tokens = 0;
+    }
+    tokens += n;
+  }
+  if (begin < batch.size()) ranges.emplace_back(begin, batch.size());
+  return ranges;
+}
+
+Status GrpoLearner::ForwardRange(TrainableTransformer& model,
+                                 std::span<const Completion> batch,
+                                 size_t begin, size_t end,
+                                 std::span<float> logprobs) {
+  tokens_.resize(end - begin);
+  targets_.resize(end - begin);
+  std::vector<TrainSequence> sequences;
+  for (size_t i = begin; i < end; ++i) {
+    const Completion& c = batch[i];
+    std::vector<int32_t>& tokens = tokens_[i - begin];
+    std::vector<int32_t>& targets = targets_[i - begin];
+    tokens.assign(c.prompt.begin(), c.prompt.end());
+    tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());
+    targets.clear();
+    for (size_t t = c.prompt.size() - 1; t + 1 < tokens.size(); ++t)
+      targets.push_back(static_cast<int32_t>(t));
+    sequences.push_back({tokens, targets});
+  }
+  return model.Forward(sequences, options_.temperature, logprobs);
+}
+
+Status GrpoLearner::ScoreAll(TrainableTransformer& model,
+                             std::span<const Completion> batch,
+                             std::vector<std::vector<float>>& out) {
+  out.resize(batch.size());
+  std::vector<float> flat;
+  for (auto [begin, end] : MicroBatches(batch)) {
+    int64_t n = 0;
+    for (size_t i = begin; i < end; ++i) n += batch[i].tokens.size();
+    flat.resize(n);
+    RETURN_IF_ERROR(ForwardRange(model, batch, begin, end, flat));
+    int64_t at = 0;
+    for (size_t i = begin; i < end; ++i) {
+      out[i].assign(flat.begin() + at,
+                    flat.begin() + at + batch[i].tokens.size());
+      at += batch[i].tokens.size();
+    }
+  }
+  return OkStatus();
+}
+
+StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
+                                            int64_t group_size) {
+  if (batch.empty()) return InvalidArgumentError("empty GRPO batch");
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Completion& c = batch[i];
+    if (c.prompt.empty() || c.tokens.empty())
+      return InvalidArgumentError("completion " + std::to_string(i) +
+                                  " has an empty prompt or no tokens");
+    if (c.behaviour_logprobs.size() != c.tokens.size())
+      return InvalidArgumentError(
+          "completion " + std::to_string(i) +
+          ": one behaviour logprob per token is needed");
+    if (!std::isfinite(c.reward))
+      return InvalidArgumentError("completion " + std::to_string(i) +
+                                  " has a non-finite reward");
+    if (static_cast<int64_t>(c.prompt.size() + c.tokens.size()) >
+        options_.max_micro_batch_tokens)
+      return InvalidArgumentError("completion " + std::to_string(i) +
+                                  " is longer than a micro-batch");
+  }
+  GrpoStepMetrics m;
+  const Clock::time_point start = Clock::now();
+  std::vector<double> rewards;
+  for (const Completion& c : batch) rewards.push_back(c.reward);
+  ASSIGN_OR_RETURN(
+      std::vector<double> advantages,
+      GroupAdvantages(rewards, group_size, options_.scale_rewards));
+
+  std::vector<std::vector<float>> ref_logp;
+  if (reference_) {
+    const Clock::time_point ref_start = Clock::now();
+    RETURN_IF_ERROR(ScoreAll(*reference_, batch, ref_logp));
+    m.reference_seconds = Seconds(ref_start);
+  }
+
+  const auto micro = MicroBatches(batch);
+  std::vector<std::vector<float>> logp;
+  std::vector<std::vector<float>> dlogp(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i)
+    dlogp[i].resize(batch[i].tokens.size());
+  for (int iteration = 0; iteration < options_.num_iterations; ++iteration) {
+    RETURN_IF_ERROR(ScoreAll(*policy_, batch, logp));
+    std::vector<CompletionTerms> terms;
+    std::vector<std::span<float>> grads;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      terms.push_back({logp[i], batch[i].behaviour_logprobs,
+                       reference_ ? std::span<const float>(ref_logp[i])
+                                  : std::span<const float>(),
+                       advantages[i], batch[i].truncated});
+      grads.push_back(dlogp[i]);
+    }
+    ASSIGN_OR_RETURN(GrpoLossStats loss, GrpoLoss(terms, options_.loss, grads));
+    if (!std::isfinite(loss.loss)) {
+      return FailedPreconditionError(
+          "non-finite GRPO loss; the step is refused and the weights are "
+          "unchanged");
+    }
+    Zero(grads_);
+    std::vector<float> flat_logp, flat_grad;
+    for (auto [begin, end] : micro) {
+      flat_logp.clear();
+      flat_grad.clear();
+      for (size_t i = begin; i < end; ++i)
+        flat_grad.insert(flat_grad.end(), dlogp[i].begin(), dlogp[i].end());
+      // With one micro-batch the scoring forward is still in place.
+      if (micro.size() > 1) {
+        flat_logp.resize(flat_grad.size());
+        RETURN_IF_ERROR(ForwardRange(*policy_, batch, begin, end, flat_logp));
+      }
+      RETURN_IF_ERROR(policy_->Backward(flat_grad, grads_));
+      m.train_tokens += static_cast<int64_t>(flat_grad.size());
+    }
+    m.learning_rate = options_.lr.At(optimizer_->steps());
+    ASSIGN_OR_RETURN(
+        OptimizerStepStats step,
+        optimizer_->Step(weights_, grads_, m.learning_rate, actor_));
+    if (iteration == 0) {
+      m.loss = loss.loss;
+      m.clip_fraction = loss.clip_fraction;
+      m.kl = loss.kl_mean;
+      m.ratio_mean = loss.ratio_mean;
+      m.grad_norm = step.grad_norm;
+    }
+  }
+
+  double sum = 0, sum2 = 0, adv_sum = 0, adv2 = 0, length = 0;
+  int64_t truncated = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    sum += rewards[i];
+    sum2 += rewards[i] * rewards[i];
+    adv_sum += advantages[i];
+    adv2 += advantages[i] * advantages[i];
+    length += batch[i].tokens.size();
+    m.completion_length_max =
+        std::max<int64_t>(m.completion_length_max, batch[i].tokens.size());
+    truncated += batch[i].truncated;
+  }
+  const double n = static_cast<double>(batch.size());
+  m.reward_mean = sum / n;
+  m.reward_std =
+      std::sqrt(std::max(0.0, sum2 / n - m.reward_mean * m.reward_mean));
+  m.advantage_mean = adv_sum / n;
+  m.advantage_std =
+      std::sqrt(std::max(0.0, adv2 / n - m.advantage_mean * m.advantage_mean));
+  m.completion_length_mean = length / n;
+  m.truncated_fraction = truncated / n;
+  m.train_seconds = Seconds(start) - m.reference_seconds;
+  return m;
+}
+
+}  // namespace rlrt

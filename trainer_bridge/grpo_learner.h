@@ -1,0 +1,118 @@
+// The GRPO learner on the actor mesh: owns the policy's weights, gradients
+// and optimizer state, and a frozen reference model when beta > 0 (on the
+// reference mesh when there is one). One Step takes a batch of sampled
+// completions (groups of G consecutive completions of one prompt), their
+// rewards and the behaviour logprobs the sampler reported, and runs
+// num_iterations optimizer steps on it.
+#ifndef RLRT_TRAINER_BRIDGE_GRPO_LEARNER_H_
+#define RLRT_TRAINER_BRIDGE_GRPO_LEARNER_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "models/config/model_config.h"
+#include "models/param_leaves.h"
+#include "models/train/trainable_transformer.h"
+#include "partition/mesh.h"
+#include "partition/util/status.h"
+#include "trainer_bridge/grpo_loss.h"
+#include "trainer_bridge/optimizer.h"
+
+namespace rlrt {
+
+struct GrpoOptions {
+  GrpoLossOptions loss;
+  bool scale_rewards = true;  // false: Dr. GRPO (no division by group std).
+  // The sampler's temperature: logprobs are of the tempered distribution.
+  float temperature = 1.0f;
+  int num_iterations = 1;  // mu: optimizer steps per rollout batch.
+  AdamWOptions adamw;
+  LrSchedule lr;
+  // Tokens of one micro-batch (prompt + completion, all sequences). Larger
+  // batches are split; their gradients accumulate.
+  int64_t max_micro_batch_tokens = 4096;
+};
+
+struct Completion {
+  std::vector<int32_t> prompt;
+  std::vector<int32_t> tokens;  // The completion.
+  std::vector<float> behaviour_logprobs;
+  double reward = 0;
+  bool truncated = false;
+};
+
+struct GrpoStepMetrics {
+  double loss = 0;
+  double reward_mean = 0;
+  double reward_std = 0;
+  double advantage_mean = 0;
+  double advantage_std = 0;
+  double completion_length_mean = 0;
+  int64_t completion_length_max = 0;
+  double truncated_fraction = 0;
+  double clip_fraction = 0;
+  double kl = 0;
+  double ratio_mean = 0;
+  double grad_norm = 0;
+  double learning_rate = 0;
+  int64_t train_tokens = 0;
+  double train_seconds = 0;
+  double reference_seconds = 0;
+};
+
+class GrpoLearner {
+ public:
+  // Copies `initial` into the learner's own weights (and the reference's).
+  // `reference_mesh` may be null (the actor mesh then runs the reference).
+  static StatusOr<std::unique_ptr<GrpoLearner>> Create(
+      const ModelConfig& config, const ParamLeaves& initial, Mesh* actor,
+      Mesh* reference_mesh, const GrpoOptions& options);
+
+  // Validates the batch (sizes, token ids, groups), then trains on it.
+  // A non-finite loss or gradient refuses the step with the weights
+  // unchanged.
+  StatusOr<GrpoStepMetrics> Step(std::span<const Completion> batch,
+                                 int64_t group_size);
+
+  const ParamLeaves& weights() const { return weights_; }
+  ParamLeaves& mutable_weights() { return weights_; }
+  int64_t optimizer_steps() const { return optimizer_->steps(); }
+  const GrpoOptions& options() const { return options_; }
+  Mesh* mesh() const { return actor_; }
+
+ private:
+  GrpoLearner(const ModelConfig& config, const GrpoOptions& options,
+              Mesh* actor, Mesh* reference_mesh, ParamLeaves weights,
+              ParamLeaves grads);
+  // Logprobs of every completion token under `model`, micro-batch by
+  // micro-batch, into out[i].
+  Status ScoreAll(TrainableTransformer& model,
+                  std::span<const Completion> batch,
+                  std::vector<std::vector<float>>& out);
+  // [begin, end) ranges of the batch that fit one micro-batch.
+  std::vector<std::pair<size_t, size_t>> MicroBatches(
+      std::span<const Completion> batch) const;
+  Status ForwardRange(TrainableTransformer& model,
+                      std::span<const Completion> batch, size_t begin,
+                      size_t end, std::span<float> logprobs);
+
+  const ModelConfig config_;
+  const GrpoOptions options_;
+  Mesh* const actor_;
+  Mesh* const reference_mesh_;
+  ParamLeaves weights_;
+  ParamLeaves grads_;
+  std::unique_ptr<ParamLeaves> reference_weights_;
+  std::unique_ptr<TrainableTransformer> policy_;
+  std::unique_ptr<TrainableTransformer> reference_;
+  std::unique_ptr<AdamW> optimizer_;
+  // Per-call scratch for building micro-batches.
+  std::vector<std::vector<int32_t>> tokens_;
+  std::vector<std::vector<int32_t>> targets_;
+};
+
+}  // namespace rlrt
+
+#endif  // RLRT_TRAINER_BRIDGE_GRPO_LEARNER_H_
