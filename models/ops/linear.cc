@@ -31,8 +31,15 @@ constexpr int64_t kDxColumnBlock = 32;
 constexpr int64_t kDwRowBlock = 8;
 
 Status InputGradient(const LinearBackwardArgs& a, Mesh* mesh) {
-  const AccumulateGemmArgs product{a.dy, a.out, 1,    a.weight,
-                                   a.in, a.dx,  a.in, a.out};
+  // dX[t, k] += sum_n dY[t, n] W[n, k].
+  const AccumulateGemmArgs product{.a = a.dy,
+                                   .a_row_stride = a.out,
+                                   .a_inner_stride = 1,
+                                   .b = a.weight,
+                                   .ldb = a.in,
+                                   .c = a.dx,
+                                   .ldc = a.in,
+                                   .inner = a.out};
   const int64_t blocks = (a.in + kDxColumnBlock - 1) / kDxColumnBlock;
   return ParallelForOrInline(mesh, blocks, [&](const Shard& s) {
     const int64_t k0 = s.begin * kDxColumnBlock;
@@ -47,9 +54,15 @@ Status InputGradient(const LinearBackwardArgs& a, Mesh* mesh) {
 }
 
 Status WeightGradient(const LinearBackwardArgs& a, Mesh* mesh) {
-  // dW[n, k] += sum_t dY[t, n] X[t, k]: A(n, t) = dy[t * out + n].
-  const AccumulateGemmArgs product{a.dy, 1,         a.out, a.x,
-                                   a.in, a.dweight, a.in,  a.rows};
+  // dW[n, k] += sum_t dY[t, n] X[t, k]: dY read transposed in place.
+  const AccumulateGemmArgs product{.a = a.dy,
+                                   .a_row_stride = 1,
+                                   .a_inner_stride = a.out,
+                                   .b = a.x,
+                                   .ldb = a.in,
+                                   .c = a.dweight,
+                                   .ldc = a.in,
+                                   .inner = a.rows};
   const int64_t blocks = (a.out + kDwRowBlock - 1) / kDwRowBlock;
   return ParallelForOrInline(mesh, blocks, [&](const Shard& s) {
     const int64_t n0 = s.begin * kDwRowBlock;

@@ -46,10 +46,8 @@ StatusOr<std::unique_ptr<TrainableTransformer>> TrainableTransformer::Create(
   }
   std::unique_ptr<TrainableTransformer> model(new TrainableTransformer(
       config, options, weights, std::move(leaves), mesh));
-  const TrainWorkspaceShape shape{
-      options.max_tokens,
-      std::min(options.logits_chunk_rows, options.max_tokens),
-      NumWorkers(mesh)};
+  const TrainWorkspaceShape shape{options.max_tokens, model->LogitsChunkRows(),
+                                  NumWorkers(mesh)};
   ASSIGN_OR_RETURN(model->workspace_, TrainWorkspace::Create(config, shape));
   return model;
 }
@@ -87,6 +85,7 @@ Status TrainableTransformer::Forward(std::span<const TrainSequence> batch,
                                 std::to_string(targets * vocab) + " needed");
   }
   temperature_ = temperature;
+  weights_version_ = weights_.version();
   const int64_t rows = batch_.rows();
   if (rows > 0) {
     TrainWorkspace& w = *workspace_;
@@ -97,8 +96,7 @@ Status TrainableTransformer::Forward(std::span<const TrainSequence> batch,
     for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
       RETURN_IF_ERROR(LayerForward(l, w.residual(l + 1)));
     }
-    const int64_t chunk =
-        std::min(options_.logits_chunk_rows, options_.max_tokens);
+    const int64_t chunk = LogitsChunkRows();
     for (int64_t first = 0; first < targets; first += chunk) {
       const int64_t n = std::min(chunk, targets - first);
       RETURN_IF_ERROR(HeadForward(first, n));

@@ -26,6 +26,7 @@
 #ifndef RLRT_MODELS_TRAIN_TRAINABLE_TRANSFORMER_H_
 #define RLRT_MODELS_TRAIN_TRAINABLE_TRANSFORMER_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -67,7 +68,9 @@ class TrainableTransformer {
   // computed as the sampler computes it (TemperLogits, then TokenLogprob).
   // When `logits` is not empty it must hold num_targets x vocab floats and
   // receives the raw (untempered) logits rows. Keeps what Backward needs
-  // until the next Forward. The weights must not change in between.
+  // until the next Forward. The weights must not change in between
+  // (Backward recomputes activations from them and refuses to run if the
+  // weights' version moved).
   Status Forward(std::span<const TrainSequence> batch, float temperature,
                  std::span<float> logprobs, std::span<float> logits = {});
 
@@ -107,6 +110,9 @@ class TrainableTransformer {
                       ParamLeaves& grads);
   Status ValidateBackward(std::span<const float> dloss_dlogprob,
                           const ParamLeaves& grads) const;
+  int64_t LogitsChunkRows() const {
+    return std::min(options_.logits_chunk_rows, options_.max_tokens);
+  }
   Status Linear(const float* x, const float* weight, const float* bias,
                 int64_t rows, int64_t in, int64_t out, float* y,
                 bool accumulate = false);
@@ -127,6 +133,7 @@ class TrainableTransformer {
   std::unique_ptr<TrainWorkspace> workspace_;
   FlatBatch batch_;
   float temperature_ = 1.0f;
+  uint64_t weights_version_ = 0;  // weights_.version() at the last Forward.
   bool forward_done_ = false;
 };
 

@@ -22,6 +22,12 @@ Status TrainableTransformer::ValidateBackward(
   if (!forward_done_) {
     return FailedPreconditionError("Backward needs a successful Forward first");
   }
+  if (weights_.version() != weights_version_) {
+    return FailedPreconditionError("the weights changed (version " +
+                                   std::to_string(weights_version_) + " -> " +
+                                   std::to_string(weights_.version()) +
+                                   ") since Forward; run Forward again");
+  }
   if (static_cast<int64_t>(dloss_dlogprob.size()) != batch_.num_targets()) {
     return InvalidArgumentError(
         "dloss_dlogprob has " + std::to_string(dloss_dlogprob.size()) +
@@ -50,8 +56,7 @@ Status TrainableTransformer::Backward(std::span<const float> dloss_dlogprob,
   TrainWorkspace& w = *workspace_;
   std::memset(w.grad.residual, 0, rows * config_.hidden_size * sizeof(float));
   const int64_t targets = batch_.num_targets();
-  const int64_t chunk =
-      std::min(options_.logits_chunk_rows, options_.max_tokens);
+  const int64_t chunk = LogitsChunkRows();
   for (int64_t first = 0; first < targets; first += chunk) {
     const int64_t n = std::min(chunk, targets - first);
     RETURN_IF_ERROR(HeadForward(first, n));

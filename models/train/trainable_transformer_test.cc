@@ -259,6 +259,13 @@ TEST_F(ValidationTest, RejectsBadBackwardCalls) {
   EXPECT_NE(s.message().find("structure"), std::string::npos) << s;
   // The weights as their own gradients.
   EXPECT_FALSE(model_->Backward(dloss, *m_.weights).ok());
+  // New weights since Forward.
+  ASSERT_TRUE(ForwardOf({1, 2, 3}, {0, 1}).ok());
+  m_.weights->set_version(m_.weights->version() + 1);
+  EXPECT_EQ(model_->Backward(dloss, grads).code(),
+            StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(ForwardOf({1, 2, 3}, {0, 1}).ok());
+  EXPECT_TRUE(model_->Backward(dloss, grads).ok());
   // A failed Forward invalidates the last one.
   EXPECT_FALSE(ForwardOf({1, 2, 3}, {2}).ok());
   EXPECT_EQ(model_->num_targets(), 0);
