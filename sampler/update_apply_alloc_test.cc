@@ -12,30 +12,19 @@
 #include "models/forward/model_source.h"
 #include "models/leaf_init.h"
 #include "models/test_util.h"
+#include "models/testing/allocation_counter.h"
 #include "sampler/engine.h"
 #include "sampler/engine_test_util.h"
 #include "sampler/update_apply.h"
 #include "sampler/update_test_util.h"
 
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-void* operator new(size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-
 namespace rlrt {
 namespace {
 
 TEST(UpdateApplyAllocTest, CounterSeesAllocations) {
-  const long before = g_allocations.load();
+  const long before = testing::AllocationCount();
   auto p = std::make_unique<std::vector<int>>(1000);
-  EXPECT_GE(g_allocations.load() - before, 2);
+  EXPECT_GE(testing::AllocationCount() - before, 2);
 }
 
 TEST(UpdateApplyAllocTest, SteadyStateApplyAllocatesNothing) {
@@ -50,13 +39,13 @@ TEST(UpdateApplyAllocTest, SteadyStateApplyAllocatesNothing) {
   u.set_version(1);
   ASSERT_TRUE(ApplyUpdateParams(u, target, mesh.get()).ok());
 
-  const long before = g_allocations.load();
+  const long before = testing::AllocationCount();
   for (uint64_t v = 2; v < 12; ++v) {
     u.set_version(v);
     StatusOr<ApplyReport> r = ApplyUpdateParams(u, target, mesh.get());
     ASSERT_TRUE(r.ok());
   }
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(testing::AllocationCount() - before, 0);
 }
 
 TEST(UpdateApplyAllocTest, SerializedPathReusesTheScratchMessage) {
@@ -76,13 +65,13 @@ TEST(UpdateApplyAllocTest, SerializedPathReusesTheScratchMessage) {
   proto::UpdateParams scratch;
   ASSERT_TRUE(
       ApplySerializedUpdateParams(wires[0], &scratch, target, mesh.get()).ok());
-  const long before = g_allocations.load();
+  const long before = testing::AllocationCount();
   for (size_t k = 1; k < wires.size(); ++k) {
     ASSERT_TRUE(
         ApplySerializedUpdateParams(wires[k], &scratch, target, mesh.get())
             .ok());
   }
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(testing::AllocationCount() - before, 0);
 }
 
 // The engine's update path: the hand-off to the scheduler thread, the apply
@@ -99,12 +88,12 @@ TEST(UpdateApplyAllocTest, EngineUpdatesAllocateNothing) {
   ASSERT_TRUE(
       engine->Generate(testing::GreedyText("Once upon a time", 8)).ok());
   ASSERT_TRUE(engine->UpdateParams(u).ok());
-  const long before = g_allocations.load();
+  const long before = testing::AllocationCount();
   for (uint64_t v = 2; v < 12; ++v) {
     u.set_version(v);
     ASSERT_TRUE(engine->UpdateParams(u).ok());
   }
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(testing::AllocationCount() - before, 0);
   EXPECT_EQ(engine->Stats().weight_version, 11u);
 }
 

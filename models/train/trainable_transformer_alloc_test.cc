@@ -11,27 +11,16 @@
 #include "models/forward/dummy_weights.h"
 #include "models/forward/forward_test_util.h"
 #include "models/test_util.h"
+#include "models/testing/allocation_counter.h"
 #include "models/train/train_test_util.h"
-
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-void* operator new(size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace rlrt {
 namespace {
 
 TEST(TrainableTransformerAllocTest, CounterSeesAllocations) {
-  const long before = g_allocations.load();
+  const long before = testing::AllocationCount();
   auto p = std::make_unique<std::vector<int>>(1000);
-  EXPECT_GE(g_allocations.load() - before, 2);
+  EXPECT_GE(testing::AllocationCount() - before, 2);
 }
 
 TEST(TrainableTransformerAllocTest, ForwardAndBackwardAllocateNothing) {
@@ -50,12 +39,12 @@ TEST(TrainableTransformerAllocTest, ForwardAndBackwardAllocateNothing) {
   ASSERT_TRUE(model->Forward(batch.sequences, 0.7f, logprobs).ok());
   ASSERT_TRUE(model->Backward(dloss, grads).ok());
 
-  const long before = g_allocations.load();
+  const long before = testing::AllocationCount();
   for (int step = 0; step < 5; ++step) {
     ASSERT_TRUE(model->Forward(batch.sequences, 0.7f, logprobs).ok());
     ASSERT_TRUE(model->Backward(dloss, grads).ok());
   }
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(testing::AllocationCount() - before, 0);
 }
 
 }  // namespace
