@@ -37,7 +37,11 @@ TEST(EngineStressTest, ConcurrentSubmitAbortUpdateAndChecksum) {
   ASSERT_NE(engine, nullptr);
 
   constexpr int kVersions = 8;
-  auto trainer = LoadModel({.model_dir = testing::kStoriesDir}, nullptr);
+  auto trainer = LoadModel(ModelSource{.model_dir = testing::kStoriesDir,
+                                       .preset = "",
+                                       .load_format = "auto",
+                                       .seed = 0},
+                           nullptr);
   ASSERT_TRUE(trainer.ok());
   std::vector<proto::UpdateParams> updates;
   for (int v = 1; v <= kVersions; ++v) {
@@ -106,9 +110,12 @@ TEST(EngineStressTest, ConcurrentSubmitAbortUpdateAndChecksum) {
     EXPECT_EQ(result->id, s.handle.id());
     ASSERT_EQ(result->samples.size(), static_cast<size_t>(s.n));
     for (const SampleOutput& out : result->samples) {
-      if (!s.aborted) EXPECT_EQ(out.finish_reason, FinishReason::kLength);
-      if (out.finish_reason != FinishReason::kAbort)
+      if (!s.aborted) {
+        EXPECT_EQ(out.finish_reason, FinishReason::kLength);
+      }
+      if (out.finish_reason != FinishReason::kAbort) {
         EXPECT_EQ(static_cast<int64_t>(out.token_ids.size()), s.max_new);
+      }
       ASSERT_EQ(out.weight_versions.size(), out.token_ids.size());
       for (size_t k = 0; k < out.weight_versions.size(); ++k) {
         EXPECT_GE(out.weight_versions[k], s.min_version);

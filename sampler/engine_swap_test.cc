@@ -24,7 +24,11 @@ using testing::MakeMesh;
 using testing::StoriesOptions;
 
 LoadedModel LoadStories() {
-  auto loaded = LoadModel({.model_dir = testing::kStoriesDir}, nullptr);
+  auto loaded = LoadModel(ModelSource{.model_dir = testing::kStoriesDir,
+                                      .preset = "",
+                                      .load_format = "auto",
+                                      .seed = 0},
+                          nullptr);
   EXPECT_TRUE(loaded.ok()) << loaded.status();
   return std::move(*loaded);
 }
@@ -84,9 +88,12 @@ TEST_F(EngineSwapTest, RefusedUpdatesLeaveTheEngineServingItsOldWeights) {
   std::vector<std::pair<std::string, proto::UpdateParams>> bad;
   bad.emplace_back("same version", HandBuiltUpdate(checkpoint_->weights, 3));
   bad.emplace_back("older version", HandBuiltUpdate(checkpoint_->weights, 2));
-  auto other = LoadModel(
-      {.model_dir = RLRT_SOURCE_DIR "/tests/reference/fixtures/qwen3_untied"},
-      nullptr);
+  auto other = LoadModel(ModelSource{.model_dir = RLRT_SOURCE_DIR
+                                     "/tests/reference/fixtures/qwen3_untied",
+                                     .preset = "",
+                                     .load_format = "auto",
+                                     .seed = 0},
+                         nullptr);
   ASSERT_TRUE(other.ok());
   bad.emplace_back("other structure", HandBuiltUpdate(other->weights, 4));
   proto::UpdateParams shape = HandBuiltUpdate(checkpoint_->weights, 4);

@@ -78,7 +78,11 @@ TEST_F(EngineTest, ReportedLogprobsEqualTheFullSequenceForward) {
   const SampleOutput& out = r->samples[0];
   ASSERT_EQ(out.logprobs.size(), out.token_ids.size());
 
-  auto loaded = LoadModel({.model_dir = testing::kStoriesDir}, nullptr);
+  auto loaded = LoadModel(ModelSource{.model_dir = testing::kStoriesDir,
+                                      .preset = "",
+                                      .load_format = "auto",
+                                      .seed = 0},
+                          nullptr);
   ASSERT_TRUE(loaded.ok());
   auto model = Transformer::Create(loaded->config, loaded->weights, nullptr);
   ASSERT_TRUE(model.ok());

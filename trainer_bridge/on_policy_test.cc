@@ -19,7 +19,11 @@ struct Scored {
 };
 
 Scored TrainerLogprobs(const GenerateResult& r, float temperature, Mesh* mesh) {
-  auto loaded = LoadModel({.model_dir = kStories}, nullptr);
+  auto loaded = LoadModel(ModelSource{.model_dir = kStories,
+                                      .preset = "",
+                                      .load_format = "auto",
+                                      .seed = 0},
+                          nullptr);
   EXPECT_TRUE(loaded.ok());
   auto model =
       TrainableTransformer::Create(loaded->config, loaded->weights, mesh);

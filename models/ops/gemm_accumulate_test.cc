@@ -85,7 +85,9 @@ TEST(AccumulateGemmTest, TouchesOnlyItsRange) {
   for (int64_t i = 0; i < rows; ++i) {
     for (int64_t j = 0; j < cols; ++j) {
       const bool inside = i >= 3 && i < 7 && j >= 5 && j < 33;
-      if (!inside) EXPECT_EQ(c[i * cols + j], 2.0f) << i << "," << j;
+      if (!inside) {
+        EXPECT_EQ(c[i * cols + j], 2.0f) << i << "," << j;
+      }
     }
   }
 }
