@@ -120,8 +120,9 @@ TEST(EngineStressTest, ConcurrentSubmitAbortUpdateAndChecksum) {
       for (size_t k = 0; k < out.weight_versions.size(); ++k) {
         EXPECT_GE(out.weight_versions[k], s.min_version);
         EXPECT_LE(out.weight_versions[k], uint64_t{kVersions});
-        if (k > 0)
+        if (k > 0) {
           EXPECT_GE(out.weight_versions[k], out.weight_versions[k - 1]);
+        }
       }
     }
   }
