@@ -33,6 +33,7 @@
 #include "benchmarks/bench_limits.h"
 #include "models/leaf_init.h"
 #include "sampler/engine.h"
+#include "trainer_bridge/update_builder.h"
 
 DEFINE_int32(prompts, 16, "Prompts per rollout batch.");
 DEFINE_int32(samples, 8, "Samples per prompt (n).");
@@ -163,15 +164,9 @@ void BM_UpdateStall(benchmark::State& state) {
       mesh.get());
   CHECK(trainer.ok());
   proto::UpdateParams update;
-  update.set_structure_fingerprint(trainer->weights.fingerprint());
-  for (size_t i = 0; i < trainer->weights.size(); ++i) {
-    proto::Leaf* leaf = update.add_leaves();
-    leaf->set_name(trainer->weights.spec(i).name);
-    for (int64_t d : trainer->weights.spec(i).shape) leaf->add_shape(d);
-    leaf->set_dtype(proto::F32);
-    leaf->set_data(reinterpret_cast<const char*>(trainer->weights.data(i)),
-                   trainer->weights.bytes(i));
-  }
+  CHECK(BuildUpdateParams(trainer->weights, 0, BuildOptions{}, mesh.get(),
+                          &update)
+            .ok());
   const double bytes = static_cast<double>(trainer->weights.total_bytes());
   std::vector<double> stalls;
   uint64_t version = 0;

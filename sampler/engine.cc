@@ -44,37 +44,6 @@ bool IsDummy(const ModelSource& source) {
 
 }  // namespace
 
-Status ValidateEngineOptions(const EngineOptions& o) {
-  auto positive = [](int64_t v, const char* name) -> Status {
-    if (v < 1)
-      return InvalidArgumentError(std::string(name) + " must be >= 1, got " +
-                                  std::to_string(v));
-    return OkStatus();
-  };
-  RETURN_IF_ERROR(positive(o.max_running_requests, "max_running_requests"));
-  RETURN_IF_ERROR(positive(o.max_total_tokens, "max_total_tokens"));
-  RETURN_IF_ERROR(positive(o.page_size, "page_size"));
-  RETURN_IF_ERROR(positive(o.max_prefill_tokens, "max_prefill_tokens"));
-  if (o.context_length < 0)
-    return InvalidArgumentError("context_length must be >= 0 (0: default)");
-  if (o.max_running_requests > 65536 || o.page_size > 65536 ||
-      o.max_prefill_tokens > (int64_t{1} << 24) ||
-      o.max_total_tokens > (int64_t{1} << 30)) {
-    return InvalidArgumentError("engine sizes are beyond any sane limit");
-  }
-  return OkStatus();
-}
-
-uint64_t SampleSeed(uint64_t seed, int32_t index) {
-  // SplitMix64 finaliser over (seed, index): nearby seeds and indices give
-  // unrelated streams.
-  uint64_t z =
-      seed + 0x9e3779b97f4a7c15ull * (static_cast<uint64_t>(index) + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 SamplerEngine::SamplerEngine(const EngineOptions& options, Mesh* mesh,
                              ModelConfig config, ParamLeaves weights)
     : options_(options),
@@ -406,18 +375,7 @@ void SamplerEngine::SchedulerLoop() {
     }
     // Control operations run here, between two steps, when nothing reads
     // the weights.
-    if (control != nullptr) {
-      for (ControlOp* op = control; op != nullptr; op = op->next) op->run();
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        for (ControlOp* op = control; op != nullptr;) {
-          ControlOp* next = op->next;  // `op` dies once its caller sees done.
-          op->done = true;
-          op = next;
-        }
-      }
-      control_cv_.notify_all();
-    }
+    if (control != nullptr) RunAndComplete(control);
     for (auto& r : incoming) scheduler_->Enqueue(std::move(r));
     incoming.clear();
     for (uint64_t id : aborts) scheduler_->Abort(id);
@@ -434,17 +392,22 @@ void SamplerEngine::SchedulerLoop() {
   control_head_ = control_tail_ = nullptr;
   incoming.swap(incoming_);
   lock.unlock();
-  for (ControlOp* op = control; op != nullptr; op = op->next) op->run();
+  if (control != nullptr) RunAndComplete(control);
   for (auto& r : incoming) scheduler_->Enqueue(std::move(r));
   scheduler_->AbortAll();
   PublishStats();
-  lock.lock();
-  for (ControlOp* op = control; op != nullptr;) {
-    ControlOp* next = op->next;
-    op->done = true;
-    op = next;
+}
+
+void SamplerEngine::RunAndComplete(ControlOp* list) {
+  for (ControlOp* op = list; op != nullptr; op = op->next) op->run();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (ControlOp* op = list; op != nullptr;) {
+      ControlOp* next = op->next;  // `op` dies once its caller sees done.
+      op->done = true;
+      op = next;
+    }
   }
-  lock.unlock();
   control_cv_.notify_all();
 }
 

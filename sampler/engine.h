@@ -140,6 +140,9 @@ class SamplerEngine {
       const GenerateRequest& request) const;
   // Runs `op` on the scheduler thread between two steps; blocks until done.
   void RunControl(FunctionRef<void()> op);
+  // Scheduler thread: runs a detached list of control operations, then
+  // marks each done and wakes the callers.
+  void RunAndComplete(ControlOp* list);
   void SchedulerLoop();
   void PublishStats();
 

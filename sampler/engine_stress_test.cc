@@ -37,16 +37,11 @@ TEST(EngineStressTest, ConcurrentSubmitAbortUpdateAndChecksum) {
   ASSERT_NE(engine, nullptr);
 
   constexpr int kVersions = 8;
-  auto trainer = LoadModel(ModelSource{.model_dir = testing::kStoriesDir,
-                                       .preset = "",
-                                       .load_format = "auto",
-                                       .seed = 0},
-                           nullptr);
-  ASSERT_TRUE(trainer.ok());
+  auto trainer = testing::LoadStories();
   std::vector<proto::UpdateParams> updates;
   for (int v = 1; v <= kVersions; ++v) {
-    ASSERT_TRUE(Perturb(trainer->weights, v, 1e-3, 3).ok());
-    updates.push_back(testing::HandBuiltUpdate(trainer->weights, v));
+    ASSERT_TRUE(Perturb(trainer.weights, v, 1e-3, 3).ok());
+    updates.push_back(testing::HandBuiltUpdate(trainer.weights, v));
   }
 
   std::atomic<uint64_t> acknowledged{0};
@@ -135,7 +130,7 @@ TEST(EngineStressTest, ConcurrentSubmitAbortUpdateAndChecksum) {
   EXPECT_EQ(stats.load.running_samples, 0);
   EXPECT_EQ(stats.load.kv_pages_free, stats.load.kv_pages_total);
   EXPECT_EQ(engine->WeightsChecksum()->content_hash,
-            ComputeChecksums(trainer->weights).content_hash);
+            ComputeChecksums(trainer.weights).content_hash);
 }
 
 }  // namespace

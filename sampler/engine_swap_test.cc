@@ -23,16 +23,6 @@ using testing::MakeEngine;
 using testing::MakeMesh;
 using testing::StoriesOptions;
 
-LoadedModel LoadStories() {
-  auto loaded = LoadModel(ModelSource{.model_dir = testing::kStoriesDir,
-                                      .preset = "",
-                                      .load_format = "auto",
-                                      .seed = 0},
-                          nullptr);
-  EXPECT_TRUE(loaded.ok()) << loaded.status();
-  return std::move(*loaded);
-}
-
 std::vector<int32_t> Greedy(SamplerEngine& engine, int64_t n = 0) {
   const std::vector<int32_t> golden = GoldenContinuation();
   auto r = engine.Generate(
@@ -47,7 +37,7 @@ class EngineSwapTest : public ::testing::Test {
     mesh_ = MakeMesh(2);
     engine_ = MakeEngine(StoriesOptions("dummy"), mesh_.get());
     ASSERT_NE(engine_, nullptr);
-    checkpoint_ = std::make_unique<LoadedModel>(LoadStories());
+    checkpoint_ = std::make_unique<LoadedModel>(testing::LoadStories());
   }
   std::unique_ptr<Mesh> mesh_;
   std::unique_ptr<SamplerEngine> engine_;
@@ -184,7 +174,7 @@ TEST_F(EngineSwapTest, FlushCacheDropsCachedPrefixes) {
 
 TEST_F(EngineSwapTest, ManyUpdatesNeverRebuild) {
   const EngineBuffers before = engine_->buffers();
-  auto trainer = LoadStories();
+  auto trainer = testing::LoadStories();
   for (uint64_t v = 1; v <= 12; ++v) {
     ASSERT_TRUE(Perturb(trainer.weights, v, 1e-3, 5).ok());
     auto report = engine_->UpdateParams(HandBuiltUpdate(trainer.weights, v));

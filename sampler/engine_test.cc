@@ -78,19 +78,14 @@ TEST_F(EngineTest, ReportedLogprobsEqualTheFullSequenceForward) {
   const SampleOutput& out = r->samples[0];
   ASSERT_EQ(out.logprobs.size(), out.token_ids.size());
 
-  auto loaded = LoadModel(ModelSource{.model_dir = testing::kStoriesDir,
-                                      .preset = "",
-                                      .load_format = "auto",
-                                      .seed = 0},
-                          nullptr);
-  ASSERT_TRUE(loaded.ok());
-  auto model = Transformer::Create(loaded->config, loaded->weights, nullptr);
+  auto loaded = testing::LoadStories();
+  auto model = Transformer::Create(loaded.config, loaded.weights, nullptr);
   ASSERT_TRUE(model.ok());
   std::vector<int32_t> all = r->prompt_ids;
   all.insert(all.end(), out.token_ids.begin(), out.token_ids.end());
   const std::vector<float> logits =
       testing::SequenceLogits(**model, all, /*token_by_token=*/false);
-  const int64_t vocab = loaded->config.vocab_size;
+  const int64_t vocab = loaded.config.vocab_size;
   double worst = 0;
   for (size_t i = 0; i < out.token_ids.size(); ++i) {
     const float* row = logits.data() + (r->prompt_ids.size() - 1 + i) * vocab;

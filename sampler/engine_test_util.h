@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "models/forward/model_source.h"
 #include "models/test_util.h"
 #include "partition/mesh.h"
 #include "sampler/engine.h"
@@ -37,6 +38,17 @@ inline std::unique_ptr<SamplerEngine> MakeEngine(const EngineOptions& options,
   auto engine = SamplerEngine::Create(options, mesh);
   EXPECT_TRUE(engine.ok()) << engine.status();
   return engine.ok() ? std::move(*engine) : nullptr;
+}
+
+// stories260K's weights as the trainer side would load them.
+inline LoadedModel LoadStories() {
+  auto loaded = LoadModel(ModelSource{.model_dir = kStoriesDir,
+                                      .preset = "",
+                                      .load_format = "auto",
+                                      .seed = 0},
+                          nullptr);
+  EXPECT_TRUE(loaded.ok()) << loaded.status();
+  return std::move(*loaded);
 }
 
 inline nlohmann::json StoriesReference() {

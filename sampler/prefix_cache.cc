@@ -12,6 +12,13 @@ constexpr uint64_t kRootKey = 0x9ae16a3b2f90404full;
 
 }  // namespace
 
+bool PrefixCache::Entry::Holds(uint64_t parent_key,
+                               std::span<const int32_t> page_tokens) const {
+  return parent == parent_key &&
+         std::equal(tokens.begin(), tokens.end(), page_tokens.begin(),
+                    page_tokens.end());
+}
+
 uint64_t PrefixCache::PageKey(uint64_t parent,
                               std::span<const int32_t> tokens) const {
   return HashBytes(tokens.data(), tokens.size_bytes(), parent);
@@ -28,11 +35,7 @@ int64_t PrefixCache::Match(std::span<const int32_t> tokens, int64_t max_tokens,
     auto it = entries_.find(PageKey(parent, page_tokens));
     if (it == entries_.end()) break;
     Entry& e = it->second;
-    if (e.parent != parent ||
-        !std::equal(e.tokens.begin(), e.tokens.end(), page_tokens.begin(),
-                    page_tokens.end())) {
-      break;  // A hash collision: not our prefix.
-    }
+    if (!e.Holds(parent, page_tokens)) break;  // A hash collision.
     e.last_used = clock_;
     pool.Retain(e.page);
     pages->push_back(e.page);
@@ -60,9 +63,7 @@ void PrefixCache::Insert(std::span<const int32_t> tokens,
       e.depth = i;
       e.tokens.assign(page_tokens.begin(), page_tokens.end());
       pool.Retain(e.page);
-    } else if (e.parent != parent ||
-               !std::equal(e.tokens.begin(), e.tokens.end(),
-                           page_tokens.begin(), page_tokens.end())) {
+    } else if (!e.Holds(parent, page_tokens)) {
       return;  // A collision with another prefix: stop offering this one.
     }
     e.last_used = clock_;

@@ -56,6 +56,8 @@ class PrefixCache {
     int64_t depth = 0;
     uint64_t last_used = 0;
     std::vector<int32_t> tokens;
+    // Whether this entry is that page behind that parent (not a collision).
+    bool Holds(uint64_t parent_key, std::span<const int32_t> page_tokens) const;
   };
 
   uint64_t PageKey(uint64_t parent, std::span<const int32_t> tokens) const;

@@ -145,9 +145,11 @@ void Scheduler::Admit() {
     const int64_t per_sequence = PagesPerSequence(r);
     const int64_t first = per_sequence - matched / config_.page_size;
     const int64_t per_fork = per_sequence - prompt / config_.page_size;
-    const int64_t available =
-        pool_.num_free() + prefix_cache_.Evictable(pool_) - reserved_pages_;
-    if (first + (n - 1) * per_fork > available) {
+    const int64_t needed = first + (n - 1) * per_fork;
+    // Counting evictable cached pages walks the cache, so only when the
+    // free pages alone fall short.
+    const int64_t free = pool_.num_free() - reserved_pages_;
+    if (needed > free && needed > free + prefix_cache_.Evictable(pool_)) {
       for (int32_t page : matched_pages) pool_.Release(page);
       return;  // Waits until running sequences free pages.
     }

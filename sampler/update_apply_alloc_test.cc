@@ -81,13 +81,8 @@ TEST(UpdateApplyAllocTest, EngineUpdatesAllocateNothing) {
   auto engine =
       testing::MakeEngine(testing::StoriesOptions("dummy"), mesh.get());
   ASSERT_NE(engine, nullptr);
-  auto trainer = LoadModel(ModelSource{.model_dir = testing::kStoriesDir,
-                                       .preset = "",
-                                       .load_format = "auto",
-                                       .seed = 0},
-                           nullptr);
-  ASSERT_TRUE(trainer.ok());
-  proto::UpdateParams u = testing::HandBuiltUpdate(trainer->weights, 1);
+  auto trainer = testing::LoadStories();
+  proto::UpdateParams u = testing::HandBuiltUpdate(trainer.weights, 1);
   u.set_flush_cache(true);
   ASSERT_TRUE(
       engine->Generate(testing::GreedyText("Once upon a time", 8)).ok());

@@ -17,9 +17,7 @@ double Seconds(Clock::time_point a) {
 }
 
 StatusOr<ParamLeaves> CopyOf(const ParamLeaves& src, Mesh* mesh) {
-  std::vector<LeafSpec> specs;
-  for (size_t i = 0; i < src.size(); ++i) specs.push_back(src.spec(i));
-  ASSIGN_OR_RETURN(ParamLeaves copy, ParamLeaves::Allocate(specs));
+  ASSIGN_OR_RETURN(ParamLeaves copy, ParamLeaves::Allocate(src.specs()));
   RETURN_IF_ERROR(CopyIntoLeaves(
       copy, [&](size_t i) { return src.data(i); }, mesh));
   return copy;
@@ -52,7 +50,8 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::Create(
         "the learner's temperature must be > 0 (greedy rollouts have no "
         "policy gradient)");
   ASSIGN_OR_RETURN(ParamLeaves weights, CopyOf(initial, actor));
-  ASSIGN_OR_RETURN(ParamLeaves grads, CopyOf(initial, actor));
+  // Zeroed at the start of every step, so no need to copy anything in.
+  ASSIGN_OR_RETURN(ParamLeaves grads, ParamLeaves::Allocate(initial.specs()));
   std::unique_ptr<GrpoLearner> learner(
       new GrpoLearner(config, options, actor, reference_mesh,
                       std::move(weights), std::move(grads)));

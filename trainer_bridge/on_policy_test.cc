@@ -3,15 +3,12 @@
 // computes, so the importance ratio is exactly 1 before any update.
 #include <gtest/gtest.h>
 
-#include "models/forward/model_source.h"
-#include "models/test_util.h"
 #include "models/train/trainable_transformer.h"
 #include "sampler/engine.h"
+#include "sampler/engine_test_util.h"
 
 namespace rlrt {
 namespace {
-
-const std::string kStories = RLRT_SHARED_DIR "/models/stories260K";
 
 struct Scored {
   std::vector<float> logprobs;
@@ -19,14 +16,9 @@ struct Scored {
 };
 
 Scored TrainerLogprobs(const GenerateResult& r, float temperature, Mesh* mesh) {
-  auto loaded = LoadModel(ModelSource{.model_dir = kStories,
-                                      .preset = "",
-                                      .load_format = "auto",
-                                      .seed = 0},
-                          nullptr);
-  EXPECT_TRUE(loaded.ok());
+  const LoadedModel loaded = testing::LoadStories();
   auto model =
-      TrainableTransformer::Create(loaded->config, loaded->weights, mesh);
+      TrainableTransformer::Create(loaded.config, loaded.weights, mesh);
   EXPECT_TRUE(model.ok()) << model.status();
   std::vector<int32_t> tokens = r.prompt_ids;
   const SampleOutput& out = r.samples[0];
@@ -37,7 +29,7 @@ Scored TrainerLogprobs(const GenerateResult& r, float temperature, Mesh* mesh) {
   TrainSequence seq{tokens, targets};
   Scored s;
   s.logprobs.resize(targets.size());
-  s.logits.resize(targets.size() * loaded->config.vocab_size);
+  s.logits.resize(targets.size() * loaded.config.vocab_size);
   Status st = (*model)->Forward({&seq, 1}, temperature, s.logprobs, s.logits);
   EXPECT_TRUE(st.ok()) << st;
   return s;
@@ -46,11 +38,8 @@ Scored TrainerLogprobs(const GenerateResult& r, float temperature, Mesh* mesh) {
 TEST(OnPolicyTest, TrainerLogprobsEqualTheSamplersBitForBit) {
   auto rollout = testing::MakeMesh(2, "rollout");
   auto actor = testing::MakeMesh(3, "actor");
-  EngineOptions o;
-  o.model.model_dir = kStories;
-  o.max_total_tokens = 4096;
-  auto engine = SamplerEngine::Create(o, rollout.get());
-  ASSERT_TRUE(engine.ok());
+  auto engine = testing::MakeEngine(testing::StoriesOptions(), rollout.get());
+  ASSERT_NE(engine, nullptr);
   GenerateRequest req;
   req.text = "Lily and Tom went to the park.";
   req.sampling.temperature = 0.7f;
@@ -62,8 +51,8 @@ TEST(OnPolicyTest, TrainerLogprobsEqualTheSamplersBitForBit) {
   GenerateRequest other = req;
   other.text = "One day";
   other.n = 5;
-  auto busy = (*engine)->Submit(other);
-  auto r = (*engine)->Generate(req);
+  auto busy = engine->Submit(other);
+  auto r = engine->Generate(req);
   ASSERT_TRUE(r.ok() && busy.ok());
   const Scored s = TrainerLogprobs(*r, 0.7f, actor.get());
   ASSERT_EQ(s.logprobs.size(), r->samples[0].logprobs.size());
@@ -82,11 +71,8 @@ TEST(OnPolicyTest, TrainerLogprobsEqualTheSamplersBitForBit) {
 // its logits with the sampler's own SampledLogprob.
 TEST(OnPolicyTest, TruncatedSamplingAgreesThroughSampledLogprob) {
   auto rollout = testing::MakeMesh(1, "rollout");
-  EngineOptions o;
-  o.model.model_dir = kStories;
-  o.max_total_tokens = 4096;
-  auto engine = SamplerEngine::Create(o, rollout.get());
-  ASSERT_TRUE(engine.ok());
+  auto engine = testing::MakeEngine(testing::StoriesOptions(), rollout.get());
+  ASSERT_NE(engine, nullptr);
   GenerateRequest req;
   req.text = "Once upon a time";
   req.sampling = {
@@ -95,7 +81,7 @@ TEST(OnPolicyTest, TruncatedSamplingAgreesThroughSampledLogprob) {
   req.ignore_eos = true;
   req.seed = 8;
   req.return_logprobs = true;
-  auto r = (*engine)->Generate(req);
+  auto r = engine->Generate(req);
   ASSERT_TRUE(r.ok());
   const Scored s = TrainerLogprobs(*r, 1.0f, nullptr);
   const int64_t vocab = 512;

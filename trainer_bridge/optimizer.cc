@@ -53,21 +53,19 @@ StatusOr<AdamW> AdamW::Create(const ParamLeaves& params,
         "AdamW needs betas in [0, 1), epsilon > 0, weight_decay >= 0 and "
         "max_grad_norm >= 0");
   }
-  std::vector<LeafSpec> specs;
   std::vector<Block> blocks;
   for (size_t i = 0; i < params.size(); ++i) {
     const LeafSpec& spec = params.spec(i);
     if (spec.dtype != DType::kF32)
       return InvalidArgumentError("AdamW needs F32 leaves; " + spec.name +
                                   " is not");
-    specs.push_back(spec);
     const int64_t n = static_cast<int64_t>(params.bytes(i) / sizeof(float));
     for (int64_t b = 0; b < n; b += kBlockElements)
       blocks.push_back(
           {i, b, std::min(n, b + kBlockElements), spec.shape.size() >= 2});
   }
-  ASSIGN_OR_RETURN(ParamLeaves m, ParamLeaves::Allocate(specs));
-  ASSIGN_OR_RETURN(ParamLeaves v, ParamLeaves::Allocate(specs));
+  ASSIGN_OR_RETURN(ParamLeaves m, ParamLeaves::Allocate(params.specs()));
+  ASSIGN_OR_RETURN(ParamLeaves v, ParamLeaves::Allocate(params.specs()));
   return AdamW(options, std::move(m), std::move(v), std::move(blocks));
 }
 

@@ -1,0 +1,28 @@
+#include "sampler/engine_options.h"
+
+#include <string>
+
+namespace rlrt {
+
+Status ValidateEngineOptions(const EngineOptions& o) {
+  auto positive = [](int64_t v, const char* name) -> Status {
+    if (v < 1)
+      return InvalidArgumentError(std::string(name) + " must be >= 1, got " +
+                                  std::to_string(v));
+    return OkStatus();
+  };
+  RETURN_IF_ERROR(positive(o.max_running_requests, "max_running_requests"));
+  RETURN_IF_ERROR(positive(o.max_total_tokens, "max_total_tokens"));
+  RETURN_IF_ERROR(positive(o.page_size, "page_size"));
+  RETURN_IF_ERROR(positive(o.max_prefill_tokens, "max_prefill_tokens"));
+  if (o.context_length < 0)
+    return InvalidArgumentError("context_length must be >= 0 (0: default)");
+  if (o.max_running_requests > 65536 || o.page_size > 65536 ||
+      o.max_prefill_tokens > (int64_t{1} << 24) ||
+      o.max_total_tokens > (int64_t{1} << 30)) {
+    return InvalidArgumentError("engine sizes are beyond any sane limit");
+  }
+  return OkStatus();
+}
+
+}  // namespace rlrt
