@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "models/leaf_copy.h"
+#include "models/train/losses.h"
 
 namespace rlrt {
 namespace {
@@ -57,6 +58,7 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::Create(
                       std::move(weights), std::move(grads)));
   TrainableTransformerOptions model_options;
   model_options.max_tokens = options.max_micro_batch_tokens;
+  model_options.sample_vocab = options.sample_vocab;
   ASSIGN_OR_RETURN(learner->policy_,
                    TrainableTransformer::Create(config, learner->weights_,
                                                 actor, model_options));
@@ -95,7 +97,7 @@ std::vector<std::pair<size_t, size_t>> GrpoLearner::MicroBatches(
 
 Status GrpoLearner::ForwardRange(TrainableTransformer& model,
                                  std::span<const Completion> batch,
-                                 size_t begin, size_t end,
+                                 size_t begin, size_t end, float temperature,
                                  std::span<float> logprobs) {
   tokens_.resize(end - begin);
   targets_.resize(end - begin);
@@ -111,7 +113,7 @@ Status GrpoLearner::ForwardRange(TrainableTransformer& model,
       targets.push_back(static_cast<int32_t>(t));
     sequences.push_back({tokens, targets});
   }
-  return model.Forward(sequences, options_.temperature, logprobs);
+  return model.Forward(sequences, temperature, logprobs);
 }
 
 Status GrpoLearner::ScoreAll(TrainableTransformer& model,
@@ -123,7 +125,8 @@ Status GrpoLearner::ScoreAll(TrainableTransformer& model,
     int64_t n = 0;
     for (size_t i = begin; i < end; ++i) n += batch[i].tokens.size();
     flat.resize(n);
-    RETURN_IF_ERROR(ForwardRange(model, batch, begin, end, flat));
+    RETURN_IF_ERROR(
+        ForwardRange(model, batch, begin, end, options_.temperature, flat));
     int64_t at = 0;
     for (size_t i = begin; i < end; ++i) {
       out[i].assign(flat.begin() + at,
@@ -201,7 +204,8 @@ StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
       // With one micro-batch the scoring forward is still in place.
       if (micro.size() > 1) {
         flat_logp.resize(flat_grad.size());
-        RETURN_IF_ERROR(ForwardRange(*policy_, batch, begin, end, flat_logp));
+        RETURN_IF_ERROR(ForwardRange(*policy_, batch, begin, end,
+                                     options_.temperature, flat_logp));
       }
       RETURN_IF_ERROR(policy_->Backward(flat_grad, grads_));
       m.train_tokens += static_cast<int64_t>(flat_grad.size());
@@ -241,6 +245,60 @@ StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
   m.completion_length_mean = length / n;
   m.truncated_fraction = truncated / n;
   m.train_seconds = Seconds(start) - m.reference_seconds;
+  return m;
+}
+
+StatusOr<SftStepMetrics> GrpoLearner::SftStep(
+    std::span<const SftExample> batch) {
+  if (batch.empty()) return InvalidArgumentError("empty SFT batch");
+  // The micro-batching and forward of Step work on Completions.
+  std::vector<Completion> as_completions(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const SftExample& e = batch[i];
+    if (e.prompt.empty() || e.tokens.empty())
+      return InvalidArgumentError("SFT example " + std::to_string(i) +
+                                  " has an empty prompt or no tokens");
+    if (static_cast<int64_t>(e.prompt.size() + e.tokens.size()) >
+        options_.max_micro_batch_tokens)
+      return InvalidArgumentError("SFT example " + std::to_string(i) +
+                                  " is longer than a micro-batch");
+    as_completions[i].prompt = e.prompt;
+    as_completions[i].tokens = e.tokens;
+  }
+  SftStepMetrics m;
+  const Clock::time_point start = Clock::now();
+  Zero(grads_);
+  std::vector<float> logp, dlogp;
+  int64_t total = 0;
+  for (const SftExample& e : batch) total += e.tokens.size();
+  double loss_sum = 0;
+  for (auto [begin, end] : MicroBatches(as_completions)) {
+    int64_t n = 0;
+    for (size_t i = begin; i < end; ++i) n += batch[i].tokens.size();
+    logp.resize(n);
+    dlogp.resize(n);
+    RETURN_IF_ERROR(ForwardRange(*policy_, as_completions, begin, end,
+                                 /*temperature=*/1.0f, logp));
+    // The loss is the mean over the whole batch, so each micro-batch's
+    // per-token gradient is -1/total, not -1/n.
+    ASSIGN_OR_RETURN(double micro_loss, CrossEntropyLoss(logp, dlogp));
+    const float scale = static_cast<float>(double(n) / double(total));
+    for (float& g : dlogp) g *= scale;
+    loss_sum += micro_loss * n;
+    RETURN_IF_ERROR(policy_->Backward(dlogp, grads_));
+  }
+  m.loss = loss_sum / total;
+  if (!std::isfinite(m.loss)) {
+    return FailedPreconditionError(
+        "non-finite SFT loss; the step is refused and the weights are "
+        "unchanged");
+  }
+  m.tokens = total;
+  m.learning_rate = options_.lr.At(optimizer_->steps());
+  ASSIGN_OR_RETURN(OptimizerStepStats step,
+                   optimizer_->Step(weights_, grads_, m.learning_rate, actor_));
+  m.grad_norm = step.grad_norm;
+  m.seconds = Seconds(start);
   return m;
 }
 

@@ -33,6 +33,10 @@ struct GrpoOptions {
   // Tokens of one micro-batch (prompt + completion, all sequences). Larger
   // batches are split; their gradients accumulate.
   int64_t max_micro_batch_tokens = 4096;
+  // Logprobs over the first sample_vocab ids (0: the whole embedding); set
+  // it to the sampler's vocab_size() so both sides normalise over the same
+  // ids (see TrainableTransformerOptions::sample_vocab).
+  int64_t sample_vocab = 0;
 };
 
 struct Completion {
@@ -41,6 +45,20 @@ struct Completion {
   std::vector<float> behaviour_logprobs;
   double reward = 0;
   bool truncated = false;
+};
+
+// A supervised example: train on `tokens` given `prompt`.
+struct SftExample {
+  std::vector<int32_t> prompt;
+  std::vector<int32_t> tokens;
+};
+
+struct SftStepMetrics {
+  double loss = 0;  // Mean token negative log-likelihood.
+  double grad_norm = 0;
+  double learning_rate = 0;
+  int64_t tokens = 0;
+  double seconds = 0;
 };
 
 struct GrpoStepMetrics {
@@ -76,11 +94,20 @@ class GrpoLearner {
   StatusOr<GrpoStepMetrics> Step(std::span<const Completion> batch,
                                  int64_t group_size);
 
+  // One supervised optimizer step (token cross-entropy over every target
+  // token of the batch, micro-batched with accumulation), for warm-starting
+  // a policy before RL. Shares the policy, gradients and optimizer with
+  // Step. Logprobs are taken at temperature 1.
+  StatusOr<SftStepMetrics> SftStep(std::span<const SftExample> batch);
+
   const ParamLeaves& weights() const { return weights_; }
+  // The gradients of the last optimizer step, before clipping.
+  const ParamLeaves& gradients() const { return grads_; }
   ParamLeaves& mutable_weights() { return weights_; }
   int64_t optimizer_steps() const { return optimizer_->steps(); }
   const GrpoOptions& options() const { return options_; }
   Mesh* mesh() const { return actor_; }
+  int64_t sample_vocab() const { return policy_->sample_vocab(); }
 
  private:
   GrpoLearner(const ModelConfig& config, const GrpoOptions& options,
@@ -96,7 +123,7 @@ class GrpoLearner {
       std::span<const Completion> batch) const;
   Status ForwardRange(TrainableTransformer& model,
                       std::span<const Completion> batch, size_t begin,
-                      size_t end, std::span<float> logprobs);
+                      size_t end, float temperature, std::span<float> logprobs);
 
   const ModelConfig config_;
   const GrpoOptions options_;

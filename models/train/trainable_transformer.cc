@@ -39,6 +39,12 @@ StatusOr<std::unique_ptr<TrainableTransformer>> TrainableTransformer::Create(
     return InvalidArgumentError(
         "max_tokens and logits_chunk_rows must be positive");
   }
+  if (options.sample_vocab < 0 || options.sample_vocab > config.vocab_size) {
+    return InvalidArgumentError("sample_vocab " +
+                                std::to_string(options.sample_vocab) +
+                                " is outside [0, vocab_size " +
+                                std::to_string(config.vocab_size) + "]");
+  }
   if (config.head_dim > kMaxAttentionHeadDim) {
     return InvalidArgumentError("head_dim " + std::to_string(config.head_dim) +
                                 " exceeds the backward's limit of " +
@@ -68,7 +74,7 @@ Status TrainableTransformer::Forward(std::span<const TrainSequence> batch,
         "temperature must be positive and finite, got " +
         std::to_string(temperature));
   }
-  const BatchLimits limits{config_.vocab_size, options_.max_tokens,
+  const BatchLimits limits{sample_vocab(), options_.max_tokens,
                            config_.max_position_embeddings};
   RETURN_IF_ERROR(batch_.Assign(batch, limits));
   const int64_t targets = batch_.num_targets();
@@ -213,6 +219,7 @@ Status TrainableTransformer::HeadForward(int64_t first, int64_t rows) {
 Status TrainableTransformer::ChunkLogprobs(int64_t first, int64_t rows,
                                            std::span<float> logprobs) {
   const int64_t vocab = config_.vocab_size;
+  const int64_t sampled = sample_vocab();
   float* logits = workspace_->head.logits;
   const std::span<const int32_t> tokens = batch_.target_tokens();
   return ParallelForOrInline(mesh_, rows, [&](const Shard& s) {
@@ -220,8 +227,8 @@ Status TrainableTransformer::ChunkLogprobs(int64_t first, int64_t rows,
       // Tempered the sampler's way (see TemperLogits), so the logprob is
       // the one the sampler reported for this token, bit for bit.
       float* z = logits + i * vocab;
-      TemperLogits(z, vocab, temperature_, z);
-      logprobs[first + i] = TokenLogprob(z, vocab, tokens[first + i]);
+      TemperLogits(z, sampled, temperature_, z);
+      logprobs[first + i] = TokenLogprob(z, sampled, tokens[first + i]);
     }
     return OkStatus();
   });

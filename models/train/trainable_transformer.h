@@ -50,6 +50,11 @@ struct TrainableTransformerOptions {
   // LM-head rows whose logits exist at once ([rows, vocab] floats), in
   // Forward and again in Backward.
   int64_t logits_chunk_rows = 64;
+  // Logprobs are over the first sample_vocab logits (0: all of them), to
+  // match a sampler that never draws ids the tokenizer lacks (Qwen3's
+  // embedding has 267 padding rows past its 151,669 tokens). Token ids must
+  // then be below it; the padding rows get zero gradient.
+  int64_t sample_vocab = 0;
 };
 
 class TrainableTransformer {
@@ -86,6 +91,11 @@ class TrainableTransformer {
   size_t workspace_bytes() const { return workspace_->bytes(); }
   const ModelConfig& config() const { return config_; }
   const TrainableTransformerOptions& options() const { return options_; }
+  // The vocabulary logprobs are taken over.
+  int64_t sample_vocab() const {
+    return options_.sample_vocab > 0 ? options_.sample_vocab
+                                     : config_.vocab_size;
+  }
 
  private:
   TrainableTransformer(const ModelConfig& config,

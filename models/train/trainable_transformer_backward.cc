@@ -1,6 +1,7 @@
 // The backward pass of TrainableTransformer: the LM head chunk by chunk,
 // then the layers from the last to the first, each recomputed from the
 // residual stream that entered it, then the embedding.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -77,14 +78,17 @@ Status TrainableTransformer::HeadBackward(int64_t first, int64_t rows,
   TrainWorkspace::Head& head = workspace_->head;
   const int64_t h = config_.hidden_size;
   const int64_t vocab = config_.vocab_size;
+  const int64_t sampled = sample_vocab();
   const std::span<const int32_t> tokens = batch_.target_tokens();
-  // logits -> dLoss/dlogits in place, through z = logits * (1/T).
+  // logits -> dLoss/dlogits in place, through z = logits * (1/T). Logits
+  // past sample_vocab are outside the softmax: zero gradient.
   RETURN_IF_ERROR(ParallelForOrInline(mesh_, rows, [&](const Shard& s) {
     for (int64_t i = s.begin; i < s.end; ++i) {
       float* z = head.logits + i * vocab;
-      TemperLogits(z, vocab, temperature_, z);
-      TokenLogprobBackward(z, vocab, tokens[first + i],
+      TemperLogits(z, sampled, temperature_, z);
+      TokenLogprobBackward(z, sampled, tokens[first + i],
                            dloss_dlogprob[first + i], 1.0f / temperature_, z);
+      std::fill(z + sampled, z + vocab, 0.0f);
     }
     return OkStatus();
   }));

@@ -1,0 +1,429 @@
+// grpo_gsm8k_10steps: GRPO on GSM8K, end to end in one process.
+//
+// The local devices split into a rollout mesh (a SamplerEngine, started with
+// dummy weights) and an actor mesh (the GRPO learner and its frozen
+// reference; or a separate "reference" mesh). With --model_dir the trainer
+// loads the checkpoint and pushes it into the running engine with one
+// UpdateParams (weights_swapped); then each step samples a batch of GSM8K
+// questions, G completions each, scores them, trains, and pushes the new
+// weights in place. Rollout of the next batch overlaps training of this one
+// (--max_staleness). Prints JSON lines: partition, engine_ready_dummy,
+// weights_swapped, sft_step, eval, grpo_step, generate_result, summary.
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "models/forward/model_source.h"
+#include "models/io/checkpoint.h"
+#include "models/leaf_checksum.h"
+#include "partition/device.h"
+#include "partition/partition_spec.h"
+#include "sampler/engine.h"
+#include "trainer_bridge/grpo_learner.h"
+#include "trainer_bridge/rl_loop.h"
+#include "trainer_bridge/rl_metrics_json.h"
+#include "trainer_bridge/tasks/gsm8k_task.h"
+#include "trainer_bridge/weight_sync.h"
+
+// Model and data.
+DEFINE_string(model_dir, "",
+              "A Hugging Face Qwen3 checkpoint directory; empty: --preset "
+              "with dummy weights.");
+DEFINE_string(preset, "qwen3-tiny", "Model shape when --model_dir is empty.");
+DEFINE_string(load_format, "dummy",
+              "With --preset: only 'dummy'. With --model_dir: 'safetensors' "
+              "(default when --model_dir is set) or 'dummy'.");
+DEFINE_string(tokenizer_dir, "",
+              "tokenizer.json + tokenizer_config.json; empty: --model_dir if "
+              "it has them, else the Qwen3 tokenizer in ../shared.");
+DEFINE_string(gsm8k_dir, RLRT_SHARED_DIR "/data/gsm8k",
+              "Directory with GSM8K train.jsonl and test.jsonl.");
+// Devices.
+DEFINE_string(partition, "",
+              "e.g. 'rollout=1,actor=rest' or "
+              "'rollout=1,actor=1,reference=rest'; empty: half each.");
+DEFINE_int32(num_virtual_devices, 0, "Use N virtual devices (testing).");
+// Rollout.
+DEFINE_int32(batch_size, 4, "Prompts per step.");
+DEFINE_int32(num_generations, 4, "Completions per prompt (G).");
+DEFINE_int32(max_prompt_length, 256,
+             "Questions whose prompt is longer are skipped.");
+DEFINE_int32(max_new_tokens, 64, "Completion length limit.");
+DEFINE_double(temperature, 1.0, "Sampling temperature (> 0).");
+DEFINE_bool(enable_thinking, false,
+            "Let Qwen3 think first (long completions); false renders the "
+            "empty think block.");
+DEFINE_int32(max_staleness, 1,
+             "Batches sampled ahead of training (0: serial, on-policy).");
+DEFINE_int32(sync_every, 1, "Push weights to the sampler every k steps.");
+DEFINE_int64(max_total_tokens, 0,
+             "Engine KV capacity in tokens; 0: enough for the batches in "
+             "flight and the evaluation.");
+// Learning.
+DEFINE_int32(steps, 10, "GRPO steps.");
+DEFINE_double(learning_rate, 1e-6, "Peak learning rate.");
+DEFINE_string(lr_schedule, "constant", "constant | warmup_cosine");
+DEFINE_int32(warmup_steps, 0, "Linear warm-up steps (warmup_cosine).");
+DEFINE_double(beta, 0.04, "KL coefficient; 0 skips the reference model.");
+DEFINE_double(epsilon, 0.2, "Clip range of the importance ratio.");
+DEFINE_double(epsilon_high, 0.0, "Upper clip (DAPO); 0: --epsilon.");
+DEFINE_int32(num_iterations, 1, "Optimizer steps per rollout batch (mu).");
+DEFINE_bool(scale_rewards, true,
+            "Divide advantages by the group std (false: Dr. GRPO).");
+DEFINE_string(loss_aggregation, "sequence_mean",
+              "sequence_mean (GRPO) | token_mean (DAPO) | constant (Dr. "
+              "GRPO, normalised by --max_new_tokens)");
+DEFINE_bool(drop_truncated, false, "No loss on truncated completions.");
+DEFINE_double(weight_decay, 0.0, "AdamW decoupled weight decay.");
+DEFINE_double(max_grad_norm, 1.0, "Global gradient-norm clip; 0: off.");
+DEFINE_int32(sft_steps, 0,
+             "Supervised warm-start steps on GSM8K's worked answers before "
+             "GRPO.");
+DEFINE_int32(sft_batch_size, 4, "Examples per SFT step.");
+// Rewards.
+DEFINE_double(reward_strict_format, 0.25, "Weight: last line '#### N'.");
+DEFINE_double(reward_lenient_format, 0.25, "Weight: '#### N' anywhere.");
+DEFINE_double(reward_correctness, 2.0, "Weight: exact answer.");
+DEFINE_double(reward_close_answer, 0.5, "Weight: numerically close answer.");
+// Evaluation and output.
+DEFINE_int32(eval_every, 0,
+             "Greedy accuracy on --eval_examples test questions every N "
+             "steps (and before the first); 0: off.");
+DEFINE_int32(eval_examples, 16, "Test questions per evaluation.");
+DEFINE_uint64(seed, 0, "Seed of dummy weights, data order and sampling.");
+DEFINE_string(metrics_out, "", "Also append every JSON line to this file.");
+DEFINE_string(save_dir, "",
+              "Write the final policy here as a Hugging Face checkpoint.");
+
+namespace rlrt {
+namespace {
+
+using nlohmann::json;
+
+std::ofstream* metrics_file = nullptr;
+
+void Emit(const json& line) {
+  const std::string text =
+      line.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::cout << text << std::endl;
+  if (metrics_file != nullptr) *metrics_file << text << std::endl;
+}
+
+std::string TokenizerDir() {
+  if (!FLAGS_tokenizer_dir.empty()) return FLAGS_tokenizer_dir;
+  if (!FLAGS_model_dir.empty() &&
+      std::filesystem::exists(std::filesystem::path(FLAGS_model_dir) /
+                              "tokenizer.json")) {
+    return FLAGS_model_dir;
+  }
+  return RLRT_SHARED_DIR "/models/qwen3-tokenizer";
+}
+
+StatusOr<LossAggregation> ParseAggregation(const std::string& name) {
+  if (name == "sequence_mean") return LossAggregation::kSequenceMean;
+  if (name == "token_mean") return LossAggregation::kTokenMean;
+  if (name == "constant") return LossAggregation::kConstant;
+  return InvalidArgumentError(
+      "--loss_aggregation must be sequence_mean, "
+      "token_mean or constant, not '" +
+      name + "'");
+}
+
+Status CheckFlags() {
+  if (FLAGS_steps < 1) return InvalidArgumentError("--steps must be >= 1");
+  if (FLAGS_batch_size < 1)
+    return InvalidArgumentError("--batch_size must be >= 1");
+  if (FLAGS_num_generations < 2)
+    return InvalidArgumentError("--num_generations must be >= 2");
+  if (FLAGS_max_prompt_length < 1 || FLAGS_max_new_tokens < 1)
+    return InvalidArgumentError(
+        "--max_prompt_length and --max_new_tokens must be >= 1");
+  if (!(FLAGS_temperature > 0))
+    return InvalidArgumentError("--temperature must be > 0 for GRPO");
+  if (!(FLAGS_learning_rate >= 0))
+    return InvalidArgumentError("--learning_rate must be >= 0");
+  if (FLAGS_beta < 0) return InvalidArgumentError("--beta must be >= 0");
+  if (!(FLAGS_epsilon > 0) || FLAGS_epsilon_high < 0)
+    return InvalidArgumentError("--epsilon must be > 0, --epsilon_high >= 0");
+  if (FLAGS_eval_every < 0 || FLAGS_eval_examples < 1)
+    return InvalidArgumentError(
+        "--eval_every must be >= 0 and --eval_examples >= 1");
+  if (FLAGS_sft_steps < 0 || FLAGS_sft_batch_size < 1)
+    return InvalidArgumentError(
+        "--sft_steps must be >= 0 and --sft_batch_size >= 1");
+  if (FLAGS_model_dir.empty() && FLAGS_load_format != "dummy")
+    return InvalidArgumentError(
+        "--preset needs --load_format=dummy (or give --model_dir)");
+  return OkStatus();
+}
+
+StatusOr<GrpoOptions> LearnerOptions() {
+  GrpoOptions g;
+  g.loss.epsilon = FLAGS_epsilon;
+  if (FLAGS_epsilon_high > 0) g.loss.epsilon_high = FLAGS_epsilon_high;
+  g.loss.beta = FLAGS_beta;
+  ASSIGN_OR_RETURN(g.loss.aggregation,
+                   ParseAggregation(FLAGS_loss_aggregation));
+  g.loss.constant_normalizer = FLAGS_max_new_tokens;
+  g.loss.drop_truncated = FLAGS_drop_truncated;
+  g.scale_rewards = FLAGS_scale_rewards;
+  g.temperature = static_cast<float>(FLAGS_temperature);
+  g.num_iterations = FLAGS_num_iterations;
+  g.adamw.weight_decay = FLAGS_weight_decay;
+  g.adamw.max_grad_norm = FLAGS_max_grad_norm;
+  ASSIGN_OR_RETURN(g.lr.kind, ParseLrScheduleKind(FLAGS_lr_schedule));
+  g.lr.peak = FLAGS_learning_rate;
+  g.lr.warmup_steps = FLAGS_warmup_steps;
+  g.lr.total_steps = static_cast<int64_t>(FLAGS_steps) * FLAGS_num_iterations +
+                     FLAGS_sft_steps;
+  g.max_micro_batch_tokens =
+      std::max<int64_t>(2048, FLAGS_max_prompt_length + FLAGS_max_new_tokens);
+  return g;
+}
+
+json EvalJson(int64_t step, const Gsm8kEvalResult& r) {
+  return {{"phase", "eval"},
+          {"step", step},
+          {"examples", r.examples},
+          {"correct", r.correct},
+          {"accuracy", r.accuracy},
+          {"strict_format_rate", double(r.strict_format) / r.examples},
+          {"mean_completion_tokens", r.mean_completion_tokens},
+          {"weight_version", r.weight_version},
+          {"seconds", r.seconds}};
+}
+
+Status Run() {
+  RETURN_IF_ERROR(CheckFlags());
+  ASSIGN_OR_RETURN(GrpoOptions learner_options, LearnerOptions());
+  ASSIGN_OR_RETURN(std::vector<Device> devices,
+                   DiscoverLocalDevices(FLAGS_num_virtual_devices));
+  ASSIGN_OR_RETURN(Partition partition,
+                   Partition::Create(FLAGS_partition, devices));
+  Emit({{"phase", "partition"},
+        {"devices", devices.size()},
+        {"meshes", partition.ToString()}});
+
+  // Data first: a missing file should fail before anything heavy starts.
+  ASSIGN_OR_RETURN(std::vector<Gsm8kExample> train,
+                   LoadGsm8k(FLAGS_gsm8k_dir + "/train.jsonl"));
+  std::vector<Gsm8kExample> test;
+  if (FLAGS_eval_every > 0) {
+    ASSIGN_OR_RETURN(test, LoadGsm8k(FLAGS_gsm8k_dir + "/test.jsonl"));
+  }
+
+  // The sampler starts with dummy weights of the model's structure.
+  const int64_t in_flight = int64_t{FLAGS_batch_size} * FLAGS_num_generations *
+                            (FLAGS_max_staleness + 1);
+  const int64_t eval_requests = FLAGS_eval_every > 0 ? FLAGS_eval_examples : 0;
+  const int64_t sequence = FLAGS_max_prompt_length + FLAGS_max_new_tokens;
+  EngineOptions engine_options;
+  engine_options.model.model_dir = FLAGS_model_dir;
+  engine_options.model.preset = FLAGS_model_dir.empty() ? FLAGS_preset : "";
+  engine_options.model.load_format = "dummy";
+  engine_options.model.seed = FLAGS_seed;
+  engine_options.tokenizer_dir = TokenizerDir();
+  engine_options.max_running_requests =
+      static_cast<int32_t>(in_flight + eval_requests);
+  engine_options.max_total_tokens =
+      FLAGS_max_total_tokens > 0 ? FLAGS_max_total_tokens
+                                 : (in_flight + eval_requests) * sequence;
+  engine_options.context_length = sequence;
+  ASSIGN_OR_RETURN(std::unique_ptr<SamplerEngine> engine,
+                   SamplerEngine::Create(engine_options, &partition.rollout()));
+  std::cout << engine->ready_line() << std::endl;
+  if (metrics_file != nullptr) *metrics_file << engine->ready_line() << "\n";
+  if (engine->tokenizer() == nullptr)
+    return InvalidArgumentError("GSM8K needs a tokenizer (--tokenizer_dir)");
+
+  // The trainer: the checkpoint (or the same dummy weights) on the actor
+  // mesh.
+  ModelSource trainer_source = engine_options.model;
+  const bool from_checkpoint =
+      !FLAGS_model_dir.empty() && FLAGS_load_format != "dummy";
+  if (from_checkpoint) trainer_source.load_format = FLAGS_load_format;
+  learner_options.sample_vocab = engine->vocab_size();
+  ModelConfig config;
+  std::unique_ptr<GrpoLearner> learner;
+  {  // The loaded weights are freed once the learner has its own copy.
+    ASSIGN_OR_RETURN(LoadedModel initial,
+                     LoadModel(trainer_source, &partition.actor()));
+    config = initial.config;
+    ASSIGN_OR_RETURN(
+        learner,
+        GrpoLearner::Create(initial.config, initial.weights, &partition.actor(),
+                            &partition.reference(), learner_options));
+  }
+  WeightSync sync(engine.get(), &partition.actor());
+  uint64_t version = engine->Stats().weight_version;
+  if (from_checkpoint) {
+    ASSIGN_OR_RETURN(SyncReport r, sync.Push(learner->weights(), ++version));
+    json line = SyncJson(r);
+    line["phase"] = "weights_swapped";
+    line["source"] = FLAGS_model_dir;
+    line["match"] = true;  // Push verified the sampler's content hash.
+    Emit(line);
+  } else {
+    // Same seed, same dummy weights: nothing to push, but prove it.
+    ASSIGN_OR_RETURN(LeafChecksums sampler, engine->WeightsChecksum());
+    if (sampler.content_hash != ContentHash(learner->weights()))
+      return DataLossError("trainer and sampler dummy weights differ");
+  }
+
+  Gsm8kTaskOptions task_options;
+  task_options.max_prompt_length = FLAGS_max_prompt_length;
+  task_options.weights = {FLAGS_reward_strict_format,
+                          FLAGS_reward_lenient_format, FLAGS_reward_correctness,
+                          FLAGS_reward_close_answer};
+  task_options.seed = FLAGS_seed;
+  task_options.enable_thinking = FLAGS_enable_thinking;
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<Gsm8kTask> task,
+      Gsm8kTask::Create(std::move(train), *engine->tokenizer(), task_options));
+  std::unique_ptr<Gsm8kTask> eval_task;
+  if (FLAGS_eval_every > 0) {
+    Gsm8kTaskOptions eval_options = task_options;
+    eval_options.seed = 0;  // The same questions every evaluation.
+    ASSIGN_OR_RETURN(
+        eval_task,
+        Gsm8kTask::Create(std::move(test), *engine->tokenizer(), eval_options));
+  }
+
+  for (int s = 0; s < FLAGS_sft_steps; ++s) {
+    const std::vector<SftExample> batch =
+        task->SftBatch(int64_t{s} * FLAGS_sft_batch_size, FLAGS_sft_batch_size);
+    ASSIGN_OR_RETURN(SftStepMetrics m, learner->SftStep(batch));
+    Emit(SftStepJson(s + 1, m));
+  }
+  if (FLAGS_sft_steps > 0) {
+    ASSIGN_OR_RETURN(SyncReport r, sync.Push(learner->weights(), ++version));
+    json line = SyncJson(r);
+    line["phase"] = "weights_swapped";
+    line["source"] = "sft";
+    line["match"] = true;
+    Emit(line);
+  }
+
+  double last_accuracy = -1;
+  auto evaluate = [&](int64_t step) -> Status {
+    ASSIGN_OR_RETURN(Gsm8kEvalResult r,
+                     EvaluateGsm8k(*engine, *eval_task, FLAGS_eval_examples,
+                                   FLAGS_max_new_tokens));
+    last_accuracy = r.accuracy;
+    Emit(EvalJson(step, r));
+    return OkStatus();
+  };
+  if (FLAGS_eval_every > 0) RETURN_IF_ERROR(evaluate(0));
+
+  RlLoopOptions loop;
+  loop.steps = FLAGS_steps;
+  loop.batch_size = FLAGS_batch_size;
+  loop.num_generations = FLAGS_num_generations;
+  loop.max_new_tokens = FLAGS_max_new_tokens;
+  loop.temperature = static_cast<float>(FLAGS_temperature);
+  loop.max_staleness = FLAGS_max_staleness;
+  loop.sync_every = FLAGS_sync_every;
+  loop.seed = FLAGS_seed;
+  double step_seconds = 0;
+  ASSIGN_OR_RETURN(
+      RlRunSummary summary,
+      RunRlLoop(*engine, *learner, *task, loop,
+                [&](const RlStepMetrics& m) -> Status {
+                  Emit(RlStepJson(m));
+                  step_seconds += m.step_seconds;
+                  if (FLAGS_eval_every > 0 && m.step % FLAGS_eval_every == 0)
+                    return evaluate(m.step);
+                  return OkStatus();
+                }));
+
+  // One greedy answer from the final weights.
+  const Gsm8kExample& shown = task->example(0);
+  GenerateRequest request;
+  request.input_ids = task->prompt_ids(0);
+  request.sampling.temperature = 0.0f;
+  request.stop.max_new_tokens = FLAGS_max_new_tokens;
+  ASSIGN_OR_RETURN(GenerateResult result, engine->Generate(request));
+  const SampleOutput& out = result.samples[0];
+  Emit({{"phase", "generate_result"},
+        {"question", shown.question},
+        {"gold_answer", shown.final_answer},
+        {"text", out.text},
+        {"output_ids", out.token_ids},
+        {"meta_info",
+         {{"id", result.id},
+          {"prompt_tokens", result.prompt_tokens},
+          {"completion_tokens", result.completion_tokens},
+          {"finish_reason", FinishReasonName(out.finish_reason)},
+          {"e2e_latency", result.e2e_seconds},
+          {"weight_version", engine->Stats().weight_version}}}});
+
+  if (!FLAGS_save_dir.empty()) {
+    RETURN_IF_ERROR(SaveCheckpoint(learner->weights(), config, FLAGS_save_dir));
+    // Copy the tokenizer too, so the directory is a complete checkpoint.
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+      const std::filesystem::path from =
+          std::filesystem::path(TokenizerDir()) / name;
+      std::error_code error;
+      if (std::filesystem::exists(from))
+        std::filesystem::copy_file(
+            from, std::filesystem::path(FLAGS_save_dir) / name,
+            std::filesystem::copy_options::overwrite_existing, error);
+      if (error)
+        return InternalError("copying " + from.string() + ": " +
+                             error.message());
+    }
+  }
+
+  const EngineStats stats = engine->Stats();
+  json line = {{"phase", "summary"},
+               {"steps", summary.steps},
+               {"seconds", summary.seconds},
+               {"mean_step_seconds", step_seconds / summary.steps},
+               {"rollout_seconds", summary.rollout_seconds},
+               {"train_seconds", summary.train_seconds},
+               {"wait_seconds", summary.wait_seconds},
+               {"sync_seconds", summary.sync_seconds},
+               {"first_reward_mean", summary.first_reward_mean},
+               {"last_reward_mean", summary.last_reward_mean},
+               {"sampler_weight_version", stats.weight_version},
+               {"updates_applied", stats.updates_applied},
+               {"updates_refused", stats.updates_refused},
+               {"max_update_stall_ms", stats.max_update_stall_ms},
+               {"questions_skipped_too_long", task->skipped()}};
+  if (last_accuracy >= 0) line["final_eval_accuracy"] = last_accuracy;
+  if (!FLAGS_save_dir.empty()) line["saved_to"] = FLAGS_save_dir;
+  Emit(line);
+  return OkStatus();
+}
+
+}  // namespace
+}  // namespace rlrt
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage(
+      "GRPO on GSM8K: rollouts on the rollout mesh, training on the actor "
+      "mesh, weights pushed into the sampler in place after every step.");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
+  std::ofstream metrics;
+  if (!FLAGS_metrics_out.empty()) {
+    metrics.open(FLAGS_metrics_out, std::ios::app);
+    if (!metrics) {
+      std::cerr << "grpo_gsm8k_10steps: cannot open --metrics_out "
+                << FLAGS_metrics_out << std::endl;
+      return 1;
+    }
+    rlrt::metrics_file = &metrics;
+  }
+  rlrt::Status status = rlrt::Run();
+  if (!status.ok()) {
+    std::cerr << "grpo_gsm8k_10steps: " << status << std::endl;
+    return 1;
+  }
+  return 0;
+}

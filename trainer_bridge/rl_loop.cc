@@ -1,0 +1,213 @@
+#include "trainer_bridge/rl_loop.h"
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <limits>
+#include <string>
+
+namespace rlrt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// One batch submitted to the engine and not yet trained on.
+struct InFlight {
+  int64_t index = 0;
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<RequestHandle> handles;
+};
+
+void AbortAndDrain(SamplerEngine& engine, std::deque<InFlight>& pending) {
+  for (InFlight& batch : pending)
+    for (const RequestHandle& h : batch.handles) engine.Abort(h.id());
+  for (InFlight& batch : pending)
+    for (const RequestHandle& h : batch.handles) (void)h.Wait();
+  pending.clear();
+}
+
+Status CheckOptions(const RlLoopOptions& o, const GrpoLearner& learner,
+                    const SamplerEngine& engine) {
+  if (o.steps < 1) return InvalidArgumentError("steps must be >= 1");
+  if (o.batch_size < 1) return InvalidArgumentError("batch_size must be >= 1");
+  if (o.num_generations < 2)
+    return InvalidArgumentError(
+        "num_generations must be >= 2: a group of one has no relative "
+        "advantage");
+  if (o.max_new_tokens < 1)
+    return InvalidArgumentError("max_new_tokens must be >= 1");
+  if (o.max_staleness < 0)
+    return InvalidArgumentError("max_staleness must be >= 0");
+  if (o.sync_every < 1) return InvalidArgumentError("sync_every must be >= 1");
+  // The learner scores tokens under the tempered distribution; any other
+  // temperature would make every importance ratio wrong.
+  if (o.temperature != learner.options().temperature)
+    return InvalidArgumentError(
+        "the rollout temperature (" + std::to_string(o.temperature) +
+        ") differs from the learner's (" +
+        std::to_string(learner.options().temperature) + ")");
+  // Likewise the set of ids the softmax runs over.
+  if (learner.sample_vocab() != engine.vocab_size())
+    return InvalidArgumentError(
+        "the learner normalises logprobs over " +
+        std::to_string(learner.sample_vocab()) + " ids, the sampler over " +
+        std::to_string(engine.vocab_size()) +
+        " (set GrpoOptions::sample_vocab to the engine's vocab_size())");
+  return OkStatus();
+}
+
+StatusOr<InFlight> Submit(SamplerEngine& engine, RlTask& task, int64_t index,
+                          const RlLoopOptions& o) {
+  InFlight batch;
+  batch.index = index;
+  ASSIGN_OR_RETURN(batch.prompts, task.Prompts(index, o.batch_size));
+  if (static_cast<int64_t>(batch.prompts.size()) != o.batch_size)
+    return InternalError(
+        "the task gave " + std::to_string(batch.prompts.size()) +
+        " prompts for a batch of " + std::to_string(o.batch_size));
+  const uint64_t batch_seed = SampleSeed(o.seed, static_cast<int32_t>(index));
+  for (size_t p = 0; p < batch.prompts.size(); ++p) {
+    GenerateRequest r;
+    r.input_ids = batch.prompts[p];
+    r.n = static_cast<int32_t>(o.num_generations);
+    r.sampling.temperature = o.temperature;
+    r.stop.max_new_tokens = o.max_new_tokens;
+    r.seed = SampleSeed(batch_seed, static_cast<int32_t>(p));
+    r.return_logprobs = true;
+    StatusOr<RequestHandle> handle = engine.Submit(std::move(r));
+    if (!handle.ok()) {
+      std::deque<InFlight> partial;
+      partial.push_back(std::move(batch));
+      AbortAndDrain(engine, partial);
+      return Status(handle.status().code(),
+                    "batch " + std::to_string(index) + " prompt " +
+                        std::to_string(p) + ": " +
+                        std::string(handle.status().message()));
+    }
+    batch.handles.push_back(*std::move(handle));
+  }
+  return batch;
+}
+
+// Waits for `batch`, scores it and fills the rollout half of `m`.
+StatusOr<std::vector<Completion>> Collect(InFlight& batch, RlTask& task,
+                                          RlStepMetrics& m) {
+  std::vector<Completion> completions;
+  uint64_t vmin = std::numeric_limits<uint64_t>::max(), vmax = 0;
+  std::map<std::string, double> part_sums;
+  const Clock::time_point wait_start = Clock::now();
+  for (size_t p = 0; p < batch.handles.size(); ++p) {
+    ASSIGN_OR_RETURN(GenerateResult result, batch.handles[p].Wait());
+    m.rollout_seconds = std::max(m.rollout_seconds, result.e2e_seconds);
+    for (const SampleOutput& s : result.samples) {
+      if (s.finish_reason == FinishReason::kAbort)
+        return AbortedError("a rollout of batch " +
+                            std::to_string(batch.index) + " was aborted");
+      const Reward reward = task.Score(batch.index, static_cast<int64_t>(p), s);
+      for (const auto& [name, value] : reward.parts) part_sums[name] += value;
+      for (uint64_t v : s.weight_versions) {
+        vmin = std::min(vmin, v);
+        vmax = std::max(vmax, v);
+      }
+      m.rollout_tokens += static_cast<int64_t>(s.token_ids.size());
+      completions.push_back({result.prompt_ids, s.token_ids, s.logprobs,
+                             reward.total,
+                             s.finish_reason == FinishReason::kLength});
+    }
+  }
+  m.wait_seconds = Seconds(wait_start);
+  for (auto& [name, sum] : part_sums)
+    m.reward_parts[name] = sum / static_cast<double>(completions.size());
+  m.sampled_version_min =
+      vmin == std::numeric_limits<uint64_t>::max() ? 0 : vmin;
+  m.sampled_version_max = vmax;
+  return completions;
+}
+
+}  // namespace
+
+StatusOr<RlRunSummary> RunRlLoop(SamplerEngine& engine, GrpoLearner& learner,
+                                 RlTask& task, const RlLoopOptions& options,
+                                 const RlStepCallback& on_step) {
+  RETURN_IF_ERROR(CheckOptions(options, learner, engine));
+  WeightSync sync(&engine, learner.mesh(), options.verify_sync,
+                  options.flush_cache);
+  RlRunSummary summary;
+  const Clock::time_point run_start = Clock::now();
+  uint64_t policy_version = engine.Stats().weight_version;
+  std::deque<InFlight> pending;
+  int64_t next_submit = 0;
+  // Every exit path aborts what is still generating.
+  auto fail = [&](Status status) {
+    AbortAndDrain(engine, pending);
+    return status;
+  };
+
+  for (int64_t k = 0; k < options.steps; ++k) {
+    const Clock::time_point step_start = Clock::now();
+    // Batches up to k + s may be sampled with the weights of step k - 1.
+    while (next_submit < options.steps &&
+           next_submit <= k + options.max_staleness) {
+      StatusOr<InFlight> batch = Submit(engine, task, next_submit, options);
+      if (!batch.ok()) return fail(batch.status());
+      pending.push_back(*std::move(batch));
+      ++next_submit;
+    }
+    RlStepMetrics m;
+    m.step = k + 1;
+    StatusOr<std::vector<Completion>> completions =
+        Collect(pending.front(), task, m);
+    pending.pop_front();
+    if (!completions.ok()) return fail(completions.status());
+    m.version_lag = static_cast<int64_t>(policy_version) -
+                    static_cast<int64_t>(m.sampled_version_min);
+
+    StatusOr<GrpoStepMetrics> grpo =
+        learner.Step(*completions, options.num_generations);
+    if (!grpo.ok()) {
+      return fail(Status(grpo.status().code(),
+                         "GRPO step " + std::to_string(k + 1) + ": " +
+                             std::string(grpo.status().message())));
+    }
+    m.grpo = *grpo;
+    ++policy_version;
+    m.policy_version = policy_version;
+
+    if ((k + 1) % options.sync_every == 0 || k + 1 == options.steps) {
+      const Clock::time_point sync_start = Clock::now();
+      StatusOr<SyncReport> report =
+          sync.Push(learner.weights(), policy_version);
+      if (!report.ok()) {
+        return fail(Status(report.status().code(),
+                           "sync after step " + std::to_string(k + 1) +
+                               " failed, the run stops: " +
+                               std::string(report.status().message())));
+      }
+      m.synced = true;
+      m.sync = *report;
+      m.sync_seconds = Seconds(sync_start);
+      summary.final_version = report->version;
+    }
+    m.step_seconds = Seconds(step_start);
+
+    summary.steps = k + 1;
+    summary.rollout_seconds += m.rollout_seconds;
+    summary.train_seconds += m.grpo.train_seconds + m.grpo.reference_seconds;
+    summary.wait_seconds += m.wait_seconds;
+    summary.sync_seconds += m.sync_seconds;
+    if (k == 0) summary.first_reward_mean = m.grpo.reward_mean;
+    summary.last_reward_mean = m.grpo.reward_mean;
+    if (on_step) {
+      Status s = on_step(m);
+      if (!s.ok()) return fail(s);
+    }
+  }
+  summary.seconds = Seconds(run_start);
+  return summary;
+}
+
+}  // namespace rlrt

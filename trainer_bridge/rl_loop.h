@@ -1,0 +1,93 @@
+// The RL loop: the sampler on the rollout mesh generates batches while the
+// learner on the actor mesh trains, with the trainer's weights pushed into
+// the sampler in place after every (k-th) step.
+//
+// Overlap. With max_staleness s, up to s batches are generated ahead of the
+// one being trained: batch k+s is submitted as soon as step k-1's weights
+// are in the sampler, so while the learner trains on batch k the engine is
+// already sampling batch k+1..k+s with the weights it has. s = 0 is
+// strictly on-policy and serial. Tokens are tagged with the weight version
+// that produced them (an update may land mid-batch); the importance ratio
+// uses the sampler's own logprobs, so stale tokens are corrected, and each
+// step reports its batch's versions and lag.
+//
+// Versions. The trainer's policy version starts at the engine's version
+// and goes up by one per GRPO step; a sync sends the current one.
+//
+// Failure. A refused or mismatched sync stops the run with the reason (the
+// sampler keeps its previous weights, see WeightSync); so does a learner
+// error (e.g. a non-finite loss: the learner refused it, nothing reached
+// the sampler). Batches still in flight are aborted before returning.
+#ifndef RLRT_TRAINER_BRIDGE_RL_LOOP_H_
+#define RLRT_TRAINER_BRIDGE_RL_LOOP_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "partition/util/status.h"
+#include "sampler/engine.h"
+#include "trainer_bridge/grpo_learner.h"
+#include "trainer_bridge/rl_task.h"
+#include "trainer_bridge/weight_sync.h"
+
+namespace rlrt {
+
+struct RlLoopOptions {
+  int64_t steps = 10;
+  int64_t batch_size = 4;       // Prompts per step.
+  int64_t num_generations = 4;  // G: completions per prompt.
+  int64_t max_new_tokens = 128;
+  float temperature = 1.0f;  // Must equal the learner's.
+  int64_t max_staleness = 1;
+  int64_t sync_every = 1;  // Push weights after every k-th step (and the last).
+  bool verify_sync = true;
+  bool flush_cache = true;
+  uint64_t seed = 0;
+};
+
+struct RlStepMetrics {
+  int64_t step = 0;  // 1-based.
+  GrpoStepMetrics grpo;
+  // Mean of each reward function over the batch.
+  std::map<std::string, double> reward_parts;
+  int64_t rollout_tokens = 0;
+  double rollout_seconds = 0;  // Submission to the batch's last token.
+  double wait_seconds = 0;     // The trainer blocked waiting for the batch.
+  double sync_seconds = 0;
+  double step_seconds = 0;  // Wall time of this iteration of the loop.
+  // Weight versions the batch was sampled with, and the policy version it
+  // was trained at minus the oldest of them.
+  uint64_t sampled_version_min = 0;
+  uint64_t sampled_version_max = 0;
+  uint64_t policy_version = 0;  // After this step.
+  int64_t version_lag = 0;
+  bool synced = false;
+  SyncReport sync;
+};
+
+struct RlRunSummary {
+  int64_t steps = 0;
+  double seconds = 0;
+  double rollout_seconds = 0;  // Sums over the steps.
+  double train_seconds = 0;
+  double wait_seconds = 0;
+  double sync_seconds = 0;
+  uint64_t final_version = 0;
+  double first_reward_mean = 0;
+  double last_reward_mean = 0;
+};
+
+using RlStepCallback = std::function<Status(const RlStepMetrics&)>;
+
+// Runs options.steps GRPO steps. `on_step` (may be empty) sees each step's
+// metrics after its sync; an error from it stops the run.
+StatusOr<RlRunSummary> RunRlLoop(SamplerEngine& engine, GrpoLearner& learner,
+                                 RlTask& task, const RlLoopOptions& options,
+                                 const RlStepCallback& on_step = {});
+
+}  // namespace rlrt
+
+#endif  // RLRT_TRAINER_BRIDGE_RL_LOOP_H_

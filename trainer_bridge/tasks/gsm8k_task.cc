@@ -1,0 +1,143 @@
+#include "trainer_bridge/tasks/gsm8k_task.h"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+#include <random>
+
+#include "models/tokenizer/chat_template.h"
+
+namespace rlrt {
+
+Gsm8kTask::Gsm8kTask(std::vector<Gsm8kExample> examples,
+                     const Tokenizer& tokenizer,
+                     const Gsm8kTaskOptions& options)
+    : examples_(std::move(examples)),
+      tokenizer_(tokenizer),
+      options_(options) {}
+
+StatusOr<std::unique_ptr<Gsm8kTask>> Gsm8kTask::Create(
+    std::vector<Gsm8kExample> examples, const Tokenizer& tokenizer,
+    const Gsm8kTaskOptions& options) {
+  if (options.max_prompt_length < 1)
+    return InvalidArgumentError("max_prompt_length must be >= 1");
+  std::unique_ptr<Gsm8kTask> task(
+      new Gsm8kTask(std::move(examples), tokenizer, options));
+  std::vector<size_t> order(task->examples_.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::mt19937_64 rng(options.seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  ChatTemplateOptions chat;
+  chat.enable_thinking = options.enable_thinking;
+  for (size_t i : order) {
+    const std::vector<ChatMessage> messages = Gsm8kMessages(task->examples_[i]);
+    ASSIGN_OR_RETURN(std::string text, ApplyQwen3ChatTemplate(messages, chat));
+    std::vector<int32_t> ids = tokenizer.Encode(text);
+    if (static_cast<int64_t>(ids.size()) > options.max_prompt_length) {
+      ++task->skipped_;
+      continue;
+    }
+    task->kept_.push_back(i);
+    task->prompt_ids_.push_back(std::move(ids));
+  }
+  if (task->kept_.empty()) {
+    return InvalidArgumentError("no GSM8K question fits max_prompt_length " +
+                                std::to_string(options.max_prompt_length) +
+                                " tokens (" + std::to_string(task->skipped_) +
+                                " longer)");
+  }
+  return task;
+}
+
+int64_t Gsm8kTask::Position(int64_t index, int64_t prompt,
+                            int64_t batch_size) const {
+  return (index * batch_size + prompt) % size();
+}
+
+StatusOr<std::vector<std::vector<int32_t>>> Gsm8kTask::Prompts(
+    int64_t index, int64_t batch_size) {
+  if (index < 0 || batch_size < 1)
+    return InvalidArgumentError("bad batch index or size");
+  batch_size_ = batch_size;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int64_t p = 0; p < batch_size; ++p)
+    prompts.push_back(prompt_ids_[Position(index, p, batch_size)]);
+  return prompts;
+}
+
+const Gsm8kExample& Gsm8kTask::ExampleAt(int64_t index, int64_t prompt,
+                                         int64_t batch_size) const {
+  return example(Position(index, prompt, batch_size));
+}
+
+Reward Gsm8kTask::Score(int64_t index, int64_t prompt,
+                        const SampleOutput& completion) {
+  const Gsm8kExample& e = ExampleAt(index, prompt, batch_size_);
+  const RewardBreakdown r =
+      ScoreGsm8k(completion.text, e.final_answer, options_.weights);
+  return {r.total,
+          {{"strict_format", r.strict_format},
+           {"lenient_format", r.lenient_format},
+           {"correctness", r.correctness},
+           {"close_answer", r.close_answer}}};
+}
+
+std::vector<SftExample> Gsm8kTask::SftBatch(int64_t offset,
+                                            int64_t count) const {
+  const std::optional<int32_t> end_of_turn = tokenizer_.TokenToId("<|im_end|>");
+  std::vector<SftExample> batch;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t at = (offset + i) % size();
+    SftExample e;
+    e.prompt = prompt_ids_[at];
+    e.tokens = tokenizer_.Encode(example(at).answer);
+    if (end_of_turn) e.tokens.push_back(*end_of_turn);
+    batch.push_back(std::move(e));
+  }
+  return batch;
+}
+
+StatusOr<Gsm8kEvalResult> EvaluateGsm8k(SamplerEngine& engine,
+                                        const Gsm8kTask& task, int64_t count,
+                                        int64_t max_new_tokens) {
+  if (count < 1) return InvalidArgumentError("eval count must be >= 1");
+  const auto start = std::chrono::steady_clock::now();
+  count = std::min(count, task.size());
+  std::vector<RequestHandle> handles;
+  for (int64_t i = 0; i < count; ++i) {
+    GenerateRequest r;
+    r.input_ids = task.prompt_ids(i);
+    r.sampling.temperature = 0.0f;
+    r.stop.max_new_tokens = max_new_tokens;
+    ASSIGN_OR_RETURN(RequestHandle h, engine.Submit(std::move(r)));
+    handles.push_back(std::move(h));
+  }
+  Gsm8kEvalResult out;
+  out.weight_version = engine.Stats().weight_version;
+  int64_t tokens = 0;
+  Status first_error;
+  for (int64_t i = 0; i < count; ++i) {
+    StatusOr<GenerateResult> result = handles[i].Wait();
+    if (!result.ok()) {
+      if (first_error.ok()) first_error = result.status();
+      continue;
+    }
+    const SampleOutput& s = result->samples[0];
+    const std::string& gold = task.example(i).final_answer;
+    out.correct += CorrectnessReward(s.text, gold) == 1.0;
+    out.strict_format += StrictFormatReward(s.text) == 1.0;
+    tokens += static_cast<int64_t>(s.token_ids.size());
+    for (uint64_t v : s.weight_versions)
+      out.weight_version = std::min(out.weight_version, v);
+  }
+  RETURN_IF_ERROR(first_error);
+  out.examples = count;
+  out.accuracy = double(out.correct) / double(count);
+  out.mean_completion_tokens = double(tokens) / double(count);
+  out.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  return out;
+}
+
+}  // namespace rlrt

@@ -1,0 +1,91 @@
+// GSM8K as an RL task: prompts rendered through the chat template and
+// tokenized once, visited in a seeded shuffled order, and completions scored
+// by the weighted GSM8K rewards. Also the supervised examples (the dataset's
+// worked answers) for warm-starting, and greedy evaluation.
+#ifndef RLRT_TRAINER_BRIDGE_TASKS_GSM8K_TASK_H_
+#define RLRT_TRAINER_BRIDGE_TASKS_GSM8K_TASK_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "models/tokenizer/tokenizer.h"
+#include "partition/util/status.h"
+#include "sampler/engine.h"
+#include "trainer_bridge/grpo_learner.h"
+#include "trainer_bridge/rl_task.h"
+#include "trainer_bridge/tasks/gsm8k.h"
+#include "trainer_bridge/tasks/rewards.h"
+
+namespace rlrt {
+
+struct Gsm8kTaskOptions {
+  // Questions whose rendered prompt is longer are left out.
+  int64_t max_prompt_length = 512;
+  RewardWeights weights;
+  uint64_t seed = 0;  // The visiting order.
+  // false renders Qwen3's empty think block (answer without a thinking
+  // phase), which keeps completions short.
+  bool enable_thinking = false;
+};
+
+class Gsm8kTask : public RlTask {
+ public:
+  // InvalidArgument when no example fits max_prompt_length.
+  static StatusOr<std::unique_ptr<Gsm8kTask>> Create(
+      std::vector<Gsm8kExample> examples, const Tokenizer& tokenizer,
+      const Gsm8kTaskOptions& options);
+
+  StatusOr<std::vector<std::vector<int32_t>>> Prompts(
+      int64_t index, int64_t batch_size) override;
+  Reward Score(int64_t index, int64_t prompt,
+               const SampleOutput& completion) override;
+
+  // The example behind prompt `prompt` of batch `index`.
+  const Gsm8kExample& ExampleAt(int64_t index, int64_t prompt,
+                                int64_t batch_size) const;
+  // `count` supervised examples starting at position `offset` of the
+  // visiting order: the prompt and the dataset's worked answer followed by
+  // the end-of-turn token.
+  std::vector<SftExample> SftBatch(int64_t offset, int64_t count) const;
+
+  int64_t size() const { return static_cast<int64_t>(kept_.size()); }
+  int64_t skipped() const { return skipped_; }
+  const std::vector<int32_t>& prompt_ids(int64_t i) const {
+    return prompt_ids_[i];
+  }
+  const Gsm8kExample& example(int64_t i) const { return examples_[kept_[i]]; }
+
+ private:
+  Gsm8kTask(std::vector<Gsm8kExample> examples, const Tokenizer& tokenizer,
+            const Gsm8kTaskOptions& options);
+  int64_t Position(int64_t index, int64_t prompt, int64_t batch_size) const;
+
+  std::vector<Gsm8kExample> examples_;
+  const Tokenizer& tokenizer_;
+  const Gsm8kTaskOptions options_;
+  std::vector<size_t> kept_;  // Indices into examples_, shuffled.
+  std::vector<std::vector<int32_t>> prompt_ids_;  // Parallel to kept_.
+  int64_t skipped_ = 0;
+  int64_t batch_size_ = 0;  // Of the last Prompts call, for Score.
+};
+
+struct Gsm8kEvalResult {
+  int64_t examples = 0;
+  int64_t correct = 0;
+  int64_t strict_format = 0;
+  double accuracy = 0;
+  double mean_completion_tokens = 0;
+  uint64_t weight_version = 0;  // Oldest version any token came from.
+  double seconds = 0;
+};
+
+// Greedy decoding of the first `count` examples of `task` (all at once, so
+// the engine batches them), scored for exact answers.
+StatusOr<Gsm8kEvalResult> EvaluateGsm8k(SamplerEngine& engine,
+                                        const Gsm8kTask& task, int64_t count,
+                                        int64_t max_new_tokens);
+
+}  // namespace rlrt
+
+#endif  // RLRT_TRAINER_BRIDGE_TASKS_GSM8K_TASK_H_

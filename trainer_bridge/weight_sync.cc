@@ -1,0 +1,76 @@
+#include "trainer_bridge/weight_sync.h"
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "trainer_bridge/update_builder.h"
+
+namespace rlrt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start)
+      .count();
+}
+
+std::string Hex(uint64_t v) {
+  char buf[19];
+  std::snprintf(buf, sizeof(buf), "0x%016llx",
+                static_cast<unsigned long long>(v));
+  return buf;
+}
+
+}  // namespace
+
+WeightSync::WeightSync(SamplerEngine* engine, Mesh* trainer_mesh, bool verify,
+                       bool flush_cache)
+    : engine_(engine),
+      trainer_mesh_(trainer_mesh),
+      verify_(verify),
+      flush_cache_(flush_cache) {}
+
+StatusOr<SyncReport> WeightSync::Push(const ParamLeaves& weights,
+                                      uint64_t version) {
+  SyncReport report;
+  const Clock::time_point start = Clock::now();
+  BuildOptions build;
+  build.include_content_hash = true;
+  build.flush_cache = flush_cache_;
+  RETURN_IF_ERROR(
+      BuildUpdateParams(weights, version, build, trainer_mesh_, &message_));
+  report.content_hash = message_.expected_content_hash();
+  report.build_ms = MsSince(start);
+
+  const Clock::time_point apply_start = Clock::now();
+  StatusOr<ApplyReport> applied = engine_->UpdateParams(message_);
+  if (!applied.ok()) {
+    return Status(applied.status().code(),
+                  "weight sync to version " + std::to_string(version) +
+                      " refused by the sampler, which keeps version " +
+                      std::to_string(engine_->Stats().weight_version) + ": " +
+                      std::string(applied.status().message()));
+  }
+  report.apply_ms = MsSince(apply_start);
+  report.version = applied->version;
+  report.bytes = applied->bytes_copied;
+  report.stall_ms = engine_->Stats().last_update_stall_ms;
+
+  if (verify_) {
+    const Clock::time_point verify_start = Clock::now();
+    ASSIGN_OR_RETURN(LeafChecksums sampler, engine_->WeightsChecksum());
+    report.verify_ms = MsSince(verify_start);
+    if (sampler.content_hash != report.content_hash) {
+      return DataLossError(
+          "after the sync to version " + std::to_string(version) +
+          " the sampler's content hash " + Hex(sampler.content_hash) +
+          " differs from the trainer's " + Hex(report.content_hash));
+    }
+  }
+  report.total_ms = MsSince(start);
+  return report;
+}
+
+}  // namespace rlrt

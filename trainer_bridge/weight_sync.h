@@ -1,0 +1,56 @@
+// The in-process weight sync: the trainer's leaves -> one UpdateParams ->
+// the sampler's leaf list, in place, then a check that both sides hold the
+// same bytes.
+//
+// One message is kept and rebuilt every sync, so steady state reuses its
+// buffers. The message carries the trainer's content hash, so the sampler
+// refuses a payload that does not hash to it (nothing changes); after the
+// apply, the sampler's own hash of its leaves is compared with it again,
+// which catches anything the apply itself could get wrong.
+#ifndef RLRT_TRAINER_BRIDGE_WEIGHT_SYNC_H_
+#define RLRT_TRAINER_BRIDGE_WEIGHT_SYNC_H_
+
+#include <cstdint>
+
+#include "models/param_leaves.h"
+#include "partition/mesh.h"
+#include "partition/util/status.h"
+#include "proto/update_params.pb.h"
+#include "sampler/engine.h"
+
+namespace rlrt {
+
+struct SyncReport {
+  uint64_t version = 0;
+  uint64_t bytes = 0;
+  uint64_t content_hash = 0;
+  double build_ms = 0;   // Trainer side: copy into the message and hash.
+  double apply_ms = 0;   // Until the engine acknowledged the update.
+  double stall_ms = 0;   // Decoding paused for the apply.
+  double verify_ms = 0;  // The engine's checksum of its leaves.
+  double total_ms = 0;
+};
+
+class WeightSync {
+ public:
+  // `engine` must outlive this; `trainer_mesh` (may be null) spreads the
+  // build and hash over the trainer's workers.
+  WeightSync(SamplerEngine* engine, Mesh* trainer_mesh, bool verify = true,
+             bool flush_cache = true);
+
+  // Sends `weights` as `version` (which must be newer than the engine's).
+  // A refused update leaves the engine's weights and version unchanged; the
+  // error says why. A hash mismatch after an applied update is DataLoss.
+  StatusOr<SyncReport> Push(const ParamLeaves& weights, uint64_t version);
+
+ private:
+  SamplerEngine* const engine_;
+  Mesh* const trainer_mesh_;
+  const bool verify_;
+  const bool flush_cache_;
+  proto::UpdateParams message_;
+};
+
+}  // namespace rlrt
+
+#endif  // RLRT_TRAINER_BRIDGE_WEIGHT_SYNC_H_
