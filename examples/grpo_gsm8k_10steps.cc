@@ -12,6 +12,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -34,9 +35,10 @@ DEFINE_string(model_dir, "",
               "A Hugging Face Qwen3 checkpoint directory; empty: --preset "
               "with dummy weights.");
 DEFINE_string(preset, "qwen3-tiny", "Model shape when --model_dir is empty.");
-DEFINE_string(load_format, "dummy",
-              "With --preset: only 'dummy'. With --model_dir: 'safetensors' "
-              "(default when --model_dir is set) or 'dummy'.");
+DEFINE_string(load_format, "",
+              "How the trainer gets its initial weights: 'safetensors' (the "
+              "default with --model_dir) or 'dummy' (the default, and the only "
+              "choice, with --preset).");
 DEFINE_string(tokenizer_dir, "",
               "tokenizer.json + tokenizer_config.json; empty: --model_dir if "
               "it has them, else the Qwen3 tokenizer in ../shared.");
@@ -80,6 +82,9 @@ DEFINE_string(loss_aggregation, "sequence_mean",
 DEFINE_bool(drop_truncated, false, "No loss on truncated completions.");
 DEFINE_double(weight_decay, 0.0, "AdamW decoupled weight decay.");
 DEFINE_double(max_grad_norm, 1.0, "Global gradient-norm clip; 0: off.");
+DEFINE_int64(max_micro_batch_tokens, 0,
+             "Training micro-batch size in tokens (gradients accumulate "
+             "over micro-batches); 0: the whole batch, up to 8192.");
 DEFINE_int32(sft_steps, 0,
              "Supervised warm-start steps on GSM8K's worked answers before "
              "GRPO.");
@@ -90,7 +95,7 @@ DEFINE_double(reward_lenient_format, 0.25, "Weight: '#### N' anywhere.");
 DEFINE_double(reward_correctness, 2.0, "Weight: exact answer.");
 DEFINE_double(reward_close_answer, 0.5, "Weight: numerically close answer.");
 // Evaluation and output.
-DEFINE_int32(eval_every, 0,
+DEFINE_int32(eval_every, 5,
              "Greedy accuracy on --eval_examples test questions every N "
              "steps (and before the first); 0: off.");
 DEFINE_int32(eval_examples, 16, "Test questions per evaluation.");
@@ -123,16 +128,6 @@ std::string TokenizerDir() {
   return RLRT_SHARED_DIR "/models/qwen3-tokenizer";
 }
 
-StatusOr<LossAggregation> ParseAggregation(const std::string& name) {
-  if (name == "sequence_mean") return LossAggregation::kSequenceMean;
-  if (name == "token_mean") return LossAggregation::kTokenMean;
-  if (name == "constant") return LossAggregation::kConstant;
-  return InvalidArgumentError(
-      "--loss_aggregation must be sequence_mean, "
-      "token_mean or constant, not '" +
-      name + "'");
-}
-
 Status CheckFlags() {
   if (FLAGS_steps < 1) return InvalidArgumentError("--steps must be >= 1");
   if (FLAGS_batch_size < 1)
@@ -155,6 +150,10 @@ Status CheckFlags() {
   if (FLAGS_sft_steps < 0 || FLAGS_sft_batch_size < 1)
     return InvalidArgumentError(
         "--sft_steps must be >= 0 and --sft_batch_size >= 1");
+  if (FLAGS_load_format.empty())
+    FLAGS_load_format = FLAGS_model_dir.empty() ? "dummy" : "safetensors";
+  if (FLAGS_load_format != "dummy" && FLAGS_load_format != "safetensors")
+    return InvalidArgumentError("--load_format must be safetensors or dummy");
   if (FLAGS_model_dir.empty() && FLAGS_load_format != "dummy")
     return InvalidArgumentError(
         "--preset needs --load_format=dummy (or give --model_dir)");
@@ -167,7 +166,7 @@ StatusOr<GrpoOptions> LearnerOptions() {
   if (FLAGS_epsilon_high > 0) g.loss.epsilon_high = FLAGS_epsilon_high;
   g.loss.beta = FLAGS_beta;
   ASSIGN_OR_RETURN(g.loss.aggregation,
-                   ParseAggregation(FLAGS_loss_aggregation));
+                   ParseLossAggregation(FLAGS_loss_aggregation));
   g.loss.constant_normalizer = FLAGS_max_new_tokens;
   g.loss.drop_truncated = FLAGS_drop_truncated;
   g.scale_rewards = FLAGS_scale_rewards;
@@ -180,8 +179,20 @@ StatusOr<GrpoOptions> LearnerOptions() {
   g.lr.warmup_steps = FLAGS_warmup_steps;
   g.lr.total_steps = static_cast<int64_t>(FLAGS_steps) * FLAGS_num_iterations +
                      FLAGS_sft_steps;
+  // One micro-batch for the whole rollout batch when it fits the cap: a
+  // batch split in several is scored once and then forwarded again per
+  // micro-batch for the backward.
+  const int64_t sequence = FLAGS_max_prompt_length + FLAGS_max_new_tokens;
   g.max_micro_batch_tokens =
-      std::max<int64_t>(2048, FLAGS_max_prompt_length + FLAGS_max_new_tokens);
+      FLAGS_max_micro_batch_tokens > 0
+          ? FLAGS_max_micro_batch_tokens
+          : std::clamp<int64_t>(
+                int64_t{FLAGS_batch_size} * FLAGS_num_generations * sequence,
+                sequence, 8192);
+  if (g.max_micro_batch_tokens < sequence)
+    return InvalidArgumentError(
+        "--max_micro_batch_tokens must hold one prompt and completion (" +
+        std::to_string(sequence) + " tokens)");
   return g;
 }
 

@@ -298,3 +298,67 @@ TEST_F(ValidationTest, EmptyBatchesAndSequencesAreFine) {
 
 }  // namespace
 }  // namespace rlrt
+
+namespace rlrt {
+namespace {
+
+// A sampler that never draws ids past the tokenizer's vocabulary normalises
+// over fewer ids than the embedding has; sample_vocab makes the trainer do
+// the same, and gives the rows it leaves out no gradient.
+TEST(TrainableTransformerTest, SampleVocabNormalisesOverTheFirstIdsOnly) {
+  const Model m = LoadModel("qwen3_untied");
+  constexpr int64_t kSampled = 80;
+  const int64_t vocab = m.config.vocab_size;
+  ASSERT_GT(vocab, kSampled);
+  std::vector<std::vector<int32_t>> sequences = m.sequences;
+  for (auto& ids : sequences)
+    for (int32_t& id : ids) id %= kSampled;
+  const OwnedBatch batch = testing::AllPositions(sequences);
+  TrainableTransformerOptions options;
+  options.sample_vocab = kSampled;
+  auto model = testing::MakeTrainable(m.config, *m.weights, nullptr, options);
+  ASSERT_TRUE(model);
+  const float temperature = 0.7f;
+  std::vector<float> logprobs(batch.num_targets());
+  std::vector<float> logits(batch.num_targets() * vocab);
+  ASSERT_TRUE(
+      model->Forward(batch.sequences, temperature, logprobs, logits).ok());
+  // Reference: log-softmax over the first kSampled logits, in double.
+  int64_t row = 0;
+  for (size_t s = 0; s < sequences.size(); ++s) {
+    for (size_t t = 0; t + 1 < sequences[s].size(); ++t, ++row) {
+      const float* z = &logits[row * vocab];
+      double max = -1e300, sum = 0;
+      for (int64_t v = 0; v < kSampled; ++v)
+        max = std::max(max, double(z[v]) / temperature);
+      for (int64_t v = 0; v < kSampled; ++v)
+        sum += std::exp(double(z[v]) / temperature - max);
+      const double expected =
+          double(z[sequences[s][t + 1]]) / temperature - max - std::log(sum);
+      ASSERT_NEAR(logprobs[row], expected, 1e-5) << row;
+    }
+  }
+  const std::vector<float> w = RandomWeights(batch.num_targets(), 9);
+  ParamLeaves grads = testing::ZeroGradients(m.config);
+  ASSERT_TRUE(model->Backward(w, grads).ok());
+  const size_t head = grads.Find("lm_head.weight").value();
+  const float* g = reinterpret_cast<const float*>(grads.data(head));
+  const int64_t hidden = m.config.hidden_size;
+  double kept = 0;
+  for (int64_t i = 0; i < kSampled * hidden; ++i) kept += std::fabs(g[i]);
+  EXPECT_GT(kept, 0);
+  for (int64_t i = kSampled * hidden; i < vocab * hidden; ++i)
+    ASSERT_EQ(g[i], 0.0f) << "padding row " << i / hidden;
+  // Ids past sample_vocab cannot be scored.
+  OwnedBatch outside;
+  outside.Add({1, 2, static_cast<int32_t>(kSampled)}, {0, 1});
+  std::vector<float> two(2);
+  EXPECT_FALSE(model->Forward(outside.sequences, 1.0f, two).ok());
+  options.sample_vocab = vocab + 1;
+  EXPECT_FALSE(
+      TrainableTransformer::Create(m.config, *m.weights, nullptr, options)
+          .ok());
+}
+
+}  // namespace
+}  // namespace rlrt

@@ -1,0 +1,204 @@
+// Runs build/bin/grpo_gsm8k_10steps as a user would, on a small
+// configuration, and checks its JSON lines, its files and its errors.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+namespace {
+
+using nlohmann::json;
+
+struct RunResult {
+  int exit_code = -1;
+  std::vector<json> lines;
+  std::vector<std::string> order;
+  std::string output;  // stdout and stderr.
+
+  std::vector<json> Phase(const std::string& name) const {
+    std::vector<json> out;
+    for (const json& j : lines)
+      if (j["phase"] == name) out.push_back(j);
+    return out;
+  }
+};
+
+RunResult RunDemo(const std::string& args) {
+  const std::string command =
+      std::string(GRPO_DEMO_PATH) + " " + args + " 2>&1";
+  RunResult r;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return r;
+  char buf[1 << 16];
+  while (fgets(buf, sizeof(buf), pipe) != nullptr) r.output += buf;
+  const int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::istringstream lines(r.output);
+  std::string line;
+  while (std::getline(lines, line)) {
+    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.contains("phase")) continue;
+    r.order.push_back(j["phase"]);
+    r.lines.push_back(j);
+  }
+  return r;
+}
+
+const char kSmall[] =
+    "--batch_size=2 --num_generations=2 --max_new_tokens=8 "
+    "--max_prompt_length=200 --seed=3 --eval_every=0 ";
+
+std::filesystem::path TempDir(const std::string& name) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      ("rlrt_grpo_demo_" + name + "_" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  return dir;
+}
+
+TEST(GrpoDemoTest, RunsStepsEvaluatesSavesAndLogsMetrics) {
+  const std::filesystem::path out = TempDir("run");
+  const std::filesystem::path metrics = out.string() + ".jsonl";
+  std::filesystem::remove(metrics);
+  RunResult r = RunDemo(std::string(kSmall) +
+                        "--steps=3 --eval_every=2 --eval_examples=4 "
+                        "--metrics_out=" +
+                        metrics.string() + " --save_dir=" + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.order, (std::vector<std::string>{
+                         "partition", "engine_ready_dummy", "eval", "grpo_step",
+                         "grpo_step", "eval", "grpo_step", "generate_result",
+                         "summary"}));
+  const std::vector<json> steps = r.Phase("grpo_step");
+  ASSERT_EQ(steps.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    const json& s = steps[i];
+    EXPECT_EQ(s["step"], i + 1);
+    EXPECT_EQ(s["policy_version"], i + 1);
+    EXPECT_EQ(s["sync"]["version"], i + 1);
+    EXPECT_LE(s["version_lag"].get<int>(), 1);
+    EXPECT_LE(s["rollout_tokens"].get<int>(), 2 * 2 * 8);
+    EXPECT_GT(s["train_tokens"].get<int>(), 0);
+    for (const char* key :
+         {"strict_format", "lenient_format", "correctness", "close_answer"})
+      EXPECT_TRUE(s["rewards"].contains(key)) << key;
+    for (const char* key : {"reward_mean",
+                            "reward_std",
+                            "advantage_mean",
+                            "advantage_std",
+                            "completion_length_mean",
+                            "completion_length_max",
+                            "truncated_fraction",
+                            "loss",
+                            "kl",
+                            "clip_fraction",
+                            "grad_norm",
+                            "learning_rate",
+                            "rollout_tokens_per_s",
+                            "train_tokens_per_s",
+                            "rollout_seconds",
+                            "train_seconds",
+                            "reference_seconds",
+                            "sync_seconds",
+                            "wait_seconds",
+                            "step_seconds"})
+      EXPECT_TRUE(s.contains(key)) << key;
+  }
+  // The first batch is sampled with the weights the trainer starts from.
+  EXPECT_EQ(steps[0]["ratio_mean"], 1.0);
+  EXPECT_EQ(steps[0]["version_lag"], 0);
+  const std::vector<json> evals = r.Phase("eval");
+  EXPECT_EQ(evals[0]["step"], 0);
+  EXPECT_EQ(evals[0]["examples"], 4);
+  EXPECT_EQ(evals[1]["step"], 2);
+  const json summary = r.Phase("summary")[0];
+  EXPECT_EQ(summary["steps"], 3);
+  EXPECT_EQ(summary["sampler_weight_version"], 3);
+  EXPECT_EQ(summary["updates_applied"], 3);
+  EXPECT_EQ(summary["updates_refused"], 0);
+  EXPECT_EQ(r.Phase("generate_result")[0]["meta_info"]["weight_version"], 3);
+
+  // --metrics_out holds the same lines.
+  std::ifstream file(metrics);
+  std::string line;
+  int logged_steps = 0;
+  while (std::getline(file, line)) {
+    const json j = json::parse(line);
+    if (j["phase"] == "grpo_step") {
+      EXPECT_EQ(j["step"], steps[logged_steps]["step"]);
+      EXPECT_EQ(j["loss"], steps[logged_steps]["loss"]);
+      ++logged_steps;
+    }
+  }
+  EXPECT_EQ(logged_steps, 3);
+  for (const char* name : {"config.json", "model.safetensors", "tokenizer.json",
+                           "tokenizer_config.json"})
+    EXPECT_TRUE(std::filesystem::exists(out / name)) << name;
+
+  // The saved policy as a checkpoint: the trainer loads it and pushes it
+  // into the dummy-weight sampler before training goes on.
+  RunResult resumed =
+      RunDemo(std::string(kSmall) + "--steps=1 --model_dir=" + out.string());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(resumed.order,
+            (std::vector<std::string>{"partition", "engine_ready_dummy",
+                                      "weights_swapped", "grpo_step",
+                                      "generate_result", "summary"}));
+  const json swap = resumed.Phase("weights_swapped")[0];
+  EXPECT_EQ(swap["version"], 1);
+  EXPECT_EQ(swap["source"], out.string());
+  EXPECT_TRUE(swap["match"].get<bool>());
+  const json step = resumed.Phase("grpo_step")[0];
+  EXPECT_EQ(step["sampled_versions"], json::array({1, 1}));
+  EXPECT_EQ(step["sync"]["version"], 2);
+  std::filesystem::remove_all(out);
+  std::filesystem::remove(metrics);
+}
+
+TEST(GrpoDemoTest, SupervisedWarmStartIsPushedBeforeGrpo) {
+  RunResult r = RunDemo(std::string(kSmall) +
+                        "--steps=1 --sft_steps=2 --sft_batch_size=2 "
+                        "--learning_rate=1e-3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::vector<json> sft = r.Phase("sft_step");
+  ASSERT_EQ(sft.size(), 2u);
+  EXPECT_GT(sft[0]["loss"].get<double>(), 0);
+  EXPECT_GT(sft[0]["tokens"].get<int>(), 0);
+  const json swap = r.Phase("weights_swapped")[0];
+  EXPECT_EQ(swap["source"], "sft");
+  EXPECT_EQ(swap["version"], 1);
+  EXPECT_EQ(r.Phase("grpo_step")[0]["sampled_versions"], json::array({1, 1}));
+}
+
+TEST(GrpoDemoTest, BadFlagsAndDataFailWithTheReason) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--num_generations=1", "--num_generations"},
+      {"--steps=0", "--steps"},
+      {"--temperature=0", "--temperature"},
+      {"--gsm8k_dir=/nonexistent", "/nonexistent/train.jsonl"},
+      {"--load_format=safetensors", "--load_format=dummy"},
+      {"--loss_aggregation=bogus", "bogus"},
+      {"--lr_schedule=bogus", "bogus"},
+      {"--partition=rollout=9,actor=9", "partition spec"},
+      {"--max_prompt_length=5", "max_prompt_length"},
+      {"--model_dir=/nonexistent", "/nonexistent"},
+  };
+  for (const auto& [flags, needle] : cases) {
+    RunResult r = RunDemo(std::string(kSmall) + flags);
+    EXPECT_EQ(r.exit_code, 1) << flags << "\n" << r.output;
+    EXPECT_NE(r.output.find("grpo_gsm8k_10steps: "), std::string::npos)
+        << flags << "\n"
+        << r.output;
+    EXPECT_NE(r.output.find(needle), std::string::npos) << flags << "\n"
+                                                        << r.output;
+    EXPECT_EQ(r.Phase("grpo_step").size(), 0u) << flags;
+  }
+}
+
+}  // namespace

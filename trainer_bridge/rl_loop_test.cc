@@ -1,0 +1,287 @@
+// The RL loop end to end on a tiny model: it learns with rollouts
+// overlapping training, versions and lags stay within the staleness bound,
+// the serial mode is exactly on-policy, and failures (a refused sync, a
+// learner error, bad options) stop the run with the sampler's weights intact
+// and nothing left generating.
+#include "trainer_bridge/rl_loop.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "models/forward/model_source.h"
+#include "models/leaf_checksum.h"
+#include "models/test_util.h"
+
+namespace rlrt {
+namespace {
+
+constexpr int32_t kTarget = 7;
+constexpr char kUntied[] =
+    RLRT_SOURCE_DIR "/tests/reference/fixtures/qwen3_untied";
+constexpr char kTied[] = RLRT_SOURCE_DIR "/tests/reference/fixtures/qwen3_tied";
+
+// Reward: the fraction of completion tokens equal to kTarget. Prompts are
+// four pseudo-random ids drawn from the batch index.
+class TargetTokenTask : public RlTask {
+ public:
+  int64_t nan_at_batch = -1;  // This batch gets a NaN reward.
+  int64_t short_batch = -1;   // This batch has one prompt too few.
+
+  StatusOr<std::vector<std::vector<int32_t>>> Prompts(
+      int64_t index, int64_t batch_size) override {
+    std::mt19937 rng(static_cast<uint32_t>(index) + 11);
+    std::vector<std::vector<int32_t>> prompts(
+        index == short_batch ? batch_size - 1 : batch_size);
+    for (auto& p : prompts)
+      for (int t = 0; t < 4; ++t) p.push_back(10 + rng() % 80);
+    return prompts;
+  }
+  Reward Score(int64_t index, int64_t, const SampleOutput& s) override {
+    if (index == nan_at_batch)
+      return {std::numeric_limits<double>::quiet_NaN(), {}};
+    const double hit =
+        double(std::count(s.token_ids.begin(), s.token_ids.end(), kTarget)) /
+        s.token_ids.size();
+    return {hit, {{"target", hit}}};
+  }
+};
+
+struct Rig {
+  std::unique_ptr<Mesh> rollout = testing::MakeMesh(1, "rollout");
+  std::unique_ptr<Mesh> actor = testing::MakeMesh(1, "actor");
+  std::unique_ptr<SamplerEngine> engine;
+  std::unique_ptr<GrpoLearner> learner;
+
+  // The engine and the learner start from the same dummy weights of
+  // `engine_dir`; the learner's model comes from `learner_dir`.
+  explicit Rig(const char* learner_dir = kUntied) {
+    EngineOptions o;
+    o.model.model_dir = kUntied;
+    o.model.load_format = "dummy";
+    o.model.seed = 3;
+    o.max_total_tokens = 4096;
+    auto e = SamplerEngine::Create(o, rollout.get());
+    EXPECT_TRUE(e.ok()) << e.status();
+    engine = std::move(e).value();
+    ModelSource source = o.model;
+    source.model_dir = learner_dir;
+    auto initial = LoadModel(source, actor.get());
+    EXPECT_TRUE(initial.ok()) << initial.status();
+    GrpoOptions g;
+    g.lr.peak = 2e-2;
+    g.adamw.max_grad_norm = 1.0;
+    g.sample_vocab = engine->vocab_size();
+    auto l = GrpoLearner::Create(initial->config, initial->weights, actor.get(),
+                                 nullptr, g);
+    EXPECT_TRUE(l.ok()) << l.status();
+    learner = std::move(l).value();
+  }
+};
+
+RlLoopOptions SmallLoop(int64_t steps, int64_t staleness) {
+  RlLoopOptions o;
+  o.steps = steps;
+  o.batch_size = 8;
+  o.num_generations = 8;
+  o.max_new_tokens = 8;
+  o.max_staleness = staleness;
+  o.seed = 5;
+  return o;
+}
+
+void ExpectNothingInFlight(SamplerEngine& engine) {
+  // A control operation runs after the step that finished the last
+  // request has published its stats, so it is a barrier for Stats().
+  ASSERT_TRUE(engine.WeightsChecksum().ok());
+  const SchedulerLoad load = engine.Stats().load;
+  EXPECT_EQ(load.running_requests, 0);
+  EXPECT_EQ(load.waiting_requests, 0);
+}
+
+TEST(RlLoopTest, OverlappedLoopLearnsWithinTheStalenessBound) {
+  Rig rig;
+  TargetTokenTask task;
+  std::vector<RlStepMetrics> steps;
+  auto summary = RunRlLoop(*rig.engine, *rig.learner, task, SmallLoop(20, 1),
+                           [&](const RlStepMetrics& m) {
+                             steps.push_back(m);
+                             return OkStatus();
+                           });
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  ASSERT_EQ(steps.size(), 20u);
+  EXPECT_LT(steps[0].grpo.reward_mean, 0.2);
+  double best_late = 0;
+  int lagged = 0;
+  for (const RlStepMetrics& m : steps) {
+    if (m.step > 15) best_late = std::max(best_late, m.grpo.reward_mean);
+    EXPECT_EQ(m.policy_version, uint64_t(m.step));
+    ASSERT_TRUE(m.synced);
+    EXPECT_EQ(m.sync.version, uint64_t(m.step));
+    EXPECT_GE(m.version_lag, 0);
+    EXPECT_LE(m.version_lag, 1) << "step " << m.step;
+    EXPECT_LE(m.sampled_version_max, uint64_t(m.step - 1));
+    EXPECT_DOUBLE_EQ(m.reward_parts.at("target"), m.grpo.reward_mean);
+    lagged += m.version_lag == 1;
+  }
+  EXPECT_GT(best_late, 0.8);
+  // The overlap really happened: batches sampled with the previous weights.
+  EXPECT_GT(lagged, 0);
+  EXPECT_EQ(rig.engine->Stats().weight_version, 20u);
+  EXPECT_EQ(rig.engine->WeightsChecksum()->content_hash,
+            ContentHash(rig.learner->weights()));
+  EXPECT_DOUBLE_EQ(summary->last_reward_mean, steps.back().grpo.reward_mean);
+  ExpectNothingInFlight(*rig.engine);
+}
+
+TEST(RlLoopTest, SerialLoopIsExactlyOnPolicy) {
+  Rig rig;
+  TargetTokenTask task;
+  std::vector<RlStepMetrics> steps;
+  ASSERT_TRUE(RunRlLoop(*rig.engine, *rig.learner, task, SmallLoop(3, 0),
+                        [&](const RlStepMetrics& m) {
+                          steps.push_back(m);
+                          return OkStatus();
+                        })
+                  .ok());
+  for (const RlStepMetrics& m : steps) {
+    EXPECT_EQ(m.version_lag, 0);
+    EXPECT_EQ(m.sampled_version_min, uint64_t(m.step - 1));
+    EXPECT_EQ(m.sampled_version_max, uint64_t(m.step - 1));
+    // The trainer's logprobs are the sampler's, bit for bit.
+    EXPECT_EQ(m.grpo.ratio_mean, 1.0) << m.step;
+    EXPECT_EQ(m.grpo.clip_fraction, 0.0);
+  }
+}
+
+TEST(RlLoopTest, SyncEveryKStepsPushesOnlyThenAndAtTheEnd) {
+  Rig rig;
+  TargetTokenTask task;
+  RlLoopOptions o = SmallLoop(5, 0);
+  o.sync_every = 2;
+  std::vector<bool> synced;
+  ASSERT_TRUE(RunRlLoop(*rig.engine, *rig.learner, task, o,
+                        [&](const RlStepMetrics& m) {
+                          synced.push_back(m.synced);
+                          return OkStatus();
+                        })
+                  .ok());
+  EXPECT_EQ(synced, (std::vector<bool>{false, true, false, true, true}));
+  EXPECT_EQ(rig.engine->Stats().updates_applied, 3);
+  EXPECT_EQ(rig.engine->Stats().weight_version, 5u);
+}
+
+TEST(RlLoopTest, RefusedSyncStopsTheRunAndTheSamplerKeepsItsWeights) {
+  // The learner trains a model of another structure (tied embeddings), so
+  // its first update cannot apply to the sampler.
+  Rig rig(kTied);
+  const LeafChecksums before = *rig.engine->WeightsChecksum();
+  TargetTokenTask task;
+  int callbacks = 0;
+  auto result = RunRlLoop(*rig.engine, *rig.learner, task, SmallLoop(4, 2),
+                          [&](const RlStepMetrics&) {
+                            ++callbacks;
+                            return OkStatus();
+                          });
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("sync after step 1 failed"),
+            std::string::npos)
+      << result.status();
+  EXPECT_NE(result.status().message().find("keeps version 0"),
+            std::string::npos)
+      << result.status();
+  EXPECT_EQ(callbacks, 0);
+  const LeafChecksums after = *rig.engine->WeightsChecksum();
+  EXPECT_EQ(after.content_hash, before.content_hash);
+  EXPECT_EQ(rig.engine->Stats().weight_version, 0u);
+  EXPECT_EQ(rig.engine->Stats().updates_refused, 1);
+  // The batches sampled ahead were aborted, not left running.
+  ExpectNothingInFlight(*rig.engine);
+  // And the engine still serves.
+  GenerateRequest r;
+  r.input_ids = {3, 4, 5};
+  r.stop.max_new_tokens = 4;
+  EXPECT_TRUE(rig.engine->Generate(r).ok());
+}
+
+TEST(RlLoopTest, LearnerErrorStopsTheRunBeforeAnythingReachesTheSampler) {
+  Rig rig;
+  TargetTokenTask task;
+  task.nan_at_batch = 1;
+  auto result = RunRlLoop(*rig.engine, *rig.learner, task, SmallLoop(4, 1));
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("GRPO step 2"), std::string::npos)
+      << result.status();
+  EXPECT_NE(result.status().message().find("non-finite reward"),
+            std::string::npos)
+      << result.status();
+  // Step 1 was pushed; step 2 was refused before any update.
+  EXPECT_EQ(rig.engine->Stats().weight_version, 1u);
+  EXPECT_EQ(rig.engine->WeightsChecksum()->content_hash,
+            ContentHash(rig.learner->weights()));
+  ExpectNothingInFlight(*rig.engine);
+}
+
+TEST(RlLoopTest, ATaskGivingTheWrongBatchSizeStopsTheRun) {
+  Rig rig;
+  TargetTokenTask task;
+  task.short_batch = 2;
+  auto result = RunRlLoop(*rig.engine, *rig.learner, task, SmallLoop(4, 1));
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("7 prompts for a batch of 8"),
+            std::string::npos)
+      << result.status();
+  ExpectNothingInFlight(*rig.engine);
+}
+
+TEST(RlLoopTest, RejectsInconsistentOptionsBeforeStarting) {
+  Rig rig;
+  TargetTokenTask task;
+  const std::vector<std::pair<RlLoopOptions, std::string>> cases = [] {
+    std::vector<std::pair<RlLoopOptions, std::string>> c;
+    RlLoopOptions o = SmallLoop(2, 1);
+    o.temperature = 0.7f;
+    c.push_back({o, "temperature"});
+    o = SmallLoop(0, 1);
+    c.push_back({o, "steps"});
+    o = SmallLoop(2, 1);
+    o.num_generations = 1;
+    c.push_back({o, "num_generations"});
+    o = SmallLoop(2, -1);
+    c.push_back({o, "max_staleness"});
+    o = SmallLoop(2, 1);
+    o.sync_every = 0;
+    c.push_back({o, "sync_every"});
+    return c;
+  }();
+  for (const auto& [options, needle] : cases) {
+    auto result = RunRlLoop(*rig.engine, *rig.learner, task, options);
+    ASSERT_FALSE(result.ok()) << needle;
+    EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(result.status().message().find(needle), std::string::npos)
+        << result.status();
+  }
+  EXPECT_EQ(rig.engine->Stats().scheduler.finished_requests, 0);
+
+  // A learner normalising over another vocabulary than the sampler's.
+  auto source =
+      LoadModel({.model_dir = kUntied, .load_format = "dummy", .seed = 3},
+                rig.actor.get());
+  ASSERT_TRUE(source.ok());
+  GrpoOptions g;
+  g.sample_vocab = rig.engine->vocab_size() - 10;
+  auto other = GrpoLearner::Create(source->config, source->weights,
+                                   rig.actor.get(), nullptr, g);
+  ASSERT_TRUE(other.ok());
+  auto result = RunRlLoop(*rig.engine, **other, task, SmallLoop(2, 1));
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("normalises logprobs over"),
+            std::string::npos)
+      << result.status();
+}
+
+}  // namespace
+}  // namespace rlrt
