@@ -1,5 +1,5 @@
 # Two entry points for a fresh Debian machine (see README.md):
-#   make demo   - installs what is missing, builds, runs the main demo
+#   make demo   - installs what is missing, builds, runs the GSM8K GRPO demo
 #   make test   - installs what is missing, builds, runs every test (ctest)
 BUILD_DIR ?= build
 BUILD_TYPE ?= Release
@@ -18,7 +18,7 @@ build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
 demo: build
-	$(BUILD_DIR)/bin/hot_swap_demo
+	$(BUILD_DIR)/bin/grpo_gsm8k_10steps
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
