@@ -18,6 +18,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "examples/learner_flags.h"
 #include "models/forward/model_source.h"
 #include "models/io/checkpoint.h"
 #include "models/leaf_checksum.h"
@@ -55,7 +56,6 @@ DEFINE_int32(num_generations, 4, "Completions per prompt (G).");
 DEFINE_int32(max_prompt_length, 256,
              "Questions whose prompt is longer are skipped.");
 DEFINE_int32(max_new_tokens, 64, "Completion length limit.");
-DEFINE_double(temperature, 1.0, "Sampling temperature (> 0).");
 DEFINE_bool(enable_thinking, false,
             "Let Qwen3 think first (long completions); false renders the "
             "empty think block.");
@@ -67,21 +67,6 @@ DEFINE_int64(max_total_tokens, 0,
              "flight and the evaluation.");
 // Learning.
 DEFINE_int32(steps, 10, "GRPO steps.");
-DEFINE_double(learning_rate, 1e-6, "Peak learning rate.");
-DEFINE_string(lr_schedule, "constant", "constant | warmup_cosine");
-DEFINE_int32(warmup_steps, 0, "Linear warm-up steps (warmup_cosine).");
-DEFINE_double(beta, 0.04, "KL coefficient; 0 skips the reference model.");
-DEFINE_double(epsilon, 0.2, "Clip range of the importance ratio.");
-DEFINE_double(epsilon_high, 0.0, "Upper clip (DAPO); 0: --epsilon.");
-DEFINE_int32(num_iterations, 1, "Optimizer steps per rollout batch (mu).");
-DEFINE_bool(scale_rewards, true,
-            "Divide advantages by the group std (false: Dr. GRPO).");
-DEFINE_string(loss_aggregation, "sequence_mean",
-              "sequence_mean (GRPO) | token_mean (DAPO) | constant (Dr. "
-              "GRPO, normalised by --max_new_tokens)");
-DEFINE_bool(drop_truncated, false, "No loss on truncated completions.");
-DEFINE_double(weight_decay, 0.0, "AdamW decoupled weight decay.");
-DEFINE_double(max_grad_norm, 1.0, "Global gradient-norm clip; 0: off.");
 DEFINE_int64(max_micro_batch_tokens, 0,
              "Training micro-batch size in tokens (gradients accumulate "
              "over micro-batches); 0: the whole batch, up to 8192.");
@@ -137,13 +122,6 @@ Status CheckFlags() {
   if (FLAGS_max_prompt_length < 1 || FLAGS_max_new_tokens < 1)
     return InvalidArgumentError(
         "--max_prompt_length and --max_new_tokens must be >= 1");
-  if (!(FLAGS_temperature > 0))
-    return InvalidArgumentError("--temperature must be > 0 for GRPO");
-  if (!(FLAGS_learning_rate >= 0))
-    return InvalidArgumentError("--learning_rate must be >= 0");
-  if (FLAGS_beta < 0) return InvalidArgumentError("--beta must be >= 0");
-  if (!(FLAGS_epsilon > 0) || FLAGS_epsilon_high < 0)
-    return InvalidArgumentError("--epsilon must be > 0, --epsilon_high >= 0");
   if (FLAGS_eval_every < 0 || FLAGS_eval_examples < 1)
     return InvalidArgumentError(
         "--eval_every must be >= 0 and --eval_examples >= 1");
@@ -161,22 +139,8 @@ Status CheckFlags() {
 }
 
 StatusOr<GrpoOptions> LearnerOptions() {
-  GrpoOptions g;
-  g.loss.epsilon = FLAGS_epsilon;
-  if (FLAGS_epsilon_high > 0) g.loss.epsilon_high = FLAGS_epsilon_high;
-  g.loss.beta = FLAGS_beta;
-  ASSIGN_OR_RETURN(g.loss.aggregation,
-                   ParseLossAggregation(FLAGS_loss_aggregation));
+  ASSIGN_OR_RETURN(GrpoOptions g, GrpoOptionsFromFlags());
   g.loss.constant_normalizer = FLAGS_max_new_tokens;
-  g.loss.drop_truncated = FLAGS_drop_truncated;
-  g.scale_rewards = FLAGS_scale_rewards;
-  g.temperature = static_cast<float>(FLAGS_temperature);
-  g.num_iterations = FLAGS_num_iterations;
-  g.adamw.weight_decay = FLAGS_weight_decay;
-  g.adamw.max_grad_norm = FLAGS_max_grad_norm;
-  ASSIGN_OR_RETURN(g.lr.kind, ParseLrScheduleKind(FLAGS_lr_schedule));
-  g.lr.peak = FLAGS_learning_rate;
-  g.lr.warmup_steps = FLAGS_warmup_steps;
   g.lr.total_steps = static_cast<int64_t>(FLAGS_steps) * FLAGS_num_iterations +
                      FLAGS_sft_steps;
   // One micro-batch for the whole rollout batch when it fits the cap: a

@@ -6,6 +6,16 @@
 
 namespace rlrt {
 
+StatusOr<LossAggregation> ParseLossAggregation(const std::string& name) {
+  if (name == "sequence_mean") return LossAggregation::kSequenceMean;
+  if (name == "token_mean") return LossAggregation::kTokenMean;
+  if (name == "constant") return LossAggregation::kConstant;
+  return InvalidArgumentError(
+      "the loss aggregation must be sequence_mean, token_mean or constant, "
+      "not '" +
+      name + "'");
+}
+
 StatusOr<std::vector<double>> GroupAdvantages(std::span<const double> rewards,
                                               int64_t group_size,
                                               bool scale_by_std,

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "partition/util/status.h"
@@ -23,6 +24,10 @@
 namespace rlrt {
 
 enum class LossAggregation { kSequenceMean, kTokenMean, kConstant };
+
+// "sequence_mean" (GRPO), "token_mean" (DAPO) or "constant" (Dr. GRPO), as
+// the command-line tools spell them.
+StatusOr<LossAggregation> ParseLossAggregation(const std::string& name);
 
 struct GrpoLossOptions {
   double epsilon = 0.2;

@@ -133,5 +133,21 @@ TEST(GrpoLossTest, BadInputIsRefused) {
   EXPECT_FALSE(GrpoLoss(terms, GrpoLossOptions{}, {}).ok());
 }
 
+TEST(ParseLossAggregationTest, NamesMapToTheirAggregation) {
+  EXPECT_EQ(ParseLossAggregation("sequence_mean").value(),
+            LossAggregation::kSequenceMean);
+  EXPECT_EQ(ParseLossAggregation("token_mean").value(),
+            LossAggregation::kTokenMean);
+  EXPECT_EQ(ParseLossAggregation("constant").value(),
+            LossAggregation::kConstant);
+  for (const char* bad : {"", "Token_Mean", "mean", "constant "}) {
+    StatusOr<LossAggregation> parsed = ParseLossAggregation(bad);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(parsed.status().message().find("'" + std::string(bad) + "'"),
+              std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace rlrt

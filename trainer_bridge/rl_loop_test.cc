@@ -267,9 +267,11 @@ TEST(RlLoopTest, RejectsInconsistentOptionsBeforeStarting) {
   EXPECT_EQ(rig.engine->Stats().scheduler.finished_requests, 0);
 
   // A learner normalising over another vocabulary than the sampler's.
-  auto source =
-      LoadModel({.model_dir = kUntied, .load_format = "dummy", .seed = 3},
-                rig.actor.get());
+  ModelSource dummy;
+  dummy.model_dir = kUntied;
+  dummy.load_format = "dummy";
+  dummy.seed = 3;
+  auto source = LoadModel(dummy, rig.actor.get());
   ASSERT_TRUE(source.ok());
   GrpoOptions g;
   g.sample_vocab = rig.engine->vocab_size() - 10;

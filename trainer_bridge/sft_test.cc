@@ -26,8 +26,10 @@ std::vector<SftExample> Examples() {
 }
 
 LoadedModel Load() {
-  auto m =
-      LoadModel({.model_dir = kFixture, .load_format = "safetensors"}, nullptr);
+  ModelSource source;
+  source.model_dir = kFixture;
+  source.load_format = "safetensors";
+  auto m = LoadModel(source, nullptr);
   EXPECT_TRUE(m.ok()) << m.status();
   return std::move(m).value();
 }

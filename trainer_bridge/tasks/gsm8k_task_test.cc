@@ -27,6 +27,13 @@ std::vector<Gsm8kExample> Examples(int n) {
   return out;
 }
 
+Gsm8kTaskOptions Options(uint64_t seed, int64_t max_prompt_length = 512) {
+  Gsm8kTaskOptions o;
+  o.seed = seed;
+  o.max_prompt_length = max_prompt_length;
+  return o;
+}
+
 std::unique_ptr<Tokenizer> LoadQwen3Tokenizer() {
   auto t = LoadTokenizer(kTokenizerDir);
   EXPECT_TRUE(t.ok()) << t.status();
@@ -41,10 +48,10 @@ std::string Decode(const Tokenizer& t, const std::vector<int32_t>& ids) {
 
 TEST(Gsm8kTaskTest, PromptsAreTheChatTemplateAndTheOrderIsSeeded) {
   auto tokenizer = LoadQwen3Tokenizer();
-  auto task = Gsm8kTask::Create(Examples(10), *tokenizer, {.seed = 1});
+  auto task = Gsm8kTask::Create(Examples(10), *tokenizer, Options(1));
   ASSERT_TRUE(task.ok()) << task.status();
-  auto again = Gsm8kTask::Create(Examples(10), *tokenizer, {.seed = 1});
-  auto other = Gsm8kTask::Create(Examples(10), *tokenizer, {.seed = 2});
+  auto again = Gsm8kTask::Create(Examples(10), *tokenizer, Options(1));
+  auto other = Gsm8kTask::Create(Examples(10), *tokenizer, Options(2));
   EXPECT_EQ(*(*task)->Prompts(3, 4), *(*again)->Prompts(3, 4));
   bool differs = false;
   for (int64_t b = 0; b < 3; ++b)
@@ -72,7 +79,7 @@ TEST(Gsm8kTaskTest, PromptsAreTheChatTemplateAndTheOrderIsSeeded) {
 
 TEST(Gsm8kTaskTest, ScoresAgainstTheGoldOfThatPrompt) {
   auto tokenizer = LoadQwen3Tokenizer();
-  auto task = Gsm8kTask::Create(Examples(10), *tokenizer, {.seed = 4});
+  auto task = Gsm8kTask::Create(Examples(10), *tokenizer, Options(4));
   ASSERT_TRUE(task.ok());
   ASSERT_TRUE((*task)->Prompts(2, 3).ok());
   const std::string gold = (*task)->ExampleAt(2, 1, 3).final_answer;
@@ -94,12 +101,11 @@ TEST(Gsm8kTaskTest, LongPromptsAreSkippedAndNoneLeftIsAnError) {
   auto tokenizer = LoadQwen3Tokenizer();
   std::vector<Gsm8kExample> examples = Examples(3);
   examples[1].question = std::string(3000, 'x') + " and more words";
-  auto task =
-      Gsm8kTask::Create(examples, *tokenizer, {.max_prompt_length = 200});
+  auto task = Gsm8kTask::Create(examples, *tokenizer, Options(0, 200));
   ASSERT_TRUE(task.ok());
   EXPECT_EQ((*task)->size(), 2);
   EXPECT_EQ((*task)->skipped(), 1);
-  auto none = Gsm8kTask::Create(examples, *tokenizer, {.max_prompt_length = 5});
+  auto none = Gsm8kTask::Create(examples, *tokenizer, Options(0, 5));
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.status().message().find("max_prompt_length 5"),
             std::string::npos);
@@ -107,7 +113,7 @@ TEST(Gsm8kTaskTest, LongPromptsAreSkippedAndNoneLeftIsAnError) {
 
 TEST(Gsm8kTaskTest, SftExamplesAreTheWorkedAnswerThenEndOfTurn) {
   auto tokenizer = LoadQwen3Tokenizer();
-  auto task = Gsm8kTask::Create(Examples(5), *tokenizer, {.seed = 3});
+  auto task = Gsm8kTask::Create(Examples(5), *tokenizer, Options(3));
   ASSERT_TRUE(task.ok());
   const std::vector<SftExample> batch = (*task)->SftBatch(4, 3);
   ASSERT_EQ(batch.size(), 3u);
@@ -128,7 +134,8 @@ TEST(Gsm8kTaskTest, EvaluationCountsGreedyAnswers) {
   o.max_total_tokens = 4096;
   auto engine = SamplerEngine::Create(o, mesh.get());
   ASSERT_TRUE(engine.ok()) << engine.status();
-  auto task = Gsm8kTask::Create(Examples(6), *(*engine)->tokenizer(), {});
+  auto task =
+      Gsm8kTask::Create(Examples(6), *(*engine)->tokenizer(), Options(0));
   ASSERT_TRUE(task.ok());
   auto result = EvaluateGsm8k(**engine, **task, 100, 12);
   ASSERT_TRUE(result.ok()) << result.status();
