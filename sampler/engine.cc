@@ -273,27 +273,50 @@ void SamplerEngine::RunControl(FunctionRef<void()> op) {
   control_cv_.wait(lock, [&node] { return node.done; });
 }
 
+StatusOr<ApplyReport> SamplerEngine::ApplyUpdate(
+    FunctionRef<StatusOr<ApplyReport>()> apply, bool flush_cache) {
+  const Clock::time_point start = Clock::now();
+  StatusOr<ApplyReport> result = apply();
+  if (result.ok() && flush_cache) scheduler_->FlushPrefixCache();
+  const double stall = MsSince(start);
+  if (result.ok()) {
+    ++local_stats_.updates_applied;
+    local_stats_.last_update_stall_ms = stall;
+    local_stats_.max_update_stall_ms =
+        std::max(local_stats_.max_update_stall_ms, stall);
+  } else {
+    ++local_stats_.updates_refused;
+  }
+  PublishStats();
+  return result;
+}
+
 StatusOr<ApplyReport> SamplerEngine::UpdateParams(
     const proto::UpdateParams& update) {
   // Not an error placeholder: building an error message would allocate.
   StatusOr<ApplyReport> result = ApplyReport{};
   RunControl([&] {
-    const Clock::time_point start = Clock::now();
-    result = ApplyUpdateParams(update, weights_, mesh_);
-    if (result.ok() && update.flush_cache()) scheduler_->FlushPrefixCache();
-    const double stall = MsSince(start);
-    if (result.ok()) {
-      ++local_stats_.updates_applied;
-      local_stats_.last_update_stall_ms = stall;
-      local_stats_.max_update_stall_ms =
-          std::max(local_stats_.max_update_stall_ms, stall);
-    } else {
-      ++local_stats_.updates_refused;
-    }
-    PublishStats();
+    result =
+        ApplyUpdate([&] { return ApplyUpdateParams(update, weights_, mesh_); },
+                    update.flush_cache());
   });
   if (!result.ok()) {
     LOG(WARNING) << "UpdateParams refused: " << result.status();
+  }
+  return result;
+}
+
+StatusOr<ApplyReport> SamplerEngine::UpdateFromLeaves(const ParamLeaves& source,
+                                                      uint64_t version,
+                                                      bool flush_cache) {
+  StatusOr<ApplyReport> result = ApplyReport{};
+  RunControl([&] {
+    result = ApplyUpdate(
+        [&] { return ApplyLeaves(source, version, weights_, mesh_); },
+        flush_cache);
+  });
+  if (!result.ok()) {
+    LOG(WARNING) << "UpdateFromLeaves refused: " << result.status();
   }
   return result;
 }

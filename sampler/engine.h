@@ -102,6 +102,11 @@ class SamplerEngine {
   StatusOr<ApplyReport> UpdateParams(const proto::UpdateParams& update);
   // Parses (on the calling thread, into a reused message) then applies.
   StatusOr<ApplyReport> UpdateParamsSerialized(std::string_view serialized);
+  // Weights already in memory (e.g. a checkpoint read from disk), with the
+  // same contract as UpdateParams: same structure, newer version, applied
+  // whole at a step boundary or refused with nothing changed.
+  StatusOr<ApplyReport> UpdateFromLeaves(const ParamLeaves& source,
+                                         uint64_t version, bool flush_cache);
   StatusOr<LeafChecksums> WeightsChecksum();
   // Adds N(0, scale^2) noise to the first num_leaves leaves (a diagnostic:
   // the weight version does not change).
@@ -143,6 +148,9 @@ class SamplerEngine {
   // Scheduler thread: runs a detached list of control operations, then
   // marks each done and wakes the callers.
   void RunAndComplete(ControlOp* list);
+  // Scheduler thread: runs one weight update and records its stall.
+  StatusOr<ApplyReport> ApplyUpdate(FunctionRef<StatusOr<ApplyReport>()> apply,
+                                    bool flush_cache);
   void SchedulerLoop();
   void PublishStats();
 

@@ -160,6 +160,44 @@ StatusOr<ApplyReport> ApplyUpdateParams(const proto::UpdateParams& update,
   return report;
 }
 
+StatusOr<ApplyReport> ApplyLeaves(const ParamLeaves& source, uint64_t version,
+                                  ParamLeaves& target, Mesh* mesh) {
+  const auto start = std::chrono::steady_clock::now();
+  if (version <= target.version()) {
+    return FailedPreconditionError("version " + std::to_string(version) +
+                                   " is not newer than the version in force (" +
+                                   std::to_string(target.version()) + ")");
+  }
+  if (source.size() != target.size()) {
+    return InvalidArgumentError(
+        "the new weights have " + std::to_string(source.size()) +
+        " leaves, the receiver " + std::to_string(target.size()));
+  }
+  for (size_t i = 0; i < source.size(); ++i) {
+    const LeafSpec& a = source.spec(i);
+    const LeafSpec& b = target.spec(i);
+    if (a.name != b.name || a.shape != b.shape || a.dtype != b.dtype) {
+      auto describe = [](const LeafSpec& spec) {
+        return "'" + spec.name + "' " + ShapeToString(spec.shape) + " " +
+               std::string(DTypeName(spec.dtype));
+      };
+      return InvalidArgumentError("leaf " + std::to_string(i) +
+                                  " differs: " + describe(a) +
+                                  " vs the receiver's " + describe(b));
+    }
+  }
+  RETURN_IF_ERROR(CopyIntoLeaves(
+      target, [&](size_t i) { return source.data(i); }, mesh));
+  target.set_version(version);
+  ApplyReport report;
+  report.version = version;
+  report.bytes_copied = target.total_bytes();
+  report.elapsed_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now() - start)
+                          .count();
+  return report;
+}
+
 StatusOr<ApplyReport> ApplySerializedUpdateParams(std::string_view serialized,
                                                   proto::UpdateParams* scratch,
                                                   ParamLeaves& target,

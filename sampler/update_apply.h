@@ -48,6 +48,12 @@ Status ValidateUpdateParams(const proto::UpdateParams& update,
 StatusOr<ApplyReport> ApplyUpdateParams(const proto::UpdateParams& update,
                                         ParamLeaves& target, Mesh* mesh);
 
+// The same contract for weights already in memory (a checkpoint loaded from
+// disk): `source` must have target's structure and `version` must be newer;
+// then every leaf is copied in place.
+StatusOr<ApplyReport> ApplyLeaves(const ParamLeaves& source, uint64_t version,
+                                  ParamLeaves& target, Mesh* mesh);
+
 // Parses a serialized UpdateParams into *scratch (reuse one message across
 // calls: its buffers are kept, so steady state allocates nothing) and applies
 // it. A malformed or truncated message is an InvalidArgument error.

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <limits>
 #include <random>
 
@@ -106,18 +107,20 @@ TEST(RlLoopTest, OverlappedLoopLearnsWithinTheStalenessBound) {
   Rig rig;
   TargetTokenTask task;
   std::vector<RlStepMetrics> steps;
-  auto summary = RunRlLoop(*rig.engine, *rig.learner, task, SmallLoop(20, 1),
+  // Staleness makes the trajectory depend on timing (when an update lands
+  // inside a batch), so the bound leaves room: 30 steps, best of the last 10.
+  auto summary = RunRlLoop(*rig.engine, *rig.learner, task, SmallLoop(30, 1),
                            [&](const RlStepMetrics& m) {
                              steps.push_back(m);
                              return OkStatus();
                            });
   ASSERT_TRUE(summary.ok()) << summary.status();
-  ASSERT_EQ(steps.size(), 20u);
+  ASSERT_EQ(steps.size(), 30u);
   EXPECT_LT(steps[0].grpo.reward_mean, 0.2);
   double best_late = 0;
   int lagged = 0;
   for (const RlStepMetrics& m : steps) {
-    if (m.step > 15) best_late = std::max(best_late, m.grpo.reward_mean);
+    if (m.step > 20) best_late = std::max(best_late, m.grpo.reward_mean);
     EXPECT_EQ(m.policy_version, uint64_t(m.step));
     ASSERT_TRUE(m.synced);
     EXPECT_EQ(m.sync.version, uint64_t(m.step));
@@ -127,10 +130,14 @@ TEST(RlLoopTest, OverlappedLoopLearnsWithinTheStalenessBound) {
     EXPECT_DOUBLE_EQ(m.reward_parts.at("target"), m.grpo.reward_mean);
     lagged += m.version_lag == 1;
   }
-  EXPECT_GT(best_late, 0.8);
+  std::string curve;
+  for (const RlStepMetrics& m : steps)
+    curve += std::to_string(m.grpo.reward_mean).substr(0, 4) + " ";
+  EXPECT_GT(best_late, 0.8) << curve;
+  std::cout << "mean reward per step (staleness 1): " << curve << std::endl;
   // The overlap really happened: batches sampled with the previous weights.
   EXPECT_GT(lagged, 0);
-  EXPECT_EQ(rig.engine->Stats().weight_version, 20u);
+  EXPECT_EQ(rig.engine->Stats().weight_version, 30u);
   EXPECT_EQ(rig.engine->WeightsChecksum()->content_hash,
             ContentHash(rig.learner->weights()));
   EXPECT_DOUBLE_EQ(summary->last_reward_mean, steps.back().grpo.reward_mean);
