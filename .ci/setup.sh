@@ -13,7 +13,7 @@ packages=(
   libgflags-dev libgoogle-glog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libxxhash-dev
-  libcpp-httplib-dev nlohmann-json3-dev
+  libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev nlohmann-json3-dev   # the server (httplib is built with TLS, zlib, brotli)
   libpcre2-dev libutf8proc-dev   # tokenizer: pre-tokenizer regex, NFC
 )
 

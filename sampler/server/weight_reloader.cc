@@ -1,0 +1,121 @@
+#include "sampler/server/weight_reloader.h"
+
+#include <chrono>
+
+#include "models/forward/model_source.h"
+
+namespace rlrt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+std::string_view ReloadStateName(ReloadState state) {
+  switch (state) {
+    case ReloadState::kIdle:
+      return "idle";
+    case ReloadState::kLoading:
+      return "loading";
+    case ReloadState::kApplying:
+      return "applying";
+    case ReloadState::kDone:
+      return "done";
+    case ReloadState::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+WeightReloader::WeightReloader(SamplerEngine* engine, Mesh* staging_mesh)
+    : engine_(engine), staging_mesh_(staging_mesh) {}
+
+WeightReloader::~WeightReloader() { Wait(); }
+
+bool WeightReloader::busy() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return status_.state == ReloadState::kLoading ||
+         status_.state == ReloadState::kApplying;
+}
+
+ReloadStatus WeightReloader::status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return status_;
+}
+
+void WeightReloader::Wait() {
+  std::thread worker;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    worker = std::move(worker_);
+  }
+  if (worker.joinable()) worker.join();
+}
+
+Status WeightReloader::Start(const std::string& model_path,
+                             const std::string& load_format, uint64_t seed) {
+  if (load_format != "safetensors" && load_format != "dummy" &&
+      load_format != "auto") {
+    return InvalidArgumentError(
+        "load_format must be \"safetensors\" or \"dummy\", not \"" +
+        load_format + "\"");
+  }
+  if (model_path.empty()) return InvalidArgumentError("model_path is empty");
+  std::lock_guard<std::mutex> lock(mu_);
+  if (status_.state == ReloadState::kLoading ||
+      status_.state == ReloadState::kApplying) {
+    return FailedPreconditionError("a reload of " + status_.model_path +
+                                   " is already running");
+  }
+  // The previous worker has finished (its state is final); reap it.
+  if (worker_.joinable()) worker_.join();
+  status_.state = ReloadState::kLoading;
+  status_.model_path = model_path;
+  status_.load_format = load_format;
+  status_.error.clear();
+  status_.load_seconds = status_.apply_seconds = 0;
+  worker_ =
+      std::thread(&WeightReloader::Run, this, model_path, load_format, seed);
+  return OkStatus();
+}
+
+void WeightReloader::Run(std::string model_path, std::string load_format,
+                         uint64_t seed) {
+  auto fail = [&](const Status& status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    status_.state = ReloadState::kFailed;
+    status_.error = status.ToString();
+    status_.version = engine_->Stats().weight_version;
+    ++status_.reloads_failed;
+  };
+  const Clock::time_point start = Clock::now();
+  ModelSource source;
+  source.model_dir = model_path;
+  source.load_format = load_format;
+  source.seed = seed;
+  // Validated while read: a missing file, a wrong shape or a truncated
+  // tensor fails here, before the engine is touched.
+  StatusOr<LoadedModel> loaded = LoadModel(source, staging_mesh_);
+  if (!loaded.ok()) return fail(loaded.status());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    status_.load_seconds = Seconds(start);
+    status_.state = ReloadState::kApplying;
+  }
+  const Clock::time_point apply_start = Clock::now();
+  StatusOr<ApplyReport> applied = engine_->UpdateFromLeaves(
+      loaded->weights, engine_->Stats().weight_version + 1,
+      /*flush_cache=*/true);
+  if (!applied.ok()) return fail(applied.status());
+  std::lock_guard<std::mutex> lock(mu_);
+  status_.apply_seconds = Seconds(apply_start);
+  status_.state = ReloadState::kDone;
+  status_.version = applied->version;
+  ++status_.reloads_done;
+}
+
+}  // namespace rlrt
