@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <signal.h>
 
 #include <chrono>
 #include <filesystem>
@@ -134,6 +135,7 @@ TEST(RolloutServerTest, OpenAiCompletionsChatModelsAndStreaming) {
   json models = s.Get("/v1/models");
   EXPECT_EQ(models["object"], "list");
   EXPECT_EQ(models["data"][0]["id"], "rlrt");
+  EXPECT_EQ(models["data"][0]["vocab_size"], s.engine->vocab_size());
   json c = s.Post("/v1/completions", {{"prompt", "Once upon a time"},
                                       {"max_tokens", 12},
                                       {"temperature", 0},
@@ -444,6 +446,96 @@ TEST(RolloutServerTest, AClientLeavingMidStreamAbortsItsRequest) {
   json load = s.Get("/get_load");
   EXPECT_EQ(load["running_requests"], 0);
   EXPECT_EQ(s.engine->Stats().scheduler.aborted_requests, 1);
+}
+
+}  // namespace
+}  // namespace rlrt
+
+namespace rlrt {
+namespace {
+
+// A checkpoint directory whose dummy weights take a while to build (the
+// Qwen3-0.6B shape), so a reload of it is still loading when the next
+// request arrives; its structure differs from stories260K, so it then fails.
+std::filesystem::path SlowDummyModel() {
+  const auto dir = TempDir("slow");
+  std::ofstream(dir / "config.json")
+      << json{{"model_type", "qwen3"},       {"vocab_size", 151936},
+              {"hidden_size", 1024},         {"intermediate_size", 3072},
+              {"num_hidden_layers", 8},      {"num_attention_heads", 16},
+              {"num_key_value_heads", 8},    {"head_dim", 128},
+              {"rms_norm_eps", 1e-6},        {"rope_theta", 1000000.0},
+              {"tie_word_embeddings", true}, {"max_position_embeddings", 40960},
+              {"torch_dtype", "float32"}};
+  return dir;
+}
+
+TEST(RolloutServerTest, RequestsDuringAReloadAreServedOrRefusedAsConfigured) {
+  const auto slow = SlowDummyModel();
+  for (bool reject : {false, true}) {
+    RolloutServerOptions o;
+    o.reject_during_reload = reject;
+    Served s(o);
+    s.Post("/admin/reload_weights",
+           {{"model_path", slow.string()}, {"load_format", "dummy"}}, 202);
+    ASSERT_EQ(s.Get("/admin/reload_status")["state"], "loading");
+    if (reject) {
+      json r = s.Post("/generate", kGreedyOnce, 503);
+      EXPECT_NE(r["error"]["message"].get<std::string>().find("reload"),
+                std::string::npos);
+    } else {
+      // Served by the old weights, and the response says so.
+      json r = s.Post("/generate", kGreedyOnce);
+      EXPECT_EQ(r["meta_info"]["weight_version"], 0);
+    }
+    json status = s.WaitForReload();
+    EXPECT_EQ(status["state"], "failed");  // Another structure.
+    s.Post("/generate", kGreedyOnce);      // Serving either way.
+  }
+  std::filesystem::remove_all(slow);
+}
+
+}  // namespace
+}  // namespace rlrt
+
+namespace rlrt {
+namespace {
+
+// build/bin/rollout_server --num_servers=2: two engines on disjoint devices,
+// each on its own port, stopped cleanly by SIGTERM.
+TEST(RolloutServerBinaryTest, TwoServersOnDisjointDevicesAndPorts) {
+  const int base = 20000 + getpid() % 20000;
+  const std::string command =
+      std::string(ROLLOUT_SERVER_PATH) +
+      " --num_servers=2 --num_virtual_devices=2 --base_port=" +
+      std::to_string(base) + " --model_dir=" + kStoriesDir +
+      " 2>/dev/null & echo $!";
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char buf[4096];
+  ASSERT_NE(fgets(buf, sizeof(buf), pipe), nullptr);
+  const int pid = std::atoi(buf);
+  std::vector<json> ready;
+  while (ready.size() < 2 && fgets(buf, sizeof(buf), pipe) != nullptr) {
+    json line = json::parse(buf, nullptr, false);
+    if (!line.is_discarded() && line["phase"] == "server_ready")
+      ready.push_back(line);
+  }
+  ASSERT_EQ(ready.size(), 2u);
+  EXPECT_EQ(ready[0]["port"], base);
+  EXPECT_EQ(ready[1]["port"], base + 1);
+  EXPECT_NE(ready[0]["devices"], ready[1]["devices"]);
+  for (const json& r : ready) {
+    httplib::Client client("127.0.0.1", r["port"].get<int>());
+    auto health = client.Get("/health");
+    ASSERT_TRUE(health);
+    EXPECT_EQ(health->status, 200);
+    auto sums = client.Get("/admin/weights_checksum");
+    ASSERT_TRUE(sums);
+    EXPECT_EQ(sums->status, 200);
+  }
+  kill(pid, SIGTERM);
+  pclose(pipe);
 }
 
 }  // namespace

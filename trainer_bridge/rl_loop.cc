@@ -22,16 +22,16 @@ struct InFlight {
   std::vector<RequestHandle> handles;
 };
 
-void AbortAndDrain(SamplerEngine& engine, std::deque<InFlight>& pending) {
+void AbortAndDrain(RolloutBackend& rollouts, std::deque<InFlight>& pending) {
   for (InFlight& batch : pending)
-    for (const RequestHandle& h : batch.handles) engine.Abort(h.id());
+    for (const RequestHandle& h : batch.handles) rollouts.Abort(h);
   for (InFlight& batch : pending)
     for (const RequestHandle& h : batch.handles) (void)h.Wait();
   pending.clear();
 }
 
 Status CheckOptions(const RlLoopOptions& o, const GrpoLearner& learner,
-                    const SamplerEngine& engine) {
+                    const RolloutBackend& rollouts) {
   if (o.steps < 1) return InvalidArgumentError("steps must be >= 1");
   if (o.batch_size < 1) return InvalidArgumentError("batch_size must be >= 1");
   if (o.num_generations < 2)
@@ -51,16 +51,16 @@ Status CheckOptions(const RlLoopOptions& o, const GrpoLearner& learner,
         ") differs from the learner's (" +
         std::to_string(learner.options().temperature) + ")");
   // Likewise the set of ids the softmax runs over.
-  if (learner.sample_vocab() != engine.vocab_size())
+  if (learner.sample_vocab() != rollouts.vocab_size())
     return InvalidArgumentError(
         "the learner normalises logprobs over " +
         std::to_string(learner.sample_vocab()) + " ids, the sampler over " +
-        std::to_string(engine.vocab_size()) +
+        std::to_string(rollouts.vocab_size()) +
         " (set GrpoOptions::sample_vocab to the engine's vocab_size())");
   return OkStatus();
 }
 
-StatusOr<InFlight> Submit(SamplerEngine& engine, RlTask& task, int64_t index,
+StatusOr<InFlight> Submit(RolloutBackend& rollouts, RlTask& task, int64_t index,
                           const RlLoopOptions& o) {
   InFlight batch;
   batch.index = index;
@@ -78,11 +78,11 @@ StatusOr<InFlight> Submit(SamplerEngine& engine, RlTask& task, int64_t index,
     r.stop.max_new_tokens = o.max_new_tokens;
     r.seed = SampleSeed(batch_seed, static_cast<int32_t>(p));
     r.return_logprobs = true;
-    StatusOr<RequestHandle> handle = engine.Submit(std::move(r));
+    StatusOr<RequestHandle> handle = rollouts.Submit(std::move(r));
     if (!handle.ok()) {
       std::deque<InFlight> partial;
       partial.push_back(std::move(batch));
-      AbortAndDrain(engine, partial);
+      AbortAndDrain(rollouts, partial);
       return Status(handle.status().code(),
                     "batch " + std::to_string(index) + " prompt " +
                         std::to_string(p) + ": " +
@@ -133,17 +133,23 @@ StatusOr<std::vector<Completion>> Collect(InFlight& batch, RlTask& task,
 StatusOr<RlRunSummary> RunRlLoop(SamplerEngine& engine, GrpoLearner& learner,
                                  RlTask& task, const RlLoopOptions& options,
                                  const RlStepCallback& on_step) {
-  RETURN_IF_ERROR(CheckOptions(options, learner, engine));
-  WeightSync sync(&engine, learner.mesh(), options.verify_sync,
-                  options.flush_cache);
+  LocalRollouts local(&engine, learner.mesh(), options.verify_sync,
+                      options.flush_cache);
+  return RunRlLoop(local, learner, task, options, on_step);
+}
+
+StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
+                                 RlTask& task, const RlLoopOptions& options,
+                                 const RlStepCallback& on_step) {
+  RETURN_IF_ERROR(CheckOptions(options, learner, rollouts));
   RlRunSummary summary;
   const Clock::time_point run_start = Clock::now();
-  uint64_t policy_version = engine.Stats().weight_version;
+  ASSIGN_OR_RETURN(uint64_t policy_version, rollouts.WeightVersion());
   std::deque<InFlight> pending;
   int64_t next_submit = 0;
   // Every exit path aborts what is still generating.
   auto fail = [&](Status status) {
-    AbortAndDrain(engine, pending);
+    AbortAndDrain(rollouts, pending);
     return status;
   };
 
@@ -152,7 +158,7 @@ StatusOr<RlRunSummary> RunRlLoop(SamplerEngine& engine, GrpoLearner& learner,
     // Batches up to k + s may be sampled with the weights of step k - 1.
     while (next_submit < options.steps &&
            next_submit <= k + options.max_staleness) {
-      StatusOr<InFlight> batch = Submit(engine, task, next_submit, options);
+      StatusOr<InFlight> batch = Submit(rollouts, task, next_submit, options);
       if (!batch.ok()) return fail(batch.status());
       pending.push_back(*std::move(batch));
       ++next_submit;
@@ -180,7 +186,7 @@ StatusOr<RlRunSummary> RunRlLoop(SamplerEngine& engine, GrpoLearner& learner,
     if ((k + 1) % options.sync_every == 0 || k + 1 == options.steps) {
       const Clock::time_point sync_start = Clock::now();
       StatusOr<SyncReport> report =
-          sync.Push(learner.weights(), policy_version);
+          rollouts.PushWeights(learner.weights(), policy_version);
       if (!report.ok()) {
         return fail(Status(report.status().code(),
                            "sync after step " + std::to_string(k + 1) +

@@ -31,6 +31,7 @@
 #include "sampler/engine.h"
 #include "trainer_bridge/grpo_learner.h"
 #include "trainer_bridge/rl_task.h"
+#include "trainer_bridge/rollout_backend.h"
 #include "trainer_bridge/weight_sync.h"
 
 namespace rlrt {
@@ -84,6 +85,11 @@ using RlStepCallback = std::function<Status(const RlStepMetrics&)>;
 
 // Runs options.steps GRPO steps. `on_step` (may be empty) sees each step's
 // metrics after its sync; an error from it stops the run.
+StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
+                                 RlTask& task, const RlLoopOptions& options,
+                                 const RlStepCallback& on_step = {});
+// The same on an in-process engine (LocalRollouts with options' verify_sync
+// and flush_cache).
 StatusOr<RlRunSummary> RunRlLoop(SamplerEngine& engine, GrpoLearner& learner,
                                  RlTask& task, const RlLoopOptions& options,
                                  const RlStepCallback& on_step = {});

@@ -188,7 +188,11 @@ void RolloutServer::Route() {
         json model = {{"id", options_.model_name},
                       {"object", "model"},
                       {"owned_by", "rlrt"},
-                      {"max_model_len", engine_->context_length()}};
+                      {"max_model_len", engine_->context_length()},
+                      // Extensions a trainer needs to match the sampler:
+                      // the ids it can draw, and the version in force.
+                      {"vocab_size", engine_->vocab_size()},
+                      {"weight_version", engine_->Stats().weight_version}};
         SendJson(s, {{"object", "list"}, {"data", json::array({model})}});
       }));
   http_->Get("/health", counted(Endpoint::kOther, [this](auto&, auto& s) {

@@ -97,7 +97,7 @@ std::vector<SftExample> Gsm8kTask::SftBatch(int64_t offset,
   return batch;
 }
 
-StatusOr<Gsm8kEvalResult> EvaluateGsm8k(SamplerEngine& engine,
+StatusOr<Gsm8kEvalResult> EvaluateGsm8k(RolloutBackend& rollouts,
                                         const Gsm8kTask& task, int64_t count,
                                         int64_t max_new_tokens) {
   if (count < 1) return InvalidArgumentError("eval count must be >= 1");
@@ -109,11 +109,11 @@ StatusOr<Gsm8kEvalResult> EvaluateGsm8k(SamplerEngine& engine,
     r.input_ids = task.prompt_ids(i);
     r.sampling.temperature = 0.0f;
     r.stop.max_new_tokens = max_new_tokens;
-    ASSIGN_OR_RETURN(RequestHandle h, engine.Submit(std::move(r)));
+    ASSIGN_OR_RETURN(RequestHandle h, rollouts.Submit(std::move(r)));
     handles.push_back(std::move(h));
   }
   Gsm8kEvalResult out;
-  out.weight_version = engine.Stats().weight_version;
+  ASSIGN_OR_RETURN(out.weight_version, rollouts.WeightVersion());
   int64_t tokens = 0;
   Status first_error;
   for (int64_t i = 0; i < count; ++i) {

@@ -14,6 +14,7 @@
 #include "sampler/engine.h"
 #include "trainer_bridge/grpo_learner.h"
 #include "trainer_bridge/rl_task.h"
+#include "trainer_bridge/rollout_backend.h"
 #include "trainer_bridge/tasks/gsm8k.h"
 #include "trainer_bridge/tasks/rewards.h"
 
@@ -82,7 +83,7 @@ struct Gsm8kEvalResult {
 
 // Greedy decoding of the first `count` examples of `task` (all at once, so
 // the engine batches them), scored for exact answers.
-StatusOr<Gsm8kEvalResult> EvaluateGsm8k(SamplerEngine& engine,
+StatusOr<Gsm8kEvalResult> EvaluateGsm8k(RolloutBackend& rollouts,
                                         const Gsm8kTask& task, int64_t count,
                                         int64_t max_new_tokens);
 

@@ -137,7 +137,8 @@ TEST(Gsm8kTaskTest, EvaluationCountsGreedyAnswers) {
   auto task =
       Gsm8kTask::Create(Examples(6), *(*engine)->tokenizer(), Options(0));
   ASSERT_TRUE(task.ok());
-  auto result = EvaluateGsm8k(**engine, **task, 100, 12);
+  LocalRollouts rollouts(engine->get(), nullptr);
+  auto result = EvaluateGsm8k(rollouts, **task, 100, 12);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->examples, 6);  // Clamped to the task's size.
   // Recount one question at a time; greedy decoding does not depend on
@@ -156,7 +157,7 @@ TEST(Gsm8kTaskTest, EvaluationCountsGreedyAnswers) {
   }
   EXPECT_EQ(result->correct, correct);
   EXPECT_DOUBLE_EQ(result->mean_completion_tokens, tokens / 6.0);
-  EXPECT_FALSE(EvaluateGsm8k(**engine, **task, 0, 12).ok());
+  EXPECT_FALSE(EvaluateGsm8k(rollouts, **task, 0, 12).ok());
 }
 
 }  // namespace
