@@ -17,15 +17,19 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
 
 #include "examples/learner_flags.h"
 #include "models/forward/model_source.h"
 #include "models/io/checkpoint.h"
 #include "models/leaf_checksum.h"
+#include "models/tokenizer/tokenizer.h"
 #include "partition/device.h"
 #include "partition/partition_spec.h"
 #include "sampler/engine.h"
 #include "trainer_bridge/grpo_learner.h"
+#include "trainer_bridge/remote/remote_rollouts.h"
 #include "trainer_bridge/rl_loop.h"
 #include "trainer_bridge/rl_metrics_json.h"
 #include "trainer_bridge/tasks/gsm8k_task.h"
@@ -45,6 +49,12 @@ DEFINE_string(tokenizer_dir, "",
               "it has them, else the Qwen3 tokenizer in ../shared.");
 DEFINE_string(gsm8k_dir, RLRT_SHARED_DIR "/data/gsm8k",
               "Directory with GSM8K train.jsonl and test.jsonl.");
+// Remote rollouts.
+DEFINE_string(rollout_servers, "",
+              "Comma-separated rollout server URLs (build/bin/rollout_server): "
+              "sample through them and push weights with "
+              "/admin/update_params instead of an in-process engine.");
+DEFINE_string(admin_token, "", "Bearer token for the servers' admin API.");
 // Devices.
 DEFINE_string(partition, "",
               "e.g. 'rollout=1,actor=rest' or "
@@ -172,16 +182,92 @@ json EvalJson(int64_t step, const Gsm8kEvalResult& r) {
           {"seconds", r.seconds}};
 }
 
+// The sampler side: an in-process engine on the rollout mesh, or remote
+// rollout servers. Either way a RolloutBackend and a tokenizer.
+struct Sampler {
+  std::unique_ptr<SamplerEngine> engine;  // In-process only.
+  std::unique_ptr<Tokenizer> tokenizer;   // Remote only (engine's otherwise).
+  std::unique_ptr<RolloutBackend> rollouts;
+  const Tokenizer* tok() const {
+    return engine ? engine->tokenizer() : tokenizer.get();
+  }
+};
+
+StatusOr<Sampler> StartSampler(Mesh* rollout_mesh, Mesh* actor_mesh) {
+  Sampler sampler;
+  if (!FLAGS_rollout_servers.empty()) {
+    RolloutClientOptions client;
+    std::stringstream list(FLAGS_rollout_servers);
+    for (std::string url; std::getline(list, url, ',');)
+      if (!url.empty()) client.urls.push_back(url);
+    client.admin_token = FLAGS_admin_token;
+    ASSIGN_OR_RETURN(std::unique_ptr<RemoteRollouts> remote,
+                     RemoteRollouts::Create(client, actor_mesh));
+    ASSIGN_OR_RETURN(uint64_t version, remote->WeightVersion());
+    Emit({{"phase", "rollout_servers"},
+          {"urls", client.urls},
+          {"vocab_size", remote->vocab_size()},
+          {"weight_version", version}});
+    sampler.rollouts = std::move(remote);
+    ASSIGN_OR_RETURN(sampler.tokenizer, LoadTokenizer(TokenizerDir()));
+    return sampler;
+  }
+  // The in-process sampler starts with dummy weights of the model's
+  // structure.
+  const int64_t in_flight = int64_t{FLAGS_batch_size} * FLAGS_num_generations *
+                            (FLAGS_max_staleness + 1);
+  const int64_t eval_requests = FLAGS_eval_every > 0 ? FLAGS_eval_examples : 0;
+  const int64_t sequence = FLAGS_max_prompt_length + FLAGS_max_new_tokens;
+  EngineOptions o;
+  o.model.model_dir = FLAGS_model_dir;
+  o.model.preset = FLAGS_model_dir.empty() ? FLAGS_preset : "";
+  o.model.load_format = "dummy";
+  o.model.seed = FLAGS_seed;
+  o.tokenizer_dir = TokenizerDir();
+  o.max_running_requests = static_cast<int32_t>(in_flight + eval_requests);
+  o.max_total_tokens = FLAGS_max_total_tokens > 0
+                           ? FLAGS_max_total_tokens
+                           : (in_flight + eval_requests) * sequence;
+  o.context_length = sequence;
+  ASSIGN_OR_RETURN(sampler.engine, SamplerEngine::Create(o, rollout_mesh));
+  std::cout << sampler.engine->ready_line() << std::endl;
+  if (metrics_file != nullptr)
+    *metrics_file << sampler.engine->ready_line() << "\n";
+  sampler.rollouts =
+      std::make_unique<LocalRollouts>(sampler.engine.get(), actor_mesh);
+  return sampler;
+}
+
 Status Run() {
   RETURN_IF_ERROR(CheckFlags());
   ASSIGN_OR_RETURN(GrpoOptions learner_options, LearnerOptions());
   ASSIGN_OR_RETURN(std::vector<Device> devices,
                    DiscoverLocalDevices(FLAGS_num_virtual_devices));
-  ASSIGN_OR_RETURN(Partition partition,
-                   Partition::Create(FLAGS_partition, devices));
-  Emit({{"phase", "partition"},
-        {"devices", devices.size()},
-        {"meshes", partition.ToString()}});
+  // With remote rollouts every local device trains.
+  const std::string spec =
+      FLAGS_rollout_servers.empty() || !FLAGS_partition.empty()
+          ? FLAGS_partition
+          : "";
+  std::unique_ptr<Mesh> actor_only;
+  std::optional<Partition> partition;
+  Mesh* actor = nullptr;
+  Mesh* reference = nullptr;
+  Mesh* rollout = nullptr;
+  if (FLAGS_rollout_servers.empty()) {
+    ASSIGN_OR_RETURN(partition, Partition::Create(spec, devices));
+    actor = &partition->actor();
+    reference = &partition->reference();
+    rollout = &partition->rollout();
+    Emit({{"phase", "partition"},
+          {"devices", devices.size()},
+          {"meshes", partition->ToString()}});
+  } else {
+    ASSIGN_OR_RETURN(actor_only, Mesh::Create("actor", devices));
+    actor = reference = actor_only.get();
+    Emit({{"phase", "partition"},
+          {"devices", devices.size()},
+          {"meshes", "actor=all (rollouts are remote)"}});
+  }
 
   // Data first: a missing file should fail before anything heavy starts.
   ASSIGN_OR_RETURN(std::vector<Gsm8kExample> train,
@@ -191,61 +277,43 @@ Status Run() {
     ASSIGN_OR_RETURN(test, LoadGsm8k(FLAGS_gsm8k_dir + "/test.jsonl"));
   }
 
-  // The sampler starts with dummy weights of the model's structure.
-  const int64_t in_flight = int64_t{FLAGS_batch_size} * FLAGS_num_generations *
-                            (FLAGS_max_staleness + 1);
-  const int64_t eval_requests = FLAGS_eval_every > 0 ? FLAGS_eval_examples : 0;
-  const int64_t sequence = FLAGS_max_prompt_length + FLAGS_max_new_tokens;
-  EngineOptions engine_options;
-  engine_options.model.model_dir = FLAGS_model_dir;
-  engine_options.model.preset = FLAGS_model_dir.empty() ? FLAGS_preset : "";
-  engine_options.model.load_format = "dummy";
-  engine_options.model.seed = FLAGS_seed;
-  engine_options.tokenizer_dir = TokenizerDir();
-  engine_options.max_running_requests =
-      static_cast<int32_t>(in_flight + eval_requests);
-  engine_options.max_total_tokens =
-      FLAGS_max_total_tokens > 0 ? FLAGS_max_total_tokens
-                                 : (in_flight + eval_requests) * sequence;
-  engine_options.context_length = sequence;
-  ASSIGN_OR_RETURN(std::unique_ptr<SamplerEngine> engine,
-                   SamplerEngine::Create(engine_options, &partition.rollout()));
-  std::cout << engine->ready_line() << std::endl;
-  if (metrics_file != nullptr) *metrics_file << engine->ready_line() << "\n";
-  if (engine->tokenizer() == nullptr)
+  ASSIGN_OR_RETURN(Sampler sampler, StartSampler(rollout, actor));
+  RolloutBackend& rollouts = *sampler.rollouts;
+  if (sampler.tok() == nullptr)
     return InvalidArgumentError("GSM8K needs a tokenizer (--tokenizer_dir)");
 
-  // The trainer: the checkpoint (or the same dummy weights) on the actor
-  // mesh.
-  ModelSource trainer_source = engine_options.model;
-  const bool from_checkpoint =
-      !FLAGS_model_dir.empty() && FLAGS_load_format != "dummy";
-  if (from_checkpoint) trainer_source.load_format = FLAGS_load_format;
-  learner_options.sample_vocab = engine->vocab_size();
+  // The trainer: the checkpoint (or dummy weights) on the actor mesh.
+  ModelSource trainer_source;
+  trainer_source.model_dir = FLAGS_model_dir;
+  trainer_source.preset = FLAGS_model_dir.empty() ? FLAGS_preset : "";
+  trainer_source.load_format = FLAGS_load_format;
+  trainer_source.seed = FLAGS_seed;
+  const bool from_checkpoint = FLAGS_load_format != "dummy";
+  learner_options.sample_vocab = rollouts.vocab_size();
   ModelConfig config;
   std::unique_ptr<GrpoLearner> learner;
   {  // The loaded weights are freed once the learner has its own copy.
-    ASSIGN_OR_RETURN(LoadedModel initial,
-                     LoadModel(trainer_source, &partition.actor()));
+    ASSIGN_OR_RETURN(LoadedModel initial, LoadModel(trainer_source, actor));
     config = initial.config;
-    ASSIGN_OR_RETURN(
-        learner,
-        GrpoLearner::Create(initial.config, initial.weights, &partition.actor(),
-                            &partition.reference(), learner_options));
+    ASSIGN_OR_RETURN(learner,
+                     GrpoLearner::Create(initial.config, initial.weights, actor,
+                                         reference, learner_options));
   }
-  WeightSync sync(engine.get(), &partition.actor());
-  uint64_t version = engine->Stats().weight_version;
-  if (from_checkpoint) {
-    ASSIGN_OR_RETURN(SyncReport r, sync.Push(learner->weights(), ++version));
+  ASSIGN_OR_RETURN(uint64_t version, rollouts.NewestWeightVersion());
+  // A checkpoint is pushed into the sampler's dummy weights; remote servers
+  // hold weights we do not know, so they always get the trainer's.
+  if (from_checkpoint || !sampler.engine) {
+    ASSIGN_OR_RETURN(SyncReport r,
+                     rollouts.PushWeights(learner->weights(), ++version));
     json line = SyncJson(r);
     line["phase"] = "weights_swapped";
-    line["source"] = FLAGS_model_dir;
-    line["match"] = true;  // Push verified the sampler's content hash.
+    line["source"] = from_checkpoint ? FLAGS_model_dir : "dummy";
+    line["match"] = true;  // PushWeights verified the sampler's hash.
     Emit(line);
   } else {
     // Same seed, same dummy weights: nothing to push, but prove it.
-    ASSIGN_OR_RETURN(LeafChecksums sampler, engine->WeightsChecksum());
-    if (sampler.content_hash != ContentHash(learner->weights()))
+    ASSIGN_OR_RETURN(LeafChecksums sums, sampler.engine->WeightsChecksum());
+    if (sums.content_hash != ContentHash(learner->weights()))
       return DataLossError("trainer and sampler dummy weights differ");
   }
 
@@ -258,14 +326,14 @@ Status Run() {
   task_options.enable_thinking = FLAGS_enable_thinking;
   ASSIGN_OR_RETURN(
       std::unique_ptr<Gsm8kTask> task,
-      Gsm8kTask::Create(std::move(train), *engine->tokenizer(), task_options));
+      Gsm8kTask::Create(std::move(train), *sampler.tok(), task_options));
   std::unique_ptr<Gsm8kTask> eval_task;
   if (FLAGS_eval_every > 0) {
     Gsm8kTaskOptions eval_options = task_options;
     eval_options.seed = 0;  // The same questions every evaluation.
     ASSIGN_OR_RETURN(
         eval_task,
-        Gsm8kTask::Create(std::move(test), *engine->tokenizer(), eval_options));
+        Gsm8kTask::Create(std::move(test), *sampler.tok(), eval_options));
   }
 
   for (int s = 0; s < FLAGS_sft_steps; ++s) {
@@ -275,7 +343,8 @@ Status Run() {
     Emit(SftStepJson(s + 1, m));
   }
   if (FLAGS_sft_steps > 0) {
-    ASSIGN_OR_RETURN(SyncReport r, sync.Push(learner->weights(), ++version));
+    ASSIGN_OR_RETURN(SyncReport r,
+                     rollouts.PushWeights(learner->weights(), ++version));
     json line = SyncJson(r);
     line["phase"] = "weights_swapped";
     line["source"] = "sft";
@@ -286,7 +355,7 @@ Status Run() {
   double last_accuracy = -1;
   auto evaluate = [&](int64_t step) -> Status {
     ASSIGN_OR_RETURN(Gsm8kEvalResult r,
-                     EvaluateGsm8k(*engine, *eval_task, FLAGS_eval_examples,
+                     EvaluateGsm8k(rollouts, *eval_task, FLAGS_eval_examples,
                                    FLAGS_max_new_tokens));
     last_accuracy = r.accuracy;
     Emit(EvalJson(step, r));
@@ -306,7 +375,7 @@ Status Run() {
   double step_seconds = 0;
   ASSIGN_OR_RETURN(
       RlRunSummary summary,
-      RunRlLoop(*engine, *learner, *task, loop,
+      RunRlLoop(rollouts, *learner, *task, loop,
                 [&](const RlStepMetrics& m) -> Status {
                   Emit(RlStepJson(m));
                   step_seconds += m.step_seconds;
@@ -321,8 +390,10 @@ Status Run() {
   request.input_ids = task->prompt_ids(0);
   request.sampling.temperature = 0.0f;
   request.stop.max_new_tokens = FLAGS_max_new_tokens;
-  ASSIGN_OR_RETURN(GenerateResult result, engine->Generate(request));
+  ASSIGN_OR_RETURN(RequestHandle handle, rollouts.Submit(request));
+  ASSIGN_OR_RETURN(GenerateResult result, handle.Wait());
   const SampleOutput& out = result.samples[0];
+  ASSIGN_OR_RETURN(uint64_t final_version, rollouts.WeightVersion());
   Emit({{"phase", "generate_result"},
         {"question", shown.question},
         {"gold_answer", shown.final_answer},
@@ -334,7 +405,9 @@ Status Run() {
           {"completion_tokens", result.completion_tokens},
           {"finish_reason", FinishReasonName(out.finish_reason)},
           {"e2e_latency", result.e2e_seconds},
-          {"weight_version", engine->Stats().weight_version}}}});
+          {"weight_version", out.weight_versions.empty()
+                                 ? final_version
+                                 : out.weight_versions.back()}}}});
 
   if (!FLAGS_save_dir.empty()) {
     RETURN_IF_ERROR(SaveCheckpoint(learner->weights(), config, FLAGS_save_dir));
@@ -353,7 +426,6 @@ Status Run() {
     }
   }
 
-  const EngineStats stats = engine->Stats();
   json line = {{"phase", "summary"},
                {"steps", summary.steps},
                {"seconds", summary.seconds},
@@ -364,11 +436,14 @@ Status Run() {
                {"sync_seconds", summary.sync_seconds},
                {"first_reward_mean", summary.first_reward_mean},
                {"last_reward_mean", summary.last_reward_mean},
-               {"sampler_weight_version", stats.weight_version},
-               {"updates_applied", stats.updates_applied},
-               {"updates_refused", stats.updates_refused},
-               {"max_update_stall_ms", stats.max_update_stall_ms},
+               {"sampler_weight_version", final_version},
                {"questions_skipped_too_long", task->skipped()}};
+  if (sampler.engine) {
+    const EngineStats stats = sampler.engine->Stats();
+    line["updates_applied"] = stats.updates_applied;
+    line["updates_refused"] = stats.updates_refused;
+    line["max_update_stall_ms"] = stats.max_update_stall_ms;
+  }
   if (last_accuracy >= 0) line["final_eval_accuracy"] = last_accuracy;
   if (!FLAGS_save_dir.empty()) line["saved_to"] = FLAGS_save_dir;
   Emit(line);

@@ -22,6 +22,7 @@
 #include "models/leaf_init.h"
 #include "partition/device.h"
 #include "partition/partition_spec.h"
+#include "partition/util/format.h"
 #include "sampler/engine.h"
 #include "trainer_bridge/update_builder.h"
 
@@ -56,21 +57,9 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-std::string Hex(uint64_t v) {
-  char buf[19];
-  std::snprintf(buf, sizeof(buf), "0x%016llx",
-                static_cast<unsigned long long>(v));
-  return buf;
-}
-
 json ChecksumJson(const LeafChecksums& c) {
   return {{"float64_sum", c.float64_sum},
-          {"content_hash", Hex(c.content_hash)}};
-}
-
-double MsSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start)
-      .count();
+          {"content_hash", HexU64(c.content_hash)}};
 }
 
 // Generated text may end inside a multi-byte character (or a dummy model may
@@ -125,7 +114,7 @@ Status Run() {
     RETURN_IF_ERROR(Perturb(trainer.weights, FLAGS_seed, FLAGS_scale,
                             FLAGS_num_leaves, &partition.actor()));
   }
-  const double load_ms = MsSince(start);
+  const double load_ms = MillisecondsSince(start);
   const LeafChecksums trainer_sums =
       ComputeChecksums(trainer.weights, &partition.actor());
 
@@ -137,7 +126,7 @@ Status Run() {
   build.flush_cache = true;
   RETURN_IF_ERROR(BuildUpdateParams(trainer.weights, /*version=*/1, build,
                                     &partition.actor(), &update));
-  const double build_ms = MsSince(start);
+  const double build_ms = MillisecondsSince(start);
   ASSIGN_OR_RETURN(const ApplyReport report, engine->UpdateParams(update));
   ASSIGN_OR_RETURN(const LeafChecksums after, engine->WeightsChecksum());
   const bool match = after.content_hash == trainer_sums.content_hash &&

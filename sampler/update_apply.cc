@@ -6,16 +6,10 @@
 #include <vector>
 
 #include "models/leaf_copy.h"
+#include "partition/util/format.h"
 
 namespace rlrt {
 namespace {
-
-std::string Hex(uint64_t v) {
-  char buf[19];
-  std::snprintf(buf, sizeof(buf), "0x%016llx",
-                static_cast<unsigned long long>(v));
-  return buf;
-}
 
 std::string LeafLabel(size_t i, std::string_view name) {
   return "leaf " + std::to_string(i) + " '" + std::string(name) + "'";
@@ -124,8 +118,8 @@ Status ValidateUpdateParams(const proto::UpdateParams& update,
   }
   if (update.structure_fingerprint() != target.fingerprint()) {
     return InvalidArgumentError(
-        "structure fingerprint " + Hex(update.structure_fingerprint()) +
-        " != receiver's " + Hex(target.fingerprint()) +
+        "structure fingerprint " + HexU64(update.structure_fingerprint()) +
+        " != receiver's " + HexU64(target.fingerprint()) +
         " although every leaf matches: sender and receiver disagree on the "
         "fingerprint");
   }
@@ -133,9 +127,9 @@ Status ValidateUpdateParams(const proto::UpdateParams& update,
     const uint64_t actual = ContentHash(
         target, [&](size_t i) { return PayloadOf(update, i); }, mesh);
     if (actual != update.expected_content_hash()) {
-      return DataLossError("payload content hash " + Hex(actual) +
+      return DataLossError("payload content hash " + HexU64(actual) +
                            " != expected " +
-                           Hex(update.expected_content_hash()) +
+                           HexU64(update.expected_content_hash()) +
                            " (corrupted or mixed payload)");
     }
   }

@@ -1,6 +1,7 @@
 // Runs build/bin/grpo_gsm8k_10steps as a user would, on a small
 // configuration, and checks its JSON lines, its files and its errors.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -199,6 +200,49 @@ TEST(GrpoDemoTest, BadFlagsAndDataFailWithTheReason) {
                                                         << r.output;
     EXPECT_EQ(r.Phase("grpo_step").size(), 0u) << flags;
   }
+}
+
+}  // namespace
+
+namespace {
+
+// --rollout_servers: the same loop with rollouts from a rollout_server
+// process over HTTP and weights pushed through /admin/update_params.
+TEST(GrpoDemoTest, RemoteRolloutsThroughARolloutServer) {
+  const int port = 20000 + (getpid() + 7) % 20000;
+  const std::string command =
+      std::string(ROLLOUT_SERVER_PATH) +
+      " --num_virtual_devices=1 --port=" + std::to_string(port) +
+      " 2>/dev/null & echo $!";
+  FILE* server = popen(command.c_str(), "r");
+  ASSERT_NE(server, nullptr);
+  char buf[4096];
+  ASSERT_NE(fgets(buf, sizeof(buf), server), nullptr);
+  const int pid = std::atoi(buf);
+  ASSERT_NE(fgets(buf, sizeof(buf), server), nullptr);  // server_ready
+  EXPECT_NE(std::string(buf).find("server_ready"), std::string::npos) << buf;
+
+  RunResult r = RunDemo(
+      std::string(kSmall) +
+      "--steps=2 --rollout_servers=http://127.0.0.1:" + std::to_string(port));
+  kill(pid, SIGTERM);
+  pclose(server);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.order,
+            (std::vector<std::string>{
+                "partition", "rollout_servers", "weights_swapped", "grpo_step",
+                "grpo_step", "generate_result", "summary"}));
+  const std::vector<json> steps = r.Phase("grpo_step");
+  // On-policy over HTTP too: the server's logprobs are the trainer's.
+  EXPECT_EQ(steps[0]["ratio_mean"], 1.0);
+  EXPECT_EQ(steps[0]["sync"]["version"], 2);
+  EXPECT_EQ(steps[1]["sync"]["version"], 3);
+  EXPECT_EQ(r.Phase("summary")[0]["sampler_weight_version"], 3);
+  // Unreachable servers fail with the reason.
+  RunResult bad =
+      RunDemo(std::string(kSmall) + "--rollout_servers=http://127.0.0.1:1");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.output.find("127.0.0.1:1"), std::string::npos) << bad.output;
 }
 
 }  // namespace

@@ -3,15 +3,10 @@
 #include <cstdio>
 #include <string>
 
+#include "partition/util/format.h"
+
 namespace rlrt {
 namespace {
-
-std::string Hex(uint64_t v) {
-  char buf[19];
-  std::snprintf(buf, sizeof(buf), "0x%016llx",
-                static_cast<unsigned long long>(v));
-  return buf;
-}
 
 double PerSecond(double count, double seconds) {
   return seconds > 0 ? count / seconds : 0.0;
@@ -22,7 +17,7 @@ double PerSecond(double count, double seconds) {
 nlohmann::json SyncJson(const SyncReport& r) {
   return {{"version", r.version},
           {"bytes", r.bytes},
-          {"content_hash", Hex(r.content_hash)},
+          {"content_hash", HexU64(r.content_hash)},
           {"build_ms", r.build_ms},
           {"apply_ms", r.apply_ms},
           {"stall_ms", r.stall_ms},

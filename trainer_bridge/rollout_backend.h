@@ -29,6 +29,8 @@ class RolloutBackend {
                                            uint64_t version) = 0;
   // The weight version in force (the oldest, over several samplers).
   virtual StatusOr<uint64_t> WeightVersion() = 0;
+  // The newest version any sampler holds (a push must be newer).
+  virtual StatusOr<uint64_t> NewestWeightVersion() { return WeightVersion(); }
   // Ids below this can be sampled.
   virtual int64_t vocab_size() const = 0;
 };

@@ -4,24 +4,13 @@
 #include <cstdio>
 #include <string>
 
+#include "partition/util/format.h"
 #include "trainer_bridge/update_builder.h"
 
 namespace rlrt {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double MsSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start)
-      .count();
-}
-
-std::string Hex(uint64_t v) {
-  char buf[19];
-  std::snprintf(buf, sizeof(buf), "0x%016llx",
-                static_cast<unsigned long long>(v));
-  return buf;
-}
 
 }  // namespace
 
@@ -42,7 +31,7 @@ StatusOr<SyncReport> WeightSync::Push(const ParamLeaves& weights,
   RETURN_IF_ERROR(
       BuildUpdateParams(weights, version, build, trainer_mesh_, &message_));
   report.content_hash = message_.expected_content_hash();
-  report.build_ms = MsSince(start);
+  report.build_ms = MillisecondsSince(start);
 
   const Clock::time_point apply_start = Clock::now();
   StatusOr<ApplyReport> applied = engine_->UpdateParams(message_);
@@ -53,7 +42,7 @@ StatusOr<SyncReport> WeightSync::Push(const ParamLeaves& weights,
                       std::to_string(engine_->Stats().weight_version) + ": " +
                       std::string(applied.status().message()));
   }
-  report.apply_ms = MsSince(apply_start);
+  report.apply_ms = MillisecondsSince(apply_start);
   report.version = applied->version;
   report.bytes = applied->bytes_copied;
   report.stall_ms = engine_->Stats().last_update_stall_ms;
@@ -61,15 +50,15 @@ StatusOr<SyncReport> WeightSync::Push(const ParamLeaves& weights,
   if (verify_) {
     const Clock::time_point verify_start = Clock::now();
     ASSIGN_OR_RETURN(LeafChecksums sampler, engine_->WeightsChecksum());
-    report.verify_ms = MsSince(verify_start);
+    report.verify_ms = MillisecondsSince(verify_start);
     if (sampler.content_hash != report.content_hash) {
       return DataLossError(
           "after the sync to version " + std::to_string(version) +
-          " the sampler's content hash " + Hex(sampler.content_hash) +
-          " differs from the trainer's " + Hex(report.content_hash));
+          " the sampler's content hash " + HexU64(sampler.content_hash) +
+          " differs from the trainer's " + HexU64(report.content_hash));
     }
   }
-  report.total_ms = MsSince(start);
+  report.total_ms = MillisecondsSince(start);
   return report;
 }
 

@@ -1,11 +1,13 @@
 #include "sampler/server/rollout_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "partition/util/format.h"
 #include "sampler/server/api_json.h"
 #include "sampler/server/sse_stream.h"
 
@@ -13,13 +15,6 @@ namespace rlrt {
 namespace {
 
 using nlohmann::json;
-
-std::string Hex(uint64_t v) {
-  char buf[19];
-  std::snprintf(buf, sizeof(buf), "0x%016llx",
-                static_cast<unsigned long long>(v));
-  return buf;
-}
 
 void SendJson(httplib::Response& res, const json& body, int status = 200) {
   res.status = status;
@@ -48,7 +43,7 @@ std::optional<json> ParseBody(const httplib::Request& req,
 
 json ChecksumJson(const LeafChecksums& c) {
   return {{"float64_sum", c.float64_sum},
-          {"content_hash", Hex(c.content_hash)}};
+          {"content_hash", HexU64(c.content_hash)}};
 }
 
 }  // namespace
@@ -83,6 +78,16 @@ StatusOr<std::unique_ptr<RolloutServer>> RolloutServer::Create(
 }
 
 Status RolloutServer::Start() {
+  // Debian's httplib listens with a backlog of 5, so a burst of clients
+  // gets connections reset. Keep the listening socket (the callback
+  // replaces httplib's defaults, so SO_REUSEADDR is set again here) and
+  // listen again with the system's maximum once it is bound.
+  int listen_fd = -1;
+  http_->set_socket_options([&listen_fd](int fd) {
+    int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listen_fd = fd;
+  });
   const int port =
       options_.port == 0
           ? http_->bind_to_any_port(options_.host)
@@ -93,6 +98,7 @@ Status RolloutServer::Start() {
                             std::to_string(options_.port));
   }
   port_ = port;
+  if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
   listener_ = std::thread([this] { http_->listen_after_bind(); });
   // Bound already, so clients can connect; wait until it also accepts, so
   // Stop() right after Start() cannot race the listen loop's start.

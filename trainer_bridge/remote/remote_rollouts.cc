@@ -1,0 +1,134 @@
+#include "trainer_bridge/remote/remote_rollouts.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "partition/util/format.h"
+#include "trainer_bridge/update_builder.h"
+
+namespace rlrt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// GET /v1/models on `url`: the vocabulary the server samples from.
+StatusOr<int64_t> ServerVocab(const std::string& url) {
+  httplib::Client http(url);
+  http.set_connection_timeout(5, 0);
+  auto res = http.Get("/v1/models");
+  if (!res || res->status != 200)
+    return UnavailableError("GET " + url + "/v1/models failed");
+  const nlohmann::json body =
+      nlohmann::json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.contains("data") ||
+      !body["data"].is_array() || body["data"].empty() ||
+      !body["data"][0].contains("vocab_size") ||
+      !body["data"][0]["vocab_size"].is_number_integer())
+    return DataLossError(url + "/v1/models has no data[0].vocab_size");
+  return body["data"][0]["vocab_size"].get<int64_t>();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<RemoteRollouts>> RemoteRollouts::Create(
+    const RolloutClientOptions& options, Mesh* trainer_mesh) {
+  ASSIGN_OR_RETURN(std::unique_ptr<RolloutClient> client,
+                   RolloutClient::Create(options));
+  int64_t vocab = -1;
+  for (const std::string& url : client->urls()) {
+    ASSIGN_OR_RETURN(int64_t v, ServerVocab(url));
+    if (vocab >= 0 && v != vocab)
+      return FailedPreconditionError(
+          "the rollout servers sample from different vocabularies (" +
+          std::to_string(vocab) + " and " + std::to_string(v) + " at " + url +
+          ")");
+    vocab = v;
+  }
+  return std::unique_ptr<RemoteRollouts>(
+      new RemoteRollouts(std::move(client), trainer_mesh, vocab));
+}
+
+StatusOr<RequestHandle> RemoteRollouts::Submit(GenerateRequest request) {
+  return client_->Submit(request);
+}
+
+namespace {
+
+// Every server's weight version, from /get_load.
+StatusOr<std::vector<uint64_t>> Versions(RolloutClient& client) {
+  std::vector<uint64_t> versions;
+  for (const ServerResult& r : client.Loads()) {
+    RETURN_IF_ERROR(r.status);
+    if (!r.reply.contains("weight_version") ||
+        !r.reply["weight_version"].is_number_unsigned())
+      return DataLossError(r.url + "/get_load has no weight_version");
+    versions.push_back(r.reply["weight_version"].get<uint64_t>());
+  }
+  if (versions.empty()) return FailedPreconditionError("no rollout servers");
+  return versions;
+}
+
+}  // namespace
+
+StatusOr<uint64_t> RemoteRollouts::WeightVersion() {
+  ASSIGN_OR_RETURN(std::vector<uint64_t> v, Versions(*client_));
+  return *std::min_element(v.begin(), v.end());
+}
+
+StatusOr<uint64_t> RemoteRollouts::NewestWeightVersion() {
+  ASSIGN_OR_RETURN(std::vector<uint64_t> v, Versions(*client_));
+  return *std::max_element(v.begin(), v.end());
+}
+
+StatusOr<SyncReport> RemoteRollouts::PushWeights(const ParamLeaves& weights,
+                                                 uint64_t version) {
+  SyncReport report;
+  const Clock::time_point start = Clock::now();
+  BuildOptions build;
+  build.include_content_hash = true;
+  build.flush_cache = true;
+  RETURN_IF_ERROR(
+      BuildUpdateParams(weights, version, build, trainer_mesh_, &message_));
+  if (!message_.SerializeToString(&serialized_))
+    return InternalError("cannot serialize the UpdateParams (over 2 GiB?)");
+  report.content_hash = message_.expected_content_hash();
+  report.build_ms = MillisecondsSince(start);
+
+  const Clock::time_point apply_start = Clock::now();
+  std::string refused;
+  for (const ServerResult& r : client_->BroadcastUpdate(serialized_)) {
+    if (!r.status.ok()) {
+      refused +=
+          (refused.empty() ? "" : "; ") + r.url + ": " + r.status.ToString();
+      continue;
+    }
+    report.bytes = r.reply.value("bytes_copied", uint64_t{0});
+    report.stall_ms = std::max(report.stall_ms, r.reply.value("stall_ms", 0.0));
+  }
+  if (!refused.empty())
+    return FailedPreconditionError("weight push to version " +
+                                   std::to_string(version) +
+                                   " refused: " + refused);
+  report.apply_ms = MillisecondsSince(apply_start);
+  report.version = version;
+
+  const Clock::time_point verify_start = Clock::now();
+  const std::string want = HexU64(report.content_hash);
+  for (const ServerResult& r : client_->Checksums()) {
+    RETURN_IF_ERROR(r.status);
+    if (r.reply.value("content_hash", std::string()) != want)
+      return DataLossError("after the push to version " +
+                           std::to_string(version) + ", " + r.url +
+                           " holds content hash " +
+                           r.reply.value("content_hash", std::string("?")) +
+                           ", the trainer " + want);
+  }
+  report.verify_ms = MillisecondsSince(verify_start);
+  report.total_ms = MillisecondsSince(start);
+  return report;
+}
+
+}  // namespace rlrt

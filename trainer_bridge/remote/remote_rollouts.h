@@ -1,0 +1,53 @@
+// Remote rollouts for the RL loop: generation through a RolloutClient pool
+// and weight pushes as one serialized UpdateParams broadcast to every
+// server's /admin/update_params, each verified by its weights checksum.
+#ifndef RLRT_TRAINER_BRIDGE_REMOTE_REMOTE_ROLLOUTS_H_
+#define RLRT_TRAINER_BRIDGE_REMOTE_REMOTE_ROLLOUTS_H_
+
+#include <memory>
+#include <string>
+
+#include "proto/update_params.pb.h"
+#include "trainer_bridge/remote/rollout_client.h"
+#include "trainer_bridge/rollout_backend.h"
+
+namespace rlrt {
+
+class RemoteRollouts : public RolloutBackend {
+ public:
+  // Connects to every server and reads its vocabulary (GET /v1/models);
+  // the servers must agree. `trainer_mesh` (may be null) builds updates.
+  static StatusOr<std::unique_ptr<RemoteRollouts>> Create(
+      const RolloutClientOptions& options, Mesh* trainer_mesh);
+
+  StatusOr<RequestHandle> Submit(GenerateRequest request) override;
+  // The servers have no abort endpoint; the request runs to its end.
+  void Abort(const RequestHandle&) override {}
+  // Refused by any server: an error naming each server and its reason (the
+  // servers that accepted hold the new version; the next push brings the
+  // others along or the run stops, as the loop does on any sync error).
+  StatusOr<SyncReport> PushWeights(const ParamLeaves& weights,
+                                   uint64_t version) override;
+  StatusOr<uint64_t> WeightVersion() override;
+  StatusOr<uint64_t> NewestWeightVersion() override;
+  int64_t vocab_size() const override { return vocab_size_; }
+
+  RolloutClient& client() { return *client_; }
+
+ private:
+  RemoteRollouts(std::unique_ptr<RolloutClient> client, Mesh* trainer_mesh,
+                 int64_t vocab_size)
+      : client_(std::move(client)),
+        trainer_mesh_(trainer_mesh),
+        vocab_size_(vocab_size) {}
+
+  std::unique_ptr<RolloutClient> client_;
+  Mesh* const trainer_mesh_;
+  const int64_t vocab_size_;
+  proto::UpdateParams message_;  // Reused across pushes.
+  std::string serialized_;
+};
+
+}  // namespace rlrt
+
+#endif  // RLRT_TRAINER_BRIDGE_REMOTE_REMOTE_ROLLOUTS_H_

@@ -1,0 +1,661 @@
+#include "trainer_bridge/remote/rollout_client.h"
+
+#include <glog/logging.h>
+#include <httplib.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "sampler/server/api_json.h"
+
+namespace rlrt {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::chrono::milliseconds kLoadRefreshPeriod{50};
+constexpr double kLoadPollTimeoutSeconds = 2;
+constexpr std::chrono::milliseconds kReloadPollPeriod{20};
+constexpr int64_t kMaxSamples = 1024;
+constexpr std::chrono::seconds kDownPeriod{1};
+
+// ---- URLs ------------------------------------------------------------------
+
+struct ParsedUrl {
+  std::string normalized;
+  std::string host;
+  int port = 0;
+};
+
+StatusOr<ParsedUrl> ParseUrl(const std::string& url) {
+  auto bad = [&](const std::string& why) {
+    return InvalidArgumentError("rollout server URL \"" + url + "\" " + why +
+                                " (want http://host:port)");
+  };
+  constexpr std::string_view kScheme = "http://";
+  if (url.rfind(kScheme, 0) != 0) return bad("is not http://");
+  std::string rest = url.substr(kScheme.size());
+  if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  if (rest.find('/') != std::string::npos) return bad("has a path");
+  const size_t colon = rest.rfind(':');
+  if (colon == std::string::npos) return bad("has no port");
+  std::string host = rest.substr(0, colon);
+  const std::string port = rest.substr(colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);  // [::1]
+  if (host.empty()) return bad("has no host");
+  int number = 0;
+  const auto [end, error] =
+      std::from_chars(port.data(), port.data() + port.size(), number);
+  if (port.empty() || error != std::errc() ||
+      end != port.data() + port.size() || number < 1 || number > 65535)
+    return bad("has a bad port");
+  return ParsedUrl{std::string(kScheme) + rest, std::move(host), number};
+}
+
+// ---- HTTP errors -----------------------------------------------------------
+
+std::string TransportError(httplib::Error error) {
+  switch (error) {
+    case httplib::Error::Connection:
+      return "cannot connect";
+    case httplib::Error::Read:
+      return "no reply (the connection failed or the read timed out)";
+    case httplib::Error::Write:
+      return "sending the request failed";
+    case httplib::Error::Canceled:
+      return "cancelled";
+    default:
+      return "HTTP error: " + httplib::to_string(error);
+  }
+}
+
+// The inverse of HttpStatusFor, as far as it goes.
+StatusCode CodeForHttp(int http) {
+  switch (http) {
+    case 404:
+      return StatusCode::kNotFound;
+    case 401:
+    case 403:
+    case 409:
+      return StatusCode::kFailedPrecondition;
+    case 429:
+      return StatusCode::kResourceExhausted;
+    case 501:
+      return StatusCode::kUnimplemented;
+    case 503:
+      return StatusCode::kUnavailable;
+    default:
+      return http >= 500 ? StatusCode::kInternal : StatusCode::kInvalidArgument;
+  }
+}
+
+// "<where>: HTTP <code>: <the server's error message>".
+Status HttpError(const std::string& where, int http, const json& reply,
+                 const std::string& raw) {
+  std::string message = raw.substr(0, 300);
+  if (reply.is_object() && reply.contains("error")) {
+    const json& error = reply["error"];
+    if (error.is_object() && error.contains("message") &&
+        error["message"].is_string())
+      message = error["message"].get<std::string>();
+  }
+  return Status(CodeForHttp(http),
+                where + ": HTTP " + std::to_string(http) + ": " + message);
+}
+
+json ParseJson(const std::string& text) {
+  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return value.is_discarded() ? json() : value;
+}
+
+std::pair<time_t, time_t> SecondsAndMicros(double seconds) {
+  const double whole = std::floor(seconds);
+  return {static_cast<time_t>(whole),
+          static_cast<time_t>((seconds - whole) * 1e6)};
+}
+
+// ---- /generate bodies and replies ------------------------------------------
+
+Status ValidateForGenerate(const GenerateRequest& r) {
+  if (!r.messages.empty())
+    return InvalidArgumentError(
+        "chat messages cannot be sent to /generate; send text or input_ids");
+  if (r.on_token)
+    return InvalidArgumentError(
+        "token callbacks (streaming) are not supported by RolloutClient");
+  if (r.text.empty() == r.input_ids.empty())
+    return InvalidArgumentError("give exactly one of text and input_ids");
+  if (r.n < 1 || r.n > kMaxSamples)
+    return InvalidArgumentError("n must be in [1, 1024], got " +
+                                std::to_string(r.n));
+  RETURN_IF_ERROR(ValidateSamplingParams(r.sampling));
+  return ValidateStopConditions(r.stop);
+}
+
+json GenerateBody(const GenerateRequest& r) {
+  json params = {{"temperature", r.sampling.temperature},
+                 {"top_p", r.sampling.top_p},
+                 {"top_k", r.sampling.top_k},
+                 {"min_p", r.sampling.min_p},
+                 {"max_new_tokens", r.stop.max_new_tokens},
+                 {"stop", r.stop.stop_strings},
+                 {"stop_token_ids", r.stop.stop_token_ids},
+                 {"n", r.n},
+                 {"ignore_eos", r.ignore_eos}};
+  if (r.seed) params["seed"] = *r.seed;
+  json body = {{"sampling_params", std::move(params)},
+               {"return_logprob", r.return_logprobs}};
+  if (r.input_ids.empty()) {
+    body["text"] = r.text;
+  } else {
+    body["input_ids"] = r.input_ids;
+  }
+  return body;
+}
+
+// The value of `key` in `object`, or null when it is absent or JSON null.
+const json* Member(const json& object, std::string_view key) {
+  const auto it = object.find(key);
+  return it == object.end() || it->is_null() ? nullptr : &*it;
+}
+
+Status Malformed(std::string_view what) {
+  return DataLossError("malformed /generate reply: " + std::string(what));
+}
+
+template <typename T>
+StatusOr<T> ReadInt(const json& object, std::string_view key, T fallback) {
+  const json* v = Member(object, key);
+  if (v == nullptr) return fallback;
+  const bool fits =
+      std::is_signed_v<T> ? v->is_number_integer() : v->is_number_unsigned();
+  if (!fits) return Malformed(std::string(key) + " is not an integer");
+  return v->get<T>();
+}
+
+StatusOr<std::vector<int32_t>> ReadTokenIds(const json& sample) {
+  const json* ids = Member(sample, "output_ids");
+  if (ids == nullptr || !ids->is_array())
+    return Malformed("output_ids is not an array");
+  std::vector<int32_t> out;
+  out.reserve(ids->size());
+  for (const json& id : *ids) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
+        id.get<int64_t>() > std::numeric_limits<int32_t>::max())
+      return Malformed("output_ids holds a non-token " + JsonText(id));
+    out.push_back(id.get<int32_t>());
+  }
+  return out;
+}
+
+// [[logprob, token_id], ...], one per token, in token order.
+StatusOr<std::vector<float>> ReadLogprobs(const json& meta,
+                                          const std::vector<int32_t>& ids) {
+  const json* pairs = Member(meta, "output_token_logprobs");
+  if (pairs == nullptr || !pairs->is_array() || pairs->size() != ids.size())
+    return Malformed("output_token_logprobs is not one pair per token");
+  std::vector<float> out;
+  out.reserve(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const json& p = (*pairs)[i];
+    if (!p.is_array() || p.size() != 2 || !p[0].is_number() ||
+        !p[1].is_number_integer() || p[1].get<int64_t>() != ids[i])
+      return Malformed("output_token_logprobs[" + std::to_string(i) +
+                       "] is not [logprob, " + std::to_string(ids[i]) + "]");
+    out.push_back(static_cast<float>(p[0].get<double>()));
+  }
+  return out;
+}
+
+Status ReadFinishReason(const json& meta, SampleOutput& s) {
+  const json* reason = Member(meta, "finish_reason");
+  if (reason == nullptr) return OkStatus();  // Unfinished (kNone).
+  const json* type = reason->is_object() ? Member(*reason, "type") : nullptr;
+  if (type == nullptr || !type->is_string())
+    return Malformed("finish_reason has no type");
+  const std::string name = type->get<std::string>();
+  for (FinishReason r :
+       {FinishReason::kStop, FinishReason::kLength, FinishReason::kAbort}) {
+    if (FinishReasonName(r) == name) s.finish_reason = r;
+  }
+  if (s.finish_reason == FinishReason::kNone)
+    return Malformed("unknown finish_reason \"" + name + "\"");
+  if (const json* matched = Member(*reason, "matched")) {
+    if (matched->is_string()) {
+      s.matched_stop_string = matched->get<std::string>();
+    } else if (matched->is_number_integer()) {
+      s.matched_stop_token = matched->get<int32_t>();
+    } else {
+      return Malformed("finish_reason.matched is neither text nor a token");
+    }
+  }
+  return OkStatus();
+}
+
+// See the header: first token min, the others max.
+Status ReadWeightVersions(const json& meta, SampleOutput& s) {
+  const json* range = Member(meta, "weight_versions");
+  if (s.token_ids.empty()) return OkStatus();
+  if (range == nullptr || !range->is_array() || range->size() != 2 ||
+      !(*range)[0].is_number_unsigned() || !(*range)[1].is_number_unsigned())
+    return Malformed("weight_versions is not [min, max]");
+  const uint64_t lo = (*range)[0].get<uint64_t>();
+  const uint64_t hi = (*range)[1].get<uint64_t>();
+  s.weight_versions.assign(s.token_ids.size(), hi);
+  s.weight_versions.front() = lo;
+  return OkStatus();
+}
+
+StatusOr<SampleOutput> ReadSample(const json& sample, bool logprobs) {
+  if (!sample.is_object()) return Malformed("a sample is not an object");
+  const json* meta = Member(sample, "meta_info");
+  if (meta == nullptr || !meta->is_object())
+    return Malformed("meta_info is not an object");
+  SampleOutput s;
+  ASSIGN_OR_RETURN(s.token_ids, ReadTokenIds(sample));
+  if (const json* text = Member(sample, "text")) {
+    if (!text->is_string()) return Malformed("text is not a string");
+    s.text = text->get<std::string>();
+  }
+  if (logprobs) {
+    ASSIGN_OR_RETURN(s.logprobs, ReadLogprobs(*meta, s.token_ids));
+  }
+  RETURN_IF_ERROR(ReadFinishReason(*meta, s));
+  RETURN_IF_ERROR(ReadWeightVersions(*meta, s));
+  ASSIGN_OR_RETURN(s.seed, ReadInt<uint64_t>(*meta, "seed", 0));
+  return s;
+}
+
+StatusOr<GenerateResult> ReadGenerateReply(const json& reply,
+                                           const GenerateRequest& request) {
+  const json samples = reply.is_array() ? reply : json::array({reply});
+  if (samples.size() != static_cast<size_t>(request.n))
+    return Malformed(std::to_string(samples.size()) +
+                     " samples for n = " + std::to_string(request.n));
+  GenerateResult result;
+  for (const json& sample : samples) {
+    ASSIGN_OR_RETURN(SampleOutput s,
+                     ReadSample(sample, request.return_logprobs));
+    result.completion_tokens += static_cast<int64_t>(s.token_ids.size());
+    result.samples.push_back(std::move(s));
+  }
+  const json& meta = *Member(samples.front(), "meta_info");
+  ASSIGN_OR_RETURN(result.prompt_tokens,
+                   ReadInt<int64_t>(meta, "prompt_tokens", 0));
+  ASSIGN_OR_RETURN(result.cached_prompt_tokens,
+                   ReadInt<int64_t>(meta, "cached_tokens", 0));
+  if (const json* e2e = Member(meta, "e2e_latency")) {
+    if (!e2e->is_number()) return Malformed("e2e_latency is not a number");
+    result.e2e_seconds = e2e->get<double>();
+  }
+  result.prompt_ids = request.input_ids;
+  return result;
+}
+
+}  // namespace
+
+// ---- Construction ----------------------------------------------------------
+
+RolloutClient::RolloutClient(const RolloutClientOptions& options,
+                             std::vector<std::string> urls,
+                             std::vector<Endpoint> endpoints)
+    : options_(options),
+      urls_(std::move(urls)),
+      endpoints_(std::move(endpoints)),
+      loads_(urls_.size()) {}
+
+StatusOr<std::unique_ptr<RolloutClient>> RolloutClient::Create(
+    const RolloutClientOptions& options) {
+  if (options.urls.empty())
+    return InvalidArgumentError("no rollout server URLs");
+  if (options.max_attempts < 1)
+    return InvalidArgumentError("max_attempts must be >= 1");
+  if (options.worker_threads < 1)
+    return InvalidArgumentError("worker_threads must be >= 1");
+  if (!(options.request_timeout_seconds > 0) ||
+      !(options.connect_timeout_seconds > 0))
+    return InvalidArgumentError("timeouts must be > 0");
+  std::vector<std::string> urls;
+  std::vector<Endpoint> endpoints;
+  for (const std::string& url : options.urls) {
+    ASSIGN_OR_RETURN(ParsedUrl parsed, ParseUrl(url));
+    urls.push_back(std::move(parsed.normalized));
+    endpoints.push_back({std::move(parsed.host), parsed.port});
+  }
+  std::unique_ptr<RolloutClient> client(
+      new RolloutClient(options, std::move(urls), std::move(endpoints)));
+  if (options.check_health) {
+    std::string failed;
+    for (const ServerResult& r : client->FanOut([&](size_t i) {
+           return client->CallJson(i, Method::kGet, "/health");
+         })) {
+      if (!r.status.ok())
+        failed += (failed.empty() ? "" : "; ") + r.status.message();
+    }
+    if (!failed.empty())
+      return UnavailableError("rollout servers failed /health: " + failed);
+  }
+  for (int i = 0; i < options.worker_threads; ++i)
+    client->workers_.emplace_back([c = client.get()] { c->WorkerLoop(); });
+  return client;
+}
+
+RolloutClient::~RolloutClient() {
+  std::deque<Job> queued;
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    stopping_ = true;
+    queued.swap(queue_);
+  }
+  queue_cv_.notify_all();
+  for (Job& job : queued)
+    job.done->Finish(AbortedError("the rollout client was destroyed"));
+  {
+    std::lock_guard<std::mutex> lock(active_mu_);
+    cancelled_ = true;
+    for (httplib::Client* client : active_) client->stop();
+  }
+  for (std::thread& worker : workers_) worker.join();
+}
+
+// ---- Generation ------------------------------------------------------------
+
+StatusOr<RequestHandle> RolloutClient::Submit(const GenerateRequest& request) {
+  RETURN_IF_ERROR(ValidateForGenerate(request));
+  Job job{next_id_.fetch_add(1), request,
+          std::make_shared<RequestCompletion>()};
+  RequestHandle handle(job.id, job.done);
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    if (stopping_) return AbortedError("the rollout client is shutting down");
+    queue_.push_back(std::move(job));
+  }
+  queue_cv_.notify_one();
+  return handle;
+}
+
+StatusOr<GenerateResult> RolloutClient::Generate(
+    const GenerateRequest& request) {
+  ASSIGN_OR_RETURN(RequestHandle handle, Submit(request));
+  return handle.Wait();
+}
+
+void RolloutClient::WorkerLoop() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    job.done->Finish(RunGenerate(job.id, job.request));
+  }
+}
+
+StatusOr<GenerateResult> RolloutClient::RunGenerate(
+    uint64_t id, const GenerateRequest& request) {
+  const std::string body = JsonText(GenerateBody(request));
+  std::vector<bool> tried(urls_.size(), false);
+  Status last;
+  for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
+    const size_t server = PickServer(tried);
+    // A server tried already gets a moment to recover.
+    if (tried[server])
+      std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
+    tried[server] = true;
+    HttpReply r = Call(server, Method::kPost, "/generate", body,
+                       "application/json", options_.request_timeout_seconds);
+    FinishAttempt(server, r.status == 0 || r.status >= 500);
+    const std::string where = urls_[server] + "/generate";
+    json reply = ParseJson(r.body);
+    if (r.status == 0) {
+      last = r.transport;
+      if (last.code() == StatusCode::kAborted) return last;
+    } else if (r.status >= 500) {
+      last = HttpError(where, r.status, reply, r.body);
+    } else if (r.status != 200) {
+      return HttpError(where, r.status, reply, r.body);
+    } else {
+      StatusOr<GenerateResult> result = ReadGenerateReply(reply, request);
+      if (!result.ok()) return result.status().WithContext(where);
+      result->id = id;
+      return result;
+    }
+    if (attempt < options_.max_attempts) {
+      retries_.fetch_add(1);
+      LOG(WARNING) << "request " << id << ": attempt " << attempt << " of "
+                   << options_.max_attempts << " failed (" << last
+                   << "); retrying on another server";
+    }
+  }
+  return last.WithContext("request " + std::to_string(id) + " failed after " +
+                          std::to_string(options_.max_attempts) + " attempts");
+}
+
+size_t RolloutClient::PickServer(const std::vector<bool>& tried) {
+  const bool least_loaded =
+      options_.policy == RolloutClientOptions::Policy::kLeastLoaded;
+  if (least_loaded) MaybeRefreshLoads();
+  std::lock_guard<std::mutex> lock(load_mu_);
+  const size_t n = urls_.size();
+  const Clock::time_point now = Clock::now();
+  size_t best = n;
+  std::tuple<bool, Clock::duration, bool, int64_t> best_key;
+  // Scanning from a rotating start breaks ties in turn (and is the whole of
+  // round-robin among servers that answer).
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (next_server_ + k) % n;
+    const ServerLoad& l = loads_[i];
+    const bool down =
+        l.last_failure > l.last_success && now - l.last_failure < kDownPeriod;
+    const std::tuple<bool, Clock::duration, bool, int64_t> key = {
+        down, down ? now - l.last_success : Clock::duration(), tried[i],
+        least_loaded ? l.reported + l.in_flight : 0};
+    if (best == n || key < best_key) {
+      best = i;
+      best_key = key;
+    }
+  }
+  next_server_ = least_loaded ? (next_server_ + 1) % n : (best + 1) % n;
+  ++loads_[best].in_flight;
+  return best;
+}
+
+void RolloutClient::FinishAttempt(size_t server, bool failed) {
+  std::lock_guard<std::mutex> lock(load_mu_);
+  --loads_[server].in_flight;
+  RecordOutcome(loads_[server], failed);
+}
+
+void RolloutClient::RecordOutcome(ServerLoad& load, bool failed) {
+  (failed ? load.last_failure : load.last_success) = Clock::now();
+}
+
+void RolloutClient::MaybeRefreshLoads() {
+  {
+    std::lock_guard<std::mutex> lock(load_mu_);
+    if (refreshing_ || Clock::now() - loads_refreshed_ < kLoadRefreshPeriod)
+      return;
+    refreshing_ = true;
+  }
+  std::vector<std::optional<int64_t>> fresh(urls_.size());
+  for (size_t i = 0; i < urls_.size(); ++i) {
+    HttpReply r =
+        Call(i, Method::kGet, "/get_load", "", "", kLoadPollTimeoutSeconds);
+    const json load = ParseJson(r.body);
+    const json* running =
+        load.is_object() ? Member(load, "running_requests") : nullptr;
+    const json* waiting =
+        load.is_object() ? Member(load, "waiting_requests") : nullptr;
+    if (r.status == 200 && running != nullptr && waiting != nullptr &&
+        running->is_number_integer() && waiting->is_number_integer())
+      fresh[i] = running->get<int64_t>() + waiting->get<int64_t>();
+  }
+  std::lock_guard<std::mutex> lock(load_mu_);
+  for (size_t i = 0; i < urls_.size(); ++i) {
+    RecordOutcome(loads_[i], !fresh[i].has_value());
+    if (fresh[i]) loads_[i].reported = *fresh[i];
+  }
+  loads_refreshed_ = Clock::now();
+  refreshing_ = false;
+}
+
+// ---- HTTP ------------------------------------------------------------------
+
+RolloutClient::HttpReply RolloutClient::Call(size_t server, Method method,
+                                             const std::string& path,
+                                             const std::string& body,
+                                             const std::string& content_type,
+                                             double read_timeout_seconds) {
+  const Endpoint& e = endpoints_[server];
+  httplib::Client client(e.host, e.port);
+  const auto [connect_s, connect_us] =
+      SecondsAndMicros(options_.connect_timeout_seconds);
+  const auto [read_s, read_us] = SecondsAndMicros(read_timeout_seconds);
+  const auto [write_s, write_us] =
+      SecondsAndMicros(options_.request_timeout_seconds);
+  client.set_connection_timeout(connect_s, connect_us);
+  client.set_read_timeout(read_s, read_us);
+  client.set_write_timeout(write_s, write_us);
+  if (!options_.admin_token.empty())
+    client.set_bearer_token_auth(options_.admin_token);
+  {
+    std::lock_guard<std::mutex> lock(active_mu_);
+    if (cancelled_)
+      return {0, "", AbortedError("the rollout client is shutting down")};
+    active_.insert(&client);
+  }
+  httplib::Result res = method == Method::kGet
+                            ? client.Get(path)
+                            : client.Post(path, body, content_type);
+  {
+    std::lock_guard<std::mutex> lock(active_mu_);
+    active_.erase(&client);
+    if (cancelled_ && !res)
+      return {0, "", AbortedError("the rollout client is shutting down")};
+  }
+  if (!res) {
+    return {0, "",
+            UnavailableError(urls_[server] + path + ": " +
+                             TransportError(res.error()))};
+  }
+  return {res->status, std::move(res->body), OkStatus()};
+}
+
+ServerResult RolloutClient::CallJson(size_t server, Method method,
+                                     const std::string& path,
+                                     const std::string& body,
+                                     const std::string& content_type) {
+  HttpReply r = Call(server, method, path, body, content_type,
+                     options_.request_timeout_seconds);
+  ServerResult out{urls_[server], r.transport, ParseJson(r.body)};
+  if (r.status == 0) return out;
+  if (r.status < 200 || r.status >= 300) {
+    out.status = HttpError(urls_[server] + path, r.status, out.reply, r.body);
+  } else if (out.reply.is_null()) {
+    out.status =
+        DataLossError(urls_[server] + path + ": the reply is not JSON");
+  }
+  return out;
+}
+
+std::vector<ServerResult> RolloutClient::FanOut(
+    const std::function<ServerResult(size_t)>& call) {
+  std::vector<ServerResult> results(urls_.size());
+  std::vector<std::thread> threads;
+  threads.reserve(urls_.size());
+  for (size_t i = 0; i < urls_.size(); ++i)
+    threads.emplace_back([&results, &call, i] { results[i] = call(i); });
+  for (std::thread& t : threads) t.join();
+  return results;
+}
+
+// ---- Admin -----------------------------------------------------------------
+
+std::vector<ServerResult> RolloutClient::BroadcastUpdate(
+    const std::string& serialized_update) {
+  return FanOut([&](size_t i) {
+    return CallJson(i, Method::kPost, "/admin/update_params", serialized_update,
+                    "application/x-protobuf");
+  });
+}
+
+std::vector<ServerResult> RolloutClient::Checksums() {
+  return FanOut([&](size_t i) {
+    return CallJson(i, Method::kGet, "/admin/weights_checksum");
+  });
+}
+
+std::vector<ServerResult> RolloutClient::Perturb(uint64_t seed, double scale,
+                                                 int64_t num_leaves) {
+  const std::string body =
+      JsonText({{"seed", seed}, {"scale", scale}, {"num_leaves", num_leaves}});
+  return FanOut([&](size_t i) {
+    return CallJson(i, Method::kPost, "/admin/perturb_weights", body);
+  });
+}
+
+std::vector<ServerResult> RolloutClient::Reload(const std::string& model_path,
+                                                const std::string& load_format,
+                                                bool wait) {
+  const std::string body =
+      JsonText({{"model_path", model_path}, {"load_format", load_format}});
+  return FanOut([&](size_t i) {
+    ServerResult started =
+        CallJson(i, Method::kPost, "/admin/reload_weights", body);
+    if (!started.status.ok() || !wait) return started;
+    return WaitForReload(i);
+  });
+}
+
+ServerResult RolloutClient::WaitForReload(size_t server) {
+  const auto deadline =
+      Clock::now() +
+      std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(options_.request_timeout_seconds));
+  for (;;) {
+    ServerResult r = CallJson(server, Method::kGet, "/admin/reload_status");
+    if (!r.status.ok()) return r;
+    const json* state = Member(r.reply, "state");
+    const std::string name =
+        state != nullptr && state->is_string() ? state->get<std::string>() : "";
+    if (name == "done") return r;
+    if (name == "failed") {
+      const json* error = Member(r.reply, "error");
+      r.status = AbortedError(r.url + ": reload failed: " +
+                              (error != nullptr && error->is_string()
+                                   ? error->get<std::string>()
+                                   : JsonText(r.reply)));
+      return r;
+    }
+    if (name != "loading" && name != "applying") {
+      r.status = DataLossError(r.url + ": unexpected reload status " +
+                               JsonText(r.reply));
+      return r;
+    }
+    if (Clock::now() > deadline) {
+      r.status = UnavailableError(
+          r.url + ": the reload did not finish in " +
+          std::to_string(options_.request_timeout_seconds) + " s");
+      return r;
+    }
+    std::this_thread::sleep_for(kReloadPollPeriod);
+  }
+}
+
+std::vector<ServerResult> RolloutClient::Loads() {
+  return FanOut(
+      [&](size_t i) { return CallJson(i, Method::kGet, "/get_load"); });
+}
+
+}  // namespace rlrt

@@ -1,0 +1,206 @@
+// The trainer's side of remote rollouts: a pool of HTTP clients over one or
+// more rollout servers (sampler/server/rollout_server.h).
+//
+// Generation goes to one server per request, chosen least-loaded (the
+// servers' /get_load, cached for ~50 ms, plus what this client has in flight
+// to each) or round-robin. Submit queues the call on the client's own worker
+// threads and returns an ordinary RequestHandle at once, so code written for
+// SamplerEngine::Submit works unchanged against remote engines.
+//
+// A transport failure (connection refused, reset, timeout) or an HTTP 5xx is
+// retried on another server, up to max_attempts per request: a request with a
+// seed reproduces the same sample wherever it runs. A 4xx is the request's
+// own fault and comes back at once, with the server's message. A server that
+// failed is avoided for a second (both policies) while others answer.
+//
+// Admin calls (weight updates, reloads, checksums, perturbations, loads) fan
+// out to every server in parallel and report one result per server, in the
+// order of `urls`.
+//
+// Thread-safe: any thread may call any method. The destructor fails the
+// requests still queued (Aborted), cuts off the calls in progress (Aborted;
+// one caught just before it connects runs to its end) and joins the workers.
+#ifndef RLRT_TRAINER_BRIDGE_REMOTE_ROLLOUT_CLIENT_H_
+#define RLRT_TRAINER_BRIDGE_REMOTE_ROLLOUT_CLIENT_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "partition/util/status.h"
+#include "sampler/request.h"
+#include "sampler/request_handle.h"
+
+namespace httplib {
+class Client;
+}  // namespace httplib
+
+namespace rlrt {
+
+struct RolloutClientOptions {
+  // "http://host:port" (a trailing "/" is allowed; no path, no https).
+  std::vector<std::string> urls;
+  enum class Policy { kLeastLoaded, kRoundRobin };
+  Policy policy = Policy::kLeastLoaded;
+  // Sent as "Authorization: Bearer <token>" when not empty.
+  std::string admin_token;
+  // Tries per generation request; each retry goes to a server not tried
+  // yet, unless all of those are down (see PickServer).
+  int max_attempts = 3;
+  // Reading a reply (a whole generation) or writing a body (an update).
+  double request_timeout_seconds = 600;
+  double connect_timeout_seconds = 5;
+  // Generation calls in flight at once; more are queued.
+  int worker_threads = 64;
+  // Create checks every server's /health and fails when one does not answer.
+  bool check_health = true;
+};
+
+// One server's answer to an admin call: `reply` is its JSON body (the error
+// body too, when it sent one); `status` is OK only for a 2xx JSON reply.
+struct ServerResult {
+  std::string url;
+  Status status;
+  nlohmann::json reply;
+};
+
+class RolloutClient {
+ public:
+  // Validates the URLs and (with check_health) that each server answers
+  // /health; the error names the servers that do not.
+  static StatusOr<std::unique_ptr<RolloutClient>> Create(
+      const RolloutClientOptions& options);
+  ~RolloutClient();
+  RolloutClient(const RolloutClient&) = delete;
+  RolloutClient& operator=(const RolloutClient&) = delete;
+
+  // POST /generate, on a worker thread. The request's prompt is input_ids
+  // or text (chat messages and streaming callbacks are refused here). The
+  // result holds the server's samples: token ids, text, logprobs (when
+  // asked), finish reasons, seeds and weight versions; prompt_ids are the
+  // input_ids (a text prompt's ids are not returned by the server, so they
+  // stay empty); result.id is the handle's id.
+  //
+  // The server reports each sample's weight versions as [min, max] over its
+  // tokens. Versions never decrease within a sample, so the first token's
+  // version is min and the last's is max, both exact; the tokens between
+  // are given max (exact whenever min == max, i.e. no update landed during
+  // the sample).
+  StatusOr<RequestHandle> Submit(const GenerateRequest& request);
+  // Submit and wait.
+  StatusOr<GenerateResult> Generate(const GenerateRequest& request);
+
+  // POST /admin/update_params with a serialized proto::UpdateParams.
+  std::vector<ServerResult> BroadcastUpdate(
+      const std::string& serialized_update);
+  // GET /admin/weights_checksum.
+  std::vector<ServerResult> Checksums();
+  // POST /admin/perturb_weights.
+  std::vector<ServerResult> Perturb(uint64_t seed, double scale,
+                                    int64_t num_leaves);
+  // POST /admin/reload_weights; with `wait`, polls /admin/reload_status
+  // until the reload is done (the reply is its final status) or failed (an
+  // error with the server's reason).
+  std::vector<ServerResult> Reload(const std::string& model_path,
+                                   const std::string& load_format, bool wait);
+  // GET /get_load.
+  std::vector<ServerResult> Loads();
+
+  const std::vector<std::string>& urls() const { return urls_; }
+  // Generation attempts that failed and were tried again.
+  int64_t retries() const { return retries_.load(); }
+
+ private:
+  struct Endpoint {
+    std::string host;
+    int port = 0;
+  };
+  struct ServerLoad {
+    int64_t reported = 0;   // running + waiting requests, from /get_load.
+    int64_t in_flight = 0;  // This client's calls to it.
+    // The last call (or load poll) that got an answer, and the last that
+    // got none or a 5xx. A server whose last outcome was a failure, less
+    // than a second ago, is "down": picked only when every other candidate
+    // is down too, and then the one that answered most recently first.
+    std::chrono::steady_clock::time_point last_success;
+    std::chrono::steady_clock::time_point last_failure;
+  };
+  struct Job {
+    uint64_t id = 0;
+    GenerateRequest request;
+    std::shared_ptr<RequestCompletion> done;
+  };
+  // An HTTP exchange: status 0 means the call never got a reply.
+  struct HttpReply {
+    int status = 0;
+    std::string body;
+    Status transport;
+  };
+  enum class Method { kGet, kPost };
+
+  RolloutClient(const RolloutClientOptions& options,
+                std::vector<std::string> urls, std::vector<Endpoint> endpoints);
+
+  void WorkerLoop();
+  StatusOr<GenerateResult> RunGenerate(uint64_t id,
+                                       const GenerateRequest& request);
+  // The server for the next attempt: one that is not down (see ServerLoad),
+  // then one not in `tried`, then the policy's choice. Counts the attempt
+  // in its in_flight.
+  size_t PickServer(const std::vector<bool>& tried);
+  void FinishAttempt(size_t server, bool failed);
+  // Under load_mu_.
+  void RecordOutcome(ServerLoad& load, bool failed);
+  // Refreshes the cached loads when they are older than the refresh period
+  // and no other thread is refreshing them.
+  void MaybeRefreshLoads();
+
+  HttpReply Call(size_t server, Method method, const std::string& path,
+                 const std::string& body, const std::string& content_type,
+                 double read_timeout_seconds);
+  ServerResult CallJson(size_t server, Method method, const std::string& path,
+                        const std::string& body = "",
+                        const std::string& content_type = "application/json");
+  ServerResult WaitForReload(size_t server);
+  // Runs call(i) for every server at once; results in server order.
+  std::vector<ServerResult> FanOut(
+      const std::function<ServerResult(size_t)>& call);
+
+  const RolloutClientOptions options_;
+  const std::vector<std::string> urls_;  // Normalized: no trailing "/".
+  const std::vector<Endpoint> endpoints_;
+
+  std::mutex load_mu_;
+  std::vector<ServerLoad> loads_;  // Guarded by load_mu_, one per server.
+  std::chrono::steady_clock::time_point loads_refreshed_;  // load_mu_.
+  bool refreshing_ = false;                                // load_mu_.
+  size_t next_server_ = 0;                                 // load_mu_.
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<Job> queue_;  // Guarded by queue_mu_.
+  bool stopping_ = false;  // Guarded by queue_mu_.
+
+  // Clients with a call in progress, so the destructor can cancel them.
+  std::mutex active_mu_;
+  std::set<httplib::Client*> active_;  // Guarded by active_mu_.
+  bool cancelled_ = false;             // Guarded by active_mu_.
+
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<int64_t> retries_{0};
+  std::vector<std::thread> workers_;  // Started in Create, joined in ~.
+};
+
+}  // namespace rlrt
+
+#endif  // RLRT_TRAINER_BRIDGE_REMOTE_ROLLOUT_CLIENT_H_
