@@ -367,6 +367,9 @@ json SglangSample(const SampleOutput& s, bool return_logprob) {
       pairs.push_back(json::array({s.logprobs[i], s.token_ids[i]}));
     }
     meta["output_token_logprobs"] = std::move(pairs);
+    // Per token, so a trainer knows exactly which tokens an update that
+    // landed mid-completion affected.
+    meta["output_token_weight_versions"] = s.weight_versions;
   }
   return {{"text", s.text}, {"output_ids", s.token_ids}, {"meta_info", meta}};
 }

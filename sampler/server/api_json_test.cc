@@ -446,7 +446,8 @@ TEST(GenerateResponse, OneSampleWithLogprobs) {
                     "finish_reason": {"type": "stop", "matched": "\n\n"},
                     "weight_version": 4, "weight_versions": [3, 4],
                     "output_token_logprobs":
-                        [[-0.5, 11], [-0.25, 12], [-1.0, 13]]}})"));
+                        [[-0.5, 11], [-0.25, 12], [-1.0, 13]],
+                    "output_token_weight_versions": [3, 4, 4]}})"));
 }
 
 TEST(GenerateResponse, TwoSamplesWithoutLogprobs) {
@@ -478,6 +479,7 @@ TEST(GenerateResponse, StopTokenAndAbortWithoutTokens) {
   EXPECT_TRUE(aborted["weight_version"].is_null());
   EXPECT_TRUE(aborted["weight_versions"].is_null());
   EXPECT_EQ(aborted["output_token_logprobs"], json::array());
+  EXPECT_EQ(aborted["output_token_weight_versions"], json::array());
   EXPECT_EQ(aborted["completion_tokens"], 0);
 }
 
@@ -559,7 +561,8 @@ TEST(GenerateStream, AccumulatesPerSample) {
       "index": 0, "text": "He", "output_ids": [11],
       "meta_info": {"id": "7", "completion_tokens": 1, "finish_reason": null,
                     "weight_version": 3, "weight_versions": [3, 3],
-                    "output_token_logprobs": [[-0.5, 11]]}})"));
+                    "output_token_logprobs": [[-0.5, 11]],
+                    "output_token_weight_versions": [3]}})"));
   const json b = stream.Chunk(Event(1, 21, -2.0f, 3, "Yo"));
   EXPECT_EQ(b["index"], 1);
   EXPECT_EQ(b["text"], "Yo");
@@ -577,7 +580,8 @@ TEST(GenerateStream, AccumulatesPerSample) {
                     "finish_reason": {"type": "stop"},
                     "weight_version": 4, "weight_versions": [3, 4],
                     "output_token_logprobs":
-                        [[-0.5, 11], [-0.25, 12], [-1.0, 13]]}})"));
+                        [[-0.5, 11], [-0.25, 12], [-1.0, 13]],
+                    "output_token_weight_versions": [3, 4, 4]}})"));
   const json e = stream.FinishChunk(7, 1, FinishReason::kAbort);
   EXPECT_EQ(e["index"], 1);
   EXPECT_EQ(e["text"], "Yo");

@@ -240,10 +240,22 @@ Status ReadFinishReason(const json& meta, SampleOutput& s) {
   return OkStatus();
 }
 
-// See the header: first token min, the others max.
+// Exact per-token versions when the server sent them (with logprobs);
+// otherwise, see the header: first token min, the others max.
 Status ReadWeightVersions(const json& meta, SampleOutput& s) {
-  const json* range = Member(meta, "weight_versions");
   if (s.token_ids.empty()) return OkStatus();
+  const json* per_token = Member(meta, "output_token_weight_versions");
+  if (per_token != nullptr && per_token->is_array() &&
+      per_token->size() == s.token_ids.size()) {
+    s.weight_versions.clear();
+    for (const json& v : *per_token) {
+      if (!v.is_number_unsigned())
+        return Malformed("output_token_weight_versions holds a non-version");
+      s.weight_versions.push_back(v.get<uint64_t>());
+    }
+    return OkStatus();
+  }
+  const json* range = Member(meta, "weight_versions");
   if (range == nullptr || !range->is_array() || range->size() != 2 ||
       !(*range)[0].is_number_unsigned() || !(*range)[1].is_number_unsigned())
     return Malformed("weight_versions is not [min, max]");

@@ -91,11 +91,11 @@ class RolloutClient {
   // input_ids (a text prompt's ids are not returned by the server, so they
   // stay empty); result.id is the handle's id.
   //
-  // The server reports each sample's weight versions as [min, max] over its
-  // tokens. Versions never decrease within a sample, so the first token's
-  // version is min and the last's is max, both exact; the tokens between
-  // are given max (exact whenever min == max, i.e. no update landed during
-  // the sample).
+  // With return_logprobs the server sends every token's weight version.
+  // Without, only [min, max] over the sample's tokens: versions never
+  // decrease within a sample, so the first token gets min and the last max,
+  // both exact, and the tokens between get max (exact whenever min == max,
+  // i.e. no update landed during the sample).
   StatusOr<RequestHandle> Submit(const GenerateRequest& request);
   // Submit and wait.
   StatusOr<GenerateResult> Generate(const GenerateRequest& request);
