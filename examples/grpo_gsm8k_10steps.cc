@@ -13,6 +13,8 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -27,12 +29,14 @@
 #include "models/tokenizer/tokenizer.h"
 #include "partition/device.h"
 #include "partition/partition_spec.h"
+#include "partition/util/format.h"
 #include "sampler/engine.h"
 #include "trainer_bridge/grpo_learner.h"
 #include "trainer_bridge/remote/remote_rollouts.h"
 #include "trainer_bridge/rl_loop.h"
 #include "trainer_bridge/rl_metrics_json.h"
 #include "trainer_bridge/tasks/gsm8k_task.h"
+#include "trainer_bridge/train_checkpoint.h"
 #include "trainer_bridge/weight_sync.h"
 
 // Model and data.
@@ -96,6 +100,16 @@ DEFINE_int32(eval_every, 5,
 DEFINE_int32(eval_examples, 16, "Test questions per evaluation.");
 DEFINE_uint64(seed, 0, "Seed of dummy weights, data order and sampling.");
 DEFINE_string(metrics_out, "", "Also append every JSON line to this file.");
+DEFINE_int32(checkpoint_every, 0,
+             "Save a training checkpoint (weights, optimizer state, step, "
+             "data position, seeds) to --checkpoint_dir every N steps; 0: "
+             "off.");
+DEFINE_string(checkpoint_dir, "", "Where training checkpoints go.");
+DEFINE_bool(resume, false,
+            "Continue from the latest checkpoint in --checkpoint_dir.");
+DEFINE_int32(debug_sigkill_after_step, 0,
+             "Testing aid: SIGKILL this process right after step N (and its "
+             "checkpoint).");
 DEFINE_string(save_dir, "",
               "Write the final policy here as a Hugging Face checkpoint.");
 
@@ -138,6 +152,12 @@ Status CheckFlags() {
   if (FLAGS_sft_steps < 0 || FLAGS_sft_batch_size < 1)
     return InvalidArgumentError(
         "--sft_steps must be >= 0 and --sft_batch_size >= 1");
+  if (FLAGS_checkpoint_every < 0)
+    return InvalidArgumentError("--checkpoint_every must be >= 0");
+  if ((FLAGS_checkpoint_every > 0 || FLAGS_resume) &&
+      FLAGS_checkpoint_dir.empty())
+    return InvalidArgumentError(
+        "--checkpoint_every and --resume need --checkpoint_dir");
   if (FLAGS_load_format.empty())
     FLAGS_load_format = FLAGS_model_dir.empty() ? "dummy" : "safetensors";
   if (FLAGS_load_format != "dummy" && FLAGS_load_format != "safetensors")
@@ -300,9 +320,41 @@ Status Run() {
                                          reference, learner_options));
   }
   ASSIGN_OR_RETURN(uint64_t version, rollouts.NewestWeightVersion());
-  // A checkpoint is pushed into the sampler's dummy weights; remote servers
-  // hold weights we do not know, so they always get the trainer's.
-  if (from_checkpoint || !sampler.engine) {
+  int64_t first_step = 0;
+  if (FLAGS_resume) {
+    ASSIGN_OR_RETURN(LoadedTrainingCheckpoint saved,
+                     LoadLatestTrainingCheckpoint(FLAGS_checkpoint_dir, actor));
+    const TrainingState& st = saved.state;
+    if (st.seed != FLAGS_seed || st.batch_size != FLAGS_batch_size ||
+        st.num_generations != FLAGS_num_generations)
+      return InvalidArgumentError(
+          "the checkpoint in " + saved.path.string() +
+          " was made with --seed=" + std::to_string(st.seed) +
+          " --batch_size=" + std::to_string(st.batch_size) +
+          " --num_generations=" + std::to_string(st.num_generations) +
+          "; resume with the same flags");
+    if (st.step >= FLAGS_steps)
+      return InvalidArgumentError(
+          "the checkpoint is at step " + std::to_string(st.step) +
+          ", nothing left of --steps=" + std::to_string(FLAGS_steps));
+    RETURN_IF_ERROR(learner->RestoreState(saved.weights, saved.first_moment,
+                                          saved.second_moment,
+                                          saved.optimizer_steps));
+    first_step = st.step;
+    // The restored policy goes to the sampler under its own version, so the
+    // versions continue as in the run that saved it.
+    version = std::max(version + 1, st.policy_version);
+    ASSIGN_OR_RETURN(SyncReport r,
+                     rollouts.PushWeights(learner->weights(), version));
+    json line = SyncJson(r);
+    line["phase"] = "resumed";
+    line["from"] = saved.path.string();
+    line["step"] = first_step;
+    Emit(line);
+  } else if (from_checkpoint || !sampler.engine) {
+    // A checkpoint is pushed into the sampler's dummy weights; remote
+    // servers hold weights we do not know, so they always get the
+    // trainer's.
     ASSIGN_OR_RETURN(SyncReport r,
                      rollouts.PushWeights(learner->weights(), ++version));
     json line = SyncJson(r);
@@ -336,13 +388,14 @@ Status Run() {
         Gsm8kTask::Create(std::move(test), *sampler.tok(), eval_options));
   }
 
-  for (int s = 0; s < FLAGS_sft_steps; ++s) {
+  const int sft_steps = FLAGS_resume ? 0 : FLAGS_sft_steps;  // Done before.
+  for (int s = 0; s < sft_steps; ++s) {
     const std::vector<SftExample> batch =
         task->SftBatch(int64_t{s} * FLAGS_sft_batch_size, FLAGS_sft_batch_size);
     ASSIGN_OR_RETURN(SftStepMetrics m, learner->SftStep(batch));
     Emit(SftStepJson(s + 1, m));
   }
-  if (FLAGS_sft_steps > 0) {
+  if (sft_steps > 0) {
     ASSIGN_OR_RETURN(SyncReport r,
                      rollouts.PushWeights(learner->weights(), ++version));
     json line = SyncJson(r);
@@ -361,10 +414,11 @@ Status Run() {
     Emit(EvalJson(step, r));
     return OkStatus();
   };
-  if (FLAGS_eval_every > 0) RETURN_IF_ERROR(evaluate(0));
+  if (FLAGS_eval_every > 0 && !FLAGS_resume) RETURN_IF_ERROR(evaluate(0));
 
   RlLoopOptions loop;
   loop.steps = FLAGS_steps;
+  loop.first_step = first_step;
   loop.batch_size = FLAGS_batch_size;
   loop.num_generations = FLAGS_num_generations;
   loop.max_new_tokens = FLAGS_max_new_tokens;
@@ -379,6 +433,19 @@ Status Run() {
                 [&](const RlStepMetrics& m) -> Status {
                   Emit(RlStepJson(m));
                   step_seconds += m.step_seconds;
+                  if (FLAGS_checkpoint_every > 0 &&
+                      m.step % FLAGS_checkpoint_every == 0) {
+                    const auto start = std::chrono::steady_clock::now();
+                    RETURN_IF_ERROR(SaveTrainingCheckpoint(
+                        FLAGS_checkpoint_dir, *learner, config,
+                        {m.step, m.policy_version, FLAGS_seed, FLAGS_batch_size,
+                         FLAGS_num_generations}));
+                    Emit({{"phase", "checkpoint_saved"},
+                          {"step", m.step},
+                          {"dir", FLAGS_checkpoint_dir},
+                          {"ms", MillisecondsSince(start)}});
+                  }
+                  if (m.step == FLAGS_debug_sigkill_after_step) raise(SIGKILL);
                   if (FLAGS_eval_every > 0 && m.step % FLAGS_eval_every == 0)
                     return evaluate(m.step);
                   return OkStatus();

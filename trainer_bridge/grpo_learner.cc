@@ -302,4 +302,17 @@ StatusOr<SftStepMetrics> GrpoLearner::SftStep(
   return m;
 }
 
+Status GrpoLearner::RestoreState(const ParamLeaves& weights,
+                                 const ParamLeaves& first_moment,
+                                 const ParamLeaves& second_moment,
+                                 int64_t optimizer_steps) {
+  if (weights.fingerprint() != weights_.fingerprint())
+    return InvalidArgumentError(
+        "the saved weights have another structure than the learner's");
+  RETURN_IF_ERROR(
+      optimizer_->Restore(first_moment, second_moment, optimizer_steps));
+  return CopyIntoLeaves(
+      weights_, [&](size_t i) { return weights.data(i); }, actor_);
+}
+
 }  // namespace rlrt

@@ -100,6 +100,15 @@ class GrpoLearner {
   // Step. Logprobs are taken at temperature 1.
   StatusOr<SftStepMetrics> SftStep(std::span<const SftExample> batch);
 
+  // Resumes a saved run: the policy's weights and the optimizer's state
+  // (the reference stays the initial weights given to Create). Structures
+  // must match; nothing changes on error.
+  Status RestoreState(const ParamLeaves& weights,
+                      const ParamLeaves& first_moment,
+                      const ParamLeaves& second_moment,
+                      int64_t optimizer_steps);
+  const AdamW& optimizer() const { return *optimizer_; }
+
   const ParamLeaves& weights() const { return weights_; }
   // The gradients of the last optimizer step, before clipping.
   const ParamLeaves& gradients() const { return grads_; }

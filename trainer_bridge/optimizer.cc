@@ -1,6 +1,7 @@
 #include "trainer_bridge/optimizer.h"
 
 #include <cmath>
+#include <cstring>
 #include <numbers>
 
 #include "models/parallel.h"
@@ -141,6 +142,19 @@ StatusOr<OptimizerStepStats> AdamW::Step(ParamLeaves& params,
       }));
   ++steps_;
   return stats;
+}
+
+Status AdamW::Restore(const ParamLeaves& first_moment,
+                      const ParamLeaves& second_moment, int64_t steps) {
+  RETURN_IF_ERROR(CheckStructure(first_moment, "first moment"));
+  RETURN_IF_ERROR(CheckStructure(second_moment, "second moment"));
+  if (steps < 0) return InvalidArgumentError("negative optimizer step count");
+  for (size_t i = 0; i < m_.size(); ++i) {
+    std::memcpy(m_.data(i), first_moment.data(i), m_.bytes(i));
+    std::memcpy(v_.data(i), second_moment.data(i), v_.bytes(i));
+  }
+  steps_ = steps;
+  return OkStatus();
 }
 
 }  // namespace rlrt

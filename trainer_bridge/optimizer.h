@@ -62,8 +62,15 @@ class AdamW {
                                     const ParamLeaves& grads,
                                     double learning_rate, Mesh* mesh);
 
+  // Resumes from saved state: moments of this optimizer's structure and the
+  // number of steps taken. Nothing changes on error.
+  Status Restore(const ParamLeaves& first_moment,
+                 const ParamLeaves& second_moment, int64_t steps);
+
   int64_t steps() const { return steps_; }
   ParamLeaves& first_moment() { return m_; }
+  const ParamLeaves& first_moment() const { return m_; }
+  const ParamLeaves& second_moment() const { return v_; }
   ParamLeaves& second_moment() { return v_; }
 
  private:

@@ -33,6 +33,8 @@ void AbortAndDrain(RolloutBackend& rollouts, std::deque<InFlight>& pending) {
 Status CheckOptions(const RlLoopOptions& o, const GrpoLearner& learner,
                     const RolloutBackend& rollouts) {
   if (o.steps < 1) return InvalidArgumentError("steps must be >= 1");
+  if (o.first_step < 0 || o.first_step >= o.steps)
+    return InvalidArgumentError("first_step must be in [0, steps)");
   if (o.batch_size < 1) return InvalidArgumentError("batch_size must be >= 1");
   if (o.num_generations < 2)
     return InvalidArgumentError(
@@ -146,14 +148,14 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
   const Clock::time_point run_start = Clock::now();
   ASSIGN_OR_RETURN(uint64_t policy_version, rollouts.WeightVersion());
   std::deque<InFlight> pending;
-  int64_t next_submit = 0;
+  int64_t next_submit = options.first_step;
   // Every exit path aborts what is still generating.
   auto fail = [&](Status status) {
     AbortAndDrain(rollouts, pending);
     return status;
   };
 
-  for (int64_t k = 0; k < options.steps; ++k) {
+  for (int64_t k = options.first_step; k < options.steps; ++k) {
     const Clock::time_point step_start = Clock::now();
     // Batches up to k + s may be sampled with the weights of step k - 1.
     while (next_submit < options.steps &&
@@ -200,12 +202,12 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
     }
     m.step_seconds = Seconds(step_start);
 
-    summary.steps = k + 1;
+    summary.steps = k + 1 - options.first_step;
     summary.rollout_seconds += m.rollout_seconds;
     summary.train_seconds += m.grpo.train_seconds + m.grpo.reference_seconds;
     summary.wait_seconds += m.wait_seconds;
     summary.sync_seconds += m.sync_seconds;
-    if (k == 0) summary.first_reward_mean = m.grpo.reward_mean;
+    if (k == options.first_step) summary.first_reward_mean = m.grpo.reward_mean;
     summary.last_reward_mean = m.grpo.reward_mean;
     if (on_step) {
       Status s = on_step(m);

@@ -38,6 +38,9 @@ namespace rlrt {
 
 struct RlLoopOptions {
   int64_t steps = 10;
+  // Resuming: steps before this one were done by an earlier run (batch
+  // indices, step numbers and seeds continue from here).
+  int64_t first_step = 0;
   int64_t batch_size = 4;       // Prompts per step.
   int64_t num_generations = 4;  // G: completions per prompt.
   int64_t max_new_tokens = 128;

@@ -294,3 +294,24 @@ TEST(RlLoopTest, RejectsInconsistentOptionsBeforeStarting) {
 
 }  // namespace
 }  // namespace rlrt
+
+namespace rlrt {
+namespace {
+
+TEST(WeightSyncTest, NonFiniteWeightsNeverReachTheSampler) {
+  Rig rig;
+  const LeafChecksums before = *rig.engine->WeightsChecksum();
+  rig.learner->mutable_weights().F32(3)[5] =
+      std::numeric_limits<float>::quiet_NaN();
+  WeightSync sync(rig.engine.get(), rig.actor.get());
+  auto pushed = sync.Push(rig.learner->weights(), 1);
+  ASSERT_FALSE(pushed.ok());
+  EXPECT_NE(pushed.status().message().find("non-finite"), std::string::npos)
+      << pushed.status();
+  EXPECT_EQ(rig.engine->WeightsChecksum()->content_hash, before.content_hash);
+  EXPECT_EQ(rig.engine->Stats().weight_version, 0u);
+  EXPECT_EQ(rig.engine->Stats().updates_refused, 0);  // Never sent.
+}
+
+}  // namespace
+}  // namespace rlrt

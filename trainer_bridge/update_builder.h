@@ -24,6 +24,9 @@ struct BuildOptions {
   bool include_content_hash = false;
   bool flush_cache = false;
   bool return_checksums = false;
+  // Refuse (FailedPrecondition, nothing built) weights holding a NaN or an
+  // infinity, so a diverged trainer never reaches a sampler. One read.
+  bool refuse_non_finite = true;
 };
 
 // Fills *out with every leaf of `leaves` and `version`. The copy is split

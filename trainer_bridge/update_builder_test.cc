@@ -107,3 +107,46 @@ TEST(UpdateBuilderTest, RebuildingFromAnotherStructureReplacesIt) {
 
 }  // namespace
 }  // namespace rlrt
+
+namespace rlrt {
+namespace {
+
+// A diverged trainer's weights never leave it: NaN or infinity in any leaf
+// (any float format) refuses the build, naming the leaf.
+TEST(BuildUpdateParamsTest, RefusesNonFiniteWeights) {
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    for (const char* bad : {"nan", "inf"}) {
+      ParamLeaves leaves = testing::AllocateOrDie(
+          {{"a.weight", {7}, DType::kF32}, {"b.weight", {300}, dtype}});
+      std::memset(leaves.data(0), 0, leaves.bytes(0));
+      std::memset(leaves.data(1), 0, leaves.bytes(1));
+      proto::UpdateParams out;
+      ASSERT_TRUE(BuildUpdateParams(leaves, 1, {}, nullptr, &out).ok());
+      // Exponent bits all ones; a non-zero mantissa makes it a NaN.
+      std::byte* element = leaves.data(1) + 123 * DTypeSize(dtype);
+      const bool nan = std::string(bad) == "nan";
+      if (dtype == DType::kF32) {
+        const uint32_t bits = 0x7f800000u | (nan ? 1u : 0u);
+        std::memcpy(element, &bits, 4);
+      } else {
+        const uint16_t bits = dtype == DType::kBF16
+                                  ? uint16_t(0x7f80u | (nan ? 1u : 0u))
+                                  : uint16_t(0x7c00u | (nan ? 1u : 0u));
+        std::memcpy(element, &bits, 2);
+      }
+      proto::UpdateParams refused;
+      Status s = BuildUpdateParams(leaves, 2, {}, nullptr, &refused);
+      ASSERT_FALSE(s.ok()) << DTypeName(dtype) << " " << bad;
+      EXPECT_NE(s.message().find("'b.weight'"), std::string::npos) << s;
+      EXPECT_NE(s.message().find("element 123"), std::string::npos) << s;
+      EXPECT_EQ(refused.leaves_size(), 0);
+      // The check can be switched off (e.g. to ship a diagnostic).
+      BuildOptions off;
+      off.refuse_non_finite = false;
+      EXPECT_TRUE(BuildUpdateParams(leaves, 2, off, nullptr, &refused).ok());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace rlrt

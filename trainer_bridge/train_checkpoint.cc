@@ -1,0 +1,153 @@
+#include "trainer_bridge/train_checkpoint.h"
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "models/io/checkpoint.h"
+#include "models/io/safetensors.h"
+
+namespace rlrt {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr char kFirst[] = "exp_avg/";
+constexpr char kSecond[] = "exp_avg_sq/";
+
+std::string StepName(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "step-%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+Status WriteText(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) return InternalError("cannot write " + tmp.string());
+  }
+  std::error_code error;
+  fs::rename(tmp, path, error);
+  if (error)
+    return InternalError("cannot rename " + tmp.string() + ": " +
+                         error.message());
+  return OkStatus();
+}
+
+Status SaveOptimizer(const fs::path& path, const AdamW& optimizer) {
+  std::vector<SafetensorsTensorData> tensors;
+  for (const auto& [prefix, leaves] :
+       {std::pair<const char*, const ParamLeaves*>{kFirst,
+                                                   &optimizer.first_moment()},
+        {kSecond, &optimizer.second_moment()}}) {
+    for (size_t i = 0; i < leaves->size(); ++i) {
+      const LeafSpec& spec = leaves->spec(i);
+      tensors.push_back(
+          {prefix + spec.name, spec.dtype, spec.shape,
+           std::span<const std::byte>(leaves->data(i), leaves->bytes(i))});
+    }
+  }
+  return WriteSafetensors(path, tensors,
+                          {{"steps", std::to_string(optimizer.steps())}});
+}
+
+// Fills `leaves` (allocated with the weights' specs) from `prefix`+name.
+Status ReadMoment(const SafetensorsFile& file, const char* prefix,
+                  ParamLeaves& leaves) {
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    const LeafSpec& spec = leaves.spec(i);
+    const SafetensorsTensor* t = file.Find(prefix + spec.name);
+    if (t == nullptr)
+      return DataLossError(file.path().string() + " has no " + prefix +
+                           spec.name);
+    if (t->dtype != spec.dtype || t->shape != spec.shape ||
+        t->data.size() != leaves.bytes(i))
+      return DataLossError(file.path().string() + ": " + prefix + spec.name +
+                           " has the wrong shape or dtype");
+    std::memcpy(leaves.data(i), t->data.data(), leaves.bytes(i));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status SaveTrainingCheckpoint(const fs::path& dir, const GrpoLearner& learner,
+                              const ModelConfig& config,
+                              const TrainingState& state) {
+  std::error_code error;
+  fs::create_directories(dir, error);
+  if (error)
+    return InternalError("cannot create " + dir.string() + ": " +
+                         error.message());
+  const fs::path final_dir = dir / StepName(state.step);
+  const fs::path tmp = dir / (".tmp-" + StepName(state.step));
+  fs::remove_all(tmp, error);
+  RETURN_IF_ERROR(SaveCheckpoint(learner.weights(), config, tmp));
+  RETURN_IF_ERROR(
+      SaveOptimizer(tmp / "optimizer.safetensors", learner.optimizer()));
+  const json s = {{"step", state.step},
+                  {"policy_version", state.policy_version},
+                  {"seed", state.seed},
+                  {"batch_size", state.batch_size},
+                  {"num_generations", state.num_generations},
+                  {"optimizer_steps", learner.optimizer().steps()}};
+  RETURN_IF_ERROR(WriteText(tmp / "state.json", s.dump(1)));
+  fs::remove_all(final_dir, error);
+  fs::rename(tmp, final_dir, error);
+  if (error)
+    return InternalError("cannot rename " + tmp.string() + ": " +
+                         error.message());
+  return WriteText(dir / "latest", StepName(state.step) + "\n");
+}
+
+StatusOr<LoadedTrainingCheckpoint> LoadLatestTrainingCheckpoint(
+    const fs::path& dir, Mesh* mesh) {
+  std::ifstream latest(dir / "latest");
+  std::string name;
+  if (!latest || !std::getline(latest, name) || name.empty())
+    return NotFoundError("no checkpoint to resume: " +
+                         (dir / "latest").string() + " is missing or empty");
+  if (name.find('/') != std::string::npos || name.rfind("step-", 0) != 0)
+    return DataLossError((dir / "latest").string() + " names '" + name +
+                         "', not a step directory");
+  const fs::path path = dir / name;
+  std::ifstream state_file(path / "state.json");
+  const json s = json::parse(state_file, nullptr, /*allow_exceptions=*/false);
+  for (const char* key : {"step", "policy_version", "seed", "batch_size",
+                          "num_generations", "optimizer_steps"}) {
+    if (s.is_discarded() || !s.contains(key) || !s[key].is_number_unsigned())
+      return DataLossError((path / "state.json").string() +
+                           ": missing or bad \"" + key + "\"");
+  }
+  TrainingState state;
+  state.step = s["step"].get<int64_t>();
+  state.policy_version = s["policy_version"].get<uint64_t>();
+  state.seed = s["seed"].get<uint64_t>();
+  state.batch_size = s["batch_size"].get<int64_t>();
+  state.num_generations = s["num_generations"].get<int64_t>();
+  ASSIGN_OR_RETURN(LoadedCheckpoint weights, LoadCheckpoint(path, mesh));
+  ASSIGN_OR_RETURN(ParamLeaves first,
+                   ParamLeaves::Allocate(weights.leaves.specs()));
+  ASSIGN_OR_RETURN(ParamLeaves second,
+                   ParamLeaves::Allocate(weights.leaves.specs()));
+  ASSIGN_OR_RETURN(SafetensorsFile optimizer,
+                   SafetensorsFile::Open(path / "optimizer.safetensors"));
+  RETURN_IF_ERROR(ReadMoment(optimizer, kFirst, first));
+  RETURN_IF_ERROR(ReadMoment(optimizer, kSecond, second));
+  return LoadedTrainingCheckpoint{path,
+                                  weights.config,
+                                  std::move(weights.leaves),
+                                  std::move(first),
+                                  std::move(second),
+                                  s["optimizer_steps"].get<int64_t>(),
+                                  state};
+}
+
+}  // namespace rlrt

@@ -1,0 +1,53 @@
+// Training checkpoints for resuming a run: the policy's weights (a Hugging
+// Face checkpoint directory, loadable on its own), AdamW's moments and step
+// count, and the loop's position (the next step, the policy version, and
+// what the data order and sampling seeds derive from).
+//
+// Layout: <dir>/step-<k>/{config.json, model.safetensors,
+// optimizer.safetensors, state.json} and <dir>/latest naming the newest.
+// Each step directory is written under a temporary name and renamed, and
+// `latest` is replaced by rename, so a run killed at any moment leaves the
+// previous checkpoint intact and `latest` pointing at a complete one.
+#ifndef RLRT_TRAINER_BRIDGE_TRAIN_CHECKPOINT_H_
+#define RLRT_TRAINER_BRIDGE_TRAIN_CHECKPOINT_H_
+
+#include <cstdint>
+#include <filesystem>
+
+#include "models/config/model_config.h"
+#include "models/param_leaves.h"
+#include "partition/util/status.h"
+#include "trainer_bridge/grpo_learner.h"
+
+namespace rlrt {
+
+struct TrainingState {
+  int64_t step = 0;  // GRPO steps done; the next batch index.
+  uint64_t policy_version = 0;
+  uint64_t seed = 0;  // Data order and sampling seeds derive from it.
+  int64_t batch_size = 0;
+  int64_t num_generations = 0;
+};
+
+Status SaveTrainingCheckpoint(const std::filesystem::path& dir,
+                              const GrpoLearner& learner,
+                              const ModelConfig& config,
+                              const TrainingState& state);
+
+struct LoadedTrainingCheckpoint {
+  std::filesystem::path path;  // The step directory read.
+  ModelConfig config;
+  ParamLeaves weights;
+  ParamLeaves first_moment;
+  ParamLeaves second_moment;
+  int64_t optimizer_steps = 0;
+  TrainingState state;
+};
+
+// The checkpoint `<dir>/latest` names. NotFound when there is none.
+StatusOr<LoadedTrainingCheckpoint> LoadLatestTrainingCheckpoint(
+    const std::filesystem::path& dir, Mesh* mesh);
+
+}  // namespace rlrt
+
+#endif  // RLRT_TRAINER_BRIDGE_TRAIN_CHECKPOINT_H_
