@@ -61,7 +61,8 @@ struct Served {
   }
   // Polls /admin/reload_status until the reload ends.
   json WaitForReload() {
-    for (int i = 0; i < 600; ++i) {
+    // Generous: a sanitizer build loads a checkpoint many times slower.
+    for (int i = 0; i < 12000; ++i) {
       json s = Get("/admin/reload_status");
       if (s["state"] == "done" || s["state"] == "failed") return s;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
