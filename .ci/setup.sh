@@ -15,6 +15,7 @@ packages=(
   libxxhash-dev
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev nlohmann-json3-dev   # the server (httplib is built with TLS, zlib, brotli)
   libpcre2-dev libutf8proc-dev   # tokenizer: pre-tokenizer regex, NFC
+  clang libclang-rt-14-dev   # make fuzz-smoke: clang-14 with libFuzzer and the sanitizer runtimes
 )
 
 missing=()

@@ -2,12 +2,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "models/tokenizer/stream_decoder.h"
 #include "models/tokenizer/test_data.h"
 #include "models/tokenizer/tokenizer.h"
 
@@ -250,6 +252,62 @@ TEST(BadEncodeDecodeTest, InvalidUtf8IsEncodedThroughByteTokens) {
   auto sback = stories->Decode(s);
   ASSERT_TRUE(sback.ok());
   EXPECT_EQ(*sback, "a\x80");
+}
+
+// Found writing fuzz_tokenizer_json, whose stream check fails on this
+// tokenizer: a Strip decoder's character arriving in several tokens (here
+// "\xC3\xA9" as two byte-fallback tokens) was stripped by Decode but not by
+// StreamDecoder, which only looked inside single tokens.
+TEST_F(BadInputTest, StreamDecoderStripsACharacterSplitOverTokens) {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int b = 0; b < 256; ++b) {
+    char token[8];
+    std::snprintf(token, sizeof(token), "<0x%02X>", b);
+    vocab[token] = b;
+  }
+  vocab["a"] = 256;
+  const nlohmann::json tokenizer = {
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"byte_fallback", true}}},
+      {"decoder",
+       {{"type", "Sequence"},
+        {"decoders",
+         {{{"type", "ByteFallback"}},
+          {{"type", "Fuse"}},
+          {{"type", "Strip"},
+           {"content", "\xC3\xA9"},
+           {"start", 2},
+           {"stop", 0}}}}}}};
+  WriteBoth(tokenizer, "{}");
+  auto tok = LoadTokenizer(dir_);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  auto streamed = [&](const std::vector<int32_t>& ids) {
+    StreamDecoder stream(**tok);
+    std::string out;
+    for (int32_t id : ids) {
+      auto piece = stream.Next(id);
+      EXPECT_TRUE(piece.ok()) << piece.status();
+      if (piece.ok()) out += *piece;
+    }
+    return out + stream.Flush();
+  };
+  for (const std::string text : {"\xC3\xA9"
+                                 "a",
+                                 "\xC3\xA9\xC3\xA9\xC3\xA9"
+                                 "a",
+                                 "\xC3"
+                                 "a",
+                                 "\xC3", "a\xC3\xA9", ""}) {
+    const std::vector<int32_t> ids = (*tok)->Encode(text);
+    auto decoded = (*tok)->Decode(ids);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_EQ(streamed(ids), *decoded) << text;
+  }
+  // Two strips at most, and a lone first byte is not a strip character.
+  EXPECT_EQ(streamed((*tok)->Encode("\xC3\xA9\xC3\xA9\xC3\xA9"
+                                    "a")),
+            "\xC3\xA9"
+            "a");
+  EXPECT_EQ(streamed((*tok)->Encode("\xC3")), "\xC3");
 }
 
 TEST(BadEncodeDecodeTest, RandomBytesNeverCrash) {

@@ -22,15 +22,21 @@ StatusOr<std::string> StreamDecoder::Next(int32_t id) {
                                 " is not in the vocabulary");
   }
   if (skip_special_tokens_ && parts.table.Special(id)) return std::string();
-  std::string_view bytes = parts.table.Bytes(id);
-  // Decode strips from the start of the whole text; the same bytes are at
-  // the start here until something else has been produced.
-  while (strip_left_ > 0 && bytes.starts_with(parts.strip_char)) {
-    bytes.remove_prefix(parts.strip_char.size());
-    --strip_left_;
+  pending_ += parts.table.Bytes(id);
+  if (strip_left_ > 0) {
+    // Decode strips from the start of the whole text. Until a strip has
+    // been ruled out nothing is returned, so pending_ holds that start
+    // here, and a strip character split over several tokens (a multi-byte
+    // one spelled in byte-fallback tokens) is held until it is whole or
+    // proves not to be one.
+    const std::string_view strip = parts.strip_char;
+    while (strip_left_ > 0 && pending_.starts_with(strip)) {
+      pending_.erase(0, strip.size());
+      --strip_left_;
+    }
+    if (strip_left_ > 0 && strip.starts_with(pending_)) return std::string();
+    strip_left_ = 0;
   }
-  if (!bytes.empty()) strip_left_ = 0;
-  pending_ += bytes;
   const size_t hold = IncompleteTailLength(pending_);
   std::string ready = pending_.substr(0, pending_.size() - hold);
   pending_.erase(0, pending_.size() - hold);

@@ -39,7 +39,7 @@ class StreamDecoder {
   bool skip_special_tokens_;
   std::string pending_;
   // Start-of-text strips still to apply (SentencePiece's leading space);
-  // zero once any byte has been produced.
+  // zero once the text's start is known not to be a strip character.
   int strip_left_;
 };
 

@@ -68,6 +68,9 @@ std::optional<std::string> NormalizeNumber(std::string_view text) {
   if (dots == 1) {
     while (s.back() == '0') s.pop_back();
     if (s.back() == '.') s.pop_back();
+    // Nothing left means only zeros after the point (".0"): that is zero,
+    // not an empty number.
+    if (s.empty()) s = "0";
   }
   if (s.front() == '.') s.insert(0, "0");
   // Leading zeros ("007") carry no meaning.

@@ -65,6 +65,11 @@ TEST(Gsm8kTest, NormalizesNumbersAsGsm8kWritesThem) {
   EXPECT_EQ(NormalizeNumber(".5"), "0.5");
   EXPECT_EQ(NormalizeNumber("007"), "7");
   EXPECT_EQ(NormalizeNumber("-0"), "0");
+  // Found by fuzz_gsm8k: only zeros after the point once left an empty
+  // string (read through front() of an empty std::string on the way).
+  EXPECT_EQ(NormalizeNumber(".0"), "0");
+  EXPECT_EQ(NormalizeNumber("-.00"), "0");
+  EXPECT_EQ(NormalizeNumber("$.0"), "0");
   EXPECT_EQ(NormalizeNumber("1.2.3"), std::nullopt);
   EXPECT_EQ(NormalizeNumber("abc"), std::nullopt);
   EXPECT_EQ(NormalizeNumber(""), std::nullopt);
