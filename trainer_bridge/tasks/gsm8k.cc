@@ -19,6 +19,23 @@ bool IsNumberChar(char c) {
   return std::isdigit(static_cast<unsigned char>(c)) || c == ',' || c == '.';
 }
 
+// The length of the prefix of `text` written in the characters of a number
+// after "####": digits, ',', '.', '-', '$', spaces, and a '+' before any
+// digit, ',' or '.'. These are what NormalizeNumber accepts, so a
+// completion is read exactly as the dataset's own answers are (a '+'
+// anywhere else ends the number: "#### 5 + 3 = 8" answers 5).
+size_t AnswerPrefixLength(std::string_view text) {
+  bool seen_digits = false;
+  size_t n = 0;
+  for (; n < text.size(); ++n) {
+    const char c = text[n];
+    if (c == '+' && !seen_digits) continue;
+    if (!IsNumberChar(c) && c != '-' && c != '$' && c != ' ') break;
+    seen_digits = seen_digits || IsNumberChar(c);
+  }
+  return n;
+}
+
 // The last maximal run that looks like a number ("-1,234.5", "$12").
 std::optional<std::string> LastNumber(std::string_view text) {
   size_t end = text.size();
@@ -90,10 +107,8 @@ std::optional<std::string> ExtractStrictAnswer(std::string_view completion) {
   if (last.substr(0, 4) != "####") return std::nullopt;
   last.remove_prefix(4);
   // Only the number may follow, written as a number (commas allowed).
-  for (char c : Trim(last)) {
-    if (!IsNumberChar(c) && c != '-' && c != '$' && c != ' ')
-      return std::nullopt;
-  }
+  last = Trim(last);
+  if (AnswerPrefixLength(last) != last.size()) return std::nullopt;
   return NormalizeNumber(last);
 }
 
@@ -101,12 +116,8 @@ std::optional<std::string> ExtractLenientAnswer(std::string_view completion) {
   const size_t marker = completion.rfind("####");
   if (marker != std::string_view::npos) {
     std::string_view after = Trim(completion.substr(marker + 4));
-    size_t end = 0;
-    while (end < after.size() &&
-           (IsNumberChar(after[end]) || after[end] == '-' ||
-            after[end] == '$' || after[end] == ' '))
-      ++end;
-    if (auto n = NormalizeNumber(after.substr(0, end))) return n;
+    if (auto n = NormalizeNumber(after.substr(0, AnswerPrefixLength(after))))
+      return n;
   }
   return LastNumber(completion);
 }

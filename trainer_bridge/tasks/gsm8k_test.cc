@@ -88,6 +88,15 @@ TEST(Gsm8kTest, ExtractsStrictAndLenientAnswers) {
   EXPECT_EQ(ExtractLenientAnswer("costs $1,250.00 in total"), "1250");
   EXPECT_EQ(ExtractLenientAnswer("it fell to -8 degrees"), "-8");
   EXPECT_EQ(ExtractLenientAnswer("no numbers here"), std::nullopt);
+  // Found by fuzz_gsm8k: NormalizeNumber (and so the dataset's answers)
+  // takes a leading '+', which the extractors refused, so "####+4$2" was
+  // 42 in the data but 2 in a completion.
+  EXPECT_EQ(ExtractStrictAnswer("####+4$2"), "42");
+  EXPECT_EQ(ExtractStrictAnswer("#### + 1,000"), "1000");
+  EXPECT_EQ(ExtractLenientAnswer("####+4$2 apples"), "42");
+  EXPECT_EQ(ExtractStrictAnswer("#### 5 + 3"), std::nullopt);
+  EXPECT_EQ(ExtractLenientAnswer("#### 5 + 3 = 8"), "5");
+  EXPECT_EQ(CorrectnessReward("####+4$2", "42"), 1.0);
 }
 
 TEST(RewardsTest, HandWrittenCases) {
