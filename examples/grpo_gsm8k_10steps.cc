@@ -22,6 +22,7 @@
 #include <optional>
 #include <sstream>
 
+#include "examples/cli_support.h"
 #include "examples/learner_flags.h"
 #include "models/forward/model_source.h"
 #include "models/io/checkpoint.h"
@@ -121,20 +122,13 @@ using nlohmann::json;
 std::ofstream* metrics_file = nullptr;
 
 void Emit(const json& line) {
-  const std::string text =
-      line.dump(-1, ' ', false, json::error_handler_t::replace);
+  const std::string text = JsonLine(line);
   std::cout << text << std::endl;
   if (metrics_file != nullptr) *metrics_file << text << std::endl;
 }
 
 std::string TokenizerDir() {
-  if (!FLAGS_tokenizer_dir.empty()) return FLAGS_tokenizer_dir;
-  if (!FLAGS_model_dir.empty() &&
-      std::filesystem::exists(std::filesystem::path(FLAGS_model_dir) /
-                              "tokenizer.json")) {
-    return FLAGS_model_dir;
-  }
-  return RLRT_SHARED_DIR "/models/qwen3-tokenizer";
+  return ResolveTokenizerDir(FLAGS_tokenizer_dir, FLAGS_model_dir);
 }
 
 Status CheckFlags() {

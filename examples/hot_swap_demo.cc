@@ -17,6 +17,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "examples/cli_support.h"
 #include "models/forward/model_source.h"
 #include "models/leaf_checksum.h"
 #include "models/leaf_init.h"
@@ -62,22 +63,10 @@ json ChecksumJson(const LeafChecksums& c) {
           {"content_hash", HexU64(c.content_hash)}};
 }
 
-// Generated text may end inside a multi-byte character (or a dummy model may
-// emit byte tokens that never form one), so invalid UTF-8 becomes U+FFFD
-// instead of an exception.
-void Emit(const json& line) {
-  std::cout << line.dump(-1, ' ', false, json::error_handler_t::replace)
-            << std::endl;
-}
+void Emit(const json& line) { std::cout << JsonLine(line) << std::endl; }
 
 std::string TokenizerDir() {
-  if (!FLAGS_tokenizer_dir.empty()) return FLAGS_tokenizer_dir;
-  if (!FLAGS_model_dir.empty() &&
-      std::filesystem::exists(std::filesystem::path(FLAGS_model_dir) /
-                              "tokenizer.json")) {
-    return FLAGS_model_dir;
-  }
-  return RLRT_SHARED_DIR "/models/qwen3-tokenizer";
+  return ResolveTokenizerDir(FLAGS_tokenizer_dir, FLAGS_model_dir);
 }
 
 Status Run() {

@@ -18,6 +18,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "examples/cli_support.h"
 #include "partition/device.h"
 #include "partition/partition_spec.h"
 #include "sampler/engine.h"
@@ -60,12 +61,7 @@ namespace {
 using nlohmann::json;
 
 std::string TokenizerDir() {
-  if (!FLAGS_tokenizer_dir.empty()) return FLAGS_tokenizer_dir;
-  if (!FLAGS_model_dir.empty() &&
-      std::filesystem::exists(std::filesystem::path(FLAGS_model_dir) /
-                              "tokenizer.json"))
-    return FLAGS_model_dir;
-  return RLRT_SHARED_DIR "/models/qwen3-tokenizer";
+  return ResolveTokenizerDir(FLAGS_tokenizer_dir, FLAGS_model_dir);
 }
 
 StatusOr<std::vector<Device>> RolloutDevices() {
