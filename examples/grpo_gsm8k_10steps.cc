@@ -106,6 +106,12 @@ DEFINE_int32(checkpoint_every, 0,
              "data position, seeds) to --checkpoint_dir every N steps; 0: "
              "off.");
 DEFINE_string(checkpoint_dir, "", "Where training checkpoints go.");
+DEFINE_int32(checkpoint_keep, 0,
+             "Keep only the newest N checkpoints in --checkpoint_dir; 0: all.");
+DEFINE_double(max_seconds, 0,
+              "Time budget for the GRPO steps: the step that passes it is the "
+              "last (its weights are pushed, the summary says "
+              "stopped_early); 0: none. SIGTERM and SIGINT stop the same way.");
 DEFINE_bool(resume, false,
             "Continue from the latest checkpoint in --checkpoint_dir.");
 DEFINE_int32(debug_sigkill_after_step, 0,
@@ -120,6 +126,9 @@ namespace {
 using nlohmann::json;
 
 std::ofstream* metrics_file = nullptr;
+volatile std::sig_atomic_t stop_signal = 0;
+
+extern "C" void RequestStop(int signal) { stop_signal = signal; }
 
 void Emit(const json& line) {
   const std::string text = JsonLine(line);
@@ -146,8 +155,11 @@ Status CheckFlags() {
   if (FLAGS_sft_steps < 0 || FLAGS_sft_batch_size < 1)
     return InvalidArgumentError(
         "--sft_steps must be >= 0 and --sft_batch_size >= 1");
-  if (FLAGS_checkpoint_every < 0)
-    return InvalidArgumentError("--checkpoint_every must be >= 0");
+  if (FLAGS_checkpoint_every < 0 || FLAGS_checkpoint_keep < 0)
+    return InvalidArgumentError(
+        "--checkpoint_every and --checkpoint_keep must be >= 0");
+  if (!(FLAGS_max_seconds >= 0))
+    return InvalidArgumentError("--max_seconds must be >= 0");
   if ((FLAGS_checkpoint_every > 0 || FLAGS_resume) &&
       FLAGS_checkpoint_dir.empty())
     return InvalidArgumentError(
@@ -202,6 +214,7 @@ struct Sampler {
   std::unique_ptr<SamplerEngine> engine;  // In-process only.
   std::unique_ptr<Tokenizer> tokenizer;   // Remote only (engine's otherwise).
   std::unique_ptr<RolloutBackend> rollouts;
+  RemoteRollouts* remote = nullptr;  // rollouts, when remote.
   const Tokenizer* tok() const {
     return engine ? engine->tokenizer() : tokenizer.get();
   }
@@ -222,6 +235,7 @@ StatusOr<Sampler> StartSampler(Mesh* rollout_mesh, Mesh* actor_mesh) {
           {"urls", client.urls},
           {"vocab_size", remote->vocab_size()},
           {"weight_version", version}});
+    sampler.remote = remote.get();
     sampler.rollouts = std::move(remote);
     ASSIGN_OR_RETURN(sampler.tokenizer, LoadTokenizer(TokenizerDir()));
     return sampler;
@@ -420,6 +434,14 @@ Status Run() {
   loop.max_staleness = FLAGS_max_staleness;
   loop.sync_every = FLAGS_sync_every;
   loop.seed = FLAGS_seed;
+  const auto loop_start = std::chrono::steady_clock::now();
+  loop.stop_requested = [&] {
+    return stop_signal != 0 ||
+           (FLAGS_max_seconds > 0 &&
+            std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                          loop_start)
+                    .count() >= FLAGS_max_seconds);
+  };
   double step_seconds = 0;
   ASSIGN_OR_RETURN(
       RlRunSummary summary,
@@ -433,7 +455,8 @@ Status Run() {
                     RETURN_IF_ERROR(SaveTrainingCheckpoint(
                         FLAGS_checkpoint_dir, *learner, config,
                         {m.step, m.policy_version, FLAGS_seed, FLAGS_batch_size,
-                         FLAGS_num_generations}));
+                         FLAGS_num_generations},
+                        FLAGS_checkpoint_keep));
                     Emit({{"phase", "checkpoint_saved"},
                           {"step", m.step},
                           {"dir", FLAGS_checkpoint_dir},
@@ -498,6 +521,7 @@ Status Run() {
                {"first_reward_mean", summary.first_reward_mean},
                {"last_reward_mean", summary.last_reward_mean},
                {"sampler_weight_version", final_version},
+               {"stopped_early", summary.stopped_early},
                {"questions_skipped_too_long", task->skipped()}};
   if (sampler.engine) {
     const EngineStats stats = sampler.engine->Stats();
@@ -505,6 +529,13 @@ Status Run() {
     line["updates_refused"] = stats.updates_refused;
     line["max_update_stall_ms"] = stats.max_update_stall_ms;
   }
+  if (sampler.remote != nullptr) {
+    const RolloutClient& client = sampler.remote->client();
+    line["client_retries"] = client.retries();
+    line["client_stale_replies"] = client.stale_replies();
+    line["client_catch_ups"] = client.catch_ups();
+  }
+  if (stop_signal != 0) line["stop_signal"] = static_cast<int>(stop_signal);
   if (last_accuracy >= 0) line["final_eval_accuracy"] = last_accuracy;
   if (!FLAGS_save_dir.empty()) line["saved_to"] = FLAGS_save_dir;
   Emit(line);
@@ -531,6 +562,8 @@ int main(int argc, char** argv) {
     }
     rlrt::metrics_file = &metrics;
   }
+  std::signal(SIGTERM, rlrt::RequestStop);
+  std::signal(SIGINT, rlrt::RequestStop);
   rlrt::Status status = rlrt::Run();
   if (!status.ok()) {
     std::cerr << "grpo_gsm8k_10steps: " << status << std::endl;

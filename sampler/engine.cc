@@ -308,11 +308,12 @@ StatusOr<ApplyReport> SamplerEngine::UpdateParams(
 
 StatusOr<ApplyReport> SamplerEngine::UpdateFromLeaves(const ParamLeaves& source,
                                                       uint64_t version,
-                                                      bool flush_cache) {
+                                                      bool flush_cache,
+                                                      VersionRule rule) {
   StatusOr<ApplyReport> result = ApplyReport{};
   RunControl([&] {
     result = ApplyUpdate(
-        [&] { return ApplyLeaves(source, version, weights_, mesh_); },
+        [&] { return ApplyLeaves(source, version, weights_, mesh_, rule); },
         flush_cache);
   });
   if (!result.ok()) {

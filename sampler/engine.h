@@ -103,10 +103,12 @@ class SamplerEngine {
   // Parses (on the calling thread, into a reused message) then applies.
   StatusOr<ApplyReport> UpdateParamsSerialized(std::string_view serialized);
   // Weights already in memory (e.g. a checkpoint read from disk), with the
-  // same contract as UpdateParams: same structure, newer version, applied
-  // whole at a step boundary or refused with nothing changed.
-  StatusOr<ApplyReport> UpdateFromLeaves(const ParamLeaves& source,
-                                         uint64_t version, bool flush_cache);
+  // same contract as UpdateParams: same structure, a version `rule` allows
+  // (newer, by default), applied whole at a step boundary or refused with
+  // nothing changed.
+  StatusOr<ApplyReport> UpdateFromLeaves(
+      const ParamLeaves& source, uint64_t version, bool flush_cache,
+      VersionRule rule = VersionRule::kNewer);
   StatusOr<LeafChecksums> WeightsChecksum();
   // Adds N(0, scale^2) noise to the first num_leaves leaves (a diagnostic:
   // the weight version does not change).

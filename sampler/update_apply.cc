@@ -155,12 +155,15 @@ StatusOr<ApplyReport> ApplyUpdateParams(const proto::UpdateParams& update,
 }
 
 StatusOr<ApplyReport> ApplyLeaves(const ParamLeaves& source, uint64_t version,
-                                  ParamLeaves& target, Mesh* mesh) {
+                                  ParamLeaves& target, Mesh* mesh,
+                                  VersionRule rule) {
   const auto start = std::chrono::steady_clock::now();
-  if (version <= target.version()) {
-    return FailedPreconditionError("version " + std::to_string(version) +
-                                   " is not newer than the version in force (" +
-                                   std::to_string(target.version()) + ")");
+  if (version < target.version() ||
+      (version == target.version() && rule == VersionRule::kNewer)) {
+    return FailedPreconditionError(
+        "version " + std::to_string(version) + " is not " +
+        (rule == VersionRule::kNewer ? "newer than" : "at least") +
+        " the version in force (" + std::to_string(target.version()) + ")");
   }
   if (source.size() != target.size()) {
     return InvalidArgumentError(

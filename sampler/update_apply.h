@@ -48,11 +48,17 @@ Status ValidateUpdateParams(const proto::UpdateParams& update,
 StatusOr<ApplyReport> ApplyUpdateParams(const proto::UpdateParams& update,
                                         ParamLeaves& target, Mesh* mesh);
 
+// Which versions an update may carry. kNewerOrSame is for re-reading the
+// weights of the version in force from disk (an operator repairing a server
+// that was perturbed or restarted): versions still never go back.
+enum class VersionRule { kNewer, kNewerOrSame };
+
 // The same contract for weights already in memory (a checkpoint loaded from
-// disk): `source` must have target's structure and `version` must be newer;
-// then every leaf is copied in place.
+// disk): `source` must have target's structure and `version` must satisfy
+// `rule`; then every leaf is copied in place.
 StatusOr<ApplyReport> ApplyLeaves(const ParamLeaves& source, uint64_t version,
-                                  ParamLeaves& target, Mesh* mesh);
+                                  ParamLeaves& target, Mesh* mesh,
+                                  VersionRule rule = VersionRule::kNewer);
 
 // Parses a serialized UpdateParams into *scratch (reuse one message across
 // calls: its buffers are kept, so steady state allocates nothing) and applies

@@ -19,6 +19,7 @@
 #include "models/leaf_init.h"
 #include "models/test_util.h"
 #include "sampler/engine_test_util.h"
+#include "tests/rollout_server_test_util.h"
 #include "trainer_bridge/update_builder.h"
 
 namespace rlrt {
@@ -26,83 +27,6 @@ namespace {
 
 using nlohmann::json;
 using testing::kStoriesDir;
-
-// One engine (stories260K) behind a server on a free loopback port.
-struct Served {
-  explicit Served(RolloutServerOptions options = {},
-                  EngineOptions engine_options = testing::StoriesOptions()) {
-    mesh = testing::MakeMesh(1, "rollout");
-    engine = testing::MakeEngine(engine_options, mesh.get());
-    options.port = 0;
-    auto s = RolloutServer::Create(engine.get(), nullptr, options);
-    EXPECT_TRUE(s.ok()) << s.status();
-    server = std::move(s).value();
-    EXPECT_TRUE(server->Start().ok());
-    client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
-    client->set_read_timeout(60, 0);
-  }
-
-  json Post(const std::string& path, const json& body, int want = 200,
-            const httplib::Headers& headers = {}) {
-    auto res =
-        client->Post(path.c_str(), headers, body.dump(), "application/json");
-    EXPECT_TRUE(res) << path;
-    if (!res) return json();
-    EXPECT_EQ(res->status, want) << path << " " << res->body;
-    return json::parse(res->body, nullptr, false);
-  }
-  json Get(const std::string& path, int want = 200,
-           const httplib::Headers& headers = {}) {
-    auto res = client->Get(path.c_str(), headers);
-    EXPECT_TRUE(res) << path;
-    if (!res) return json();
-    EXPECT_EQ(res->status, want) << path << " " << res->body;
-    return json::parse(res->body, nullptr, false);
-  }
-  // Polls /admin/reload_status until the reload ends.
-  json WaitForReload() {
-    // Generous: a sanitizer build loads a checkpoint many times slower.
-    for (int i = 0; i < 12000; ++i) {
-      json s = Get("/admin/reload_status");
-      if (s["state"] == "done" || s["state"] == "failed") return s;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ADD_FAILURE() << "reload did not finish";
-    return json();
-  }
-
-  std::unique_ptr<Mesh> mesh;
-  std::unique_ptr<SamplerEngine> engine;
-  std::unique_ptr<RolloutServer> server;
-  std::unique_ptr<httplib::Client> client;
-};
-
-const json kGreedyOnce = {
-    {"text", "Once upon a time"},
-    {"sampling_params",
-     {{"temperature", 0}, {"max_new_tokens", 24}, {"ignore_eos", true}}}};
-
-std::filesystem::path TempDir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("rlrt_server_" + name + "_" + std::to_string(getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
-// stories260K with every weight perturbed, saved as a checkpoint (with the
-// tokenizer files, so it is a complete model directory).
-std::filesystem::path SavePerturbedStories(const std::string& name) {
-  LoadedModel model = testing::LoadStories();
-  EXPECT_TRUE(Perturb(model.weights, 9, 0.05, 1 << 20, nullptr).ok());
-  const auto dir = TempDir(name);
-  EXPECT_TRUE(SaveCheckpoint(model.weights, model.config, dir).ok());
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-    if (std::filesystem::exists(std::filesystem::path(kStoriesDir) / f))
-      std::filesystem::copy_file(std::filesystem::path(kStoriesDir) / f,
-                                 dir / f);
-  return dir;
-}
 
 TEST(RolloutServerTest, GenerateReturnsTheGoldenGreedyTokens) {
   Served s;

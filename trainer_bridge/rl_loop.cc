@@ -184,8 +184,11 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
     m.grpo = *grpo;
     ++policy_version;
     m.policy_version = policy_version;
+    const bool stop_now = options.stop_requested && k + 1 < options.steps &&
+                          options.stop_requested();
+    const bool last = k + 1 == options.steps || stop_now;
 
-    if ((k + 1) % options.sync_every == 0 || k + 1 == options.steps) {
+    if ((k + 1) % options.sync_every == 0 || last) {
       const Clock::time_point sync_start = Clock::now();
       StatusOr<SyncReport> report =
           rollouts.PushWeights(learner.weights(), policy_version);
@@ -212,6 +215,11 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
     if (on_step) {
       Status s = on_step(m);
       if (!s.ok()) return fail(s);
+    }
+    if (stop_now) {
+      summary.stopped_early = true;
+      AbortAndDrain(rollouts, pending);
+      break;
     }
   }
   summary.seconds = Seconds(run_start);

@@ -50,6 +50,11 @@ struct RlLoopOptions {
   bool verify_sync = true;
   bool flush_cache = true;
   uint64_t seed = 0;
+  // Asked once per step, after training (may be empty). True makes that
+  // step the last: its weights are pushed, batches sampled ahead are
+  // abandoned, and the run returns normally (summary.stopped_early). For a
+  // time budget or a graceful stop on a signal.
+  std::function<bool()> stop_requested;
 };
 
 struct RlStepMetrics {
@@ -82,6 +87,7 @@ struct RlRunSummary {
   uint64_t final_version = 0;
   double first_reward_mean = 0;
   double last_reward_mean = 0;
+  bool stopped_early = false;  // options.stop_requested said so.
 };
 
 using RlStepCallback = std::function<Status(const RlStepMetrics&)>;

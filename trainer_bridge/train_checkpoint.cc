@@ -1,5 +1,6 @@
 #include "trainer_bridge/train_checkpoint.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -76,11 +77,27 @@ Status ReadMoment(const SafetensorsFile& file, const char* prefix,
   return OkStatus();
 }
 
+// Step names are zero-padded, so name order is step order. Best effort: a
+// directory that cannot be removed now is removed by a later save.
+void PruneOldCheckpoints(const fs::path& dir, const std::string& newest,
+                         int keep_last) {
+  std::vector<std::string> steps;
+  std::error_code error;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, error)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("step-", 0) == 0 && name <= newest) steps.push_back(name);
+  }
+  std::sort(steps.begin(), steps.end());
+  const size_t keep = static_cast<size_t>(keep_last);
+  for (size_t i = 0; i + keep < steps.size(); ++i)
+    fs::remove_all(dir / steps[i], error);
+}
+
 }  // namespace
 
 Status SaveTrainingCheckpoint(const fs::path& dir, const GrpoLearner& learner,
                               const ModelConfig& config,
-                              const TrainingState& state) {
+                              const TrainingState& state, int keep_last) {
   std::error_code error;
   fs::create_directories(dir, error);
   if (error)
@@ -104,7 +121,9 @@ Status SaveTrainingCheckpoint(const fs::path& dir, const GrpoLearner& learner,
   if (error)
     return InternalError("cannot rename " + tmp.string() + ": " +
                          error.message());
-  return WriteText(dir / "latest", StepName(state.step) + "\n");
+  RETURN_IF_ERROR(WriteText(dir / "latest", StepName(state.step) + "\n"));
+  if (keep_last > 0) PruneOldCheckpoints(dir, StepName(state.step), keep_last);
+  return OkStatus();
 }
 
 StatusOr<LoadedTrainingCheckpoint> LoadLatestTrainingCheckpoint(

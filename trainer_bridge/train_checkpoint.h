@@ -29,10 +29,12 @@ struct TrainingState {
   int64_t num_generations = 0;
 };
 
+// With keep_last > 0, older step directories beyond the newest keep_last are
+// removed once `latest` names the new one.
 Status SaveTrainingCheckpoint(const std::filesystem::path& dir,
                               const GrpoLearner& learner,
                               const ModelConfig& config,
-                              const TrainingState& state);
+                              const TrainingState& state, int keep_last = 0);
 
 struct LoadedTrainingCheckpoint {
   std::filesystem::path path;  // The step directory read.

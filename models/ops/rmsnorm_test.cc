@@ -88,8 +88,11 @@ NormGrads RunRmsNormBackward(const std::vector<float>& x,
 
 TEST(RmsNormBackwardTest, MatchesFiniteDifferencesOfADoubleForward) {
   // 300 rows: the weight gradient sums past any 256-row block.
-  for (auto [rows, dim] :
+  for (auto shape :
        std::vector<std::pair<int64_t, int64_t>>{{7, 33}, {300, 4}}) {
+    // Named copies: lambdas below capture them (clang 14 cannot capture a
+    // structured binding).
+    const int64_t rows = shape.first, dim = shape.second;
     auto x = testing::RandomVector(rows * dim, 3, 2.0f);
     auto w = testing::RandomVector(dim, 4);
     auto dy = testing::RandomVector(rows * dim, 5);

@@ -326,8 +326,24 @@ void RolloutServer::HandleReloadWeights(const httplib::Request& req,
           res, InvalidArgumentError("\"seed\" must be a non-negative integer"));
     seed = b["seed"].get<uint64_t>();
   }
-  Status started =
-      reloader_.Start(b["model_path"].get<std::string>(), load_format, seed);
+  std::optional<uint64_t> version;
+  if (b.contains("weight_version")) {
+    if (!b["weight_version"].is_number_unsigned())
+      return SendError(
+          res, InvalidArgumentError("\"weight_version\" must be a non-negative "
+                                    "integer"));
+    version = b["weight_version"].get<uint64_t>();
+    const uint64_t in_force = engine_->Stats().weight_version;
+    if (*version < in_force)
+      return SendJson(res,
+                      ErrorBody(FailedPreconditionError(
+                          "weight_version " + std::to_string(*version) +
+                          " is older than the version in force (" +
+                          std::to_string(in_force) + ")")),
+                      409);
+  }
+  Status started = reloader_.Start(b["model_path"].get<std::string>(),
+                                   load_format, seed, version);
   if (!started.ok()) {
     return SendJson(res, ErrorBody(started),
                     started.code() == StatusCode::kFailedPrecondition

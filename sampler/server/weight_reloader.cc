@@ -57,7 +57,8 @@ void WeightReloader::Wait() {
 }
 
 Status WeightReloader::Start(const std::string& model_path,
-                             const std::string& load_format, uint64_t seed) {
+                             const std::string& load_format, uint64_t seed,
+                             std::optional<uint64_t> version) {
   if (load_format != "safetensors" && load_format != "dummy" &&
       load_format != "auto") {
     return InvalidArgumentError(
@@ -78,13 +79,13 @@ Status WeightReloader::Start(const std::string& model_path,
   status_.load_format = load_format;
   status_.error.clear();
   status_.load_seconds = status_.apply_seconds = 0;
-  worker_ =
-      std::thread(&WeightReloader::Run, this, model_path, load_format, seed);
+  worker_ = std::thread(&WeightReloader::Run, this, model_path, load_format,
+                        seed, version);
   return OkStatus();
 }
 
 void WeightReloader::Run(std::string model_path, std::string load_format,
-                         uint64_t seed) {
+                         uint64_t seed, std::optional<uint64_t> version) {
   auto fail = [&](const Status& status) {
     std::lock_guard<std::mutex> lock(mu_);
     status_.state = ReloadState::kFailed;
@@ -107,9 +108,13 @@ void WeightReloader::Run(std::string model_path, std::string load_format,
     status_.state = ReloadState::kApplying;
   }
   const Clock::time_point apply_start = Clock::now();
-  StatusOr<ApplyReport> applied = engine_->UpdateFromLeaves(
-      loaded->weights, engine_->Stats().weight_version + 1,
-      /*flush_cache=*/true);
+  StatusOr<ApplyReport> applied =
+      version ? engine_->UpdateFromLeaves(loaded->weights, *version,
+                                          /*flush_cache=*/true,
+                                          VersionRule::kNewerOrSame)
+              : engine_->UpdateFromLeaves(loaded->weights,
+                                          engine_->Stats().weight_version + 1,
+                                          /*flush_cache=*/true);
   if (!applied.ok()) return fail(applied.status());
   std::lock_guard<std::mutex> lock(mu_);
   status_.apply_seconds = Seconds(apply_start);

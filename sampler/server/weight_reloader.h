@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -41,17 +42,21 @@ class WeightReloader {
   WeightReloader& operator=(const WeightReloader&) = delete;
 
   // Starts a reload of `model_path` ("safetensors" or "dummy" with `seed`).
-  // FailedPrecondition when one is already running; InvalidArgument for a
-  // bad load_format. Returns at once; see status().
+  // The weights get `version` when given (at least the version in force:
+  // re-reading the version in force is allowed, e.g. the trainer's own
+  // checkpoint of it), else the version in force + 1. FailedPrecondition
+  // when one is already running; InvalidArgument for a bad load_format.
+  // Returns at once; see status().
   Status Start(const std::string& model_path, const std::string& load_format,
-               uint64_t seed = 0);
+               uint64_t seed = 0, std::optional<uint64_t> version = {});
   ReloadStatus status() const;
   bool busy() const;
   // Blocks until no reload runs (tests, shutdown).
   void Wait();
 
  private:
-  void Run(std::string model_path, std::string load_format, uint64_t seed);
+  void Run(std::string model_path, std::string load_format, uint64_t seed,
+           std::optional<uint64_t> version);
 
   SamplerEngine* const engine_;
   Mesh* const staging_mesh_;

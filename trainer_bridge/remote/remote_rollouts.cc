@@ -57,17 +57,30 @@ StatusOr<RequestHandle> RemoteRollouts::Submit(GenerateRequest request) {
 
 namespace {
 
-// Every server's weight version, from /get_load.
+// The weight version of every server that answers /get_load and is not
+// behind; a server that does not answer is marked behind. Unavailable when
+// none is left.
 StatusOr<std::vector<uint64_t>> Versions(RolloutClient& client) {
   std::vector<uint64_t> versions;
-  for (const ServerResult& r : client.Loads()) {
+  std::string unreachable;
+  const std::vector<ServerResult> loads = client.Loads();
+  for (size_t i = 0; i < loads.size(); ++i) {
+    const ServerResult& r = loads[i];
+    if (r.http_status == 0) {
+      client.MarkBehind(i);
+      unreachable += (unreachable.empty() ? "" : "; ") + r.status.ToString();
+      continue;
+    }
     RETURN_IF_ERROR(r.status);
     if (!r.reply.contains("weight_version") ||
         !r.reply["weight_version"].is_number_unsigned())
       return DataLossError(r.url + "/get_load has no weight_version");
-    versions.push_back(r.reply["weight_version"].get<uint64_t>());
+    if (!client.IsBehind(i))
+      versions.push_back(r.reply["weight_version"].get<uint64_t>());
   }
-  if (versions.empty()) return FailedPreconditionError("no rollout servers");
+  if (versions.empty())
+    return UnavailableError("no rollout server is reachable and up to date" +
+                            (unreachable.empty() ? "" : ": " + unreachable));
   return versions;
 }
 
@@ -92,32 +105,60 @@ StatusOr<SyncReport> RemoteRollouts::PushWeights(const ParamLeaves& weights,
   build.flush_cache = true;
   RETURN_IF_ERROR(
       BuildUpdateParams(weights, version, build, trainer_mesh_, &message_));
-  if (!message_.SerializeToString(&serialized_))
+  // A new buffer each push: the client keeps the last one for servers that
+  // catch up later.
+  auto serialized = std::make_shared<std::string>();
+  if (!message_.SerializeToString(serialized.get()))
     return InternalError("cannot serialize the UpdateParams (over 2 GiB?)");
   report.content_hash = message_.expected_content_hash();
   report.build_ms = MillisecondsSince(start);
 
   const Clock::time_point apply_start = Clock::now();
-  std::string refused;
-  for (const ServerResult& r : client_->BroadcastUpdate(serialized_)) {
-    if (!r.status.ok()) {
+  std::string refused, unreachable;
+  const std::vector<ServerResult> results =
+      client_->BroadcastUpdate(*serialized);
+  std::vector<bool> holds(results.size(), false);
+  for (size_t i = 0; i < results.size(); ++i) {
+    const ServerResult& r = results[i];
+    if (r.http_status == 0) {
+      // Down (maybe restarting): it catches up when it answers again.
+      client_->MarkBehind(i);
+      unreachable += (unreachable.empty() ? "" : "; ") + r.status.ToString();
+      continue;
+    }
+    // 409: it holds this version or a newer one already (a catch-up or a
+    // reload got there first); the checksum below says whether it is ours.
+    if (!r.status.ok() && r.http_status != 409) {
       refused +=
           (refused.empty() ? "" : "; ") + r.url + ": " + r.status.ToString();
       continue;
     }
-    report.bytes = r.reply.value("bytes_copied", uint64_t{0});
+    holds[i] = true;
+    report.bytes = r.reply.value("bytes_copied", report.bytes);
     report.stall_ms = std::max(report.stall_ms, r.reply.value("stall_ms", 0.0));
   }
   if (!refused.empty())
     return FailedPreconditionError("weight push to version " +
                                    std::to_string(version) +
                                    " refused: " + refused);
+  if (std::find(holds.begin(), holds.end(), true) == holds.end())
+    return UnavailableError(
+        "weight push to version " + std::to_string(version) +
+        ": no rollout server could be reached: " + unreachable);
+  client_->SetRequiredWeights(version, std::move(serialized));
   report.apply_ms = MillisecondsSince(apply_start);
   report.version = version;
 
   const Clock::time_point verify_start = Clock::now();
   const std::string want = HexU64(report.content_hash);
-  for (const ServerResult& r : client_->Checksums()) {
+  const std::vector<ServerResult> sums = client_->Checksums();
+  for (size_t i = 0; i < sums.size(); ++i) {
+    const ServerResult& r = sums[i];
+    if (!holds[i]) continue;
+    if (r.http_status == 0) {
+      client_->MarkBehind(i);
+      continue;
+    }
     RETURN_IF_ERROR(r.status);
     if (r.reply.value("content_hash", std::string()) != want)
       return DataLossError("after the push to version " +

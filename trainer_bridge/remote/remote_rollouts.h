@@ -23,11 +23,15 @@ class RemoteRollouts : public RolloutBackend {
   StatusOr<RequestHandle> Submit(GenerateRequest request) override;
   // The servers have no abort endpoint; the request runs to its end.
   void Abort(const RequestHandle&) override {}
-  // Refused by any server: an error naming each server and its reason (the
-  // servers that accepted hold the new version; the next push brings the
-  // others along or the run stops, as the loop does on any sync error).
+  // Refused by any server that answered: an error naming each server and
+  // its reason (the run stops, as the loop does on any sync error). Servers
+  // that cannot be reached are skipped and marked behind: the client's
+  // catch-up thread sends them this update when they answer again, and
+  // until then they take no generation. Unavailable when no server took it.
+  // Each server that took it must then report the trainer's content hash.
   StatusOr<SyncReport> PushWeights(const ParamLeaves& weights,
                                    uint64_t version) override;
+  // Over the servers that answer and are not behind.
   StatusOr<uint64_t> WeightVersion() override;
   StatusOr<uint64_t> NewestWeightVersion() override;
   int64_t vocab_size() const override { return vocab_size_; }
@@ -45,7 +49,6 @@ class RemoteRollouts : public RolloutBackend {
   Mesh* const trainer_mesh_;
   const int64_t vocab_size_;
   proto::UpdateParams message_;  // Reused across pushes.
-  std::string serialized_;
 };
 
 }  // namespace rlrt

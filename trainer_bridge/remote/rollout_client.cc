@@ -357,6 +357,8 @@ StatusOr<std::unique_ptr<RolloutClient>> RolloutClient::Create(
   }
   for (int i = 0; i < options.worker_threads; ++i)
     client->workers_.emplace_back([c = client.get()] { c->WorkerLoop(); });
+  client->catch_up_thread_ =
+      std::thread([c = client.get()] { c->CatchUpLoop(); });
   return client;
 }
 
@@ -368,6 +370,7 @@ RolloutClient::~RolloutClient() {
     queued.swap(queue_);
   }
   queue_cv_.notify_all();
+  catch_up_cv_.notify_all();
   for (Job& job : queued)
     job.done->Finish(AbortedError("the rollout client was destroyed"));
   {
@@ -376,6 +379,7 @@ RolloutClient::~RolloutClient() {
     for (httplib::Client* client : active_) client->stop();
   }
   for (std::thread& worker : workers_) worker.join();
+  if (catch_up_thread_.joinable()) catch_up_thread_.join();
 }
 
 // ---- Generation ------------------------------------------------------------
@@ -420,7 +424,8 @@ StatusOr<GenerateResult> RolloutClient::RunGenerate(
   std::vector<bool> tried(urls_.size(), false);
   Status last;
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-    const size_t server = PickServer(tried);
+    WaitForAServerInStep();
+    const auto [server, required_version] = PickServer(tried);
     // A server tried already gets a moment to recover.
     if (tried[server])
       std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
@@ -433,6 +438,8 @@ StatusOr<GenerateResult> RolloutClient::RunGenerate(
     if (r.status == 0) {
       last = r.transport;
       if (last.code() == StatusCode::kAborted) return last;
+      // It may come back restarted, with its initial weights.
+      MarkBehind(server);
     } else if (r.status >= 500) {
       last = HttpError(where, r.status, reply, r.body);
     } else if (r.status != 200) {
@@ -440,8 +447,22 @@ StatusOr<GenerateResult> RolloutClient::RunGenerate(
     } else {
       StatusOr<GenerateResult> result = ReadGenerateReply(reply, request);
       if (!result.ok()) return result.status().WithContext(where);
-      result->id = id;
-      return result;
+      uint64_t oldest = std::numeric_limits<uint64_t>::max();
+      for (const SampleOutput& s : result->samples) {
+        if (!s.weight_versions.empty())
+          oldest = std::min(oldest, s.weight_versions.front());
+      }
+      if (oldest >= required_version) {
+        result->id = id;
+        return result;
+      }
+      // Sampled from weights the trainer has moved past: a restarted
+      // server, or one that missed a push.
+      stale_replies_.fetch_add(1);
+      MarkBehind(server);
+      last = UnavailableError(where + " sampled with weight version " +
+                              std::to_string(oldest) + ", older than the " +
+                              std::to_string(required_version) + " required");
     }
     if (attempt < options_.max_attempts) {
       retries_.fetch_add(1);
@@ -454,7 +475,8 @@ StatusOr<GenerateResult> RolloutClient::RunGenerate(
                           std::to_string(options_.max_attempts) + " attempts");
 }
 
-size_t RolloutClient::PickServer(const std::vector<bool>& tried) {
+std::pair<size_t, uint64_t> RolloutClient::PickServer(
+    const std::vector<bool>& tried) {
   const bool least_loaded =
       options_.policy == RolloutClientOptions::Policy::kLeastLoaded;
   if (least_loaded) MaybeRefreshLoads();
@@ -462,7 +484,7 @@ size_t RolloutClient::PickServer(const std::vector<bool>& tried) {
   const size_t n = urls_.size();
   const Clock::time_point now = Clock::now();
   size_t best = n;
-  std::tuple<bool, Clock::duration, bool, int64_t> best_key;
+  std::tuple<bool, bool, Clock::duration, bool, int64_t> best_key;
   // Scanning from a rotating start breaks ties in turn (and is the whole of
   // round-robin among servers that answer).
   for (size_t k = 0; k < n; ++k) {
@@ -470,9 +492,9 @@ size_t RolloutClient::PickServer(const std::vector<bool>& tried) {
     const ServerLoad& l = loads_[i];
     const bool down =
         l.last_failure > l.last_success && now - l.last_failure < kDownPeriod;
-    const std::tuple<bool, Clock::duration, bool, int64_t> key = {
-        down, down ? now - l.last_success : Clock::duration(), tried[i],
-        least_loaded ? l.reported + l.in_flight : 0};
+    const std::tuple<bool, bool, Clock::duration, bool, int64_t> key = {
+        l.behind, down, down ? now - l.last_success : Clock::duration(),
+        tried[i], least_loaded ? l.reported + l.in_flight : 0};
     if (best == n || key < best_key) {
       best = i;
       best_key = key;
@@ -480,7 +502,7 @@ size_t RolloutClient::PickServer(const std::vector<bool>& tried) {
   }
   next_server_ = least_loaded ? (next_server_ + 1) % n : (best + 1) % n;
   ++loads_[best].in_flight;
-  return best;
+  return {best, required_version_};
 }
 
 void RolloutClient::FinishAttempt(size_t server, bool failed) {
@@ -570,7 +592,7 @@ ServerResult RolloutClient::CallJson(size_t server, Method method,
                                      const std::string& content_type) {
   HttpReply r = Call(server, method, path, body, content_type,
                      options_.request_timeout_seconds);
-  ServerResult out{urls_[server], r.transport, ParseJson(r.body)};
+  ServerResult out{urls_[server], r.transport, ParseJson(r.body), r.status};
   if (r.status == 0) return out;
   if (r.status < 200 || r.status >= 300) {
     out.status = HttpError(urls_[server] + path, r.status, out.reply, r.body);
@@ -617,11 +639,12 @@ std::vector<ServerResult> RolloutClient::Perturb(uint64_t seed, double scale,
   });
 }
 
-std::vector<ServerResult> RolloutClient::Reload(const std::string& model_path,
-                                                const std::string& load_format,
-                                                bool wait) {
-  const std::string body =
-      JsonText({{"model_path", model_path}, {"load_format", load_format}});
+std::vector<ServerResult> RolloutClient::Reload(
+    const std::string& model_path, const std::string& load_format, bool wait,
+    std::optional<uint64_t> weight_version) {
+  json request = {{"model_path", model_path}, {"load_format", load_format}};
+  if (weight_version) request["weight_version"] = *weight_version;
+  const std::string body = JsonText(request);
   return FanOut([&](size_t i) {
     ServerResult started =
         CallJson(i, Method::kPost, "/admin/reload_weights", body);

@@ -17,6 +17,14 @@
 // out to every server in parallel and report one result per server, in the
 // order of `urls`.
 //
+// Required weights: once the trainer has pushed version v (see
+// SetRequiredWeights), only servers holding at least v take generation. A
+// server that missed a push (it was down) or answers with older weights (it
+// was restarted) is "behind": its reply is discarded and the request retried
+// on another server, and a catch-up thread sends it the update for v as soon
+// as it answers again; then it rejoins. A server that cannot be reached is
+// treated as behind too, since it may come back restarted.
+//
 // Thread-safe: any thread may call any method. The destructor fails the
 // requests still queued (Aborted), cuts off the calls in progress (Aborted;
 // one caught just before it connects runs to its end) and joins the workers.
@@ -32,9 +40,11 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "partition/util/status.h"
@@ -72,6 +82,7 @@ struct ServerResult {
   std::string url;
   Status status;
   nlohmann::json reply;
+  int http_status = 0;  // 0: the server could not be reached.
 };
 
 class RolloutClient {
@@ -111,14 +122,31 @@ class RolloutClient {
   // POST /admin/reload_weights; with `wait`, polls /admin/reload_status
   // until the reload is done (the reply is its final status) or failed (an
   // error with the server's reason).
+  // `weight_version`, when given, is the version the reloaded weights carry
+  // (the server refuses one older than its own).
   std::vector<ServerResult> Reload(const std::string& model_path,
-                                   const std::string& load_format, bool wait);
+                                   const std::string& load_format, bool wait,
+                                   std::optional<uint64_t> weight_version = {});
   // GET /get_load.
   std::vector<ServerResult> Loads();
+
+  // From now on generation needs weights of at least `version`;
+  // `serialized_update` (a proto::UpdateParams of that version) is what the
+  // catch-up thread sends to servers that are behind.
+  void SetRequiredWeights(uint64_t version,
+                          std::shared_ptr<const std::string> serialized_update);
+  // The server missed an update (or cannot be reached): no generation goes
+  // to it until it has caught up.
+  void MarkBehind(size_t server);
+  bool IsBehind(size_t server);
 
   const std::vector<std::string>& urls() const { return urls_; }
   // Generation attempts that failed and were tried again.
   int64_t retries() const { return retries_.load(); }
+  // Replies discarded because the server held older weights than required.
+  int64_t stale_replies() const { return stale_replies_.load(); }
+  // Servers brought up to the required weights by the catch-up thread.
+  int64_t catch_ups() const { return catch_ups_.load(); }
 
  private:
   struct Endpoint {
@@ -134,6 +162,7 @@ class RolloutClient {
     // is down too, and then the one that answered most recently first.
     std::chrono::steady_clock::time_point last_success;
     std::chrono::steady_clock::time_point last_failure;
+    bool behind = false;  // See MarkBehind.
   };
   struct Job {
     uint64_t id = 0;
@@ -154,10 +183,15 @@ class RolloutClient {
   void WorkerLoop();
   StatusOr<GenerateResult> RunGenerate(uint64_t id,
                                        const GenerateRequest& request);
-  // The server for the next attempt: one that is not down (see ServerLoad),
-  // then one not in `tried`, then the policy's choice. Counts the attempt
-  // in its in_flight.
-  size_t PickServer(const std::vector<bool>& tried);
+  // The server for the next attempt: one that is not behind, then not down
+  // (see ServerLoad), then not in `tried`, then the policy's choice. Counts
+  // the attempt in its in_flight and returns the required version then.
+  std::pair<size_t, uint64_t> PickServer(const std::vector<bool>& tried);
+  // Waits (up to the request timeout) while every server is behind.
+  void WaitForAServerInStep();
+  void CatchUpLoop();
+  // One catch-up attempt on a server that is behind.
+  void CatchUp(size_t server);
   void FinishAttempt(size_t server, bool failed);
   // Under load_mu_.
   void RecordOutcome(ServerLoad& load, bool failed);
@@ -185,11 +219,14 @@ class RolloutClient {
   std::chrono::steady_clock::time_point loads_refreshed_;  // load_mu_.
   bool refreshing_ = false;                                // load_mu_.
   size_t next_server_ = 0;                                 // load_mu_.
+  uint64_t required_version_ = 0;                          // load_mu_.
+  std::shared_ptr<const std::string> required_update_;     // load_mu_.
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
-  std::deque<Job> queue_;  // Guarded by queue_mu_.
-  bool stopping_ = false;  // Guarded by queue_mu_.
+  std::deque<Job> queue_;                // Guarded by queue_mu_.
+  bool stopping_ = false;                // Guarded by queue_mu_.
+  std::condition_variable catch_up_cv_;  // With queue_mu_; wakes CatchUpLoop.
 
   // Clients with a call in progress, so the destructor can cancel them.
   std::mutex active_mu_;
@@ -198,7 +235,10 @@ class RolloutClient {
 
   std::atomic<uint64_t> next_id_{1};
   std::atomic<int64_t> retries_{0};
+  std::atomic<int64_t> stale_replies_{0};
+  std::atomic<int64_t> catch_ups_{0};
   std::vector<std::thread> workers_;  // Started in Create, joined in ~.
+  std::thread catch_up_thread_;       // Started in Create, joined in ~.
 };
 
 }  // namespace rlrt
