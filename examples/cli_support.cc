@@ -1,5 +1,7 @@
 #include "examples/cli_support.h"
 
+#include <malloc.h>
+
 #include <filesystem>
 
 namespace rlrt {
@@ -16,6 +18,11 @@ std::string ResolveTokenizerDir(const std::string& tokenizer_dir,
 
 std::string JsonLine(const nlohmann::json& value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void ReturnLargeBuffersToTheSystem() {
+  // Setting it also turns off glibc's dynamic adjustment of the threshold.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
 }
 
 }  // namespace rlrt

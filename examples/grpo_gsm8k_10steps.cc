@@ -552,6 +552,7 @@ int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
+  rlrt::ReturnLargeBuffersToTheSystem();
   std::ofstream metrics;
   if (!FLAGS_metrics_out.empty()) {
     metrics.open(FLAGS_metrics_out, std::ios::app);

@@ -283,7 +283,7 @@ StatusOr<bool> Run() {
   double next_reload = FLAGS_reload_every_seconds;
   double next_rss = 0;
   bool killed = false;
-  std::optional<double> restart_at;
+  double restart_at = -1;  // When to restart servers that are down; < 0: none.
   std::optional<int> trainer_exit;
   while (!(trainer_exit = trainer.Poll())) {
     const double t = elapsed();
@@ -312,7 +312,7 @@ StatusOr<bool> Run() {
             {"t", t},
             {"server", FLAGS_kill_server}});
     }
-    if (restart_at && t >= *restart_at) {
+    if (restart_at >= 0 && t >= restart_at) {
       for (size_t i = 0; i < servers.size(); ++i) {
         Server& s = servers[i];
         if (s.process) continue;
@@ -327,7 +327,7 @@ StatusOr<bool> Run() {
               {"server", i},
               {"healthy", healthy.ok()}});
       }
-      restart_at.reset();
+      restart_at = -1;
     }
     if (FLAGS_reload_every_seconds > 0 && t >= next_reload) {
       ReloadAll(servers, work / "checkpoints", t, totals);

@@ -161,6 +161,7 @@ int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
+  rlrt::ReturnLargeBuffersToTheSystem();
   // Blocked before any thread starts, so only sigwait sees them.
   sigset_t signals;
   sigemptyset(&signals);

@@ -15,11 +15,20 @@
 #include <vector>
 
 // Counts every heap allocation in this test binary, to check that
-// ParallelFor allocates nothing.
+// ParallelFor allocates nothing. Not under clang's ThreadSanitizer: its
+// static runtime defines every operator new and delete in one object, so a
+// replacement collides at link time (gcc's shared runtime does not).
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RLRT_CANNOT_REPLACE_NEW 1
+#endif
+#endif
+
 namespace {
 std::atomic<int64_t> g_allocations{0};
 }  // namespace
 
+#ifndef RLRT_CANNOT_REPLACE_NEW
 void* operator new(std::size_t size) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
@@ -32,6 +41,7 @@ void* operator new(std::size_t size) {
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 #pragma GCC diagnostic pop
+#endif  // RLRT_CANNOT_REPLACE_NEW
 
 namespace rlrt {
 namespace {
@@ -336,6 +346,10 @@ TEST(MeshTest, EightVirtualDevicesOnTheRealCores) {
 }
 
 TEST(MeshTest, ParallelForAllocatesNothing) {
+#ifdef RLRT_CANNOT_REPLACE_NEW
+  GTEST_SKIP() << "allocations are not counted under clang's TSan; the "
+                  "Release and ASan runs check this";
+#endif
   std::unique_ptr<Mesh> mesh = MakeMesh(VirtualDevices(4));
   ASSERT_NE(mesh, nullptr);
   std::atomic<int64_t> sum{0};

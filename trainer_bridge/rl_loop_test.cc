@@ -181,6 +181,35 @@ TEST(RlLoopTest, SyncEveryKStepsPushesOnlyThenAndAtTheEnd) {
   EXPECT_EQ(rig.engine->Stats().weight_version, 5u);
 }
 
+// A stop request (a time budget, a signal) makes the step in progress the
+// last: its weights are pushed even off the sync period, the batch sampled
+// ahead is abandoned, and the run ends normally.
+TEST(RlLoopTest, AStopRequestEndsTheRunAfterThatStepWithItsWeightsPushed) {
+  Rig rig;
+  TargetTokenTask task;
+  RlLoopOptions o = SmallLoop(10, 1);
+  o.sync_every = 4;
+  int stop_checks = 0;
+  o.stop_requested = [&] { return ++stop_checks == 3; };
+  std::vector<bool> synced;
+  auto summary = RunRlLoop(*rig.engine, *rig.learner, task, o,
+                           [&](const RlStepMetrics& m) {
+                             synced.push_back(m.synced);
+                             return OkStatus();
+                           });
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_TRUE(summary->stopped_early);
+  EXPECT_EQ(summary->steps, 3);
+  EXPECT_EQ(synced, (std::vector<bool>{false, false, true}));
+  EXPECT_EQ(summary->final_version, 3u);
+  EXPECT_EQ(rig.engine->Stats().weight_version, 3u);
+  EXPECT_EQ(rig.engine->WeightsChecksum()->content_hash,
+            ContentHash(rig.learner->weights()));
+  // Nothing is left running in the sampler.
+  EXPECT_EQ(rig.engine->Stats().load.running_requests, 0);
+  EXPECT_EQ(rig.engine->Stats().load.waiting_requests, 0);
+}
+
 TEST(RlLoopTest, RefusedSyncStopsTheRunAndTheSamplerKeepsItsWeights) {
   // The learner trains a model of another structure (tied embeddings), so
   // its first update cannot apply to the sampler.

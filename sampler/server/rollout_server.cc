@@ -427,9 +427,13 @@ void RolloutServer::HandleUpdateParams(const httplib::Request& req,
     json body = ErrorBody(applied.status());
     body["ok"] = false;
     body["version"] = engine_->Stats().weight_version;
+    // A payload that does not match its own content hash is the request's
+    // corruption, not the server's: 400, like any other malformed update.
+    const StatusCode code = applied.status().code();
     return SendJson(res, body,
-                    applied.status().code() == StatusCode::kFailedPrecondition
-                        ? 409
+                    code == StatusCode::kFailedPrecondition ? 409
+                    : code == StatusCode::kDataLoss
+                        ? 400
                         : HttpStatusFor(applied.status()));
   }
   SendJson(res, {{"ok", true},
