@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -52,7 +53,8 @@ DEFINE_double(warmup_seconds, 60,
               "(allocations of the first steps are not growth).");
 DEFINE_double(max_rss_growth_fraction, 0.1,
               "Largest accepted growth of any process's resident memory from "
-              "warm-up to the end (plus 8 MiB of allocator slack).");
+              "warm-up to the end (medians of the first and last five "
+              "samples, plus 8 MiB of allocator slack).");
 DEFINE_string(work_dir, "",
               "Checkpoints and logs; empty: a new directory under /tmp.");
 DEFINE_string(admin_token, "soak-admin-token", "The servers' admin token.");
@@ -84,12 +86,40 @@ std::string Sibling(const std::string& name) {
   return (self.parent_path() / name).string();
 }
 
+// Resident memory samples of one process since its warm-up ended. Single
+// samples are noisy (a reload or a checkpoint briefly holds a second copy
+// of the weights), so growth compares the median of the first five with the
+// median of the last five.
+struct RssTrack {
+  std::vector<int64_t> kib;
+  static int64_t Median(std::vector<int64_t> v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  }
+  std::optional<int64_t> Warm() const {
+    if (kib.empty()) return std::nullopt;
+    return Median({kib.begin(), kib.begin() + std::min<size_t>(5, kib.size())});
+  }
+  std::optional<int64_t> End() const {
+    if (kib.empty()) return std::nullopt;
+    return Median({kib.end() - std::min<size_t>(5, kib.size()), kib.end()});
+  }
+  json ToJson() const {
+    auto opt = [](std::optional<int64_t> v) { return v ? json(*v) : json(); };
+    return {{"warm_kib", opt(Warm())},
+            {"end_kib", opt(End())},
+            {"peak_kib", kib.empty()
+                             ? json()
+                             : json(*std::max_element(kib.begin(), kib.end()))},
+            {"samples", kib.size()}};
+  }
+};
+
 struct Server {
   int port = 0;
   std::optional<ChildProcess> process;
   Clock::time_point started;
-  std::optional<int64_t> warm_rss_kib;  // First sample after warm-up.
-  int64_t last_rss_kib = 0;
+  RssTrack rss;  // Since its last start's warm-up.
   int restarts = 0;
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
 };
@@ -278,8 +308,7 @@ StatusOr<bool> Run() {
   };
 
   Totals totals;
-  std::optional<int64_t> trainer_warm_rss;
-  int64_t trainer_last_rss = 0;
+  RssTrack trainer_rss;
   double next_reload = FLAGS_reload_every_seconds;
   double next_rss = 0;
   bool killed = false;
@@ -319,7 +348,7 @@ StatusOr<bool> Run() {
         ASSIGN_OR_RETURN(ChildProcess p, StartServer(s, i, work));
         s.process = std::move(p);
         s.started = Clock::now();
-        s.warm_rss_kib.reset();
+        s.rss.kib.clear();
         ++s.restarts;
         const Status healthy = WaitHealthy(s, 120);
         Emit({{"phase", "server_restarted"},
@@ -336,9 +365,7 @@ StatusOr<bool> Run() {
     if (t >= next_rss) {
       json line = {{"phase", "rss"}, {"t", t}};
       if (StatusOr<int64_t> kib = ResidentKib(trainer.pid()); kib.ok()) {
-        trainer_last_rss = *kib;
-        if (!trainer_warm_rss && t >= FLAGS_warmup_seconds)
-          trainer_warm_rss = *kib;
+        if (t >= FLAGS_warmup_seconds) trainer_rss.kib.push_back(*kib);
         line["trainer_kib"] = *kib;
       }
       json server_kib = json::array();
@@ -349,11 +376,9 @@ StatusOr<bool> Run() {
             kib = *k;
         }
         if (kib) {
-          s.last_rss_kib = *kib;
           const double up =
               std::chrono::duration<double>(Clock::now() - s.started).count();
-          if (!s.warm_rss_kib && up >= FLAGS_warmup_seconds)
-            s.warm_rss_kib = *kib;
+          if (up >= FLAGS_warmup_seconds) s.rss.kib.push_back(*kib);
         }
         server_kib.push_back(kib ? json(*kib) : json(nullptr));
       }
@@ -372,17 +397,17 @@ StatusOr<bool> Run() {
 
   const json summary = LastPhase(trainer_log, "summary");
   const double slack = 8 * 1024;
-  auto growth_ok = [&](std::optional<int64_t> warm, int64_t last) {
-    return !warm || last <= *warm * (1 + FLAGS_max_rss_growth_fraction) + slack;
+  auto growth_ok = [&](const RssTrack& track) {
+    const std::optional<int64_t> warm = track.Warm(), end = track.End();
+    return !warm || *end <= *warm * (1 + FLAGS_max_rss_growth_fraction) + slack;
   };
-  bool memory_ok = growth_ok(trainer_warm_rss, trainer_last_rss);
+  bool memory_ok = growth_ok(trainer_rss);
   json server_rss = json::array();
   for (const Server& s : servers) {
-    memory_ok = memory_ok && growth_ok(s.warm_rss_kib, s.last_rss_kib);
-    server_rss.push_back(
-        {{"warm_kib", s.warm_rss_kib ? json(*s.warm_rss_kib) : json(nullptr)},
-         {"end_kib", s.last_rss_kib},
-         {"restarts", s.restarts}});
+    memory_ok = memory_ok && growth_ok(s.rss);
+    json entry = s.rss.ToJson();
+    entry["restarts"] = s.restarts;
+    server_rss.push_back(entry);
   }
   const bool trainer_ok = *trainer_exit == 0 && summary.is_object() &&
                           summary.value("stopped_early", false);
@@ -401,10 +426,7 @@ StatusOr<bool> Run() {
         {"reloads_unreachable", totals.reloads_unreachable},
         {"servers_killed", totals.kills},
         {"servers_exited_unasked", totals.unexpected_exits},
-        {"trainer_rss",
-         {{"warm_kib",
-           trainer_warm_rss ? json(*trainer_warm_rss) : json(nullptr)},
-          {"end_kib", trainer_last_rss}}},
+        {"trainer_rss", trainer_rss.ToJson()},
         {"servers_rss", server_rss},
         {"memory_ok", memory_ok},
         {"work_dir", work.string()}});
