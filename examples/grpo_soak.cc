@@ -388,6 +388,34 @@ StatusOr<bool> Run() {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
+  // Every server that is up must hold the trainer's final weights: the
+  // same content hash and the version the trainer ended at.
+  const json summary = LastPhase(trainer_log, "summary");
+  json finals = json::array();
+  bool servers_agree = true;
+  {
+    RolloutClientOptions o;
+    for (const Server& s : servers) o.urls.push_back(s.url());
+    o.admin_token = FLAGS_admin_token;
+    o.worker_threads = 1;
+    o.check_health = false;
+    auto client = RolloutClient::Create(o);
+    if (!client.ok()) return client.status();
+    std::string first_hash;
+    for (const ServerResult& r : (*client)->Checksums()) {
+      finals.push_back({{"url", r.url},
+                        {"ok", r.status.ok()},
+                        {"weight_version", r.reply.value("weight_version", 0)},
+                        {"content_hash", r.reply.value("content_hash", "")}});
+      const std::string hash = r.reply.value("content_hash", "");
+      if (first_hash.empty()) first_hash = hash;
+      servers_agree =
+          servers_agree && r.status.ok() && hash == first_hash &&
+          summary.is_object() &&
+          r.reply.value("weight_version", uint64_t{0}) ==
+              summary.value("sampler_weight_version", uint64_t{1} << 63);
+    }
+  }
   for (Server& s : servers) {
     if (s.process) {
       s.process->Signal(SIGTERM);
@@ -395,7 +423,6 @@ StatusOr<bool> Run() {
     }
   }
 
-  const json summary = LastPhase(trainer_log, "summary");
   const double slack = 8 * 1024;
   auto growth_ok = [&](const RssTrack& track) {
     const std::optional<int64_t> warm = track.Warm(), end = track.End();
@@ -412,7 +439,7 @@ StatusOr<bool> Run() {
   const bool trainer_ok = *trainer_exit == 0 && summary.is_object() &&
                           summary.value("stopped_early", false);
   const bool ok = trainer_ok && totals.unexpected_exits == 0 && memory_ok &&
-                  totals.reloads_failed == 0;
+                  totals.reloads_failed == 0 && servers_agree;
   Emit({{"phase", "soak_summary"},
         {"ok", ok},
         {"seconds", elapsed()},
@@ -426,6 +453,8 @@ StatusOr<bool> Run() {
         {"reloads_unreachable", totals.reloads_unreachable},
         {"servers_killed", totals.kills},
         {"servers_exited_unasked", totals.unexpected_exits},
+        {"servers_final", finals},
+        {"servers_agree", servers_agree},
         {"trainer_rss", trainer_rss.ToJson()},
         {"servers_rss", server_rss},
         {"memory_ok", memory_ok},

@@ -523,9 +523,11 @@ void RolloutClient::MaybeRefreshLoads() {
     refreshing_ = true;
   }
   std::vector<std::optional<int64_t>> fresh(urls_.size());
+  std::vector<int> statuses(urls_.size(), 0);
   for (size_t i = 0; i < urls_.size(); ++i) {
     HttpReply r =
         Call(i, Method::kGet, "/get_load", "", "", kLoadPollTimeoutSeconds);
+    statuses[i] = r.status;
     const json load = ParseJson(r.body);
     const json* running =
         load.is_object() ? Member(load, "running_requests") : nullptr;
@@ -535,13 +537,19 @@ void RolloutClient::MaybeRefreshLoads() {
         running->is_number_integer() && waiting->is_number_integer())
       fresh[i] = running->get<int64_t>() + waiting->get<int64_t>();
   }
-  std::lock_guard<std::mutex> lock(load_mu_);
-  for (size_t i = 0; i < urls_.size(); ++i) {
-    RecordOutcome(loads_[i], !fresh[i].has_value());
-    if (fresh[i]) loads_[i].reported = *fresh[i];
+  std::vector<size_t> unreachable;
+  {
+    std::lock_guard<std::mutex> lock(load_mu_);
+    for (size_t i = 0; i < urls_.size(); ++i) {
+      RecordOutcome(loads_[i], !fresh[i].has_value());
+      if (fresh[i]) loads_[i].reported = *fresh[i];
+      if (!fresh[i] && statuses[i] == 0) unreachable.push_back(i);
+    }
+    loads_refreshed_ = Clock::now();
+    refreshing_ = false;
   }
-  loads_refreshed_ = Clock::now();
-  refreshing_ = false;
+  // It may come back restarted: it must catch up before it serves.
+  for (size_t i : unreachable) MarkBehind(i);
 }
 
 // ---- HTTP ------------------------------------------------------------------
