@@ -20,6 +20,7 @@
 // at most --max_rss_growth_fraction. JSON lines; the last is soak_summary.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
+#include <httplib.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -146,11 +147,10 @@ StatusOr<ChildProcess> StartServer(const Server& s, size_t index,
 }
 
 bool Healthy(const Server& s) {
-  RolloutClientOptions o;
-  o.urls = {s.url()};
-  o.worker_threads = 1;
-  o.connect_timeout_seconds = 1;
-  return RolloutClient::Create(o).ok();
+  httplib::Client http("127.0.0.1", s.port);
+  http.set_connection_timeout(1, 0);
+  const httplib::Result res = http.Get("/health");
+  return res && res->status == 200;
 }
 
 Status WaitHealthy(Server& s, double seconds) {
@@ -182,24 +182,17 @@ std::optional<std::pair<fs::path, uint64_t>> LatestCheckpoint(
   return std::make_pair(dir / name, s["policy_version"].get<uint64_t>());
 }
 
-void ReloadAll(std::vector<Server>& servers, const fs::path& checkpoints,
-               double t, Totals& totals) {
+// `admin` holds every server's URL, in server order.
+void ReloadAll(RolloutClient& admin, std::vector<Server>& servers,
+               const fs::path& checkpoints, double t, Totals& totals) {
   const auto latest = LatestCheckpoint(checkpoints);
   if (!latest) return;
+  const std::vector<ServerResult> results = admin.Reload(
+      latest->first.string(), "safetensors", /*wait=*/true, latest->second);
   for (size_t i = 0; i < servers.size(); ++i) {
     Server& s = servers[i];
     if (!s.process || s.process->Poll()) continue;  // Down on purpose.
-    RolloutClientOptions o;
-    o.urls = {s.url()};
-    o.admin_token = FLAGS_admin_token;
-    o.worker_threads = 1;
-    o.check_health = false;
-    o.request_timeout_seconds = 120;
-    auto client = RolloutClient::Create(o);
-    if (!client.ok()) continue;
-    const ServerResult r =
-        (*client)->Reload(latest->first.string(), "safetensors",
-                          /*wait=*/true, latest->second)[0];
+    const ServerResult& r = results[i];
     std::string outcome = "done";
     const std::string message(r.status.message());
     if (r.http_status == 0) {
@@ -279,6 +272,15 @@ StatusOr<bool> Run() {
     urls += (urls.empty() ? "" : ",") + servers[i].url();
   }
   for (Server& s : servers) RETURN_IF_ERROR(WaitHealthy(s, 120));
+  // Reloads and the final checksums go through one client over all servers.
+  RolloutClientOptions admin_options;
+  for (const Server& s : servers) admin_options.urls.push_back(s.url());
+  admin_options.admin_token = FLAGS_admin_token;
+  admin_options.worker_threads = 1;
+  admin_options.check_health = false;
+  admin_options.request_timeout_seconds = 120;
+  ASSIGN_OR_RETURN(std::unique_ptr<RolloutClient> admin,
+                   RolloutClient::Create(admin_options));
   Emit({{"phase", "soak_start"},
         {"work_dir", work.string()},
         {"urls", urls},
@@ -359,7 +361,7 @@ StatusOr<bool> Run() {
       restart_at = -1;
     }
     if (FLAGS_reload_every_seconds > 0 && t >= next_reload) {
-      ReloadAll(servers, work / "checkpoints", t, totals);
+      ReloadAll(*admin, servers, work / "checkpoints", t, totals);
       next_reload += FLAGS_reload_every_seconds;
     }
     if (t >= next_rss) {
@@ -393,28 +395,19 @@ StatusOr<bool> Run() {
   const json summary = LastPhase(trainer_log, "summary");
   json finals = json::array();
   bool servers_agree = true;
-  {
-    RolloutClientOptions o;
-    for (const Server& s : servers) o.urls.push_back(s.url());
-    o.admin_token = FLAGS_admin_token;
-    o.worker_threads = 1;
-    o.check_health = false;
-    auto client = RolloutClient::Create(o);
-    if (!client.ok()) return client.status();
-    std::string first_hash;
-    for (const ServerResult& r : (*client)->Checksums()) {
-      finals.push_back({{"url", r.url},
-                        {"ok", r.status.ok()},
-                        {"weight_version", r.reply.value("weight_version", 0)},
-                        {"content_hash", r.reply.value("content_hash", "")}});
-      const std::string hash = r.reply.value("content_hash", "");
-      if (first_hash.empty()) first_hash = hash;
-      servers_agree =
-          servers_agree && r.status.ok() && hash == first_hash &&
-          summary.is_object() &&
-          r.reply.value("weight_version", uint64_t{0}) ==
-              summary.value("sampler_weight_version", uint64_t{1} << 63);
-    }
+  std::string first_hash;
+  for (const ServerResult& r : admin->Checksums()) {
+    finals.push_back({{"url", r.url},
+                      {"ok", r.status.ok()},
+                      {"weight_version", r.reply.value("weight_version", 0)},
+                      {"content_hash", r.reply.value("content_hash", "")}});
+    const std::string hash = r.reply.value("content_hash", "");
+    if (first_hash.empty()) first_hash = hash;
+    servers_agree =
+        servers_agree && r.status.ok() && hash == first_hash &&
+        summary.is_object() &&
+        r.reply.value("weight_version", uint64_t{0}) ==
+            summary.value("sampler_weight_version", uint64_t{1} << 63);
   }
   for (Server& s : servers) {
     if (s.process) {
