@@ -20,6 +20,7 @@
 #include <memory>
 #include <tuple>
 
+#include "base/timing.h"
 #include "benchmarks/bench_limits.h"
 #include "models/config/model_config.h"
 #include "models/forward/kv_cache.h"
@@ -32,14 +33,9 @@
 namespace rlrt {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 constexpr int64_t kPromptTokens = 32;
 constexpr int64_t kContext = 64;
 constexpr int64_t kPageSize = 16;
-
-double Seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
 
 // Models are built once per (preset, devices) and kept for the run.
 struct Bench {
@@ -111,9 +107,9 @@ void BM_Prefill(benchmark::State& state) {
   std::vector<float> logits(batch * c.vocab_size);
   double timed = 0;
   for (auto _ : state) {
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     CHECK(b.transformer->Forward(inputs, *b.cache, logits).ok());
-    timed += Seconds(t0, Clock::now());
+    timed += SecondsBetween(t0, SteadyClock::now());
   }
   // Attention in prefill sees on average half the prompt.
   ReportThroughput(state, b, batch * kPromptTokens, batch, kPromptTokens / 2,
@@ -150,9 +146,9 @@ void BM_Decode(benchmark::State& state) {
   }
   double timed = 0;
   for (auto _ : state) {
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     CHECK(b.transformer->Forward(inputs, *b.cache, logits).ok());
-    timed += Seconds(t0, Clock::now());
+    timed += SecondsBetween(t0, SteadyClock::now());
   }
   const double steps = static_cast<double>(state.iterations());
   ReportThroughput(state, b, batch, batch, kContext, timed / steps);

@@ -9,19 +9,12 @@
 #include <cstring>
 #include <vector>
 
+#include "base/timing.h"
 #include "models/page_arena.h"
 #include "partition/device.h"
 
 namespace rlrt {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::unique_ptr<Mesh> BenchMesh(int devices) {
   auto all = DiscoverLocalDevices();
@@ -40,13 +33,15 @@ double SgemmPeakGflops() {
     CHECK(mesh->ParallelFor(1,
                             [&](const Shard&) {
                               for (int rep = 0; rep < 3; ++rep) {
-                                const auto t0 = Clock::now();
+                                const auto t0 = SteadyClock::now();
                                 cblas_sgemm(CblasRowMajor, CblasNoTrans,
                                             CblasTrans, n, n, n, 1.0f, a.data(),
                                             n, b.data(), n, 0.0f, c.data(), n);
                                 best = std::max(
-                                    best, 2.0 * n * n * n /
-                                              Seconds(t0, Clock::now()) / 1e9);
+                                    best,
+                                    2.0 * n * n * n /
+                                        SecondsBetween(t0, SteadyClock::now()) /
+                                        1e9);
                               }
                               return OkStatus();
                             })
@@ -65,10 +60,10 @@ double MemcpyBytesPerSecond() {
     std::memset(dst.data(), 2, n);
     double best = 0;
     for (int rep = 0; rep < 5; ++rep) {
-      const auto t0 = Clock::now();
+      const auto t0 = SteadyClock::now();
       std::memcpy(dst.data(), src.data(), n);
       benchmark::ClobberMemory();
-      best = std::max(best, n / Seconds(t0, Clock::now()));
+      best = std::max(best, n / SecondsBetween(t0, SteadyClock::now()));
     }
     return best;
   }();

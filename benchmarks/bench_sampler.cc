@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/timing.h"
 #include "benchmarks/bench_limits.h"
 #include "models/leaf_init.h"
 #include "sampler/engine.h"
@@ -46,12 +47,7 @@ DEFINE_int32(sequential_requests_0_6b, 1,
 namespace rlrt {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 const char* kPresets[] = {"qwen3-tiny", "qwen3-0.6b"};
-
-double Seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
 
 std::unique_ptr<SamplerEngine> MakeEngine(const std::string& preset, Mesh* mesh,
                                           int64_t sequences) {
@@ -132,16 +128,17 @@ void BM_Rollout(benchmark::State& state) {
       state.range(0) == 0
           ? requests.size()
           : std::min<size_t>(FLAGS_sequential_requests_0_6b, requests.size());
-  const auto s0 = Clock::now();
+  const auto s0 = SteadyClock::now();
   const int64_t sequential_tokens = RunAll(*engine, requests, sequential, true);
-  const double sequential_rate = sequential_tokens / Seconds(s0, Clock::now());
+  const double sequential_rate =
+      sequential_tokens / SecondsBetween(s0, SteadyClock::now());
 
   double seconds = 0;
   int64_t tokens = 0;
   for (auto _ : state) {
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     tokens += RunAll(*engine, requests, requests.size(), false);
-    seconds += Seconds(t0, Clock::now());
+    seconds += SecondsBetween(t0, SteadyClock::now());
   }
   const double rate = tokens / seconds;
   const double gflops =

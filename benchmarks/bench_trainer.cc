@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/timing.h"
 #include "benchmarks/bench_limits.h"
 #include "models/forward/dummy_weights.h"
 #include "models/forward/model_source.h"
@@ -48,7 +49,6 @@
 namespace rlrt {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 constexpr int64_t kSequences = 8;
 constexpr int64_t kSequenceTokens = 128;
 // The RL loop's workload: 4 prompts x 4 completions of up to 64 tokens.
@@ -62,10 +62,6 @@ constexpr int64_t kRlPrompts = 4;
 constexpr int64_t kRlGenerations = 4;
 constexpr int64_t kRlPromptTokens = 32;
 constexpr int64_t kRlNewTokens = 64;
-
-double Seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
 
 // Qwen3-0.6B's family (tied embeddings, qk-norm, the real vocabulary)
 // shrunk to about 100M parameters, 78M of them the embedding.
@@ -143,10 +139,10 @@ void BM_TrainStep(benchmark::State& state) {
   CHECK(b.model->Backward(dloss, *b.grads).ok());
   double timed = 0;
   for (auto _ : state) {
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     CHECK(b.model->Forward(batch, 1.0f, logprobs).ok());
     CHECK(b.model->Backward(dloss, *b.grads).ok());
-    timed += Seconds(t0, Clock::now());
+    timed += SecondsBetween(t0, SteadyClock::now());
   }
   const double seconds = timed / state.iterations();
   const double forward = BatchForwardFlops(b.config, num_targets);

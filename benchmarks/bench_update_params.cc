@@ -18,6 +18,7 @@
 #include <cstring>
 #include <memory>
 
+#include "base/timing.h"
 #include "models/config/param_budget.h"
 #include "models/leaf_init.h"
 #include "models/page_arena.h"
@@ -29,12 +30,6 @@
 
 namespace rlrt {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
 
 std::unique_ptr<Mesh> MeshOf(int devices) {
   auto all = DiscoverLocalDevices();
@@ -67,10 +62,10 @@ struct Fixture {
   }
 
   double TimeMemcpy() {
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     std::memcpy(copy_dst.data(), copy_src.data(), source->total_bytes());
     benchmark::ClobberMemory();
-    return Seconds(t0, Clock::now());
+    return SecondsBetween(t0, SteadyClock::now());
   }
 
   std::unique_ptr<ParamLeaves> source;
@@ -108,10 +103,10 @@ void BM_ApplyInProcess(benchmark::State& state) {
   for (auto _ : state) {
     memcpy_total += f.TimeMemcpy();
     f.update.set_version(version++);
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     StatusOr<ApplyReport> r =
         ApplyUpdateParams(f.update, *f.target, mesh.get());
-    const double s = Seconds(t0, Clock::now());
+    const double s = SecondsBetween(t0, SteadyClock::now());
     if (!r.ok()) state.SkipWithError(r.status().ToString().c_str());
     state.SetIterationTime(s);
     timed += s;
@@ -136,11 +131,11 @@ void BM_SerializedApply(benchmark::State& state) {
   for (auto _ : state) {
     memcpy_total += f.TimeMemcpy();
     f.update.set_version(version++);
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     f.update.SerializeToString(&wire);
     StatusOr<ApplyReport> r =
         ApplySerializedUpdateParams(wire, &scratch, *f.target, mesh.get());
-    const double s = Seconds(t0, Clock::now());
+    const double s = SecondsBetween(t0, SteadyClock::now());
     if (!r.ok()) state.SkipWithError(r.status().ToString().c_str());
     state.SetIterationTime(s);
     timed += s;
@@ -156,10 +151,10 @@ void BM_Build(benchmark::State& state) {
   double timed = 0, memcpy_total = 0;
   for (auto _ : state) {
     memcpy_total += f.TimeMemcpy();
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     Status s =
         BuildUpdateParams(*f.source, version++, {}, mesh.get(), &f.update);
-    const double t = Seconds(t0, Clock::now());
+    const double t = SecondsBetween(t0, SteadyClock::now());
     if (!s.ok()) state.SkipWithError(s.ToString().c_str());
     state.SetIterationTime(t);
     timed += t;

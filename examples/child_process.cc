@@ -14,6 +14,8 @@
 #include <thread>
 #include <utility>
 
+#include "base/timing.h"
+
 namespace rlrt {
 
 StatusOr<ChildProcess> ChildProcess::Start(const std::vector<std::string>& argv,
@@ -89,12 +91,10 @@ std::optional<int> ChildProcess::Poll() {
 }
 
 int ChildProcess::Wait(double timeout_seconds) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = SteadyClock::now();
   for (;;) {
     if (std::optional<int> s = Poll()) return *s;
-    if (timeout_seconds > 0 &&
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-                .count() > timeout_seconds) {
+    if (timeout_seconds > 0 && SecondsSince(start) > timeout_seconds) {
       ::kill(pid_, SIGKILL);
       timeout_seconds = 0;  // Now wait for the kill to land.
     }

@@ -22,6 +22,7 @@
 #include <optional>
 #include <sstream>
 
+#include "base/timing.h"
 #include "examples/cli_support.h"
 #include "examples/learner_flags.h"
 #include "models/forward/model_source.h"
@@ -30,7 +31,6 @@
 #include "models/tokenizer/tokenizer.h"
 #include "partition/device.h"
 #include "partition/partition_spec.h"
-#include "partition/util/format.h"
 #include "sampler/engine.h"
 #include "trainer_bridge/grpo_learner.h"
 #include "trainer_bridge/remote/remote_rollouts.h"
@@ -434,13 +434,10 @@ Status Run() {
   loop.max_staleness = FLAGS_max_staleness;
   loop.sync_every = FLAGS_sync_every;
   loop.seed = FLAGS_seed;
-  const auto loop_start = std::chrono::steady_clock::now();
+  const auto loop_start = SteadyClock::now();
   loop.stop_requested = [&] {
-    return stop_signal != 0 ||
-           (FLAGS_max_seconds > 0 &&
-            std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                          loop_start)
-                    .count() >= FLAGS_max_seconds);
+    return stop_signal != 0 || (FLAGS_max_seconds > 0 &&
+                                SecondsSince(loop_start) >= FLAGS_max_seconds);
   };
   double step_seconds = 0;
   ASSIGN_OR_RETURN(
@@ -451,7 +448,7 @@ Status Run() {
                   step_seconds += m.step_seconds;
                   if (FLAGS_checkpoint_every > 0 &&
                       m.step % FLAGS_checkpoint_every == 0) {
-                    const auto start = std::chrono::steady_clock::now();
+                    const auto start = SteadyClock::now();
                     RETURN_IF_ERROR(SaveTrainingCheckpoint(
                         FLAGS_checkpoint_dir, *learner, config,
                         {m.step, m.policy_version, FLAGS_seed, FLAGS_batch_size,

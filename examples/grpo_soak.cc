@@ -34,6 +34,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/timing.h"
 #include "examples/child_process.h"
 #include "examples/cli_support.h"
 #include "trainer_bridge/remote/rollout_client.h"
@@ -68,7 +69,6 @@ namespace rlrt {
 namespace {
 
 using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
 void Emit(const json& line) { std::cout << JsonLine(line) << std::endl; }
@@ -119,7 +119,7 @@ struct RssTrack {
 struct Server {
   int port = 0;
   std::optional<ChildProcess> process;
-  Clock::time_point started;
+  SteadyClock::time_point started;
   RssTrack rss;  // Since its last start's warm-up.
   int restarts = 0;
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
@@ -154,9 +154,9 @@ bool Healthy(const Server& s) {
 }
 
 Status WaitHealthy(Server& s, double seconds) {
-  const Clock::time_point deadline =
-      Clock::now() + std::chrono::milliseconds(int64_t(seconds * 1000));
-  while (Clock::now() < deadline) {
+  const SteadyClock::time_point deadline =
+      SteadyClock::now() + std::chrono::milliseconds(int64_t(seconds * 1000));
+  while (SteadyClock::now() < deadline) {
     if (s.process->Poll())
       return UnavailableError("rollout_server on port " +
                               std::to_string(s.port) + " exited at start");
@@ -268,7 +268,7 @@ StatusOr<bool> Run() {
     ASSIGN_OR_RETURN(servers[i].port, FreeLoopbackPort());
     ASSIGN_OR_RETURN(ChildProcess p, StartServer(servers[i], i, work));
     servers[i].process = std::move(p);
-    servers[i].started = Clock::now();
+    servers[i].started = SteadyClock::now();
     urls += (urls.empty() ? "" : ",") + servers[i].url();
   }
   for (Server& s : servers) RETURN_IF_ERROR(WaitHealthy(s, 120));
@@ -304,10 +304,8 @@ StatusOr<bool> Run() {
   ASSIGN_OR_RETURN(ChildProcess trainer,
                    ChildProcess::Start(argv, trainer_log.string(),
                                        (work / "trainer.log").string()));
-  const Clock::time_point start = Clock::now();
-  auto elapsed = [&] {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-  };
+  const SteadyClock::time_point start = SteadyClock::now();
+  auto elapsed = [&] { return SecondsSince(start); };
 
   Totals totals;
   RssTrack trainer_rss;
@@ -349,7 +347,7 @@ StatusOr<bool> Run() {
         if (s.process) continue;
         ASSIGN_OR_RETURN(ChildProcess p, StartServer(s, i, work));
         s.process = std::move(p);
-        s.started = Clock::now();
+        s.started = SteadyClock::now();
         s.rss.kib.clear();
         ++s.restarts;
         const Status healthy = WaitHealthy(s, 120);
@@ -379,7 +377,8 @@ StatusOr<bool> Run() {
         }
         if (kib) {
           const double up =
-              std::chrono::duration<double>(Clock::now() - s.started).count();
+              std::chrono::duration<double>(SteadyClock::now() - s.started)
+                  .count();
           if (up >= FLAGS_warmup_seconds) s.rss.kib.push_back(*kib);
         }
         server_kib.push_back(kib ? json(*kib) : json(nullptr));

@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "base/timing.h"
 #include "examples/learner_flags.h"
 #include "models/config/model_config.h"
 #include "models/forward/model_source.h"
@@ -358,6 +359,10 @@ json MetricsJson(const GrpoStepMetrics& m, const Batch& batch, double seconds) {
                {"clip_fraction", m.clip_fraction},
                {"kl", m.kl},
                {"ratio_mean", m.ratio_mean},
+               {"ratio_min", m.ratio_min},
+               {"ratio_max", m.ratio_max},
+               {"logprob_mismatch_max", m.logprob_mismatch_max},
+               {"logprob_mismatch_mean", m.logprob_mismatch_mean},
                {"grad_norm", m.grad_norm},
                {"learning_rate", m.learning_rate},
                {"train_tokens", m.train_tokens},
@@ -373,7 +378,7 @@ json MetricsJson(const GrpoStepMetrics& m, const Batch& batch, double seconds) {
 }
 
 Status Run() {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = SteadyClock::now();
   RETURN_IF_ERROR(CheckPaths());
   // The config alone first, so a bad rollouts file fails before the weights
   // are read.
@@ -414,9 +419,7 @@ Status Run() {
     RETURN_IF_ERROR(DumpGradients(learner->gradients(), FLAGS_dump_grads));
   RETURN_IF_ERROR(SaveCheckpoint(learner->weights(), config, FLAGS_out_dir));
   RETURN_IF_ERROR(CopyTokenizerFiles());
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-          .count();
+  const double seconds = SecondsSince(start);
   std::cout << MetricsJson(metrics, batch, seconds).dump() << std::endl;
   return OkStatus();
 }

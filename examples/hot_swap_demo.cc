@@ -17,13 +17,14 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "base/format.h"
+#include "base/timing.h"
 #include "examples/cli_support.h"
 #include "models/forward/model_source.h"
 #include "models/leaf_checksum.h"
 #include "models/leaf_init.h"
 #include "partition/device.h"
 #include "partition/partition_spec.h"
-#include "partition/util/format.h"
 #include "sampler/engine.h"
 #include "trainer_bridge/update_builder.h"
 
@@ -56,8 +57,6 @@ namespace rlrt {
 namespace {
 
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
-
 json ChecksumJson(const LeafChecksums& c) {
   return {{"float64_sum", c.float64_sum},
           {"content_hash", HexU64(c.content_hash)}};
@@ -94,7 +93,7 @@ Status Run() {
   std::cout << engine->ready_line() << std::endl;
 
   // The trainer's side, on the actor mesh.
-  Clock::time_point start = Clock::now();
+  SteadyClock::time_point start = SteadyClock::now();
   ModelSource trainer_source = options.model;
   if (!FLAGS_model_dir.empty()) trainer_source.load_format = "safetensors";
   ASSIGN_OR_RETURN(LoadedModel trainer,
@@ -108,7 +107,7 @@ Status Run() {
       ComputeChecksums(trainer.weights, &partition.actor());
 
   ASSIGN_OR_RETURN(const LeafChecksums before, engine->WeightsChecksum());
-  start = Clock::now();
+  start = SteadyClock::now();
   proto::UpdateParams update;
   BuildOptions build;
   build.include_content_hash = true;

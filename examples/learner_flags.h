@@ -5,7 +5,7 @@
 
 #include <gflags/gflags.h>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 #include "trainer_bridge/grpo_learner.h"
 
 DECLARE_double(learning_rate);

@@ -24,6 +24,7 @@
 #include <random>
 #include <thread>
 
+#include "base/timing.h"
 #include "models/forward/model_source.h"
 #include "models/io/checkpoint.h"
 #include "models/leaf_init.h"
@@ -48,8 +49,6 @@ namespace rlrt {
 namespace {
 
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
-
 struct Target {
   std::string host;
   int port = 0;
@@ -65,22 +64,21 @@ struct Counters {
   std::vector<std::string> errors;
 };
 
-void Client(const Target& target, int id, Clock::time_point end,
+void Client(const Target& target, int id, SteadyClock::time_point end,
             Counters& counters) {
   httplib::Client http(target.host, target.port);
   http.set_read_timeout(120, 0);
   std::mt19937 rng(id);
-  while (Clock::now() < end) {
+  while (SteadyClock::now() < end) {
     json body = {{"input_ids", {1, int(rng() % 500) + 2, int(rng() % 500) + 2}},
                  {"sampling_params",
                   {{"max_new_tokens", FLAGS_max_new_tokens},
                    {"temperature", 1.0},
                    {"seed", rng()},
                    {"ignore_eos", true}}}};
-    const Clock::time_point start = Clock::now();
+    const SteadyClock::time_point start = SteadyClock::now();
     auto res = http.Post("/generate", body.dump(), "application/json");
-    const double seconds =
-        std::chrono::duration<double>(Clock::now() - start).count();
+    const double seconds = SecondsSince(start);
     std::lock_guard<std::mutex> lock(counters.mu);
     if (!res || res->status != 200) {
       ++counters.failures;
@@ -162,8 +160,8 @@ Status Run() {
   RETURN_IF_ERROR(SaveCheckpoint(model.weights, model.config, checkpoint));
 
   Counters counters;
-  const Clock::time_point start = Clock::now();
-  const Clock::time_point end =
+  const SteadyClock::time_point start = SteadyClock::now();
+  const SteadyClock::time_point end =
       start + std::chrono::milliseconds(int64_t(FLAGS_seconds * 1000));
   std::vector<std::thread> clients;
   for (int c = 0; c < FLAGS_clients; ++c)
@@ -173,9 +171,10 @@ Status Run() {
   int64_t updates = 0, update_failures = 0;
   uint64_t version = 1000;  // Above anything the servers hold.
   proto::UpdateParams update;
-  for (int round = 0; Clock::now() + std::chrono::milliseconds(
-                                         int64_t(FLAGS_reload_every * 1000)) <
-                      end;
+  for (int round = 0;
+       SteadyClock::now() +
+           std::chrono::milliseconds(int64_t(FLAGS_reload_every * 1000)) <
+       end;
        ++round) {
     std::this_thread::sleep_for(
         std::chrono::milliseconds(int64_t(FLAGS_reload_every * 1000)));
@@ -210,8 +209,7 @@ Status Run() {
     }
   }
   for (std::thread& t : clients) t.join();
-  const double seconds =
-      std::chrono::duration<double>(Clock::now() - start).count();
+  const double seconds = SecondsSince(start);
   for (auto& s : servers) s->Stop();
   std::filesystem::remove_all(checkpoint);
 

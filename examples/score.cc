@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "base/timing.h"
 #include "models/forward/kv_cache.h"
 #include "models/forward/model_source.h"
 #include "models/forward/transformer.h"
@@ -86,12 +87,10 @@ Status Run() {
 
   const int64_t vocab = model.config.vocab_size;
   std::vector<float> logits(t * vocab);
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = SteadyClock::now();
   SequenceInput input{ids, 0, pages, /*all_logits=*/true};
   RETURN_IF_ERROR(transformer->Forward({&input, 1}, *cache, logits));
-  const double ms = std::chrono::duration<double, std::milli>(
-                        std::chrono::steady_clock::now() - start)
-                        .count();
+  const double ms = MillisecondsSince(start);
 
   std::vector<double> logprobs;
   std::vector<int32_t> argmax;

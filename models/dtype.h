@@ -7,7 +7,7 @@
 #include <cstring>
 #include <string_view>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 
 namespace rlrt {
 

@@ -5,7 +5,7 @@
 #include <array>
 
 #include "models/hash.h"
-#include "models/parallel.h"
+#include "partition/parallel.h"
 
 namespace rlrt {
 namespace {

@@ -14,9 +14,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/function_ref.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
-#include "partition/util/function_ref.h"
 
 namespace rlrt {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "models/parallel.h"
+#include "partition/parallel.h"
 
 namespace rlrt {
 

@@ -7,11 +7,11 @@
 
 #include <cstddef>
 
+#include "base/function_ref.h"
+#include "base/status.h"
 #include "models/leaf_checksum.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
-#include "partition/util/function_ref.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

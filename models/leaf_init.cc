@@ -3,7 +3,7 @@
 #include <cmath>
 #include <numbers>
 
-#include "models/parallel.h"
+#include "partition/parallel.h"
 
 namespace rlrt {
 namespace {

@@ -7,10 +7,10 @@
 
 #include <cstdint>
 
+#include "base/function_ref.h"
+#include "base/status.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
-#include "partition/util/function_ref.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "models/dtype.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

@@ -7,7 +7,7 @@
 
 #include <cstddef>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 
 namespace rlrt {
 

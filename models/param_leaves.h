@@ -21,9 +21,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/status.h"
 #include "models/leaf_spec.h"
 #include "models/page_arena.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

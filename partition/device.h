@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 
 namespace rlrt {
 

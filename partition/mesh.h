@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "base/function_ref.h"
+#include "base/status.h"
 #include "partition/device.h"
-#include "partition/util/function_ref.h"
-#include "partition/util/status.h"
 
 namespace boost {
 class thread;

@@ -25,9 +25,9 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "partition/device.h"
 #include "partition/mesh.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

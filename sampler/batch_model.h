@@ -8,9 +8,9 @@
 #include <cstdint>
 #include <span>
 
+#include "base/status.h"
 #include "models/forward/kv_cache.h"
 #include "models/forward/transformer.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "base/timing.h"
 #include "models/leaf_init.h"
 #include "models/tokenizer/chat_template.h"
 #include "partition/device.h"
@@ -16,13 +17,6 @@
 
 namespace rlrt {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double MsSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start)
-      .count();
-}
 
 // The tokenizer directory options name, or the model directory when it has
 // tokenizer files; empty when there is none.
@@ -57,11 +51,11 @@ StatusOr<std::unique_ptr<SamplerEngine>> SamplerEngine::Create(
     const EngineOptions& options, Mesh* mesh) {
   if (mesh == nullptr) return InvalidArgumentError("engine needs a mesh");
   RETURN_IF_ERROR(ValidateEngineOptions(options));
-  const Clock::time_point start = Clock::now();
+  const SteadyClock::time_point start = SteadyClock::now();
   ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(options.model, mesh));
   std::unique_ptr<SamplerEngine> engine(new SamplerEngine(
       options, mesh, std::move(loaded.config), std::move(loaded.weights)));
-  RETURN_IF_ERROR(engine->Start(MsSince(start) / 1000.0));
+  RETURN_IF_ERROR(engine->Start(MillisecondsSince(start) / 1000.0));
   return engine;
 }
 
@@ -201,7 +195,7 @@ StatusOr<std::vector<int32_t>> SamplerEngine::PromptIds(
 
 StatusOr<RequestHandle> SamplerEngine::Submit(GenerateRequest request) {
   auto prepared = std::make_unique<PreparedRequest>();
-  prepared->submitted = Clock::now();
+  prepared->submitted = SteadyClock::now();
   ASSIGN_OR_RETURN(prepared->prompt, PromptIds(request));
   RETURN_IF_ERROR(ValidateSamplingParams(request.sampling));
   RETURN_IF_ERROR(ValidateStopConditions(request.stop));
@@ -275,10 +269,10 @@ void SamplerEngine::RunControl(FunctionRef<void()> op) {
 
 StatusOr<ApplyReport> SamplerEngine::ApplyUpdate(
     FunctionRef<StatusOr<ApplyReport>()> apply, bool flush_cache) {
-  const Clock::time_point start = Clock::now();
+  const SteadyClock::time_point start = SteadyClock::now();
   StatusOr<ApplyReport> result = apply();
   if (result.ok() && flush_cache) scheduler_->FlushPrefixCache();
-  const double stall = MsSince(start);
+  const double stall = MillisecondsSince(start);
   if (result.ok()) {
     ++local_stats_.updates_applied;
     local_stats_.last_update_stall_ms = stall;
@@ -325,13 +319,8 @@ StatusOr<ApplyReport> SamplerEngine::UpdateFromLeaves(const ParamLeaves& source,
 StatusOr<ApplyReport> SamplerEngine::UpdateParamsSerialized(
     std::string_view serialized) {
   std::lock_guard<std::mutex> lock(parse_mu_);
-  if (serialized.size() > static_cast<size_t>(INT32_MAX) ||
-      !parse_scratch_.ParseFromArray(serialized.data(),
-                                     static_cast<int>(serialized.size()))) {
-    return InvalidArgumentError(
-        "malformed or truncated UpdateParams message (" +
-        std::to_string(serialized.size()) + " bytes)");
-  }
+  // Parsed before the step boundary, so decoding is not paused for it.
+  RETURN_IF_ERROR(ParseUpdateParams(serialized, &parse_scratch_));
   return UpdateParams(parse_scratch_);
 }
 

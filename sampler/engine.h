@@ -31,6 +31,8 @@
 #include <thread>
 #include <vector>
 
+#include "base/function_ref.h"
+#include "base/status.h"
 #include "models/config/model_config.h"
 #include "models/forward/kv_cache.h"
 #include "models/forward/transformer.h"
@@ -38,8 +40,6 @@
 #include "models/param_leaves.h"
 #include "models/tokenizer/tokenizer.h"
 #include "partition/mesh.h"
-#include "partition/util/function_ref.h"
-#include "partition/util/status.h"
 #include "proto/update_params.pb.h"
 #include "sampler/engine_options.h"
 #include "sampler/request.h"

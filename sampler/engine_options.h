@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <string>
 
+#include "base/status.h"
 #include "models/forward/model_source.h"
 #include "models/ops/linear.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

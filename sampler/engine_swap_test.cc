@@ -11,6 +11,7 @@
 #include "models/leaf_init.h"
 #include "sampler/engine.h"
 #include "sampler/engine_test_util.h"
+#include "sampler/update_apply.h"
 #include "sampler/update_test_util.h"
 
 namespace rlrt {
@@ -114,6 +115,39 @@ TEST_F(EngineSwapTest, RefusedUpdatesLeaveTheEngineServingItsOldWeights) {
   EXPECT_EQ(engine_->Stats().weight_version, 3u);
   ASSERT_TRUE(engine_->UpdateParamsSerialized(bytes).ok());
   EXPECT_EQ(engine_->Stats().weight_version, 9u);
+}
+
+// The engine's serialized path is the shared parse-and-apply path (the one
+// the fuzz target drives): for the same bytes, the same verdict and the same
+// words, and the same resulting weights.
+TEST_F(EngineSwapTest, SerializedUpdatesTakeTheSharedParseAndApplyPath) {
+  ParamLeaves mirror = *ParamLeaves::Allocate(checkpoint_->weights.specs());
+  std::string good;
+  ASSERT_TRUE(
+      HandBuiltUpdate(checkpoint_->weights, 5).SerializeToString(&good));
+  const std::vector<std::pair<std::string, std::string>> inputs = {
+      {"truncated", good.substr(0, good.size() / 3)},
+      {"garbage", std::string(64, '\xff')},
+      {"valid", good},
+      {"replayed", good},
+  };
+  proto::UpdateParams scratch;
+  for (const auto& [what, bytes] : inputs) {
+    StatusOr<ApplyReport> shared =
+        ApplySerializedUpdateParams(bytes, &scratch, mirror, nullptr);
+    StatusOr<ApplyReport> engine = engine_->UpdateParamsSerialized(bytes);
+    ASSERT_EQ(engine.ok(), shared.ok()) << what;
+    if (!shared.ok()) {
+      EXPECT_EQ(engine.status(), shared.status()) << what;
+    }
+    EXPECT_EQ(engine_->Stats().weight_version, mirror.version()) << what;
+    if (mirror.version() > 0) {
+      EXPECT_EQ(engine_->WeightsChecksum()->content_hash,
+                ComputeChecksums(mirror).content_hash)
+          << what;
+    }
+  }
+  EXPECT_EQ(engine_->Stats().weight_version, 5u);
 }
 
 TEST_F(EngineSwapTest, InFlightRequestsSwitchVersionAtAStepBoundary) {

@@ -17,9 +17,9 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "models/tokenizer/stream_decoder.h"
 #include "models/tokenizer/tokenizer.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

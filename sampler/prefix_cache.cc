@@ -63,6 +63,7 @@ void PrefixCache::Insert(std::span<const int32_t> tokens,
       e.depth = i;
       e.tokens.assign(page_tokens.begin(), page_tokens.end());
       pool.Retain(e.page);
+      pool.MarkCached(e.page);
     } else if (!e.Holds(parent, page_tokens)) {
       return;  // A collision with another prefix: stop offering this one.
     }
@@ -72,9 +73,7 @@ void PrefixCache::Insert(std::span<const int32_t> tokens,
 }
 
 int64_t PrefixCache::Evictable(const PagePool& pool) const {
-  int64_t n = 0;
-  for (const auto& [key, e] : entries_) n += pool.RefCount(e.page) == 1;
-  return n;
+  return pool.num_evictable_cached();
 }
 
 int64_t PrefixCache::Evict(int64_t n, PagePool& pool) {
@@ -99,6 +98,7 @@ int64_t PrefixCache::Evict(int64_t n, PagePool& pool) {
   const int64_t count = std::min<int64_t>(n, candidates.size());
   for (int64_t i = 0; i < count; ++i) {
     auto it = entries_.find(candidates[i].key);
+    pool.UnmarkCached(it->second.page);
     pool.Release(it->second.page);
     entries_.erase(it);
   }
@@ -106,7 +106,10 @@ int64_t PrefixCache::Evict(int64_t n, PagePool& pool) {
 }
 
 void PrefixCache::Clear(PagePool& pool) {
-  for (const auto& [key, e] : entries_) pool.Release(e.page);
+  for (const auto& [key, e] : entries_) {
+    pool.UnmarkCached(e.page);
+    pool.Release(e.page);
+  }
   entries_.clear();
 }
 

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+#include <vector>
+
 namespace rlrt {
 namespace {
 
@@ -70,6 +74,66 @@ TEST(PrefixCacheTest, EvictsOnlyPagesNobodyElseHoldsLeastRecentFirst) {
   for (int32_t p : still) pool.Release(p);
   cache.Clear(pool);
   EXPECT_EQ(pool.num_free(), 8);
+}
+
+// Evictable() is read after every scheduler step, so the pool keeps the count
+// as references change instead of walking the cache. Checked against a
+// count from first principles after every operation of a random workload:
+// a page is evictable when it is allocated, its one reference is not one
+// the test (standing in for the sequences) holds, so it is the cache's.
+TEST(PrefixCacheTest, EvictableCountFollowsEveryReferenceChange) {
+  constexpr int kPages = 24;
+  PagePool pool(kPages);
+  PrefixCache cache(2);
+  std::mt19937 rng(7);
+  std::vector<int32_t> held;  // References the "sequences" hold.
+  auto expected = [&] {
+    int64_t n = 0;
+    for (int32_t p = 0; p < kPages; ++p) {
+      const auto mine = std::count(held.begin(), held.end(), p);
+      n += pool.RefCount(p) == 1 && mine == 0;
+    }
+    return n;
+  };
+  for (int op = 0; op < 3000; ++op) {
+    const std::vector<int32_t> prompt = Tokens(2 + rng() % 7, rng() % 4);
+    switch (rng() % 4) {
+      case 0: {  // A sequence allocates its pages and offers its prompt.
+        std::vector<int32_t> pages;
+        const int64_t n = (prompt.size() + 1) / 2;
+        if (pool.num_free() < n) cache.Evict(n - pool.num_free(), pool);
+        if (!pool.Allocate(n, &pages).ok()) break;
+        cache.Insert(prompt, pages, pool);
+        held.insert(held.end(), pages.begin(), pages.end());
+        break;
+      }
+      case 1: {  // A sequence reuses a cached prefix.
+        std::vector<int32_t> hit;
+        cache.Match(prompt, prompt.size(), pool, &hit);
+        held.insert(held.end(), hit.begin(), hit.end());
+        break;
+      }
+      case 2:  // A sequence ends and drops one of its references.
+        if (!held.empty()) {
+          const size_t i = rng() % held.size();
+          pool.Release(held[i]);
+          held.erase(held.begin() + i);
+        }
+        break;
+      case 3:
+        if (rng() % 16 == 0) {
+          cache.Clear(pool);
+        } else {
+          cache.Evict(1 + rng() % 3, pool);
+        }
+        break;
+    }
+    ASSERT_EQ(cache.Evictable(pool), expected()) << "after operation " << op;
+  }
+  for (int32_t p : held) pool.Release(p);
+  cache.Clear(pool);
+  EXPECT_EQ(cache.Evictable(pool), 0);
+  EXPECT_EQ(pool.num_free(), kPages);
 }
 
 }  // namespace

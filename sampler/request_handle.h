@@ -10,7 +10,7 @@
 #include <mutex>
 #include <optional>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 #include "sampler/request.h"
 
 namespace rlrt {

@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 
 namespace rlrt {
 

@@ -3,16 +3,11 @@
 #include <algorithm>
 #include <utility>
 
-#include "models/parallel.h"
+#include "base/timing.h"
+#include "partition/parallel.h"
 
 namespace rlrt {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double SecondsBetween(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -49,8 +44,8 @@ struct Scheduler::Active {
   // Longest stop string minus one: how much streamed text to hold back.
   size_t stop_hold = 0;
   std::optional<Status> error;
-  Clock::time_point admitted;
-  Clock::time_point first_token;
+  SteadyClock::time_point admitted;
+  SteadyClock::time_point first_token;
   int64_t n() const { return static_cast<int64_t>(req->seeds.size()); }
   int64_t prompt_size() const {
     return static_cast<int64_t>(req->prompt.size());
@@ -146,8 +141,9 @@ void Scheduler::Admit() {
     const int64_t first = per_sequence - matched / config_.page_size;
     const int64_t per_fork = per_sequence - prompt / config_.page_size;
     const int64_t needed = first + (n - 1) * per_fork;
-    // Counting evictable cached pages walks the cache, so only when the
-    // free pages alone fall short.
+    // Cached pages no sequence uses count as free: admission evicts them
+    // when it needs them. Their count is kept by the pool, so neither this
+    // nor load() (published after every step) walks the cache.
     const int64_t free = pool_.num_free() - reserved_pages_;
     if (needed > free && needed > free + prefix_cache_.Evictable(pool_)) {
       for (int32_t page : matched_pages) pool_.Release(page);
@@ -160,7 +156,7 @@ void Scheduler::Admit() {
     waiting_.pop_front();
     Status reserved = ReserveTable(active->prompt_table,
                                    prompt + active->req->stop.max_new_tokens);
-    active->admitted = Clock::now();
+    active->admitted = SteadyClock::now();
     for (const std::string& stop : active->req->stop.stop_strings)
       active->stop_hold = std::max(active->stop_hold, stop.size() - 1);
     active->prefilled = matched;
@@ -252,7 +248,7 @@ void Scheduler::RunDraws() {
 }
 
 void Scheduler::CommitDraws(uint64_t version) {
-  const Clock::time_point now = Clock::now();
+  const SteadyClock::time_point now = SteadyClock::now();
   for (Draw& d : draws_) {
     Active& a = *d.active;
     if (a.done()) continue;
@@ -261,7 +257,7 @@ void Scheduler::CommitDraws(uint64_t version) {
       continue;
     }
     Sample& s = a.samples[d.sample];
-    if (a.first_token == Clock::time_point()) a.first_token = now;
+    if (a.first_token == SteadyClock::time_point()) a.first_token = now;
     StatusOr<FinishReason> finish = s.tracker.Append(d.token.token);
     if (!finish.ok()) {
       Fail(a, finish.status());
@@ -332,10 +328,10 @@ GenerateResult Scheduler::BuildResult(const Active& a) const {
   result.prompt_ids = r.prompt;
   result.prompt_tokens = a.prompt_size();
   result.cached_prompt_tokens = a.cached_tokens;
-  const Clock::time_point now = Clock::now();
+  const SteadyClock::time_point now = SteadyClock::now();
   result.queue_seconds = SecondsBetween(r.submitted, a.admitted);
   result.e2e_seconds = SecondsBetween(r.submitted, now);
-  if (a.first_token != Clock::time_point())
+  if (a.first_token != SteadyClock::time_point())
     result.first_token_seconds = SecondsBetween(r.submitted, a.first_token);
   for (const Sample& s : a.samples) {
     SampleOutput out = s.out;
@@ -374,7 +370,7 @@ void Scheduler::AbortWaiting(
     std::deque<std::unique_ptr<PreparedRequest>>::iterator it) {
   Active a(std::move(*it), PageTable(config_.page_size));
   waiting_.erase(it);
-  a.admitted = Clock::now();
+  a.admitted = SteadyClock::now();
   AbortActive(a);
   a.req->completion->Finish(BuildResult(a));
 }

@@ -33,10 +33,10 @@
 #include <span>
 #include <vector>
 
+#include "base/status.h"
 #include "models/forward/page_table.h"
 #include "models/tokenizer/tokenizer.h"
 #include "partition/mesh.h"
-#include "partition/util/status.h"
 #include "sampler/batch_model.h"
 #include "sampler/prefix_cache.h"
 #include "sampler/request.h"

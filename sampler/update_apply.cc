@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "base/format.h"
 #include "models/leaf_copy.h"
-#include "partition/util/format.h"
 
 namespace rlrt {
 namespace {
@@ -195,10 +195,8 @@ StatusOr<ApplyReport> ApplyLeaves(const ParamLeaves& source, uint64_t version,
   return report;
 }
 
-StatusOr<ApplyReport> ApplySerializedUpdateParams(std::string_view serialized,
-                                                  proto::UpdateParams* scratch,
-                                                  ParamLeaves& target,
-                                                  Mesh* mesh) {
+Status ParseUpdateParams(std::string_view serialized,
+                         proto::UpdateParams* scratch) {
   if (serialized.size() > static_cast<size_t>(INT32_MAX)) {
     return InvalidArgumentError(
         "serialized UpdateParams of " + std::to_string(serialized.size()) +
@@ -209,6 +207,14 @@ StatusOr<ApplyReport> ApplySerializedUpdateParams(std::string_view serialized,
     return InvalidArgumentError("malformed or truncated UpdateParams (" +
                                 std::to_string(serialized.size()) + " bytes)");
   }
+  return OkStatus();
+}
+
+StatusOr<ApplyReport> ApplySerializedUpdateParams(std::string_view serialized,
+                                                  proto::UpdateParams* scratch,
+                                                  ParamLeaves& target,
+                                                  Mesh* mesh) {
+  RETURN_IF_ERROR(ParseUpdateParams(serialized, scratch));
   return ApplyUpdateParams(*scratch, target, mesh);
 }
 

@@ -21,10 +21,10 @@
 #include <optional>
 #include <string_view>
 
+#include "base/status.h"
 #include "models/leaf_checksum.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
-#include "partition/util/status.h"
 #include "proto/update_params.pb.h"
 
 namespace rlrt {
@@ -61,8 +61,15 @@ StatusOr<ApplyReport> ApplyLeaves(const ParamLeaves& source, uint64_t version,
                                   VersionRule rule = VersionRule::kNewer);
 
 // Parses a serialized UpdateParams into *scratch (reuse one message across
-// calls: its buffers are kept, so steady state allocates nothing) and applies
-// it. A malformed or truncated message is an InvalidArgument error.
+// calls: its buffers are kept, so steady state allocates nothing). A
+// malformed or truncated message, or one over protobuf's 2 GiB limit, is an
+// InvalidArgument error. The engine parses with this, outside its step
+// boundary, then applies the message there with ApplyUpdateParams.
+Status ParseUpdateParams(std::string_view serialized,
+                         proto::UpdateParams* scratch);
+
+// ParseUpdateParams, then ApplyUpdateParams: the engine's path in one call
+// (what the fuzz target drives).
 StatusOr<ApplyReport> ApplySerializedUpdateParams(std::string_view serialized,
                                                   proto::UpdateParams* scratch,
                                                   ParamLeaves& target,

@@ -4,24 +4,46 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <string>
 
+#include "base/timing.h"
 #include "models/leaf_copy.h"
 #include "models/train/losses.h"
 
 namespace rlrt {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point a) {
-  return std::chrono::duration<double>(Clock::now() - a).count();
-}
-
 StatusOr<ParamLeaves> CopyOf(const ParamLeaves& src, Mesh* mesh) {
   ASSIGN_OR_RETURN(ParamLeaves copy, ParamLeaves::Allocate(src.specs()));
   RETURN_IF_ERROR(CopyIntoLeaves(
       copy, [&](size_t i) { return src.data(i); }, mesh));
   return copy;
+}
+
+// The training-inference mismatch of the first iteration (see
+// GrpoStepMetrics).
+void RecordMismatch(std::span<const Completion> batch,
+                    const std::vector<std::vector<float>>& logp,
+                    GrpoStepMetrics& m) {
+  double max_abs = 0, sum_abs = 0;
+  double min_delta = std::numeric_limits<double>::infinity();
+  double max_delta = -std::numeric_limits<double>::infinity();
+  int64_t tokens = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    for (size_t t = 0; t < logp[i].size(); ++t) {
+      const double delta = double(logp[i][t]) - batch[i].behaviour_logprobs[t];
+      max_abs = std::max(max_abs, std::abs(delta));
+      sum_abs += std::abs(delta);
+      min_delta = std::min(min_delta, delta);
+      max_delta = std::max(max_delta, delta);
+      ++tokens;
+    }
+  }
+  m.logprob_mismatch_max = max_abs;
+  m.logprob_mismatch_mean = tokens > 0 ? sum_abs / tokens : 0;
+  m.ratio_min = tokens > 0 ? std::exp(min_delta) : 1;
+  m.ratio_max = tokens > 0 ? std::exp(max_delta) : 1;
 }
 
 void Zero(ParamLeaves& leaves) {
@@ -158,7 +180,7 @@ StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
                                   " is longer than a micro-batch");
   }
   GrpoStepMetrics m;
-  const Clock::time_point start = Clock::now();
+  const SteadyClock::time_point start = SteadyClock::now();
   std::vector<double> rewards;
   for (const Completion& c : batch) rewards.push_back(c.reward);
   ASSIGN_OR_RETURN(
@@ -167,11 +189,54 @@ StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
 
   std::vector<std::vector<float>> ref_logp;
   if (reference_) {
-    const Clock::time_point ref_start = Clock::now();
+    const SteadyClock::time_point ref_start = SteadyClock::now();
     RETURN_IF_ERROR(ScoreAll(*reference_, batch, ref_logp));
-    m.reference_seconds = Seconds(ref_start);
+    m.reference_seconds = SecondsSince(ref_start);
   }
 
+  if (options_.num_iterations > 1) RETURN_IF_ERROR(SaveSnapshot());
+  if (Status status = Iterate(batch, advantages, ref_logp, m); !status.ok()) {
+    if (options_.num_iterations > 1) {
+      const Status restored = RestoreSnapshot();
+      if (!restored.ok()) {
+        return InternalError(
+            "a failed GRPO step could not restore the weights (" +
+            restored.ToString() +
+            "); the step failed with: " + status.ToString());
+      }
+    }
+    return status;
+  }
+
+  double sum = 0, sum2 = 0, adv_sum = 0, adv2 = 0, length = 0;
+  int64_t truncated = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    sum += rewards[i];
+    sum2 += rewards[i] * rewards[i];
+    adv_sum += advantages[i];
+    adv2 += advantages[i] * advantages[i];
+    length += batch[i].tokens.size();
+    m.completion_length_max =
+        std::max<int64_t>(m.completion_length_max, batch[i].tokens.size());
+    truncated += batch[i].truncated;
+  }
+  const double n = static_cast<double>(batch.size());
+  m.reward_mean = sum / n;
+  m.reward_std =
+      std::sqrt(std::max(0.0, sum2 / n - m.reward_mean * m.reward_mean));
+  m.advantage_mean = adv_sum / n;
+  m.advantage_std =
+      std::sqrt(std::max(0.0, adv2 / n - m.advantage_mean * m.advantage_mean));
+  m.completion_length_mean = length / n;
+  m.truncated_fraction = truncated / n;
+  m.train_seconds = SecondsSince(start) - m.reference_seconds;
+  return m;
+}
+
+Status GrpoLearner::Iterate(std::span<const Completion> batch,
+                            std::span<const double> advantages,
+                            const std::vector<std::vector<float>>& ref_logp,
+                            GrpoStepMetrics& m) {
   const auto micro = MicroBatches(batch);
   std::vector<std::vector<float>> logp;
   std::vector<std::vector<float>> dlogp(batch.size());
@@ -179,6 +244,7 @@ StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
     dlogp[i].resize(batch[i].tokens.size());
   for (int iteration = 0; iteration < options_.num_iterations; ++iteration) {
     RETURN_IF_ERROR(ScoreAll(*policy_, batch, logp));
+    if (iteration == 0) RecordMismatch(batch, logp, m);
     std::vector<CompletionTerms> terms;
     std::vector<std::span<float>> grads;
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -191,8 +257,8 @@ StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
     ASSIGN_OR_RETURN(GrpoLossStats loss, GrpoLoss(terms, options_.loss, grads));
     if (!std::isfinite(loss.loss)) {
       return FailedPreconditionError(
-          "non-finite GRPO loss; the step is refused and the weights are "
-          "unchanged");
+          "non-finite GRPO loss at iteration " + std::to_string(iteration) +
+          "; the step is refused and the weights are unchanged");
     }
     Zero(grads_);
     std::vector<float> flat_logp, flat_grad;
@@ -222,30 +288,37 @@ StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
       m.grad_norm = step.grad_norm;
     }
   }
+  return OkStatus();
+}
 
-  double sum = 0, sum2 = 0, adv_sum = 0, adv2 = 0, length = 0;
-  int64_t truncated = 0;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    sum += rewards[i];
-    sum2 += rewards[i] * rewards[i];
-    adv_sum += advantages[i];
-    adv2 += advantages[i] * advantages[i];
-    length += batch[i].tokens.size();
-    m.completion_length_max =
-        std::max<int64_t>(m.completion_length_max, batch[i].tokens.size());
-    truncated += batch[i].truncated;
+Status GrpoLearner::SaveSnapshot() {
+  if (snapshot_ == nullptr) {
+    ASSIGN_OR_RETURN(ParamLeaves weights,
+                     ParamLeaves::Allocate(weights_.specs()));
+    ASSIGN_OR_RETURN(ParamLeaves first,
+                     ParamLeaves::Allocate(weights_.specs()));
+    ASSIGN_OR_RETURN(ParamLeaves second,
+                     ParamLeaves::Allocate(weights_.specs()));
+    snapshot_.reset(new Snapshot{std::move(weights), std::move(first),
+                                 std::move(second), 0});
   }
-  const double n = static_cast<double>(batch.size());
-  m.reward_mean = sum / n;
-  m.reward_std =
-      std::sqrt(std::max(0.0, sum2 / n - m.reward_mean * m.reward_mean));
-  m.advantage_mean = adv_sum / n;
-  m.advantage_std =
-      std::sqrt(std::max(0.0, adv2 / n - m.advantage_mean * m.advantage_mean));
-  m.completion_length_mean = length / n;
-  m.truncated_fraction = truncated / n;
-  m.train_seconds = Seconds(start) - m.reference_seconds;
-  return m;
+  auto copy = [&](ParamLeaves& to, const ParamLeaves& from) {
+    return CopyIntoLeaves(
+        to, [&](size_t i) { return from.data(i); }, actor_);
+  };
+  RETURN_IF_ERROR(copy(snapshot_->weights, weights_));
+  RETURN_IF_ERROR(copy(snapshot_->first_moment, optimizer_->first_moment()));
+  RETURN_IF_ERROR(copy(snapshot_->second_moment, optimizer_->second_moment()));
+  snapshot_->optimizer_steps = optimizer_->steps();
+  return OkStatus();
+}
+
+Status GrpoLearner::RestoreSnapshot() {
+  RETURN_IF_ERROR(optimizer_->Restore(snapshot_->first_moment,
+                                      snapshot_->second_moment,
+                                      snapshot_->optimizer_steps));
+  return CopyIntoLeaves(
+      weights_, [&](size_t i) { return snapshot_->weights.data(i); }, actor_);
 }
 
 StatusOr<SftStepMetrics> GrpoLearner::SftStep(
@@ -266,7 +339,7 @@ StatusOr<SftStepMetrics> GrpoLearner::SftStep(
     as_completions[i].tokens = e.tokens;
   }
   SftStepMetrics m;
-  const Clock::time_point start = Clock::now();
+  const SteadyClock::time_point start = SteadyClock::now();
   Zero(grads_);
   std::vector<float> logp, dlogp;
   int64_t total = 0;
@@ -298,7 +371,7 @@ StatusOr<SftStepMetrics> GrpoLearner::SftStep(
   ASSIGN_OR_RETURN(OptimizerStepStats step,
                    optimizer_->Step(weights_, grads_, m.learning_rate, actor_));
   m.grad_norm = step.grad_norm;
-  m.seconds = Seconds(start);
+  m.seconds = SecondsSince(start);
   return m;
 }
 

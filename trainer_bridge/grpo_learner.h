@@ -12,11 +12,11 @@
 #include <span>
 #include <vector>
 
+#include "base/status.h"
 #include "models/config/model_config.h"
 #include "models/param_leaves.h"
 #include "models/train/trainable_transformer.h"
 #include "partition/mesh.h"
-#include "partition/util/status.h"
 #include "trainer_bridge/grpo_loss.h"
 #include "trainer_bridge/optimizer.h"
 
@@ -73,6 +73,17 @@ struct GrpoStepMetrics {
   double clip_fraction = 0;
   double kl = 0;
   double ratio_mean = 0;
+  // Training-inference mismatch over the batch's completion tokens: the
+  // sampler's behaviour logprobs against the trainer's, at the weights the
+  // trainer holds when the step starts (the first iteration, before any
+  // update). With fresh rollouts those are the weights that sampled, and
+  // the two sides share every kernel, so the mismatch is exactly 0; with
+  // stale rollouts it also holds the policy's lag. The ratios are
+  // exp(trainer - behaviour) of the first iteration.
+  double logprob_mismatch_max = 0;
+  double logprob_mismatch_mean = 0;
+  double ratio_min = 0;
+  double ratio_max = 0;
   double grad_norm = 0;
   double learning_rate = 0;
   int64_t train_tokens = 0;
@@ -88,9 +99,14 @@ class GrpoLearner {
       const ModelConfig& config, const ParamLeaves& initial, Mesh* actor,
       Mesh* reference_mesh, const GrpoOptions& options);
 
-  // Validates the batch (sizes, token ids, groups), then trains on it.
-  // A non-finite loss or gradient refuses the step with the weights
-  // unchanged.
+  // Validates the batch (sizes, token ids, groups), then trains on it
+  // (num_iterations optimizer steps). The step is all or nothing: when any
+  // iteration fails (a non-finite loss or gradient, or any other error),
+  // the weights and the optimizer's state are what they were before the
+  // step, even if earlier iterations had already updated them. For that,
+  // with num_iterations > 1 the learner keeps a snapshot of the weights and
+  // both moments (three more copies of the weights, allocated on first
+  // use).
   StatusOr<GrpoStepMetrics> Step(std::span<const Completion> batch,
                                  int64_t group_size);
 
@@ -130,6 +146,13 @@ class GrpoLearner {
   // [begin, end) ranges of the batch that fit one micro-batch.
   std::vector<std::pair<size_t, size_t>> MicroBatches(
       std::span<const Completion> batch) const;
+  // One optimizer step per iteration on the batch; metrics of the first.
+  Status Iterate(std::span<const Completion> batch,
+                 std::span<const double> advantages,
+                 const std::vector<std::vector<float>>& ref_logp,
+                 GrpoStepMetrics& m);
+  Status SaveSnapshot();
+  Status RestoreSnapshot();
   Status ForwardRange(TrainableTransformer& model,
                       std::span<const Completion> batch, size_t begin,
                       size_t end, float temperature, std::span<float> logprobs);
@@ -144,6 +167,14 @@ class GrpoLearner {
   std::unique_ptr<TrainableTransformer> policy_;
   std::unique_ptr<TrainableTransformer> reference_;
   std::unique_ptr<AdamW> optimizer_;
+  // The state before a multi-iteration step (see Step).
+  struct Snapshot {
+    ParamLeaves weights;
+    ParamLeaves first_moment;
+    ParamLeaves second_moment;
+    int64_t optimizer_steps = 0;
+  };
+  std::unique_ptr<Snapshot> snapshot_;
   // Per-call scratch for building micro-batches.
   std::vector<std::vector<int32_t>> tokens_;
   std::vector<std::vector<int32_t>> targets_;

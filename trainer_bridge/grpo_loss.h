@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 
 namespace rlrt {
 

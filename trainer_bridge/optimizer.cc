@@ -4,7 +4,7 @@
 #include <cstring>
 #include <numbers>
 
-#include "models/parallel.h"
+#include "partition/parallel.h"
 
 namespace rlrt {
 namespace {

@@ -6,14 +6,10 @@
 #include <limits>
 #include <string>
 
+#include "base/timing.h"
+
 namespace rlrt {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // One batch submitted to the engine and not yet trained on.
 struct InFlight {
@@ -101,7 +97,7 @@ StatusOr<std::vector<Completion>> Collect(InFlight& batch, RlTask& task,
   std::vector<Completion> completions;
   uint64_t vmin = std::numeric_limits<uint64_t>::max(), vmax = 0;
   std::map<std::string, double> part_sums;
-  const Clock::time_point wait_start = Clock::now();
+  const SteadyClock::time_point wait_start = SteadyClock::now();
   for (size_t p = 0; p < batch.handles.size(); ++p) {
     ASSIGN_OR_RETURN(GenerateResult result, batch.handles[p].Wait());
     m.rollout_seconds = std::max(m.rollout_seconds, result.e2e_seconds);
@@ -121,7 +117,7 @@ StatusOr<std::vector<Completion>> Collect(InFlight& batch, RlTask& task,
                              s.finish_reason == FinishReason::kLength});
     }
   }
-  m.wait_seconds = Seconds(wait_start);
+  m.wait_seconds = SecondsSince(wait_start);
   for (auto& [name, sum] : part_sums)
     m.reward_parts[name] = sum / static_cast<double>(completions.size());
   m.sampled_version_min =
@@ -145,7 +141,7 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
                                  const RlStepCallback& on_step) {
   RETURN_IF_ERROR(CheckOptions(options, learner, rollouts));
   RlRunSummary summary;
-  const Clock::time_point run_start = Clock::now();
+  const SteadyClock::time_point run_start = SteadyClock::now();
   ASSIGN_OR_RETURN(uint64_t policy_version, rollouts.WeightVersion());
   std::deque<InFlight> pending;
   int64_t next_submit = options.first_step;
@@ -156,7 +152,7 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
   };
 
   for (int64_t k = options.first_step; k < options.steps; ++k) {
-    const Clock::time_point step_start = Clock::now();
+    const SteadyClock::time_point step_start = SteadyClock::now();
     // Batches up to k + s may be sampled with the weights of step k - 1.
     while (next_submit < options.steps &&
            next_submit <= k + options.max_staleness) {
@@ -169,8 +165,9 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
     m.step = k + 1;
     StatusOr<std::vector<Completion>> completions =
         Collect(pending.front(), task, m);
-    pending.pop_front();
+    // A failed batch stays pending, so fail() aborts what is left of it.
     if (!completions.ok()) return fail(completions.status());
+    pending.pop_front();
     m.version_lag = static_cast<int64_t>(policy_version) -
                     static_cast<int64_t>(m.sampled_version_min);
 
@@ -189,7 +186,7 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
     const bool last = k + 1 == options.steps || stop_now;
 
     if ((k + 1) % options.sync_every == 0 || last) {
-      const Clock::time_point sync_start = Clock::now();
+      const SteadyClock::time_point sync_start = SteadyClock::now();
       StatusOr<SyncReport> report =
           rollouts.PushWeights(learner.weights(), policy_version);
       if (!report.ok()) {
@@ -200,10 +197,10 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
       }
       m.synced = true;
       m.sync = *report;
-      m.sync_seconds = Seconds(sync_start);
+      m.sync_seconds = SecondsSince(sync_start);
       summary.final_version = report->version;
     }
-    m.step_seconds = Seconds(step_start);
+    m.step_seconds = SecondsSince(step_start);
 
     summary.steps = k + 1 - options.first_step;
     summary.rollout_seconds += m.rollout_seconds;
@@ -222,7 +219,7 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
       break;
     }
   }
-  summary.seconds = Seconds(run_start);
+  summary.seconds = SecondsSince(run_start);
   return summary;
 }
 

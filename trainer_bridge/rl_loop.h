@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 #include "sampler/engine.h"
 #include "trainer_bridge/grpo_learner.h"
 #include "trainer_bridge/rl_task.h"

@@ -261,6 +261,55 @@ TEST(RlLoopTest, LearnerErrorStopsTheRunBeforeAnythingReachesTheSampler) {
   ExpectNothingInFlight(*rig.engine);
 }
 
+// Aborts the first request it is given as soon as it is queued, so that
+// collecting the first batch fails while that batch's other requests are
+// still generating.
+class AbortFirstRequest : public RolloutBackend {
+ public:
+  explicit AbortFirstRequest(RolloutBackend& inner) : inner_(inner) {}
+  StatusOr<RequestHandle> Submit(GenerateRequest request) override {
+    ASSIGN_OR_RETURN(RequestHandle handle, inner_.Submit(std::move(request)));
+    if (handles.empty()) inner_.Abort(handle);
+    handles.push_back(handle);
+    return handle;
+  }
+  void Abort(const RequestHandle& handle) override { inner_.Abort(handle); }
+  StatusOr<SyncReport> PushWeights(const ParamLeaves& weights,
+                                   uint64_t version) override {
+    return inner_.PushWeights(weights, version);
+  }
+  StatusOr<uint64_t> WeightVersion() override { return inner_.WeightVersion(); }
+  int64_t vocab_size() const override { return inner_.vocab_size(); }
+
+  std::vector<RequestHandle> handles;
+
+ private:
+  RolloutBackend& inner_;
+};
+
+TEST(RlLoopTest, AFailedCollectionAbortsTheRestOfItsBatch) {
+  Rig rig;
+  TargetTokenTask task;
+  LocalRollouts local(rig.engine.get(), rig.actor.get());
+  AbortFirstRequest rollouts(local);
+  RlLoopOptions options = SmallLoop(2, 0);
+  // Long enough (the context is 64) that the batch's other requests are
+  // still running when the aborted one comes back.
+  options.max_new_tokens = 60;
+  auto result = RunRlLoop(rollouts, *rig.learner, task, options);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kAborted) << result.status();
+  EXPECT_NE(result.status().message().find("batch 0"), std::string::npos)
+      << result.status();
+  ASSERT_EQ(rollouts.handles.size(), 8u);
+  // Every request of the failed batch has ended by the time the loop
+  // returns.
+  for (const RequestHandle& h : rollouts.handles)
+    EXPECT_TRUE(h.done()) << "request " << h.id() << " still in flight";
+  ExpectNothingInFlight(*rig.engine);
+  EXPECT_EQ(rig.engine->Stats().weight_version, 0u);
+}
+
 TEST(RlLoopTest, ATaskGivingTheWrongBatchSizeStopsTheRun) {
   Rig rig;
   TargetTokenTask task;

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <string>
 
-#include "partition/util/format.h"
+#include "base/format.h"
 
 namespace rlrt {
 namespace {
@@ -44,6 +44,10 @@ nlohmann::json RlStepJson(const RlStepMetrics& m) {
       {"kl", g.kl},
       {"clip_fraction", g.clip_fraction},
       {"ratio_mean", g.ratio_mean},
+      {"ratio_min", g.ratio_min},
+      {"ratio_max", g.ratio_max},
+      {"logprob_mismatch_max", g.logprob_mismatch_max},
+      {"logprob_mismatch_mean", g.logprob_mismatch_mean},
       {"grad_norm", g.grad_norm},
       {"learning_rate", g.learning_rate},
       {"rollout_tokens", m.rollout_tokens},

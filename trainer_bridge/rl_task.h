@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 #include "sampler/request.h"
 
 namespace rlrt {

@@ -6,8 +6,8 @@
 
 #include <cstdint>
 
+#include "base/status.h"
 #include "models/param_leaves.h"
-#include "partition/util/status.h"
 #include "sampler/engine.h"
 #include "sampler/request.h"
 #include "sampler/request_handle.h"

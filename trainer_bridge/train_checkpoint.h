@@ -14,9 +14,9 @@
 #include <cstdint>
 #include <filesystem>
 
+#include "base/status.h"
 #include "models/config/model_config.h"
 #include "models/param_leaves.h"
-#include "partition/util/status.h"
 #include "trainer_bridge/grpo_learner.h"
 
 namespace rlrt {

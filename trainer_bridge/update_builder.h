@@ -11,9 +11,9 @@
 
 #include <cstdint>
 
+#include "base/status.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
-#include "partition/util/status.h"
 #include "proto/update_params.pb.h"
 
 namespace rlrt {

@@ -4,15 +4,12 @@
 #include <cstdio>
 #include <string>
 
-#include "partition/util/format.h"
+#include "base/format.h"
+#include "base/timing.h"
 #include "trainer_bridge/update_builder.h"
 
 namespace rlrt {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-}  // namespace
+namespace {}  // namespace
 
 WeightSync::WeightSync(SamplerEngine* engine, Mesh* trainer_mesh, bool verify,
                        bool flush_cache)
@@ -24,7 +21,7 @@ WeightSync::WeightSync(SamplerEngine* engine, Mesh* trainer_mesh, bool verify,
 StatusOr<SyncReport> WeightSync::Push(const ParamLeaves& weights,
                                       uint64_t version) {
   SyncReport report;
-  const Clock::time_point start = Clock::now();
+  const SteadyClock::time_point start = SteadyClock::now();
   BuildOptions build;
   build.include_content_hash = true;
   build.flush_cache = flush_cache_;
@@ -33,7 +30,7 @@ StatusOr<SyncReport> WeightSync::Push(const ParamLeaves& weights,
   report.content_hash = message_.expected_content_hash();
   report.build_ms = MillisecondsSince(start);
 
-  const Clock::time_point apply_start = Clock::now();
+  const SteadyClock::time_point apply_start = SteadyClock::now();
   StatusOr<ApplyReport> applied = engine_->UpdateParams(message_);
   if (!applied.ok()) {
     return Status(applied.status().code(),
@@ -48,7 +45,7 @@ StatusOr<SyncReport> WeightSync::Push(const ParamLeaves& weights,
   report.stall_ms = engine_->Stats().last_update_stall_ms;
 
   if (verify_) {
-    const Clock::time_point verify_start = Clock::now();
+    const SteadyClock::time_point verify_start = SteadyClock::now();
     ASSIGN_OR_RETURN(LeafChecksums sampler, engine_->WeightsChecksum());
     report.verify_ms = MillisecondsSince(verify_start);
     if (sampler.content_hash != report.content_hash) {

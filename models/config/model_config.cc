@@ -6,6 +6,8 @@
 #include <cmath>
 #include <string>
 
+#include "models/config/decoder_params.h"
+
 namespace rlrt {
 namespace {
 
@@ -129,32 +131,21 @@ std::vector<LeafSpec> LeafSpecsFor(const ModelConfig& c) {
   // absurd number of leaves), so it gets none.
   if (!ValidateModelConfig(c).ok()) return {};
   std::vector<LeafSpec> specs;
-  auto add = [&](std::string name, std::vector<int64_t> shape) {
-    specs.push_back(LeafSpec{std::move(name), std::move(shape), DType::kF32});
+  auto add_model_param = [&](ModelParam p) {
+    if (!HasModelParam(c, p)) return;
+    specs.push_back(LeafSpec{std::string(ModelParamName(p)),
+                             ModelParamShape(c, p), DType::kF32});
   };
-  const int64_t h = c.hidden_size;
-  add("model.embed_tokens.weight", {c.vocab_size, h});
+  add_model_param(ModelParam::kEmbedding);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    add(p + "self_attn.q_proj.weight", {c.q_dim(), h});
-    if (c.attention_bias) add(p + "self_attn.q_proj.bias", {c.q_dim()});
-    add(p + "self_attn.k_proj.weight", {c.kv_dim(), h});
-    if (c.attention_bias) add(p + "self_attn.k_proj.bias", {c.kv_dim()});
-    add(p + "self_attn.v_proj.weight", {c.kv_dim(), h});
-    if (c.attention_bias) add(p + "self_attn.v_proj.bias", {c.kv_dim()});
-    add(p + "self_attn.o_proj.weight", {h, c.q_dim()});
-    if (c.qk_norm) {
-      add(p + "self_attn.q_norm.weight", {c.head_dim});
-      add(p + "self_attn.k_norm.weight", {c.head_dim});
+    for (LayerParam p : kLayerParamsInStateDictOrder) {
+      if (!HasLayerParam(c, p)) continue;
+      specs.push_back(
+          LeafSpec{LayerParamName(l, p), LayerParamShape(c, p), DType::kF32});
     }
-    add(p + "mlp.gate_proj.weight", {c.intermediate_size, h});
-    add(p + "mlp.up_proj.weight", {c.intermediate_size, h});
-    add(p + "mlp.down_proj.weight", {h, c.intermediate_size});
-    add(p + "input_layernorm.weight", {h});
-    add(p + "post_attention_layernorm.weight", {h});
   }
-  add("model.norm.weight", {h});
-  if (!c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, h});
+  add_model_param(ModelParam::kFinalNorm);
+  add_model_param(ModelParam::kLmHead);
   return specs;
 }
 

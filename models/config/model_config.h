@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "models/leaf_spec.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

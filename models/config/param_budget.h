@@ -5,8 +5,8 @@
 
 #include <cstdint>
 
+#include "base/status.h"
 #include "models/config/model_config.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

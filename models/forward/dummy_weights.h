@@ -6,9 +6,9 @@
 
 #include <cstdint>
 
+#include "base/status.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

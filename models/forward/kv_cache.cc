@@ -73,7 +73,8 @@ void KvCache::CopyPage(int32_t from, int32_t to) {
   }
 }
 
-PagePool::PagePool(int64_t num_pages) : refs_(num_pages, 0) {
+PagePool::PagePool(int64_t num_pages)
+    : refs_(num_pages, 0), cache_marks_(num_pages, 0) {
   free_.reserve(num_pages);
   // Hand out low ids first: pop_back takes from the end.
   for (int64_t p = num_pages - 1; p >= 0; --p)
@@ -99,12 +100,23 @@ Status PagePool::Allocate(int64_t n, std::vector<int32_t>* pages) {
 
 void PagePool::Retain(int32_t page) {
   assert(refs_[page] > 0);
-  ++refs_[page];
+  Update(page, [&] { ++refs_[page]; });
 }
 
 void PagePool::Release(int32_t page) {
   assert(refs_[page] > 0);
-  if (--refs_[page] == 0) free_.push_back(page);
+  Update(page, [&] { --refs_[page]; });
+  if (refs_[page] == 0) free_.push_back(page);
+}
+
+void PagePool::MarkCached(int32_t page) {
+  assert(refs_[page] > 0);
+  Update(page, [&] { ++cache_marks_[page]; });
+}
+
+void PagePool::UnmarkCached(int32_t page) {
+  assert(cache_marks_[page] > 0);
+  Update(page, [&] { --cache_marks_[page]; });
 }
 
 }  // namespace rlrt

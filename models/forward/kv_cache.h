@@ -13,10 +13,10 @@
 #include <memory>
 #include <vector>
 
+#include "base/status.h"
 #include "models/config/model_config.h"
 #include "models/ops/attention.h"
 #include "models/page_arena.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 
@@ -73,9 +73,31 @@ class PagePool {
   void Release(int32_t page);
   int32_t RefCount(int32_t page) const { return refs_[page]; }
 
+  // A prefix cache marks the pages it holds a reference to (Retain first,
+  // then MarkCached; UnmarkCached, then Release). A cached page whose only
+  // reference is the cache's can be evicted; the pool keeps their count up
+  // to date as references change, so reading it costs nothing (the
+  // scheduler publishes it after every step).
+  void MarkCached(int32_t page);
+  void UnmarkCached(int32_t page);
+  int64_t num_evictable_cached() const { return evictable_cached_; }
+
  private:
+  bool EvictableCached(int32_t page) const {
+    return cache_marks_[page] > 0 && refs_[page] == 1;
+  }
+  // Runs `change` on the page's counts and keeps evictable_cached_ true.
+  template <typename Change>
+  void Update(int32_t page, Change change) {
+    evictable_cached_ -= EvictableCached(page);
+    change();
+    evictable_cached_ += EvictableCached(page);
+  }
+
   std::vector<int32_t> free_;  // Stack of free ids.
   std::vector<int32_t> refs_;
+  std::vector<int32_t> cache_marks_;
+  int64_t evictable_cached_ = 0;
 };
 
 }  // namespace rlrt

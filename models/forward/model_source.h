@@ -7,10 +7,10 @@
 #include <cstdint>
 #include <string>
 
+#include "base/status.h"
 #include "models/config/model_config.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

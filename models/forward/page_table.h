@@ -14,8 +14,8 @@
 #include <span>
 #include <vector>
 
+#include "base/status.h"
 #include "models/forward/kv_cache.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

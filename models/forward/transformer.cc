@@ -3,26 +3,20 @@
 #include <cstring>
 #include <string>
 
-#include "models/ops/embedding.h"
-#include "models/ops/linear.h"
-#include "models/ops/rmsnorm.h"
 #include "models/ops/rope.h"
-#include "models/ops/swiglu.h"
-#include "models/parallel.h"
+#include "partition/parallel.h"
 
 namespace rlrt {
-namespace {
-
-std::string LayerPrefix(int64_t layer) {
-  return "model.layers." + std::to_string(layer) + ".";
-}
-
-}  // namespace
 
 Transformer::Transformer(const ModelConfig& config,
-                         const TransformerOptions& options, Mesh* mesh)
-    : config_(config), options_(options), mesh_(mesh) {}
-
+                         const TransformerOptions& options,
+                         const ParamLeaves& weights, DecoderLeaves leaves,
+                         Mesh* mesh)
+    : config_(config),
+      options_(options),
+      mesh_(mesh),
+      leaves_(std::move(leaves)),
+      layers_(config_, leaves_, weights, options.matmul, mesh) {}
 StatusOr<std::unique_ptr<Transformer>> Transformer::Create(
     const ModelConfig& config, const ParamLeaves& weights, Mesh* mesh,
     const TransformerOptions& options) {
@@ -51,46 +45,12 @@ StatusOr<std::unique_ptr<Transformer>> Transformer::CreateResolved(
   if (config.head_dim % 2 != 0) {
     return InvalidArgumentError("rotary embedding needs an even head_dim");
   }
-  std::unique_ptr<Transformer> model(new Transformer(config, options, mesh));
-  RETURN_IF_ERROR(model->ResolveWeights(weights));
+  ASSIGN_OR_RETURN(DecoderLeaves leaves,
+                   DecoderLeaves::Resolve(config, weights));
+  std::unique_ptr<Transformer> model(
+      new Transformer(config, options, weights, std::move(leaves), mesh));
   RETURN_IF_ERROR(model->AllocateWorkspace());
   return model;
-}
-
-Status Transformer::ResolveWeights(const ParamLeaves& weights) {
-  const std::vector<LeafSpec> expected = LeafSpecsFor(config_);
-  if (weights.fingerprint() != StructureFingerprint(expected)) {
-    return InvalidArgumentError(
-        "weights do not have the structure of this config:\n" +
-        DiffStructures(expected, weights.specs()));
-  }
-  auto leaf = [&](const std::string& name) -> const float* {
-    std::optional<size_t> i = weights.Find(name);
-    return i ? weights.F32(*i).data() : nullptr;
-  };
-  embed_ = leaf("model.embed_tokens.weight");
-  final_norm_ = leaf("model.norm.weight");
-  lm_head_ = config_.tie_word_embeddings ? embed_ : leaf("lm_head.weight");
-  layers_.resize(config_.num_hidden_layers);
-  for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
-    const std::string p = LayerPrefix(l);
-    LayerWeights& w = layers_[l];
-    w.input_norm = leaf(p + "input_layernorm.weight");
-    w.q_proj = leaf(p + "self_attn.q_proj.weight");
-    w.q_bias = leaf(p + "self_attn.q_proj.bias");
-    w.k_proj = leaf(p + "self_attn.k_proj.weight");
-    w.k_bias = leaf(p + "self_attn.k_proj.bias");
-    w.v_proj = leaf(p + "self_attn.v_proj.weight");
-    w.v_bias = leaf(p + "self_attn.v_proj.bias");
-    w.o_proj = leaf(p + "self_attn.o_proj.weight");
-    w.q_norm = leaf(p + "self_attn.q_norm.weight");
-    w.k_norm = leaf(p + "self_attn.k_norm.weight");
-    w.post_norm = leaf(p + "post_attention_layernorm.weight");
-    w.gate_proj = leaf(p + "mlp.gate_proj.weight");
-    w.up_proj = leaf(p + "mlp.up_proj.weight");
-    w.down_proj = leaf(p + "mlp.down_proj.weight");
-  }
-  return OkStatus();
 }
 
 Status Transformer::AllocateWorkspace() {
@@ -110,8 +70,10 @@ Status Transformer::AllocateWorkspace() {
                            t * half,
                            t * half,
                            workers * options_.max_context};
-  float** targets[] = {&x_,    &normed_, &q_,   &k_,   &v_,     &attn_,
-                       &gate_, &up_,     &cos_, &sin_, &scores_};
+  float* normed = nullptr;
+  float** targets[] = {&x_,     &normed,    &act_.q,    &act_.k,
+                       &act_.v, &act_.attn, &act_.gate, &act_.up,
+                       &cos_,   &sin_,      &scores_};
   int64_t total = 0;
   for (int64_t s : sizes) total += (s + 15) / 16 * 16;
   ASSIGN_OR_RETURN(arena_, PageArena::Create(total * sizeof(float)));
@@ -120,6 +82,11 @@ Status Transformer::AllocateWorkspace() {
     *targets[i] = next;
     next += (sizes[i] + 15) / 16 * 16;
   }
+  act_.normed_attn = act_.normed_mlp = normed;
+  act_.q_raw = act_.q;
+  act_.k_raw = act_.k;
+  act_.mid = x_;
+  act_.act = act_.gate;
   rope_inv_freq_ = RopeInverseFrequencies(config_.head_dim, config_.rope_theta);
   tokens_.resize(t);
   positions_.resize(t);
@@ -220,39 +187,26 @@ Status Transformer::Forward(std::span<const SequenceInput> batch,
   if (rows == 0) return OkStatus();
 
   const int64_t h = config_.hidden_size;
-  RETURN_IF_ERROR(EmbeddingForward(embed_, h, tokens_.data(), rows, x_, mesh_));
+  RETURN_IF_ERROR(layers_.Embed(tokens_.data(), rows, x_));
   RopeTables(positions_.data(), rows, rope_inv_freq_, cos_, sin_);
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
-    RETURN_IF_ERROR(RunLayer(l, rows, cache));
+    auto attend = [&]() -> Status {
+      RETURN_IF_ERROR(WriteKv(l, rows, cache));
+      return layers_.Attend(act_, sequences_, cache.LayerView(l), scores_,
+                            options_.max_context);
+    };
+    RETURN_IF_ERROR(
+        layers_.Forward(l, x_, rows, act_, {cos_, sin_}, attend, x_));
   }
 
   // Only the rows whose logits are wanted go through the final norm and the
   // LM head, the most expensive matmul for small models.
   const int64_t out_rows = static_cast<int64_t>(logit_rows_.size());
+  float* normed = act_.normed_attn;
   for (int64_t r = 0; r < out_rows; ++r) {
-    std::memcpy(normed_ + r * h, x_ + logit_rows_[r] * h, h * sizeof(float));
+    std::memcpy(normed + r * h, x_ + logit_rows_[r] * h, h * sizeof(float));
   }
-  RETURN_IF_ERROR(RmsNormForward(normed_, final_norm_, normed_, out_rows, h,
-                                 static_cast<float>(config_.rms_norm_eps),
-                                 mesh_));
-  return Linear(normed_, out_rows, h, lm_head_, nullptr, config_.vocab_size,
-                logits.data());
-}
-
-Status Transformer::Linear(const float* x, int64_t rows, int64_t in,
-                           const float* weight, const float* bias, int64_t out,
-                           float* y, bool accumulate) {
-  LinearArgs a;
-  a.x = x;
-  a.rows = rows;
-  a.in = in;
-  a.weight = weight;
-  a.bias = bias;
-  a.out = out;
-  a.y = y;
-  a.accumulate = accumulate;
-  a.kernel = options_.matmul;
-  return LinearForward(a, mesh_);
+  return layers_.Head(normed, out_rows, normed, logits.data());
 }
 
 Status Transformer::WriteKv(int64_t layer, int64_t rows, KvCache& cache) {
@@ -265,66 +219,13 @@ Status Transformer::WriteKv(int64_t layer, int64_t rows, KvCache& cache) {
       const int32_t page = row_pages_[r][pos / ps];
       for (int64_t kh = 0; kh < kv_heads; ++kh) {
         std::memcpy(cache.KeySlot(layer, page, kh, pos % ps),
-                    k_ + (r * kv_heads + kh) * d, d * sizeof(float));
+                    act_.k + (r * kv_heads + kh) * d, d * sizeof(float));
         std::memcpy(cache.ValueSlot(layer, page, kh, pos % ps),
-                    v_ + (r * kv_heads + kh) * d, d * sizeof(float));
+                    act_.v + (r * kv_heads + kh) * d, d * sizeof(float));
       }
     }
     return OkStatus();
   });
-}
-
-Status Transformer::RunLayer(int64_t layer, int64_t rows, KvCache& cache) {
-  const LayerWeights& w = layers_[layer];
-  const int64_t h = config_.hidden_size;
-  const int64_t d = config_.head_dim;
-  const int64_t heads = config_.num_attention_heads;
-  const int64_t kv_heads = config_.num_key_value_heads;
-  const float eps = static_cast<float>(config_.rms_norm_eps);
-
-  RETURN_IF_ERROR(
-      RmsNormForward(x_, w.input_norm, normed_, rows, h, eps, mesh_));
-  RETURN_IF_ERROR(
-      Linear(normed_, rows, h, w.q_proj, w.q_bias, config_.q_dim(), q_));
-  RETURN_IF_ERROR(
-      Linear(normed_, rows, h, w.k_proj, w.k_bias, config_.kv_dim(), k_));
-  RETURN_IF_ERROR(
-      Linear(normed_, rows, h, w.v_proj, w.v_bias, config_.kv_dim(), v_));
-  if (config_.qk_norm) {
-    RETURN_IF_ERROR(
-        RmsNormForward(q_, w.q_norm, q_, rows * heads, d, eps, mesh_));
-    RETURN_IF_ERROR(
-        RmsNormForward(k_, w.k_norm, k_, rows * kv_heads, d, eps, mesh_));
-  }
-  RETURN_IF_ERROR(RopeForward(q_, rows, heads, d, cos_, sin_, mesh_));
-  RETURN_IF_ERROR(RopeForward(k_, rows, kv_heads, d, cos_, sin_, mesh_));
-  RETURN_IF_ERROR(WriteKv(layer, rows, cache));
-
-  AttentionArgs attention;
-  attention.q = q_;
-  attention.out = attn_;
-  attention.num_heads = heads;
-  attention.num_kv_heads = kv_heads;
-  attention.head_dim = d;
-  attention.sequences = sequences_;
-  attention.kv = cache.LayerView(layer);
-  attention.scratch = scores_;
-  attention.scratch_stride = options_.max_context;
-  RETURN_IF_ERROR(PagedAttentionForward(attention, mesh_));
-
-  // Residual: x += o_proj(attention).
-  RETURN_IF_ERROR(Linear(attn_, rows, config_.q_dim(), w.o_proj, nullptr, h, x_,
-                         /*accumulate=*/true));
-
-  RETURN_IF_ERROR(
-      RmsNormForward(x_, w.post_norm, normed_, rows, h, eps, mesh_));
-  const int64_t inter = config_.intermediate_size;
-  RETURN_IF_ERROR(Linear(normed_, rows, h, w.gate_proj, nullptr, inter, gate_));
-  RETURN_IF_ERROR(Linear(normed_, rows, h, w.up_proj, nullptr, inter, up_));
-  RETURN_IF_ERROR(SwigluForward(gate_, up_, gate_, rows * inter, mesh_));
-  // Residual: x += mlp(...).
-  return Linear(gate_, rows, inter, w.down_proj, nullptr, h, x_,
-                /*accumulate=*/true);
 }
 
 }  // namespace rlrt

@@ -3,15 +3,10 @@
 // (a whole prompt in prefill, one token in decode, or a chunk), and the call
 // writes their keys and values into the sequence's pages and returns logits.
 //
-// Per layer, as Hugging Face computes it (all in float32):
-//   h = x + o_proj(attention(rope(qk_norm(q_proj(n1))),
-//   rope(qk_norm(k_proj(n1))), v_proj(n1)))
-//       where n1 = rms_norm(x, input_layernorm)
-//   x' = h + down_proj(silu(gate_proj(n2)) * up_proj(n2)), n2 = rms_norm(h,
-//   post_attention_layernorm)
-// then logits = lm_head(rms_norm(x, norm)) (lm_head = embed_tokens when tied).
-// qk_norm is per head and only in Qwen3; q/k/v biases when the config has
-// them (Qwen2).
+// The layers are the shared decoder steps (models/decoder/decoder_layer.h,
+// which spells out the math); this class adds the paged KV cache: each
+// layer writes its new keys and values into the sequences' pages and
+// attends over them.
 //
 // The model reads its weights straight from the leaf list it was built on;
 // leaf buffers never move, so in-place weight updates take effect on the
@@ -25,13 +20,15 @@
 #include <span>
 #include <vector>
 
+#include "base/status.h"
 #include "models/config/model_config.h"
+#include "models/decoder/decoder_layer.h"
+#include "models/decoder/decoder_leaves.h"
 #include "models/forward/kv_cache.h"
 #include "models/ops/linear.h"
 #include "models/page_arena.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 
@@ -76,59 +73,29 @@ class Transformer {
   const TransformerOptions& options() const { return options_; }
 
  private:
-  struct LayerWeights {
-    const float* input_norm;
-    const float* q_proj;
-    const float* q_bias;
-    const float* k_proj;
-    const float* k_bias;
-    const float* v_proj;
-    const float* v_bias;
-    const float* o_proj;
-    const float* q_norm;
-    const float* k_norm;
-    const float* post_norm;
-    const float* gate_proj;
-    const float* up_proj;
-    const float* down_proj;
-  };
-
   Transformer(const ModelConfig& config, const TransformerOptions& options,
-              Mesh* mesh);
+              const ParamLeaves& weights, DecoderLeaves leaves, Mesh* mesh);
   static StatusOr<std::unique_ptr<Transformer>> CreateResolved(
       const ModelConfig& config, const ParamLeaves& weights, Mesh* mesh,
       const TransformerOptions& options);
-  Status ResolveWeights(const ParamLeaves& weights);
   Status AllocateWorkspace();
   Status Validate(std::span<const SequenceInput> batch, const KvCache& cache,
                   std::span<float> logits) const;
-  Status RunLayer(int64_t layer, int64_t rows, KvCache& cache);
   Status WriteKv(int64_t layer, int64_t rows, KvCache& cache);
-  // y (+)= x W^T (+ b) on the mesh with the configured kernel.
-  Status Linear(const float* x, int64_t rows, int64_t in, const float* weight,
-                const float* bias, int64_t out, float* y,
-                bool accumulate = false);
 
   const ModelConfig config_;
   const TransformerOptions options_;
   Mesh* const mesh_;
-
-  const float* embed_ = nullptr;
-  const float* final_norm_ = nullptr;
-  const float* lm_head_ = nullptr;
-  std::vector<LayerWeights> layers_;
+  const DecoderLeaves leaves_;
+  const DecoderLayers layers_;
 
   std::mutex forward_mu_;
   // Workspace, sized once for max_batch_tokens rows (guarded by forward_mu_).
   PageArena arena_;
-  float* x_ = nullptr;                     // [T, hidden] residual stream
-  float* normed_ = nullptr;                // [T, hidden]
-  float* q_ = nullptr;                     // [T, q_dim]
-  float* k_ = nullptr;                     // [T, kv_dim]
-  float* v_ = nullptr;                     // [T, kv_dim]
-  float* attn_ = nullptr;                  // [T, q_dim]
-  float* gate_ = nullptr;                  // [T, intermediate]
-  float* up_ = nullptr;                    // [T, intermediate]
+  float* x_ = nullptr;  // [T, hidden] residual stream
+  // The layer's activations; aliased where the sampler needs none again
+  // (q/k norm in place, the residual added into x_, one normed buffer).
+  LayerActivations act_;
   float* cos_ = nullptr;                   // [T, head_dim / 2]
   float* sin_ = nullptr;                   // [T, head_dim / 2]
   float* scores_ = nullptr;                // [workers, max_context]

@@ -9,7 +9,7 @@
 #include <span>
 #include <string_view>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 
 namespace rlrt {
 

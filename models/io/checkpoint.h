@@ -6,11 +6,11 @@
 #include <cstddef>
 #include <filesystem>
 
+#include "base/status.h"
 #include "models/config/model_config.h"
 #include "models/dtype.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

@@ -9,8 +9,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/status.h"
 #include "models/io/safetensors.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

@@ -4,17 +4,22 @@
 #include <string>
 #include <vector>
 
+#include "models/config/decoder_params.h"
 #include "models/io/checkpoint.h"
 #include "models/io/checkpoint_files.h"
 #include "models/leaf_copy.h"
 #include "models/leaf_spec.h"
-#include "models/parallel.h"
+#include "partition/parallel.h"
 
 namespace rlrt {
 namespace {
 
-constexpr char kTiedHead[] = "lm_head.weight";
-constexpr char kEmbedding[] = "model.embed_tokens.weight";
+std::string TiedHeadName() {
+  return std::string(ModelParamName(ModelParam::kLmHead));
+}
+std::string EmbeddingName() {
+  return std::string(ModelParamName(ModelParam::kEmbedding));
+}
 
 bool IsIgnoredBuffer(std::string_view name) {
   // Older checkpoints saved the rotary inverse frequencies, which are a
@@ -70,19 +75,19 @@ bool SameAfterConversion(const SafetensorsTensor& a,
 Status CheckTiedHead(const CheckpointTensor& head,
                      const CheckpointFiles& files) {
   const std::string where =
-      head.file->path().string() + ": tensor '" + kTiedHead + "': ";
-  auto embed = files.tensors.find(kEmbedding);
+      head.file->path().string() + ": tensor '" + TiedHeadName() + "': ";
+  auto embed = files.tensors.find(EmbeddingName());
   if (embed == files.tensors.end()) return OkStatus();  // Reported as missing.
   if (head.tensor->shape != embed->second.tensor->shape) {
     return InvalidArgumentError(
         where + "present although tie_word_embeddings is true, with shape " +
-        ShapeToString(head.tensor->shape) + " unlike " + kEmbedding + " " +
+        ShapeToString(head.tensor->shape) + " unlike " + EmbeddingName() + " " +
         ShapeToString(embed->second.tensor->shape));
   }
   if (!SameAfterConversion(*head.tensor, *embed->second.tensor)) {
     return InvalidArgumentError(
         where + "present although tie_word_embeddings is true, and differs " +
-        "from " + kEmbedding + " (a tied model has one matrix for both)");
+        "from " + EmbeddingName() + " (a tied model has one matrix for both)");
   }
   return OkStatus();
 }
@@ -115,7 +120,7 @@ StatusOr<std::vector<const SafetensorsTensor*>> MatchTensorsToLeaves(
   for (const SafetensorsFile& file : files.files) {
     for (const SafetensorsTensor& t : file.tensors()) {
       if (leaves.Find(t.name).has_value() || IsIgnoredBuffer(t.name)) continue;
-      if (t.name == kTiedHead && config.tie_word_embeddings) {
+      if (t.name == TiedHeadName() && config.tie_word_embeddings) {
         RETURN_IF_ERROR(CheckTiedHead(files.tensors.at(t.name), files));
         continue;
       }

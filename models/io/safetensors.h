@@ -18,8 +18,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/status.h"
 #include "models/dtype.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <string>
 
-#include "models/parallel.h"
+#include "partition/parallel.h"
 
 namespace rlrt {
 namespace {

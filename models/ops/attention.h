@@ -30,8 +30,8 @@
 #include <cstdint>
 #include <span>
 
+#include "base/status.h"
 #include "partition/mesh.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "models/parallel.h"
+#include "partition/parallel.h"
 
 namespace rlrt {
 

@@ -7,7 +7,7 @@
 #include "models/ops/column_sums.h"
 #include "models/ops/gemm.h"
 #include "models/ops/gemm_accumulate.h"
-#include "models/parallel.h"
+#include "partition/parallel.h"
 
 namespace rlrt {
 namespace {

@@ -26,8 +26,8 @@
 
 #include <cstdint>
 
+#include "base/status.h"
 #include "partition/mesh.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "models/ops/column_sums.h"
-#include "models/parallel.h"
+#include "partition/parallel.h"
 
 namespace rlrt {
 namespace {

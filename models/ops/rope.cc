@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "models/parallel.h"
+#include "partition/parallel.h"
 
 namespace rlrt {
 

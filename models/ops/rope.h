@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/status.h"
 #include "partition/mesh.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

@@ -9,8 +9,8 @@
 
 #include <cstdint>
 
+#include "base/status.h"
 #include "partition/mesh.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

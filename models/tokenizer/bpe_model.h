@@ -23,8 +23,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/status.h"
 #include "models/tokenizer/json_util.h"
-#include "partition/util/status.h"
 
 namespace rlrt::tokenizer_internal {
 

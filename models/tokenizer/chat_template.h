@@ -24,7 +24,7 @@
 #include <string_view>
 #include <vector>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 
 namespace rlrt {
 

@@ -17,8 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "models/tokenizer/json_util.h"
-#include "partition/util/status.h"
 
 namespace rlrt::tokenizer_internal {
 

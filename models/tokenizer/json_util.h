@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 
 namespace rlrt::tokenizer_internal {
 

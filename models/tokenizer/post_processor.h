@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/status.h"
 #include "models/tokenizer/json_util.h"
-#include "partition/util/status.h"
 
 namespace rlrt::tokenizer_internal {
 

@@ -13,9 +13,9 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "models/tokenizer/json_util.h"
 #include "models/tokenizer/regex.h"
-#include "partition/util/status.h"
 
 namespace rlrt::tokenizer_internal {
 

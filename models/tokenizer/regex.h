@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 
 namespace rlrt::tokenizer_internal {
 

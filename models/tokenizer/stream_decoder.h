@@ -16,8 +16,8 @@
 #include <cstdint>
 #include <string>
 
+#include "base/status.h"
 #include "models/tokenizer/tokenizer.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

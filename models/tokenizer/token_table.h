@@ -9,10 +9,10 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "models/tokenizer/added_tokens.h"
 #include "models/tokenizer/bpe_model.h"
 #include "models/tokenizer/decoder.h"
-#include "partition/util/status.h"
 
 namespace rlrt::tokenizer_internal {
 

@@ -25,7 +25,7 @@
 #include <string_view>
 #include <vector>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 
 namespace rlrt {
 

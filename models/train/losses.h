@@ -7,7 +7,7 @@
 
 #include <span>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 
 namespace rlrt {
 

@@ -8,8 +8,8 @@
 #include <span>
 #include <vector>
 
+#include "base/status.h"
 #include "models/ops/attention.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

@@ -15,9 +15,10 @@
 #include <cstdint>
 #include <memory>
 
+#include "base/status.h"
 #include "models/config/model_config.h"
+#include "models/decoder/decoder_layer.h"
 #include "models/page_arena.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 
@@ -29,21 +30,8 @@ struct TrainWorkspaceShape {
 
 class TrainWorkspace {
  public:
-  // One layer's forward values, [T, ...] each.
-  struct Layer {
-    float* normed_attn;  // input_layernorm(x)
-    float* q_raw;        // q_proj output, before the q norm
-    float* k_raw;        // k_proj output, before the k norm
-    float* q;            // the query attention reads (normed, rotated)
-    float* k;            // the key attention reads (normed, rotated)
-    float* v;
-    float* attn;        // attention output, o_proj's input
-    float* mid;         // x + o_proj(attn): the post-attention residual
-    float* normed_mlp;  // post_attention_layernorm(mid)
-    float* gate;
-    float* up;
-    float* act;  // silu(gate) * up, down_proj's input
-  };
+  // One layer's forward values, [T, ...] each, none aliased.
+  using Layer = LayerActivations;
   // Gradients inside one layer, [T, ...] each.
   struct LayerGrads {
     float* residual;  // dLoss/dx, carried from layer to layer

@@ -7,13 +7,9 @@
 #include <string>
 
 #include "models/ops/attention.h"
-#include "models/ops/embedding.h"
-#include "models/ops/linear.h"
 #include "models/ops/log_softmax.h"
-#include "models/ops/rmsnorm.h"
 #include "models/ops/rope.h"
-#include "models/ops/swiglu.h"
-#include "models/parallel.h"
+#include "partition/parallel.h"
 
 namespace rlrt {
 
@@ -25,6 +21,7 @@ TrainableTransformer::TrainableTransformer(
       weights_(weights),
       leaves_(std::move(leaves)),
       mesh_(mesh),
+      layers_(config_, leaves_, weights, MatmulKernel::kRowInvariant, mesh),
       eps_(static_cast<float>(config.rms_norm_eps)),
       rope_inv_freq_(
           RopeInverseFrequencies(config.head_dim, config.rope_theta)),
@@ -95,9 +92,7 @@ Status TrainableTransformer::Forward(std::span<const TrainSequence> batch,
   const int64_t rows = batch_.rows();
   if (rows > 0) {
     TrainWorkspace& w = *workspace_;
-    RETURN_IF_ERROR(EmbeddingForward(
-        leaves_.Get(weights_, ModelParam::kEmbedding), config_.hidden_size,
-        batch_.tokens(), rows, w.residual(0), mesh_));
+    RETURN_IF_ERROR(layers_.Embed(batch_.tokens(), rows, w.residual(0)));
     RopeTables(batch_.positions(), rows, rope_inv_freq_, w.cos, w.sin);
     for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
       RETURN_IF_ERROR(LayerForward(l, w.residual(l + 1)));
@@ -117,87 +112,18 @@ Status TrainableTransformer::Forward(std::span<const TrainSequence> batch,
   return OkStatus();
 }
 
-Status TrainableTransformer::Linear(const float* x, const float* weight,
-                                    const float* bias, int64_t rows, int64_t in,
-                                    int64_t out, float* y, bool accumulate) {
-  // Always the row-invariant kernel: it is what makes these logits equal
-  // the sampler's.
-  return LinearForward({.x = x,
-                        .rows = rows,
-                        .in = in,
-                        .weight = weight,
-                        .bias = bias,
-                        .out = out,
-                        .y = y,
-                        .accumulate = accumulate,
-                        .kernel = MatmulKernel::kRowInvariant},
-                       mesh_);
-}
-
-Status TrainableTransformer::AttentionForward() {
-  TrainWorkspace& w = *workspace_;
-  return PagedAttentionForward(
-      {.q = w.layer.q,
-       .out = w.layer.attn,
-       .num_heads = config_.num_attention_heads,
-       .num_kv_heads = config_.num_key_value_heads,
-       .head_dim = config_.head_dim,
-       .sequences = batch_.sequences(),
-       .kv = ContiguousKvView(w.layer.k, w.layer.v, config_.kv_dim()),
-       .scratch = w.attention_scratch,
-       .scratch_stride = w.attention_stride},
-      mesh_);
-}
-
-// The same ops in the same order as Transformer::RunLayer, with every
-// intermediate kept in its own buffer for the backward pass.
+// The shared decoder layer, every intermediate kept in its own buffer for
+// the backward pass; attention reads the batch's keys and values in place.
 Status TrainableTransformer::LayerForward(int64_t layer, float* x_out) {
-  TrainWorkspace::Layer& a = workspace_->layer;
-  const float* x = workspace_->residual(layer);
-  const int64_t rows = batch_.rows();
-  const int64_t h = config_.hidden_size, d = config_.head_dim;
-  const int64_t heads = config_.num_attention_heads;
-  const int64_t kv_heads = config_.num_key_value_heads;
-  const int64_t inter = config_.intermediate_size;
-  auto w = [&](LayerParam p) { return leaves_.Get(weights_, layer, p); };
-
-  RETURN_IF_ERROR(RmsNormForward(x, w(LayerParam::kInputNorm), a.normed_attn,
-                                 rows, h, eps_, mesh_));
-  float* q = config_.qk_norm ? a.q_raw : a.q;
-  float* k = config_.qk_norm ? a.k_raw : a.k;
-  RETURN_IF_ERROR(Linear(a.normed_attn, w(LayerParam::kQProj),
-                         w(LayerParam::kQBias), rows, h, config_.q_dim(), q));
-  RETURN_IF_ERROR(Linear(a.normed_attn, w(LayerParam::kKProj),
-                         w(LayerParam::kKBias), rows, h, config_.kv_dim(), k));
-  RETURN_IF_ERROR(Linear(a.normed_attn, w(LayerParam::kVProj),
-                         w(LayerParam::kVBias), rows, h, config_.kv_dim(),
-                         a.v));
-  if (config_.qk_norm) {
-    RETURN_IF_ERROR(RmsNormForward(a.q_raw, w(LayerParam::kQNorm), a.q,
-                                   rows * heads, d, eps_, mesh_));
-    RETURN_IF_ERROR(RmsNormForward(a.k_raw, w(LayerParam::kKNorm), a.k,
-                                   rows * kv_heads, d, eps_, mesh_));
-  }
-  const float* cos = workspace_->cos;
-  const float* sin = workspace_->sin;
-  RETURN_IF_ERROR(RopeForward(a.q, rows, heads, d, cos, sin, mesh_));
-  RETURN_IF_ERROR(RopeForward(a.k, rows, kv_heads, d, cos, sin, mesh_));
-  RETURN_IF_ERROR(AttentionForward());
-
-  std::memcpy(a.mid, x, rows * h * sizeof(float));
-  RETURN_IF_ERROR(Linear(a.attn, w(LayerParam::kOProj), nullptr, rows,
-                         config_.q_dim(), h, a.mid, /*accumulate=*/true));
-  RETURN_IF_ERROR(RmsNormForward(a.mid, w(LayerParam::kPostNorm), a.normed_mlp,
-                                 rows, h, eps_, mesh_));
-  RETURN_IF_ERROR(Linear(a.normed_mlp, w(LayerParam::kGateProj), nullptr, rows,
-                         h, inter, a.gate));
-  RETURN_IF_ERROR(Linear(a.normed_mlp, w(LayerParam::kUpProj), nullptr, rows, h,
-                         inter, a.up));
-  RETURN_IF_ERROR(SwigluForward(a.gate, a.up, a.act, rows * inter, mesh_));
-  if (x_out == nullptr) return OkStatus();
-  std::memcpy(x_out, a.mid, rows * h * sizeof(float));
-  return Linear(a.act, w(LayerParam::kDownProj), nullptr, rows, inter, h, x_out,
-                /*accumulate=*/true);
+  TrainWorkspace& w = *workspace_;
+  auto attend = [&] {
+    return layers_.Attend(
+        w.layer, batch_.sequences(),
+        ContiguousKvView(w.layer.k, w.layer.v, config_.kv_dim()),
+        w.attention_scratch, w.attention_stride);
+  };
+  return layers_.Forward(layer, w.residual(layer), batch_.rows(), w.layer,
+                         {w.cos, w.sin}, attend, x_out);
 }
 
 Status TrainableTransformer::HeadForward(int64_t first, int64_t rows) {
@@ -209,11 +135,7 @@ Status TrainableTransformer::HeadForward(int64_t first, int64_t rows) {
     std::memcpy(head.x + i * h, x + target_rows[first + i] * h,
                 h * sizeof(float));
   }
-  RETURN_IF_ERROR(RmsNormForward(head.x,
-                                 leaves_.Get(weights_, ModelParam::kFinalNorm),
-                                 head.normed, rows, h, eps_, mesh_));
-  return Linear(head.normed, leaves_.Get(weights_, ModelParam::kLmHead),
-                nullptr, rows, h, config_.vocab_size, head.logits);
+  return layers_.Head(head.x, rows, head.normed, head.logits);
 }
 
 Status TrainableTransformer::ChunkLogprobs(int64_t first, int64_t rows,

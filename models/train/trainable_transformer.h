@@ -2,13 +2,13 @@
 // whole token sequences that returns per-target logprobs, and the backward
 // pass that turns dLoss/dlogprob into parameter gradients.
 //
-// Bitwise agreement with the sampler. The forward runs the sampler's kernels
-// in the sampler's order (models/forward/transformer.h): the row-invariant
-// GEMM through LinearForward, RMSNorm, rotary, and attention through the
-// paged kernel itself over contiguous keys (one position per page). Every
-// op is per row, so the logits of a position are bit-identical to what
-// Transformer::Forward returns for the same tokens, in prefill or decode,
-// and the logprobs are those the sampler reports at the same temperature.
+// Bitwise agreement with the sampler. The forward runs the same decoder
+// steps as the sampler (models/decoder/decoder_layer.h) with the
+// row-invariant GEMM, and attention through the paged kernel itself over
+// contiguous keys (one position per page). Every op is per row, so the
+// logits of a position are bit-identical to what Transformer::Forward
+// returns for the same tokens, in prefill or decode, and the logprobs are
+// those the sampler reports at the same temperature.
 //
 // Memory: only the residual stream at each layer boundary is kept from the
 // forward ((layers + 1) x tokens x hidden floats); Backward recomputes one
@@ -33,13 +33,14 @@
 #include <span>
 #include <vector>
 
+#include "base/status.h"
 #include "models/config/model_config.h"
+#include "models/decoder/decoder_layer.h"
+#include "models/decoder/decoder_leaves.h"
 #include "models/param_leaves.h"
-#include "models/train/decoder_leaves.h"
 #include "models/train/train_batch.h"
 #include "models/train/train_workspace.h"
 #include "partition/mesh.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 
@@ -108,7 +109,6 @@ class TrainableTransformer {
   // residual stream leaving it there.
   Status LayerForward(int64_t layer, float* x_out);
   Status LayerBackward(int64_t layer, ParamLeaves& grads);
-  Status AttentionForward();
   // Logits of targets [first, first + rows) into workspace_->head.logits
   // (the final norm and the LM head on those rows only).
   Status HeadForward(int64_t first, int64_t rows);
@@ -123,9 +123,6 @@ class TrainableTransformer {
   int64_t LogitsChunkRows() const {
     return std::min(options_.logits_chunk_rows, options_.max_tokens);
   }
-  Status Linear(const float* x, const float* weight, const float* bias,
-                int64_t rows, int64_t in, int64_t out, float* y,
-                bool accumulate = false);
   Status RmsNormGrad(const float* x, const float* weight, float* dy, float* dx,
                      bool accumulate, float* dweight, int64_t rows,
                      int64_t dim);
@@ -135,6 +132,9 @@ class TrainableTransformer {
   const ParamLeaves& weights_;
   const DecoderLeaves leaves_;
   Mesh* const mesh_;
+  // Always the row-invariant kernel: it is what makes these logits equal
+  // the sampler's.
+  const DecoderLayers layers_;
   const float eps_;
   const std::vector<double> rope_inv_freq_;
 

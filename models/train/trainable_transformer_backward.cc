@@ -13,8 +13,8 @@
 #include "models/ops/rmsnorm.h"
 #include "models/ops/rope.h"
 #include "models/ops/swiglu.h"
-#include "models/parallel.h"
 #include "models/train/trainable_transformer.h"
+#include "partition/parallel.h"
 
 namespace rlrt {
 

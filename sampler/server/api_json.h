@@ -35,7 +35,7 @@
 #include <string>
 #include <string_view>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 #include "sampler/request.h"
 
 namespace rlrt {

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "partition/util/format.h"
+#include "base/format.h"
 #include "sampler/server/api_json.h"
 #include "sampler/server/sse_stream.h"
 

@@ -27,7 +27,7 @@
 #include <string>
 #include <thread>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 #include "sampler/engine.h"
 #include "sampler/server/server_metrics.h"
 #include "sampler/server/weight_reloader.h"

@@ -2,18 +2,11 @@
 
 #include <chrono>
 
+#include "base/timing.h"
 #include "models/forward/model_source.h"
 
 namespace rlrt {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::string_view ReloadStateName(ReloadState state) {
   switch (state) {
@@ -93,7 +86,7 @@ void WeightReloader::Run(std::string model_path, std::string load_format,
     status_.version = engine_->Stats().weight_version;
     ++status_.reloads_failed;
   };
-  const Clock::time_point start = Clock::now();
+  const SteadyClock::time_point start = SteadyClock::now();
   ModelSource source;
   source.model_dir = model_path;
   source.load_format = load_format;
@@ -104,10 +97,10 @@ void WeightReloader::Run(std::string model_path, std::string load_format,
   if (!loaded.ok()) return fail(loaded.status());
   {
     std::lock_guard<std::mutex> lock(mu_);
-    status_.load_seconds = Seconds(start);
+    status_.load_seconds = SecondsSince(start);
     status_.state = ReloadState::kApplying;
   }
-  const Clock::time_point apply_start = Clock::now();
+  const SteadyClock::time_point apply_start = SteadyClock::now();
   StatusOr<ApplyReport> applied =
       version ? engine_->UpdateFromLeaves(loaded->weights, *version,
                                           /*flush_cache=*/true,
@@ -117,7 +110,7 @@ void WeightReloader::Run(std::string model_path, std::string load_format,
                                           /*flush_cache=*/true);
   if (!applied.ok()) return fail(applied.status());
   std::lock_guard<std::mutex> lock(mu_);
-  status_.apply_seconds = Seconds(apply_start);
+  status_.apply_seconds = SecondsSince(apply_start);
   status_.state = ReloadState::kDone;
   status_.version = applied->version;
   ++status_.reloads_done;

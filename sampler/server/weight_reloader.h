@@ -12,7 +12,7 @@
 #include <string>
 #include <thread>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 #include "sampler/engine.h"
 
 namespace rlrt {

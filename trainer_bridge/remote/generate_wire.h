@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
-#include "partition/util/status.h"
+#include "base/status.h"
 #include "sampler/request.h"
 
 namespace rlrt {

@@ -6,13 +6,12 @@
 #include <chrono>
 #include <cstdio>
 
-#include "partition/util/format.h"
+#include "base/format.h"
+#include "base/timing.h"
 #include "trainer_bridge/update_builder.h"
 
 namespace rlrt {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // GET /v1/models on `url`: the vocabulary the server samples from.
 StatusOr<int64_t> ServerVocab(const std::string& url) {
@@ -99,7 +98,7 @@ StatusOr<uint64_t> RemoteRollouts::NewestWeightVersion() {
 StatusOr<SyncReport> RemoteRollouts::PushWeights(const ParamLeaves& weights,
                                                  uint64_t version) {
   SyncReport report;
-  const Clock::time_point start = Clock::now();
+  const SteadyClock::time_point start = SteadyClock::now();
   BuildOptions build;
   build.include_content_hash = true;
   build.flush_cache = true;
@@ -113,7 +112,7 @@ StatusOr<SyncReport> RemoteRollouts::PushWeights(const ParamLeaves& weights,
   report.content_hash = message_.expected_content_hash();
   report.build_ms = MillisecondsSince(start);
 
-  const Clock::time_point apply_start = Clock::now();
+  const SteadyClock::time_point apply_start = SteadyClock::now();
   std::string refused, unreachable;
   const std::vector<ServerResult> results =
       client_->BroadcastUpdate(*serialized);
@@ -149,7 +148,7 @@ StatusOr<SyncReport> RemoteRollouts::PushWeights(const ParamLeaves& weights,
   report.apply_ms = MillisecondsSince(apply_start);
   report.version = version;
 
-  const Clock::time_point verify_start = Clock::now();
+  const SteadyClock::time_point verify_start = SteadyClock::now();
   const std::string want = HexU64(report.content_hash);
   const std::vector<ServerResult> sums = client_->Checksums();
   for (size_t i = 0; i < sums.size(); ++i) {

@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "base/timing.h"
 #include "sampler/server/api_json.h"
 #include "trainer_bridge/remote/generate_wire.h"
 
@@ -19,8 +20,6 @@ namespace rlrt {
 namespace {
 
 using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
-
 constexpr std::chrono::milliseconds kLoadRefreshPeriod{50};
 constexpr double kLoadPollTimeoutSeconds = 2;
 constexpr std::chrono::milliseconds kReloadPollPeriod{20};
@@ -292,9 +291,9 @@ std::pair<size_t, uint64_t> RolloutClient::PickServer(
   if (least_loaded) MaybeRefreshLoads();
   std::lock_guard<std::mutex> lock(load_mu_);
   const size_t n = urls_.size();
-  const Clock::time_point now = Clock::now();
+  const SteadyClock::time_point now = SteadyClock::now();
   size_t best = n;
-  std::tuple<bool, bool, Clock::duration, bool, int64_t> best_key;
+  std::tuple<bool, bool, SteadyClock::duration, bool, int64_t> best_key;
   // Scanning from a rotating start breaks ties in turn (and is the whole of
   // round-robin among servers that answer).
   for (size_t k = 0; k < n; ++k) {
@@ -302,8 +301,8 @@ std::pair<size_t, uint64_t> RolloutClient::PickServer(
     const ServerLoad& l = loads_[i];
     const bool down =
         l.last_failure > l.last_success && now - l.last_failure < kDownPeriod;
-    const std::tuple<bool, bool, Clock::duration, bool, int64_t> key = {
-        l.behind, down, down ? now - l.last_success : Clock::duration(),
+    const std::tuple<bool, bool, SteadyClock::duration, bool, int64_t> key = {
+        l.behind, down, down ? now - l.last_success : SteadyClock::duration(),
         tried[i], least_loaded ? l.reported + l.in_flight : 0};
     if (best == n || key < best_key) {
       best = i;
@@ -322,13 +321,14 @@ void RolloutClient::FinishAttempt(size_t server, bool failed) {
 }
 
 void RolloutClient::RecordOutcome(ServerLoad& load, bool failed) {
-  (failed ? load.last_failure : load.last_success) = Clock::now();
+  (failed ? load.last_failure : load.last_success) = SteadyClock::now();
 }
 
 void RolloutClient::MaybeRefreshLoads() {
   {
     std::lock_guard<std::mutex> lock(load_mu_);
-    if (refreshing_ || Clock::now() - loads_refreshed_ < kLoadRefreshPeriod)
+    if (refreshing_ ||
+        SteadyClock::now() - loads_refreshed_ < kLoadRefreshPeriod)
       return;
     refreshing_ = true;
   }
@@ -355,7 +355,7 @@ void RolloutClient::MaybeRefreshLoads() {
       if (fresh[i]) loads_[i].reported = *fresh[i];
       if (!fresh[i] && statuses[i] == 0) unreachable.push_back(i);
     }
-    loads_refreshed_ = Clock::now();
+    loads_refreshed_ = SteadyClock::now();
     refreshing_ = false;
   }
   // It may come back restarted: it must catch up before it serves.
@@ -473,8 +473,8 @@ std::vector<ServerResult> RolloutClient::Reload(
 
 ServerResult RolloutClient::WaitForReload(size_t server) {
   const auto deadline =
-      Clock::now() +
-      std::chrono::duration_cast<Clock::duration>(
+      SteadyClock::now() +
+      std::chrono::duration_cast<SteadyClock::duration>(
           std::chrono::duration<double>(options_.request_timeout_seconds));
   for (;;) {
     ServerResult r = CallJson(server, Method::kGet, "/admin/reload_status");
@@ -496,7 +496,7 @@ ServerResult RolloutClient::WaitForReload(size_t server) {
                                JsonText(r.reply));
       return r;
     }
-    if (Clock::now() > deadline) {
+    if (SteadyClock::now() > deadline) {
       r.status = UnavailableError(
           r.url + ": the reload did not finish in " +
           std::to_string(options_.request_timeout_seconds) + " s");

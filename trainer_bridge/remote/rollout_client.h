@@ -47,7 +47,8 @@
 #include <utility>
 #include <vector>
 
-#include "partition/util/status.h"
+#include "base/status.h"
+#include "base/timing.h"
 #include "sampler/request.h"
 #include "sampler/request_handle.h"
 
@@ -160,8 +161,8 @@ class RolloutClient {
     // got none or a 5xx. A server whose last outcome was a failure, less
     // than a second ago, is "down": picked only when every other candidate
     // is down too, and then the one that answered most recently first.
-    std::chrono::steady_clock::time_point last_success;
-    std::chrono::steady_clock::time_point last_failure;
+    SteadyClock::time_point last_success;
+    SteadyClock::time_point last_failure;
     bool behind = false;  // See MarkBehind.
   };
   struct Job {
@@ -216,11 +217,11 @@ class RolloutClient {
 
   std::mutex load_mu_;
   std::vector<ServerLoad> loads_;  // Guarded by load_mu_, one per server.
-  std::chrono::steady_clock::time_point loads_refreshed_;  // load_mu_.
-  bool refreshing_ = false;                                // load_mu_.
-  size_t next_server_ = 0;                                 // load_mu_.
-  uint64_t required_version_ = 0;                          // load_mu_.
-  std::shared_ptr<const std::string> required_update_;     // load_mu_.
+  SteadyClock::time_point loads_refreshed_;             // load_mu_.
+  bool refreshing_ = false;                             // load_mu_.
+  size_t next_server_ = 0;                              // load_mu_.
+  uint64_t required_version_ = 0;                       // load_mu_.
+  std::shared_ptr<const std::string> required_update_;  // load_mu_.
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

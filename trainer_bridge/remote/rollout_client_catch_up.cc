@@ -7,12 +7,12 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "base/timing.h"
 #include "trainer_bridge/remote/rollout_client.h"
 
 namespace rlrt {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kCatchUpPeriod{200};
 constexpr double kProbeTimeoutSeconds = 2;
 
@@ -46,9 +46,9 @@ bool RolloutClient::IsBehind(size_t server) {
 }
 
 void RolloutClient::WaitForAServerInStep() {
-  const Clock::time_point deadline =
-      Clock::now() +
-      std::chrono::duration_cast<Clock::duration>(
+  const SteadyClock::time_point deadline =
+      SteadyClock::now() +
+      std::chrono::duration_cast<SteadyClock::duration>(
           std::chrono::duration<double>(options_.request_timeout_seconds));
   for (;;) {
     {
@@ -62,7 +62,7 @@ void RolloutClient::WaitForAServerInStep() {
       if (stopping_) return;
     }
     // Past the deadline the attempt goes ahead; its reply decides.
-    if (Clock::now() > deadline) return;
+    if (SteadyClock::now() > deadline) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }

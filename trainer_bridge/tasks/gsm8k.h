@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "models/tokenizer/chat_template.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 

@@ -5,6 +5,7 @@
 #include <numeric>
 #include <random>
 
+#include "base/timing.h"
 #include "models/tokenizer/chat_template.h"
 
 namespace rlrt {
@@ -101,7 +102,7 @@ StatusOr<Gsm8kEvalResult> EvaluateGsm8k(RolloutBackend& rollouts,
                                         const Gsm8kTask& task, int64_t count,
                                         int64_t max_new_tokens) {
   if (count < 1) return InvalidArgumentError("eval count must be >= 1");
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = SteadyClock::now();
   count = std::min(count, task.size());
   std::vector<RequestHandle> handles;
   for (int64_t i = 0; i < count; ++i) {
@@ -134,9 +135,7 @@ StatusOr<Gsm8kEvalResult> EvaluateGsm8k(RolloutBackend& rollouts,
   out.examples = count;
   out.accuracy = double(out.correct) / double(count);
   out.mean_completion_tokens = double(tokens) / double(count);
-  out.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-          .count();
+  out.seconds = SecondsSince(start);
   return out;
 }
 

@@ -9,8 +9,8 @@
 #include <memory>
 #include <vector>
 
+#include "base/status.h"
 #include "models/tokenizer/tokenizer.h"
-#include "partition/util/status.h"
 #include "sampler/engine.h"
 #include "trainer_bridge/grpo_learner.h"
 #include "trainer_bridge/rl_task.h"

@@ -2,8 +2,8 @@
 // Used for work handed to mesh workers: unlike std::function it never
 // allocates, so dispatching work on hot paths (decode steps, weight
 // updates) stays allocation-free. The callable must outlive the call.
-#ifndef RLRT_PARTITION_UTIL_FUNCTION_REF_H_
-#define RLRT_PARTITION_UTIL_FUNCTION_REF_H_
+#ifndef RLRT_BASE_FUNCTION_REF_H_
+#define RLRT_BASE_FUNCTION_REF_H_
 
 #include <memory>
 #include <type_traits>
@@ -38,4 +38,4 @@ class FunctionRef<R(Args...)> {
 
 }  // namespace rlrt
 
-#endif  // RLRT_PARTITION_UTIL_FUNCTION_REF_H_
+#endif  // RLRT_BASE_FUNCTION_REF_H_

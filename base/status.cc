@@ -1,4 +1,4 @@
-#include "partition/util/status.h"
+#include "base/status.h"
 
 namespace rlrt {
 

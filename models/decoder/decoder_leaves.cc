@@ -1,29 +1,9 @@
-#include "models/train/decoder_leaves.h"
+#include "models/decoder/decoder_leaves.h"
 
 #include <string>
 
 namespace rlrt {
 namespace {
-
-// Leaf name suffixes under "model.layers.<i>.", in LayerParam order.
-constexpr std::string_view kLayerParamNames[] = {
-    "input_layernorm.weight",
-    "self_attn.q_proj.weight",
-    "self_attn.q_proj.bias",
-    "self_attn.k_proj.weight",
-    "self_attn.k_proj.bias",
-    "self_attn.v_proj.weight",
-    "self_attn.v_proj.bias",
-    "self_attn.o_proj.weight",
-    "self_attn.q_norm.weight",
-    "self_attn.k_norm.weight",
-    "post_attention_layernorm.weight",
-    "mlp.gate_proj.weight",
-    "mlp.up_proj.weight",
-    "mlp.down_proj.weight",
-};
-static_assert(std::size(kLayerParamNames) ==
-              static_cast<size_t>(LayerParam::kCount));
 
 int64_t IndexOf(const ParamLeaves& leaves, const std::string& name) {
   const std::optional<size_t> i = leaves.Find(name);
@@ -45,19 +25,19 @@ StatusOr<DecoderLeaves> DecoderLeaves::Resolve(const ModelConfig& config,
   d.specs_ = LeafSpecsFor(config);
   d.fingerprint_ = StructureFingerprint(d.specs_);
   RETURN_IF_ERROR(d.CheckStructure(leaves, "weights"));
-  d.model_[static_cast<int>(ModelParam::kEmbedding)] =
-      IndexOf(leaves, "model.embed_tokens.weight");
-  d.model_[static_cast<int>(ModelParam::kFinalNorm)] =
-      IndexOf(leaves, "model.norm.weight");
-  d.model_[static_cast<int>(ModelParam::kLmHead)] =
-      config.tie_word_embeddings ? d.Index(ModelParam::kEmbedding)
-                                 : IndexOf(leaves, "lm_head.weight");
+  for (int p = 0; p < kNumModelParams; ++p) {
+    d.model_[p] = IndexOf(
+        leaves, std::string(ModelParamName(static_cast<ModelParam>(p))));
+  }
+  if (config.tie_word_embeddings) {
+    d.model_[static_cast<int>(ModelParam::kLmHead)] =
+        d.Index(ModelParam::kEmbedding);
+  }
   d.layers_.resize(config.num_hidden_layers);
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
-    const std::string prefix = "model.layers." + std::to_string(l) + ".";
-    for (int p = 0; p < kLayerParams; ++p) {
+    for (int p = 0; p < kNumLayerParams; ++p) {
       d.layers_[l][p] =
-          IndexOf(leaves, prefix + std::string(kLayerParamNames[p]));
+          IndexOf(leaves, LayerParamName(l, static_cast<LayerParam>(p)));
     }
   }
   return d;

@@ -1,13 +1,13 @@
 // Helpers for running leaf-list passes on a mesh, or inline when no mesh is
 // given (single-threaded tools and tests).
-#ifndef RLRT_MODELS_PARALLEL_H_
-#define RLRT_MODELS_PARALLEL_H_
+#ifndef RLRT_PARTITION_PARALLEL_H_
+#define RLRT_PARTITION_PARALLEL_H_
 
 #include <cstdint>
 
+#include "base/function_ref.h"
+#include "base/status.h"
 #include "partition/mesh.h"
-#include "partition/util/function_ref.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
 
@@ -25,4 +25,4 @@ inline int NumWorkers(const Mesh* mesh) {
 
 }  // namespace rlrt
 
-#endif  // RLRT_MODELS_PARALLEL_H_
+#endif  // RLRT_PARTITION_PARALLEL_H_

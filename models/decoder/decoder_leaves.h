@@ -1,42 +1,23 @@
-// Where each parameter of a decoder sits in a leaf list of the structure
-// LeafSpecsFor(config). Weights and their gradients are two lists of that
+// The parameter map of a decoder: where each parameter (decoder_params.h)
+// sits in a leaf list of the structure LeafSpecsFor(config). The sampler's
+// forward, the trainer's forward and backward, and their gradients all read
+// parameters through it. Weights and their gradients are two lists of that
 // structure, so the same indices address both: resolved once by name at
 // creation, never looked up by name per step (no allocation, no hashing).
-#ifndef RLRT_MODELS_TRAIN_DECODER_LEAVES_H_
-#define RLRT_MODELS_TRAIN_DECODER_LEAVES_H_
+#ifndef RLRT_MODELS_DECODER_DECODER_LEAVES_H_
+#define RLRT_MODELS_DECODER_DECODER_LEAVES_H_
 
 #include <array>
 #include <cstdint>
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
+#include "models/config/decoder_params.h"
 #include "models/config/model_config.h"
 #include "models/param_leaves.h"
-#include "partition/util/status.h"
 
 namespace rlrt {
-
-// The parameters of one decoder layer.
-enum class LayerParam : int {
-  kInputNorm,
-  kQProj,
-  kQBias,  // Qwen2 only.
-  kKProj,
-  kKBias,  // Qwen2 only.
-  kVProj,
-  kVBias,  // Qwen2 only.
-  kOProj,
-  kQNorm,  // Qwen3 only.
-  kKNorm,  // Qwen3 only.
-  kPostNorm,
-  kGateProj,
-  kUpProj,
-  kDownProj,
-  kCount,
-};
-
-// The parameters outside the layers.
-enum class ModelParam : int { kEmbedding, kFinalNorm, kLmHead, kCount };
 
 class DecoderLeaves {
  public:
@@ -58,9 +39,6 @@ class DecoderLeaves {
   float* Get(ParamLeaves& leaves, int64_t layer, LayerParam p) const;
 
  private:
-  static constexpr int kLayerParams = static_cast<int>(LayerParam::kCount);
-  static constexpr int kModelParams = static_cast<int>(ModelParam::kCount);
-
   DecoderLeaves() = default;
   int64_t Index(ModelParam p) const { return model_[static_cast<int>(p)]; }
   int64_t Index(int64_t layer, LayerParam p) const {
@@ -69,10 +47,10 @@ class DecoderLeaves {
 
   std::vector<LeafSpec> specs_;  // LeafSpecsFor(config), for diffs.
   uint64_t fingerprint_ = 0;
-  std::array<int64_t, kModelParams> model_{};              // -1: absent
-  std::vector<std::array<int64_t, kLayerParams>> layers_;  // -1: absent
+  std::array<int64_t, kNumModelParams> model_{};              // -1: absent
+  std::vector<std::array<int64_t, kNumLayerParams>> layers_;  // -1: absent
 };
 
 }  // namespace rlrt
 
-#endif  // RLRT_MODELS_TRAIN_DECODER_LEAVES_H_
+#endif  // RLRT_MODELS_DECODER_DECODER_LEAVES_H_

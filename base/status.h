@@ -1,8 +1,8 @@
 // Status and StatusOr: how every fallible API in this project reports errors.
 // Errors are values, never exceptions across library boundaries. An OK Status
 // holds no message and costs no allocation, so hot paths may return it freely.
-#ifndef RLRT_PARTITION_UTIL_STATUS_H_
-#define RLRT_PARTITION_UTIL_STATUS_H_
+#ifndef RLRT_BASE_STATUS_H_
+#define RLRT_BASE_STATUS_H_
 
 #include <cassert>
 #include <optional>
@@ -138,4 +138,4 @@ const Status& GetStatus(const StatusOr<T>& s) {
   if (!tmp.ok()) return tmp.status();         \
   lhs = std::move(tmp).value()
 
-#endif  // RLRT_PARTITION_UTIL_STATUS_H_
+#endif  // RLRT_BASE_STATUS_H_

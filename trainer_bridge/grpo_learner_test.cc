@@ -1,0 +1,86 @@
+// GrpoLearner::Step is all or nothing, also across its iterations.
+#include "trainer_bridge/grpo_learner.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "models/forward/model_source.h"
+#include "models/leaf_checksum.h"
+
+namespace rlrt {
+namespace {
+
+constexpr char kModel[] =
+    RLRT_SOURCE_DIR "/tests/reference/fixtures/qwen3_untied";
+
+LoadedModel LoadFixture() {
+  auto model = LoadModel(
+      {.model_dir = kModel, .preset = "", .load_format = "auto", .seed = 0},
+      nullptr);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return std::move(model).value();
+}
+
+// Two groups of two completions with rewards 0 and 1, so every advantage
+// is non-zero and every iteration has a gradient.
+std::vector<Completion> TwoGroups() {
+  std::vector<Completion> batch;
+  for (int group = 0; group < 2; ++group) {
+    for (int member = 0; member < 2; ++member) {
+      Completion c;
+      c.prompt = {11 + group, 23, 35, 47};
+      c.tokens = {5 + member, 9, 13 + group};
+      c.behaviour_logprobs.assign(c.tokens.size(), -4.0f);
+      c.reward = member;
+      batch.push_back(c);
+    }
+  }
+  return batch;
+}
+
+TEST(GrpoLearnerTest,
+     AFailureAtTheSecondOfThreeIterationsLeavesNothingChanged) {
+  const LoadedModel model = LoadFixture();
+  GrpoOptions options;
+  options.num_iterations = 3;
+  // The first iteration succeeds and moves every weight by about 1e30;
+  // the second iteration's forward then overflows, so its loss is not
+  // finite and the step must be refused as a whole.
+  options.lr.peak = 1e30;
+  auto learner = GrpoLearner::Create(model.config, model.weights, nullptr,
+                                     nullptr, options);
+  ASSERT_TRUE(learner.ok()) << learner.status();
+  const uint64_t weights_before = ContentHash((*learner)->weights());
+  const uint64_t m_before = ContentHash((*learner)->optimizer().first_moment());
+  const uint64_t v_before =
+      ContentHash((*learner)->optimizer().second_moment());
+
+  const std::vector<Completion> batch = TwoGroups();
+  StatusOr<GrpoStepMetrics> step = (*learner)->Step(batch, 2);
+  ASSERT_FALSE(step.ok());
+  EXPECT_EQ(step.status().code(), StatusCode::kFailedPrecondition)
+      << step.status();
+  EXPECT_NE(step.status().message().find("at iteration 1"), std::string::npos)
+      << step.status();
+  EXPECT_EQ(ContentHash((*learner)->weights()), weights_before);
+  EXPECT_EQ(ContentHash((*learner)->optimizer().first_moment()), m_before);
+  EXPECT_EQ(ContentHash((*learner)->optimizer().second_moment()), v_before);
+  EXPECT_EQ((*learner)->optimizer_steps(), 0);
+}
+
+TEST(GrpoLearnerTest, ASuccessfulMultiIterationStepAppliesEveryIteration) {
+  const LoadedModel model = LoadFixture();
+  GrpoOptions options;
+  options.num_iterations = 3;
+  auto learner = GrpoLearner::Create(model.config, model.weights, nullptr,
+                                     nullptr, options);
+  ASSERT_TRUE(learner.ok());
+  StatusOr<GrpoStepMetrics> step = (*learner)->Step(TwoGroups(), 2);
+  ASSERT_TRUE(step.ok()) << step.status();
+  EXPECT_EQ((*learner)->optimizer_steps(), 3);
+  EXPECT_NE(ContentHash((*learner)->weights()), ContentHash(model.weights));
+}
+
+}  // namespace
+}  // namespace rlrt
