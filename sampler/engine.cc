@@ -83,7 +83,7 @@ Status SamplerEngine::Start(double load_seconds) {
   context_length_ =
       options_.context_length > 0
           ? options_.context_length
-          : std::min<int64_t>(4096, config_.max_position_embeddings);
+          : DefaultContextLength(config_);
   if (context_length_ > config_.max_position_embeddings) {
     return InvalidArgumentError(
         "context_length " + std::to_string(context_length_) +

@@ -24,7 +24,7 @@ struct EngineOptions {
   // KV pool size in tokens, rounded up to whole pages.
   int64_t max_total_tokens = 16384;
   int64_t page_size = 16;
-  // Longest prompt + completion. 0: min(4096, max_position_embeddings).
+  // Longest prompt + completion. 0: DefaultContextLength(config).
   int64_t context_length = 0;
   // Prompt tokens processed per step at most; longer prompts are prefilled
   // in chunks, interleaved with decode steps.

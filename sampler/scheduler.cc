@@ -74,9 +74,14 @@ Scheduler::Scheduler(const SchedulerConfig& config, BatchModel& model,
 
 Scheduler::~Scheduler() { AbortAll(); }
 
-int64_t Scheduler::PagesPerSequence(const PreparedRequest& r) const {
-  return CeilDiv(static_cast<int64_t>(r.prompt.size()) + r.stop.max_new_tokens,
-                 config_.page_size);
+int64_t Scheduler::AdmissionPages(int64_t page_size, int64_t prompt_tokens,
+                                  int64_t max_new_tokens, int64_t n,
+                                  int64_t matched_tokens) {
+  const int64_t per_sequence =
+      CeilDiv(prompt_tokens + max_new_tokens, page_size);
+  const int64_t first = per_sequence - matched_tokens / page_size;
+  const int64_t per_fork = per_sequence - prompt_tokens / page_size;
+  return first + (n - 1) * per_fork;
 }
 
 Status Scheduler::CheckFits(const SchedulerConfig& config, int64_t num_pages,
@@ -87,11 +92,8 @@ Status Scheduler::CheckFits(const SchedulerConfig& config, int64_t num_pages,
                                 " exceeds max_running_requests = " +
                                 std::to_string(config.max_running_requests));
   }
-  const int64_t per_sequence =
-      CeilDiv(prompt_tokens + max_new_tokens, config.page_size);
-  const int64_t pages =
-      per_sequence +
-      (n - 1) * (per_sequence - prompt_tokens / config.page_size);
+  const int64_t pages = AdmissionPages(config.page_size, prompt_tokens,
+                                       max_new_tokens, n, /*matched_tokens=*/0);
   if (pages > num_pages) {
     return InvalidArgumentError(
         "request needs " + std::to_string(pages * config.page_size) +
@@ -137,15 +139,18 @@ void Scheduler::Admit() {
         config_.enable_prefix_cache
             ? prefix_cache_.Match(r.prompt, prompt - 1, pool_, &matched_pages)
             : 0;
-    const int64_t per_sequence = PagesPerSequence(r);
-    const int64_t first = per_sequence - matched / config_.page_size;
-    const int64_t per_fork = per_sequence - prompt / config_.page_size;
-    const int64_t needed = first + (n - 1) * per_fork;
+    const int64_t needed = AdmissionPages(config_.page_size, prompt,
+                                          r.stop.max_new_tokens, n, matched);
+    // The first sample's table is allocated now; the other samples' pages
+    // stay reserved until they fork from it.
+    const int64_t for_forks =
+        needed - AdmissionPages(config_.page_size, prompt,
+                                r.stop.max_new_tokens, 1, matched);
     // Cached pages no sequence uses count as free: admission evicts them
     // when it needs them. Their count is kept by the pool, so neither this
     // nor load() (published after every step) walks the cache.
     const int64_t free = pool_.num_free() - reserved_pages_;
-    if (needed > free && needed > free + prefix_cache_.Evictable(pool_)) {
+    if (needed > free + prefix_cache_.Evictable(pool_)) {
       for (int32_t page : matched_pages) pool_.Release(page);
       return;  // Waits until running sequences free pages.
     }
@@ -165,7 +170,7 @@ void Scheduler::Admit() {
     if (!reserved.ok()) {
       active->error = reserved;
     } else {
-      active->reserved_pages = (n - 1) * per_fork;
+      active->reserved_pages = for_forks;
       reserved_pages_ += active->reserved_pages;
     }
     running_samples_ += n;

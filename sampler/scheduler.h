@@ -103,6 +103,16 @@ class Scheduler {
                           int64_t prompt_tokens, int64_t max_new_tokens,
                           int64_t n);
 
+  // KV pages a request of n samples reserves when it is admitted with its
+  // first `matched_tokens` prompt tokens found in the prefix cache: the
+  // first sample's table for prompt + max_new_tokens, less the matched
+  // pages; each other sample, what remains after the prompt's full pages,
+  // which it shares (PageTable::Fork). CheckFits asks it with nothing
+  // matched, admission with what the cache matched.
+  static int64_t AdmissionPages(int64_t page_size, int64_t prompt_tokens,
+                                int64_t max_new_tokens, int64_t n,
+                                int64_t matched_tokens);
+
   void Enqueue(std::unique_ptr<PreparedRequest> request);
   // Takes effect at the next Step; unknown or finished ids are ignored.
   void Abort(uint64_t id);
@@ -135,7 +145,6 @@ class Scheduler {
     Status status;
   };
 
-  int64_t PagesPerSequence(const PreparedRequest& r) const;
   Status EnsureFree(int64_t pages);
   Status ReserveTable(PageTable& table, int64_t tokens);
   void Admit();

@@ -297,5 +297,23 @@ TEST_F(SchedulerTest, ShutdownAbortsEverything) {
   ExpectAllPagesFree();
 }
 
+// One count of the pages a request reserves, for the up-front check and for
+// admission. Hand-computed: pages of 4 tokens, a 10-token prompt, 6 new
+// tokens, 3 samples: each sample's table spans ceil(16 / 4) = 4 pages; the
+// prompt's 2 full pages are shared, so each fork adds 2; 8 matched tokens
+// are 2 pages the first sample does not allocate.
+TEST(SchedulerAdmissionTest, PagesFollowTheSharedPromptAndTheCache) {
+  EXPECT_EQ(Scheduler::AdmissionPages(4, 10, 6, 1, 0), 4);
+  EXPECT_EQ(Scheduler::AdmissionPages(4, 10, 6, 3, 0), 4 + 2 * 2);
+  EXPECT_EQ(Scheduler::AdmissionPages(4, 10, 6, 3, 8), 2 + 2 * 2);
+  // A prompt of whole pages: forks share all of them.
+  EXPECT_EQ(Scheduler::AdmissionPages(4, 8, 4, 2, 0), 3 + 1);
+  SchedulerConfig config;
+  config.page_size = 4;
+  config.max_running_requests = 8;
+  EXPECT_TRUE(Scheduler::CheckFits(config, 8, 10, 6, 3).ok());
+  EXPECT_FALSE(Scheduler::CheckFits(config, 7, 10, 6, 3).ok());
+}
+
 }  // namespace
 }  // namespace rlrt

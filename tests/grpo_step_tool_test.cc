@@ -270,6 +270,7 @@ TEST(GrpoStepToolTest, MatchesAnInProcessLearnerAndTheHandComputedMetrics) {
     // On-policy: every importance ratio is exactly 1, the KL to the
     // (identical) reference is 0, and nothing is clipped.
     EXPECT_EQ(line["ratio_mean"].get<double>(), 1.0);
+    EXPECT_EQ(line["logprob_mismatch_max"].get<double>(), 0.0);
     EXPECT_EQ(line["kl"].get<double>(), 0.0);
     EXPECT_EQ(line["clip_fraction"].get<double>(), 0.0);
     EXPECT_DOUBLE_EQ(line["learning_rate"].get<double>(), c.options.lr.peak);
@@ -296,7 +297,7 @@ TEST(GrpoStepToolTest, CopiesTheTokenizerAndReportsOffPolicyRatios) {
     batch[k].reward = k;
   }
   FillTrueLogprobs(*model, 1.0f, batch);
-  double ratio_sum = 0;
+  double ratio_sum = 0, mismatch_max = 0, ratio_min = 1e9, ratio_max = 0;
   int tokens = 0;
   for (Completion& c : batch) {
     for (size_t t = 0; t < c.tokens.size(); ++t) {
@@ -308,9 +309,14 @@ TEST(GrpoStepToolTest, CopiesTheTokenizerAndReportsOffPolicyRatios) {
     std::vector<Completion> on_policy = batch;
     FillTrueLogprobs(*model, 1.0f, on_policy);
     for (size_t i = 0; i < batch.size(); ++i)
-      for (size_t t = 0; t < batch[i].tokens.size(); ++t, ++tokens)
-        ratio_sum += std::exp(double(on_policy[i].behaviour_logprobs[t]) -
-                              batch[i].behaviour_logprobs[t]);
+      for (size_t t = 0; t < batch[i].tokens.size(); ++t, ++tokens) {
+        const double delta = double(on_policy[i].behaviour_logprobs[t]) -
+                             batch[i].behaviour_logprobs[t];
+        ratio_sum += std::exp(delta);
+        mismatch_max = std::max(mismatch_max, std::abs(delta));
+        ratio_min = std::min(ratio_min, std::exp(delta));
+        ratio_max = std::max(ratio_max, std::exp(delta));
+      }
   }
   const std::string dir = ScratchDir("stories");
   std::vector<std::string> lines;
@@ -326,6 +332,11 @@ TEST(GrpoStepToolTest, CopiesTheTokenizerAndReportsOffPolicyRatios) {
     const json line = json::parse(run.out, nullptr, false);
     ASSERT_TRUE(line.is_object()) << run.out;
     EXPECT_NEAR(line["ratio_mean"].get<double>(), ratio_sum / tokens, 1e-6);
+    // The training-inference mismatch: the shifts put in above.
+    EXPECT_NEAR(line["logprob_mismatch_max"].get<double>(), mismatch_max, 1e-6);
+    EXPECT_GT(mismatch_max, 0.1);
+    EXPECT_NEAR(line["ratio_min"].get<double>(), ratio_min, 1e-6);
+    EXPECT_NEAR(line["ratio_max"].get<double>(), ratio_max, 1e-6);
     // The sampler is said to have liked the tokens more: ratios below 1.
     EXPECT_LT(line["ratio_mean"].get<double>(), 0.99);
     EXPECT_EQ(line["groups"], 1);

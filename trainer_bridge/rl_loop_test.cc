@@ -12,6 +12,7 @@
 #include <iostream>
 #include <limits>
 #include <random>
+#include <set>
 
 #include "models/forward/model_source.h"
 #include "models/leaf_checksum.h"
@@ -31,6 +32,9 @@ class TargetTokenTask : public RlTask {
  public:
   int64_t nan_at_batch = -1;  // This batch gets a NaN reward.
   int64_t short_batch = -1;   // This batch has one prompt too few.
+  // Reward the fraction of even token ids instead: a signal for a real
+  // model that never emits kTarget.
+  bool reward_even_ids = false;
 
   StatusOr<std::vector<std::vector<int32_t>>> Prompts(
       int64_t index, int64_t batch_size) override {
@@ -45,8 +49,13 @@ class TargetTokenTask : public RlTask {
     if (index == nan_at_batch)
       return {std::numeric_limits<double>::quiet_NaN(), {}};
     const double hit =
-        double(std::count(s.token_ids.begin(), s.token_ids.end(), kTarget)) /
-        s.token_ids.size();
+        reward_even_ids
+            ? double(std::count_if(s.token_ids.begin(), s.token_ids.end(),
+                                   [](int32_t id) { return id % 2 == 0; })) /
+                  s.token_ids.size()
+            : double(
+                  std::count(s.token_ids.begin(), s.token_ids.end(), kTarget)) /
+                  s.token_ids.size();
     return {hit, {{"target", hit}}};
   }
 };
@@ -57,12 +66,15 @@ struct Rig {
   std::unique_ptr<SamplerEngine> engine;
   std::unique_ptr<GrpoLearner> learner;
 
-  // The engine and the learner start from the same dummy weights of
-  // `engine_dir`; the learner's model comes from `learner_dir`.
-  explicit Rig(const char* learner_dir = kUntied) {
+  // The engine and the learner start from the same weights of `engine_dir`
+  // (dummy ones unless `load_format` says otherwise); the learner's model
+  // comes from `learner_dir`.
+  explicit Rig(const char* learner_dir = kUntied,
+               std::string engine_dir = kUntied,
+               std::string load_format = "dummy") {
     EngineOptions o;
-    o.model.model_dir = kUntied;
-    o.model.load_format = "dummy";
+    o.model.model_dir = std::move(engine_dir);
+    o.model.load_format = std::move(load_format);
     o.model.seed = 3;
     o.max_total_tokens = 4096;
     auto e = SamplerEngine::Create(o, rollout.get());
@@ -129,6 +141,11 @@ TEST(RlLoopTest, OverlappedLoopLearnsWithinTheStalenessBound) {
     EXPECT_LE(m.sampled_version_max, uint64_t(m.step - 1));
     EXPECT_DOUBLE_EQ(m.reward_parts.at("target"), m.grpo.reward_mean);
     lagged += m.version_lag == 1;
+    // A batch sampled wholly with the previous weights differs from the
+    // trainer's: the mismatch metric sees the lag.
+    if (m.sampled_version_max + 1 < m.policy_version) {
+      EXPECT_GT(m.grpo.logprob_mismatch_max, 0.0) << "step " << m.step;
+    }
   }
   std::string curve;
   for (const RlStepMetrics& m : steps)
@@ -161,7 +178,40 @@ TEST(RlLoopTest, SerialLoopIsExactlyOnPolicy) {
     // The trainer's logprobs are the sampler's, bit for bit.
     EXPECT_EQ(m.grpo.ratio_mean, 1.0) << m.step;
     EXPECT_EQ(m.grpo.clip_fraction, 0.0);
+    EXPECT_EQ(m.grpo.logprob_mismatch_max, 0.0) << m.step;
+    EXPECT_EQ(m.grpo.logprob_mismatch_mean, 0.0) << m.step;
+    EXPECT_EQ(m.grpo.ratio_min, 1.0) << m.step;
+    EXPECT_EQ(m.grpo.ratio_max, 1.0) << m.step;
   }
+}
+
+// The same on a real pretrained model with its own tokenizer: the
+// stories260K Llama, sampled in the engine and trained by the learner, whose
+// weights change every step and are pushed before the next batch.
+TEST(RlLoopTest, SerialLoopOnStories260KHasNoTrainingInferenceMismatch) {
+  const std::string stories = RLRT_SHARED_DIR "/models/stories260K";
+  Rig rig(stories.c_str(), stories, "safetensors");
+  TargetTokenTask task;
+  task.reward_even_ids = true;
+  std::vector<RlStepMetrics> steps;
+  ASSERT_TRUE(RunRlLoop(*rig.engine, *rig.learner, task, SmallLoop(3, 0),
+                        [&](const RlStepMetrics& m) {
+                          steps.push_back(m);
+                          return OkStatus();
+                        })
+                  .ok());
+  ASSERT_EQ(steps.size(), 3u);
+  std::set<uint64_t> pushed;
+  for (const RlStepMetrics& m : steps) {
+    EXPECT_EQ(m.sampled_version_min, uint64_t(m.step - 1));
+    pushed.insert(m.sync.content_hash);
+    EXPECT_EQ(m.grpo.logprob_mismatch_max, 0.0) << m.step;
+    EXPECT_EQ(m.grpo.ratio_min, 1.0) << m.step;
+    EXPECT_EQ(m.grpo.ratio_max, 1.0) << m.step;
+  }
+  EXPECT_EQ(pushed.size(), 3u) << "the weights did not change every step";
+  EXPECT_EQ(rig.engine->WeightsChecksum()->content_hash,
+            ContentHash(rig.learner->weights()));
 }
 
 TEST(RlLoopTest, SyncEveryKStepsPushesOnlyThenAndAtTheEnd) {

@@ -3,6 +3,7 @@
 // config_json.cc, the presets in presets.cc.
 #include "models/config/model_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -124,6 +125,10 @@ Status ValidateModelConfig(const ModelConfig& c) {
                                 "' is not float32, bfloat16 or float16");
   }
   return OkStatus();
+}
+
+int64_t DefaultContextLength(const ModelConfig& config) {
+  return std::min<int64_t>(4096, config.max_position_embeddings);
 }
 
 std::vector<LeafSpec> LeafSpecsFor(const ModelConfig& c) {

@@ -50,6 +50,11 @@ struct ModelConfig {
   int64_t NumParams() const;
 };
 
+// The context length used when none is asked for: 4096 tokens, or less when
+// the model's positions end sooner. The sampler's engine and the forward
+// pass both default to it.
+int64_t DefaultContextLength(const ModelConfig& config);
+
 // Checks internal consistency: positive sizes, heads divisible by kv heads,
 // token ids inside the vocabulary. Every parser and preset returns a config
 // that passes.

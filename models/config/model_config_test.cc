@@ -6,24 +6,21 @@
 #include <string>
 #include <vector>
 
+#include "models/config/testing/tiny_config.h"
+
 namespace rlrt {
 namespace {
 
 ModelConfig TinyQwen2() {
-  ModelConfig c;
-  c.model_type = ModelType::kQwen2;
-  c.vocab_size = 100;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 4;
-  c.max_position_embeddings = 64;
-  c.attention_bias = true;
-  c.qk_norm = false;
-  c.eos_token_ids = {7};
-  return c;
+  return testing::TinyConfig(ModelType::kQwen2, {.vocab_size = 100,
+                                                 .hidden_size = 16,
+                                                 .intermediate_size = 24,
+                                                 .num_hidden_layers = 2,
+                                                 .num_attention_heads = 4,
+                                                 .num_key_value_heads = 2,
+                                                 .head_dim = 4,
+                                                 .max_position_embeddings = 64,
+                                                 .eos_token_id = 7});
 }
 
 std::vector<std::string> Names(const std::vector<LeafSpec>& specs) {
@@ -229,6 +226,14 @@ TEST(ModelConfigTest, LlamaAndQwen3MayNotCarryAttentionBias) {
   Status s = ValidateModelConfig(*c);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("o_proj"), std::string::npos) << s;
+}
+
+TEST(ModelConfigTest, DefaultContextLengthIsCappedByThePositions) {
+  ModelConfig c = *PresetConfig("qwen3-tiny");
+  c.max_position_embeddings = 40960;
+  EXPECT_EQ(DefaultContextLength(c), 4096);
+  c.max_position_embeddings = 512;
+  EXPECT_EQ(DefaultContextLength(c), 512);
 }
 
 }  // namespace

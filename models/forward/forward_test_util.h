@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "models/config/testing/tiny_config.h"
 #include "models/forward/kv_cache.h"
 #include "models/forward/transformer.h"
 
@@ -16,22 +17,15 @@ namespace rlrt::testing {
 
 // A small Qwen3 (GQA 4:2, explicit head_dim, untied) for forward tests.
 inline ModelConfig SmallQwen3() {
-  ModelConfig c;
-  c.model_type = ModelType::kQwen3;
-  c.vocab_size = 64;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 16;
-  c.rms_norm_eps = 1e-6;
-  c.rope_theta = 1e6;
-  c.tie_word_embeddings = false;
-  c.max_position_embeddings = 512;
-  c.qk_norm = true;
-  c.eos_token_ids = {1};
-  return c;
+  return TinyConfig(ModelType::kQwen3, {.vocab_size = 64,
+                                        .hidden_size = 32,
+                                        .intermediate_size = 48,
+                                        .num_hidden_layers = 2,
+                                        .num_attention_heads = 4,
+                                        .num_key_value_heads = 2,
+                                        .head_dim = 16,
+                                        .max_position_embeddings = 512,
+                                        .rope_theta = 1e6});
 }
 
 // Logits [tokens.size(), vocab] of a fresh sequence, in one prefill call or

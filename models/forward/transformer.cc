@@ -23,8 +23,7 @@ StatusOr<std::unique_ptr<Transformer>> Transformer::Create(
   RETURN_IF_ERROR(ValidateModelConfig(config));
   TransformerOptions resolved = options;
   if (resolved.max_context == 0) {
-    resolved.max_context =
-        std::min<int64_t>(4096, config.max_position_embeddings);
+    resolved.max_context = DefaultContextLength(config);
   }
   return CreateResolved(config, weights, mesh, resolved);
 }

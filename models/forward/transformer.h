@@ -36,7 +36,7 @@ struct TransformerOptions {
   // Most new tokens in one Forward call (sizes the workspace).
   int64_t max_batch_tokens = 1024;
   // Longest sequence (cached + new); at most max_position_embeddings.
-  // 0: min(4096, max_position_embeddings).
+  // 0: DefaultContextLength(config) (models/config/model_config.h).
   int64_t max_context = 0;
   // The row-invariant kernel makes prefill, decode and batched results
   // bit-identical (models/ops/linear.h); OpenBLAS is there to compare.

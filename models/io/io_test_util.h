@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "models/config/model_config.h"
+#include "models/config/testing/tiny_config.h"
 
 namespace rlrt::testing {
 
@@ -112,19 +113,16 @@ inline std::string BuildSafetensors(const std::vector<RawTensor>& tensors) {
 
 // A Llama config small enough to write by hand: 11 leaves (12 untied).
 inline ModelConfig TinyLlama(bool tied) {
-  ModelConfig c;
-  c.model_type = ModelType::kLlama;
-  c.vocab_size = 8;
-  c.hidden_size = 4;
-  c.intermediate_size = 6;
-  c.num_hidden_layers = 1;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.head_dim = 2;
-  c.max_position_embeddings = 16;
-  c.tie_word_embeddings = tied;
-  c.eos_token_ids = {2};
-  return c;
+  return TinyConfig(ModelType::kLlama, {.vocab_size = 8,
+                                        .hidden_size = 4,
+                                        .intermediate_size = 6,
+                                        .num_hidden_layers = 1,
+                                        .num_attention_heads = 2,
+                                        .num_key_value_heads = 1,
+                                        .head_dim = 2,
+                                        .max_position_embeddings = 16,
+                                        .tie_word_embeddings = tied,
+                                        .eos_token_id = 2});
 }
 
 // Element k of leaf i in GoodTensors: multiples of 1/4 below 64, so exact

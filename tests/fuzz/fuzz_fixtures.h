@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "models/config/model_config.h"
+#include "models/config/testing/tiny_config.h"
 #include "models/leaf_spec.h"
 
 // A broken contract: abort, which libFuzzer reports as a crash and saves
@@ -37,19 +38,8 @@ namespace rlrt::fuzz {
 // A Qwen3 decoder small enough that a whole checkpoint is a few KB, so
 // writing and loading one costs microseconds per fuzz iteration.
 inline ModelConfig TinyConfig() {
-  ModelConfig c;
-  c.model_type = ModelType::kQwen3;
-  c.vocab_size = 16;
-  c.hidden_size = 8;
-  c.intermediate_size = 16;
-  c.num_hidden_layers = 1;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.head_dim = 4;
-  c.max_position_embeddings = 32;
-  c.qk_norm = true;
-  c.eos_token_ids = {1};
-  return c;
+  // The shared fixture's default shape is this one.
+  return testing::TinyConfig(ModelType::kQwen3);
 }
 
 // Shards of at most this many bytes split TinyConfig's BF16 checkpoint into
