@@ -241,6 +241,26 @@ int64_t CountPhase(const fs::path& log, const std::string& phase) {
   return n;
 }
 
+// The largest training-inference mismatch the trainer reported, over all
+// steps and over the steps sampled with the current policy (version lag 0,
+// where it is exactly 0 when the servers compute what the trainer does).
+json MismatchSummary(const fs::path& log) {
+  std::ifstream in(log);
+  double all = 0, fresh = 0;
+  int64_t fresh_steps = 0;
+  for (std::string line; std::getline(in, line);) {
+    const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || j.value("phase", "") != "grpo_step") continue;
+    const double m = j.value("logprob_mismatch_max", 0.0);
+    all = std::max(all, m);
+    if (j.value("version_lag", -1) == 0) {
+      fresh = std::max(fresh, m);
+      ++fresh_steps;
+    }
+  }
+  return {{"max", all}, {"max_fresh", fresh}, {"fresh_steps", fresh_steps}};
+}
+
 StatusOr<bool> Run() {
   if (!(FLAGS_minutes > 0) || FLAGS_num_servers < 1 ||
       FLAGS_kill_server >= FLAGS_num_servers || FLAGS_rss_every_seconds <= 0 ||
@@ -376,9 +396,7 @@ StatusOr<bool> Run() {
             kib = *k;
         }
         if (kib) {
-          const double up =
-              std::chrono::duration<double>(SteadyClock::now() - s.started)
-                  .count();
+          const double up = SecondsSince(s.started);
           if (up >= FLAGS_warmup_seconds) s.rss.kib.push_back(*kib);
         }
         server_kib.push_back(kib ? json(*kib) : json(nullptr));
@@ -438,6 +456,7 @@ StatusOr<bool> Run() {
         {"trainer_exit_status", *trainer_exit},
         {"grpo_steps", CountPhase(trainer_log, "grpo_step")},
         {"checkpoints_saved", CountPhase(trainer_log, "checkpoint_saved")},
+        {"logprob_mismatch", MismatchSummary(trainer_log)},
         {"trainer_summary", summary},
         {"reloads_done", totals.reloads_done},
         {"reloads_refused_stale", totals.reloads_stale},

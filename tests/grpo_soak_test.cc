@@ -65,6 +65,10 @@ TEST(GrpoSoakTest, SurvivesReloadsAndAKilledServer) {
       s["reloads_done"].get<int>() + s["reloads_refused_stale"].get<int>(), 1)
       << s.dump(1);
   EXPECT_GE(s["grpo_steps"].get<int>(), 3);
+  // Rollouts sampled by the server processes with the trainer's current
+  // weights score exactly as the trainer scores them.
+  EXPECT_GE(s["logprob_mismatch"]["fresh_steps"].get<int>(), 1) << s.dump(1);
+  EXPECT_EQ(s["logprob_mismatch"]["max_fresh"].get<double>(), 0.0) << s.dump(1);
   const json& trainer = s["trainer_summary"];
   EXPECT_TRUE(trainer["stopped_early"].get<bool>());
   // The restarted server came back at version 0 and was brought up to the
