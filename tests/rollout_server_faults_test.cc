@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/json_limits.h"
 #include "models/leaf_checksum.h"
 #include "tests/rollout_server_test_util.h"
 #include "trainer_bridge/update_builder.h"
@@ -33,6 +34,37 @@ std::string HashOf(const fs::path& checkpoint) {
 // at most two run, the rest wait; all finish with the golden tokens; the
 // pool never holds more than its pages and is whole again at the end; a
 // request larger than the pool is refused with a reason.
+// 60,000 nested arrays used to overflow the server's stack (as a chat
+// message's content, without a token, with any content type). Every body is
+// now refused at parse time with a 400 naming the limit, and the server goes
+// on serving the same weights.
+TEST(RolloutServerFaultsTest, DeeplyNestedJsonIsRefusedAndTheServerLives) {
+  Served s;
+  const uint64_t hash = s.engine->WeightsChecksum()->content_hash;
+  const std::string deep = std::string(60000, '[') + std::string(60000, ']');
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/v1/chat/completions",
+       R"({"messages": [{"role": "user", "content": )" + deep + "}]}"},
+      {"/v1/completions", R"({"prompt": )" + deep + "}"},
+      {"/generate", R"({"text": "a", "sampling_params": )" + deep + "}"},
+      {"/generate", deep},
+  };
+  for (const auto& [path, body] : cases) {
+    for (const char* type : {"application/json", "text/plain"}) {
+      auto res = s.client->Post(path.c_str(), body, type);
+      ASSERT_TRUE(res) << path << " " << type << ": the server died";
+      EXPECT_EQ(res->status, 400) << path << " " << type;
+      EXPECT_NE(res->body.find("nested deeper than " +
+                               std::to_string(kMaxJsonDepth) + " levels"),
+                std::string::npos)
+          << res->body;
+    }
+  }
+  EXPECT_EQ(s.client->Get("/health")->status, 200);
+  EXPECT_EQ(s.engine->WeightsChecksum()->content_hash, hash);
+  s.Post("/generate", kGreedyOnce);
+}
+
 TEST(RolloutServerFaultsTest, AStormLargerThanTheKvPoolWaitsAndFinishes) {
   EngineOptions o = testing::StoriesOptions();
   o.max_total_tokens = 160;

@@ -29,6 +29,7 @@
 #include <sstream>
 #include <string>
 
+#include "base/json_limits.h"
 #include "models/config/model_config.h"
 
 namespace rlrt {
@@ -380,6 +381,7 @@ StatusOr<ModelConfig> ParseObject(const Json& root) {
 }  // namespace
 
 StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text) {
+  RETURN_IF_ERROR(CheckJsonDepth(json_text, "config.json"));
   Json root;
   try {
     root = Json::parse(json_text.begin(), json_text.end());

@@ -422,4 +422,16 @@ TEST(ConfigJsonTest, RoundTrips) {
 }
 
 }  // namespace
+TEST(ConfigJsonTest, ADeeplyNestedConfigIsRefusedBeforeParsing) {
+  const std::string deep = R"({"model_type": "qwen3", "x": )" +
+                           std::string(100000, '[') + std::string(100000, ']') +
+                           "}";
+  auto config = ParseModelConfig(deep);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(config.status().message().find("config.json: JSON nested deeper"),
+            std::string::npos)
+      << config.status();
+}
+
 }  // namespace rlrt

@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "base/json_limits.h"
 #include "models/io/checkpoint.h"
 
 namespace rlrt {
@@ -43,6 +44,7 @@ bool IsPlainFileName(const std::string& name) {
 StatusOr<std::map<std::string, std::string>> ParseIndex(
     const std::filesystem::path& path) {
   ASSIGN_OR_RETURN(const std::string text, ReadSmallFile(path));
+  RETURN_IF_ERROR(CheckJsonDepth(text, path.string()));
   Json root;
   try {
     root = Json::parse(text);

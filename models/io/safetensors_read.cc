@@ -16,6 +16,7 @@
 #include <tuple>
 #include <utility>
 
+#include "base/json_limits.h"
 #include "models/io/safetensors.h"
 
 namespace rlrt {
@@ -62,6 +63,9 @@ StatusOr<Json> ParseHeaderJson(std::string_view text) {
     }
     return true;
   };
+  if (Status depth = CheckJsonDepth(text, "header"); !depth.ok()) {
+    return Corrupt(depth.message());
+  }
   Json root;
   try {
     root = Json::parse(text.begin(), text.end(), on_event);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -291,4 +292,20 @@ TEST(SafetensorsTest, MissingFileIsNotFound) {
 }
 
 }  // namespace
+// A header nested past the JSON depth bound is refused before it is parsed
+// (it would be walked recursively after).
+TEST(SafetensorsTest, ADeeplyNestedHeaderIsRefused) {
+  TempDir dir;
+  std::string header = R"({"__metadata__": {"k": )" + std::string(5000, '[') +
+                       std::string(5000, ']') + "}}";
+  header.append((8 - header.size() % 8) % 8, ' ');
+  const auto path = dir.path() / "deep.safetensors";
+  std::ofstream(path, std::ios::binary) << U64Bytes(header.size()) << header;
+  auto file = SafetensorsFile::Open(path);
+  ASSERT_FALSE(file.ok());
+  EXPECT_NE(file.status().message().find("nested deeper than"),
+            std::string::npos)
+      << file.status();
+}
+
 }  // namespace rlrt

@@ -126,6 +126,10 @@ TEST_F(BadInputTest, MalformedJson) {
   ExpectError(StatusCode::kInvalidArgument, "JSON object");
   WriteBoth(MinimalTokenizer(), "{\"eos_token\": ");
   ExpectError(StatusCode::kInvalidArgument, "not valid JSON");
+  // Nesting past the bound, refused before parsing.
+  Write("tokenizer.json", "{\"model\": " + std::string(100000, '[') +
+                              std::string(100000, ']') + "}");
+  ExpectError(StatusCode::kInvalidArgument, "nested deeper than");
   // Invalid UTF-8 inside a JSON string.
   Write("tokenizer.json", "{\"model\": \"\xFF\"}");
   ExpectError(StatusCode::kInvalidArgument, "not valid JSON");
@@ -184,7 +188,9 @@ TEST_F(BadInputTest, UnknownComponents) {
   ExpectError(StatusCode::kInvalidArgument, "does not compile");
   t = MinimalTokenizer();
   nlohmann::json nested = {{"type", "NFC"}};
-  for (int i = 0; i < 100; ++i) {
+  // Deeper than the component limit, shallower than the JSON one (each
+  // Sequence adds two JSON levels).
+  for (int i = 0; i < 40; ++i) {
     nested = {{"type", "Sequence"}, {"normalizers", {nested}}};
   }
   t["normalizer"] = nested;

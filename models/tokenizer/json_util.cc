@@ -4,6 +4,8 @@
 #include <sstream>
 #include <system_error>
 
+#include "base/json_limits.h"
+
 namespace rlrt::tokenizer_internal {
 namespace {
 
@@ -30,6 +32,7 @@ StatusOr<Json> ReadJsonFile(const std::filesystem::path& path) {
 }
 
 StatusOr<Json> ParseJson(std::string_view text, std::string_view what) {
+  RETURN_IF_ERROR(CheckJsonDepth(text, what));
   Json json = Json::parse(text, /*cb=*/nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) {
     return InvalidArgumentError(std::string(what) + " is not valid JSON");

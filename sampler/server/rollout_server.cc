@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/format.h"
+#include "base/json_limits.h"
 #include "sampler/server/api_json.h"
 #include "sampler/server/sse_stream.h"
 
@@ -29,6 +30,10 @@ void SendError(httplib::Response& res, const Status& status) {
 // Parses a JSON object body; answers 400 itself when it is not one.
 std::optional<json> ParseBody(const httplib::Request& req,
                               httplib::Response& res) {
+  if (Status depth = CheckJsonDepth(req.body, "request body"); !depth.ok()) {
+    SendError(res, depth);
+    return std::nullopt;
+  }
   json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) {
     SendError(res, InvalidArgumentError("the request body is not valid JSON"));

@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "base/json_limits.h"
 #include "base/timing.h"
 #include "sampler/server/api_json.h"
 #include "trainer_bridge/remote/generate_wire.h"
@@ -110,7 +111,9 @@ Status HttpError(const std::string& where, int http, const json& reply,
                 where + ": HTTP " + std::to_string(http) + ": " + message);
 }
 
+// A reply nested deeper than kMaxJsonDepth is treated as unreadable.
 json ParseJson(const std::string& text) {
+  if (!CheckJsonDepth(text, "reply").ok()) return json();
   json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
   return value.is_discarded() ? json() : value;
 }

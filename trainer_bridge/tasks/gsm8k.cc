@@ -4,6 +4,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "base/json_limits.h"
+
 namespace rlrt {
 namespace {
 
@@ -130,6 +132,7 @@ StatusOr<std::vector<Gsm8kExample>> LoadGsm8k(const std::string& path) {
   for (int64_t number = 1; std::getline(in, line); ++number) {
     const std::string where = path + ":" + std::to_string(number);
     if (Trim(line).empty()) continue;
+    RETURN_IF_ERROR(CheckJsonDepth(line, where));
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object())
       return InvalidArgumentError(where + ": not a JSON object");
