@@ -25,7 +25,8 @@ SANITIZER_CMAKE := -DCMAKE_CXX_COMPILER=clang++ \
 	-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DRLRT_BUILD_BENCHMARKS=OFF
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := fuzz_safetensors fuzz_config_json fuzz_tokenizer \
-	fuzz_tokenizer_json fuzz_update_params fuzz_server_json fuzz_gsm8k
+	fuzz_tokenizer_json fuzz_update_params fuzz_server_json fuzz_gsm8k \
+	fuzz_json_nesting
 
 .PHONY: setup configure build demo test test-release test-asan test-tsan \
 	bench soak fuzz-smoke clean
