@@ -7,6 +7,7 @@
 
 #include "base/format.h"
 #include "models/leaf_copy.h"
+#include "models/leaf_finite.h"
 
 namespace rlrt {
 namespace {
@@ -59,6 +60,20 @@ Status CheckLeaf(size_t i, const proto::Leaf& leaf, const LeafSpec& expected,
   return OkStatus();
 }
 
+Status CheckVersionBound(uint64_t version) {
+  if (version <= kMaxWeightVersion) return OkStatus();
+  return InvalidArgumentError("weight version " + std::to_string(version) +
+                              " exceeds the largest allowed, 2^63 - 1 = " +
+                              std::to_string(kMaxWeightVersion));
+}
+
+std::string NonFiniteMessage(const ParamLeaves& layout,
+                             const NonFiniteElement& bad) {
+  return "leaf '" + layout.spec(bad.leaf).name +
+         "' holds a non-finite value (NaN or infinity) at element " +
+         std::to_string(bad.element) + "; nothing was applied";
+}
+
 const std::byte* PayloadOf(const proto::UpdateParams& update, size_t i) {
   return reinterpret_cast<const std::byte*>(update.leaves(i).data().data());
 }
@@ -93,6 +108,7 @@ proto::DType DTypeToProto(DType dtype) {
 
 Status ValidateUpdateParams(const proto::UpdateParams& update,
                             const ParamLeaves& target, Mesh* mesh) {
+  RETURN_IF_ERROR(CheckVersionBound(update.version()));
   if (update.version() <= target.version()) {
     return FailedPreconditionError("update version " +
                                    std::to_string(update.version()) +
@@ -133,6 +149,12 @@ Status ValidateUpdateParams(const proto::UpdateParams& update,
                            " (corrupted or mixed payload)");
     }
   }
+  // Last, as it reads every byte: NaN or infinity would make every logit
+  // NaN, and the failure would show up in requests, not here.
+  if (const std::optional<NonFiniteElement> bad = FindNonFinite(
+          target, [&](size_t i) { return PayloadOf(update, i); }, mesh)) {
+    return InvalidArgumentError(NonFiniteMessage(target, *bad));
+  }
   return OkStatus();
 }
 
@@ -158,6 +180,7 @@ StatusOr<ApplyReport> ApplyLeaves(const ParamLeaves& source, uint64_t version,
                                   ParamLeaves& target, Mesh* mesh,
                                   VersionRule rule) {
   const auto start = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(CheckVersionBound(version));
   if (version < target.version() ||
       (version == target.version() && rule == VersionRule::kNewer)) {
     return FailedPreconditionError(
@@ -182,6 +205,9 @@ StatusOr<ApplyReport> ApplyLeaves(const ParamLeaves& source, uint64_t version,
                                   " differs: " + describe(a) +
                                   " vs the receiver's " + describe(b));
     }
+  }
+  if (const std::optional<NonFiniteElement> bad = FindNonFinite(source, mesh)) {
+    return InvalidArgumentError(NonFiniteMessage(source, *bad));
   }
   RETURN_IF_ERROR(CopyIntoLeaves(
       target, [&](size_t i) { return source.data(i); }, mesh));

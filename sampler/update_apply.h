@@ -48,6 +48,13 @@ Status ValidateUpdateParams(const proto::UpdateParams& update,
 StatusOr<ApplyReport> ApplyUpdateParams(const proto::UpdateParams& update,
                                         ParamLeaves& target, Mesh* mesh);
 
+// The largest weight version an update may carry: 2^63 - 1. Versions only
+// grow, so a sender that jumped to 2^64 - 1 would leave no room for any
+// later update (a reload without a version takes the version in force
+// plus one); the bound also keeps versions exact in JSON's signed 64-bit
+// integers. Larger versions are refused like any other invalid update.
+inline constexpr uint64_t kMaxWeightVersion = (uint64_t{1} << 63) - 1;
+
 // Which versions an update may carry. kNewerOrSame is for re-reading the
 // weights of the version in force from disk (an operator repairing a server
 // that was perturbed or restarted): versions still never go back.

@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <limits>
 #include <random>
+#include <tuple>
 
 #include "models/leaf_init.h"
 #include "models/test_util.h"
@@ -167,6 +170,63 @@ TEST_F(UpdateApplyTest, RefusesAPayloadThatDoesNotMatchItsHash) {
   proto::UpdateParams wrong = HandBuilt(source_, 4);
   wrong.set_expected_content_hash(12345);
   ExpectRefused(wrong, StatusCode::kDataLoss, "!= expected 0x0000000000003039");
+}
+
+// NaN or infinity anywhere in the payload (F32, BF16 or F16 leaves, any
+// position) is refused before a byte is written, naming the leaf.
+TEST_F(UpdateApplyTest, RefusesNonFiniteWeights) {
+  // Leaf, element, and the little-endian bits of +infinity and of a
+  // negative NaN in the leaf's format.
+  struct Case {
+    int leaf;
+    size_t element;
+    std::vector<uint32_t> bad_bits;
+    const char* name;
+  };
+  const std::vector<Case> cases = {
+      {0, 14, {0x7f800000u, 0xffc00000u}, "'a.weight'"},      // F32
+      {3, 299999, {0x7f800000u, 0xffc00000u}, "'c.weight'"},  // F32
+      {4, 4096, {0x7f80u, 0xffc0u}, "'d.weight'"},            // BF16
+      {6, 5, {0x7c00u, 0xfe00u}, "'f.weight'"},               // F16
+  };
+  for (const Case& c : cases) {
+    const size_t width = DTypeSize(source_.spec(c.leaf).dtype);
+    for (const uint32_t bits : c.bad_bits) {
+      proto::UpdateParams u = HandBuilt(source_, 4);
+      std::string& data = *u.mutable_leaves(c.leaf)->mutable_data();
+      std::memcpy(data.data() + c.element * width, &bits, width);
+      ExpectRefused(u, StatusCode::kInvalidArgument, c.name);
+      ExpectRefused(u, StatusCode::kInvalidArgument,
+                    "non-finite value (NaN or infinity) at element " +
+                        std::to_string(c.element));
+    }
+  }
+  // The same for weights already in memory (a reload).
+  ParamLeaves bad = AllocateOrDie(MixedSpecs());
+  ASSERT_TRUE(FillDummy(bad, 1).ok());
+  const float inf = std::numeric_limits<float>::infinity();
+  std::memcpy(bad.data(3) + 4 * 777, &inf, 4);
+  StatusOr<ApplyReport> r = ApplyLeaves(bad, 4, target_, mesh_.get());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("'c.weight'"), std::string::npos);
+  EXPECT_NE(r.status().message().find("element 777"), std::string::npos);
+  EXPECT_EQ(ContentHash(target_), target_hash_);
+}
+
+// Versions that leave no room for a later update are refused.
+TEST_F(UpdateApplyTest, RefusesVersionsPastTheBound) {
+  ExpectRefused(HandBuilt(source_, ~uint64_t{0}), StatusCode::kInvalidArgument,
+                "exceeds the largest allowed");
+  ExpectRefused(HandBuilt(source_, kMaxWeightVersion + 1),
+                StatusCode::kInvalidArgument, "2^63 - 1");
+  StatusOr<ApplyReport> r =
+      ApplyLeaves(source_, ~uint64_t{0}, target_, mesh_.get());
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(target_.version(), 3u);
+  ASSERT_TRUE(ApplyUpdateParams(HandBuilt(source_, kMaxWeightVersion), target_,
+                                mesh_.get())
+                  .ok());
+  EXPECT_EQ(target_.version(), kMaxWeightVersion);
 }
 
 TEST_F(UpdateApplyTest, SerializedRoundTrip) {

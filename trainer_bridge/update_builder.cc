@@ -5,57 +5,19 @@
 
 #include "models/leaf_checksum.h"
 #include "models/leaf_copy.h"
+#include "models/leaf_finite.h"
 #include "sampler/update_apply.h"
 
 namespace rlrt {
 namespace {
 
-// True when the element's exponent bits are all ones (NaN or infinity), for
-// each float format a leaf can hold.
-bool NonFinite(DType dtype, const std::byte* p) {
-  switch (dtype) {
-    case DType::kF32: {
-      uint32_t bits;
-      std::memcpy(&bits, p, 4);
-      return ((bits >> 23) & 0xff) == 0xff;
-    }
-    case DType::kBF16: {
-      uint16_t bits;
-      std::memcpy(&bits, p, 2);
-      return ((bits >> 7) & 0xff) == 0xff;
-    }
-    case DType::kF16: {
-      uint16_t bits;
-      std::memcpy(&bits, p, 2);
-      return ((bits >> 10) & 0x1f) == 0x1f;
-    }
-  }
-  return false;
-}
-
-Status RefuseNonFinite(const ParamLeaves& leaves) {
-  for (size_t i = 0; i < leaves.size(); ++i) {
-    const DType dtype = leaves.spec(i).dtype;
-    const size_t width = DTypeSize(dtype);
-    const std::byte* data = leaves.data(i);
-    const size_t n = leaves.bytes(i) / width;
-    if (dtype == DType::kF32) {
-      // The common case as one branch-free pass the compiler vectorises;
-      // the element is looked up only when something is wrong.
-      const uint32_t* bits = reinterpret_cast<const uint32_t*>(data);
-      bool any = false;
-      for (size_t k = 0; k < n; ++k) any |= ((bits[k] >> 23) & 0xff) == 0xff;
-      if (!any) continue;
-    }
-    for (size_t k = 0; k < n; ++k) {
-      if (NonFinite(dtype, data + k * width)) {
-        return FailedPreconditionError(
-            "leaf '" + leaves.spec(i).name + "' holds a non-finite value at " +
-            "element " + std::to_string(k) + "; the weights are not sent");
-      }
-    }
-  }
-  return OkStatus();
+Status RefuseNonFinite(const ParamLeaves& leaves, Mesh* mesh) {
+  const std::optional<NonFiniteElement> bad = FindNonFinite(leaves, mesh);
+  if (!bad) return OkStatus();
+  return FailedPreconditionError("leaf '" + leaves.spec(bad->leaf).name +
+                                 "' holds a non-finite value at element " +
+                                 std::to_string(bad->element) +
+                                 "; the weights are not sent");
 }
 
 }  // namespace
@@ -63,7 +25,7 @@ Status RefuseNonFinite(const ParamLeaves& leaves) {
 Status BuildUpdateParams(const ParamLeaves& leaves, uint64_t version,
                          const BuildOptions& options, Mesh* mesh,
                          proto::UpdateParams* out) {
-  if (options.refuse_non_finite) RETURN_IF_ERROR(RefuseNonFinite(leaves));
+  if (options.refuse_non_finite) RETURN_IF_ERROR(RefuseNonFinite(leaves, mesh));
   if (out->leaves_size() != static_cast<int>(leaves.size())) {
     out->clear_leaves();
     for (size_t i = 0; i < leaves.size(); ++i) out->add_leaves();
