@@ -9,36 +9,26 @@
 // weights in place. Rollout of the next batch overlaps training of this one
 // (--max_staleness). Prints JSON lines: partition, engine_ready_dummy,
 // weights_swapped, sft_step, eval, grpo_step, generate_result, summary.
+//
+// This file holds the flags, ResolveFlags (the flags, validated and with
+// their defaults filled in, as a DemoConfig) and Run, the reference flow:
+// one call per phase. The phases are in grpo_demo_phases.{h,cc}.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
 #include <algorithm>
-#include <chrono>
-#include <csignal>
-#include <filesystem>
+#include <cstdint>
 #include <fstream>
 #include <iostream>
-#include <nlohmann/json.hpp>
-#include <optional>
 #include <sstream>
+#include <string>
+#include <utility>
 
-#include "base/timing.h"
+#include "base/status.h"
 #include "examples/cli_support.h"
+#include "examples/grpo_demo_config.h"
+#include "examples/grpo_demo_phases.h"
 #include "examples/learner_flags.h"
-#include "models/forward/model_source.h"
-#include "models/io/checkpoint.h"
-#include "models/leaf_checksum.h"
-#include "models/tokenizer/tokenizer.h"
-#include "partition/device.h"
-#include "partition/partition_spec.h"
-#include "sampler/engine.h"
-#include "trainer_bridge/grpo_learner.h"
-#include "trainer_bridge/remote/remote_rollouts.h"
-#include "trainer_bridge/rl_loop.h"
-#include "trainer_bridge/rl_metrics_json.h"
-#include "trainer_bridge/tasks/gsm8k_task.h"
-#include "trainer_bridge/train_checkpoint.h"
-#include "trainer_bridge/weight_sync.h"
 
 // Model and data.
 DEFINE_string(model_dir, "",
@@ -123,22 +113,10 @@ DEFINE_string(save_dir, "",
 namespace rlrt {
 namespace {
 
-using nlohmann::json;
-
-std::ofstream* metrics_file = nullptr;
-volatile std::sig_atomic_t stop_signal = 0;
-
-extern "C" void RequestStop(int signal) { stop_signal = signal; }
-
-void Emit(const json& line) {
-  const std::string text = JsonLine(line);
-  std::cout << text << std::endl;
-  if (metrics_file != nullptr) *metrics_file << text << std::endl;
-}
-
-std::string TokenizerDir() {
-  return ResolveTokenizerDir(FLAGS_tokenizer_dir, FLAGS_model_dir);
-}
+// The flags are read here and nowhere else: CheckFlags and the *FromFlags
+// helpers feed ResolveFlags, which builds the DemoConfig the phases read.
+// None of them is written after parsing (main sets only glog's logtostderr,
+// before logging starts, as every binary here does).
 
 Status CheckFlags() {
   if (FLAGS_steps < 1) return InvalidArgumentError("--steps must be >= 1");
@@ -164,17 +142,28 @@ Status CheckFlags() {
       FLAGS_checkpoint_dir.empty())
     return InvalidArgumentError(
         "--checkpoint_every and --resume need --checkpoint_dir");
-  if (FLAGS_load_format.empty())
-    FLAGS_load_format = FLAGS_model_dir.empty() ? "dummy" : "safetensors";
-  if (FLAGS_load_format != "dummy" && FLAGS_load_format != "safetensors")
-    return InvalidArgumentError("--load_format must be safetensors or dummy");
-  if (FLAGS_model_dir.empty() && FLAGS_load_format != "dummy")
-    return InvalidArgumentError(
-        "--preset needs --load_format=dummy (or give --model_dir)");
   return OkStatus();
 }
 
-StatusOr<GrpoOptions> LearnerOptions() {
+// The trainer's initial weights; --load_format defaults to safetensors with
+// --model_dir and to dummy with --preset.
+StatusOr<ModelSource> TrainerModelFromFlags() {
+  ModelSource source;
+  source.model_dir = FLAGS_model_dir;
+  source.preset = FLAGS_model_dir.empty() ? FLAGS_preset : "";
+  source.load_format = !FLAGS_load_format.empty() ? FLAGS_load_format
+                       : FLAGS_model_dir.empty()  ? "dummy"
+                                                  : "safetensors";
+  source.seed = FLAGS_seed;
+  if (source.load_format != "dummy" && source.load_format != "safetensors")
+    return InvalidArgumentError("--load_format must be safetensors or dummy");
+  if (FLAGS_model_dir.empty() && source.load_format != "dummy")
+    return InvalidArgumentError(
+        "--preset needs --load_format=dummy (or give --model_dir)");
+  return source;
+}
+
+StatusOr<GrpoOptions> LearnerOptionsFromFlags() {
   ASSIGN_OR_RETURN(GrpoOptions g, GrpoOptionsFromFlags());
   g.loss.constant_normalizer = FLAGS_max_new_tokens;
   g.lr.total_steps = static_cast<int64_t>(FLAGS_steps) * FLAGS_num_iterations +
@@ -196,237 +185,38 @@ StatusOr<GrpoOptions> LearnerOptions() {
   return g;
 }
 
-json EvalJson(int64_t step, const Gsm8kEvalResult& r) {
-  return {{"phase", "eval"},
-          {"step", step},
-          {"examples", r.examples},
-          {"correct", r.correct},
-          {"accuracy", r.accuracy},
-          {"strict_format_rate", double(r.strict_format) / r.examples},
-          {"mean_completion_tokens", r.mean_completion_tokens},
-          {"weight_version", r.weight_version},
-          {"seconds", r.seconds}};
-}
-
-// The sampler side: an in-process engine on the rollout mesh, or remote
-// rollout servers. Either way a RolloutBackend and a tokenizer.
-struct Sampler {
-  std::unique_ptr<SamplerEngine> engine;  // In-process only.
-  std::unique_ptr<Tokenizer> tokenizer;   // Remote only (engine's otherwise).
-  std::unique_ptr<RolloutBackend> rollouts;
-  RemoteRollouts* remote = nullptr;  // rollouts, when remote.
-  const Tokenizer* tok() const {
-    return engine ? engine->tokenizer() : tokenizer.get();
-  }
-};
-
-StatusOr<Sampler> StartSampler(Mesh* rollout_mesh, Mesh* actor_mesh) {
-  Sampler sampler;
-  if (!FLAGS_rollout_servers.empty()) {
-    RolloutClientOptions client;
-    std::stringstream list(FLAGS_rollout_servers);
-    for (std::string url; std::getline(list, url, ',');)
-      if (!url.empty()) client.urls.push_back(url);
-    client.admin_token = FLAGS_admin_token;
-    ASSIGN_OR_RETURN(std::unique_ptr<RemoteRollouts> remote,
-                     RemoteRollouts::Create(client, actor_mesh));
-    ASSIGN_OR_RETURN(uint64_t version, remote->WeightVersion());
-    Emit({{"phase", "rollout_servers"},
-          {"urls", client.urls},
-          {"vocab_size", remote->vocab_size()},
-          {"weight_version", version}});
-    sampler.remote = remote.get();
-    sampler.rollouts = std::move(remote);
-    ASSIGN_OR_RETURN(sampler.tokenizer, LoadTokenizer(TokenizerDir()));
-    return sampler;
-  }
-  // The in-process sampler starts with dummy weights of the model's
-  // structure.
+// The in-process engine: dummy weights of the trainer's model, room for
+// the batches in flight and an evaluation.
+EngineOptions EngineOptionsFromFlags(const ModelSource& trainer_model,
+                                     const std::string& tokenizer_dir) {
   const int64_t in_flight = int64_t{FLAGS_batch_size} * FLAGS_num_generations *
                             (FLAGS_max_staleness + 1);
   const int64_t eval_requests = FLAGS_eval_every > 0 ? FLAGS_eval_examples : 0;
   const int64_t sequence = FLAGS_max_prompt_length + FLAGS_max_new_tokens;
   EngineOptions o;
-  o.model.model_dir = FLAGS_model_dir;
-  o.model.preset = FLAGS_model_dir.empty() ? FLAGS_preset : "";
+  o.model = trainer_model;
   o.model.load_format = "dummy";
-  o.model.seed = FLAGS_seed;
-  o.tokenizer_dir = TokenizerDir();
+  o.tokenizer_dir = tokenizer_dir;
   o.max_running_requests = static_cast<int32_t>(in_flight + eval_requests);
   o.max_total_tokens = FLAGS_max_total_tokens > 0
                            ? FLAGS_max_total_tokens
                            : (in_flight + eval_requests) * sequence;
   o.context_length = sequence;
-  ASSIGN_OR_RETURN(sampler.engine, SamplerEngine::Create(o, rollout_mesh));
-  std::cout << sampler.engine->ready_line() << std::endl;
-  if (metrics_file != nullptr)
-    *metrics_file << sampler.engine->ready_line() << "\n";
-  sampler.rollouts =
-      std::make_unique<LocalRollouts>(sampler.engine.get(), actor_mesh);
-  return sampler;
+  return o;
 }
 
-Status Run() {
-  RETURN_IF_ERROR(CheckFlags());
-  ASSIGN_OR_RETURN(GrpoOptions learner_options, LearnerOptions());
-  ASSIGN_OR_RETURN(std::vector<Device> devices,
-                   DiscoverLocalDevices(FLAGS_num_virtual_devices));
-  // With remote rollouts every local device trains.
-  const std::string spec =
-      FLAGS_rollout_servers.empty() || !FLAGS_partition.empty()
-          ? FLAGS_partition
-          : "";
-  std::unique_ptr<Mesh> actor_only;
-  std::optional<Partition> partition;
-  Mesh* actor = nullptr;
-  Mesh* reference = nullptr;
-  Mesh* rollout = nullptr;
-  if (FLAGS_rollout_servers.empty()) {
-    ASSIGN_OR_RETURN(partition, Partition::Create(spec, devices));
-    actor = &partition->actor();
-    reference = &partition->reference();
-    rollout = &partition->rollout();
-    Emit({{"phase", "partition"},
-          {"devices", devices.size()},
-          {"meshes", partition->ToString()}});
-  } else {
-    ASSIGN_OR_RETURN(actor_only, Mesh::Create("actor", devices));
-    actor = reference = actor_only.get();
-    Emit({{"phase", "partition"},
-          {"devices", devices.size()},
-          {"meshes", "actor=all (rollouts are remote)"}});
-  }
+RolloutClientOptions RemoteOptionsFromFlags() {
+  RolloutClientOptions client;
+  std::stringstream list(FLAGS_rollout_servers);
+  for (std::string url; std::getline(list, url, ',');)
+    if (!url.empty()) client.urls.push_back(url);
+  client.admin_token = FLAGS_admin_token;
+  return client;
+}
 
-  // Data first: a missing file should fail before anything heavy starts.
-  ASSIGN_OR_RETURN(std::vector<Gsm8kExample> train,
-                   LoadGsm8k(FLAGS_gsm8k_dir + "/train.jsonl"));
-  std::vector<Gsm8kExample> test;
-  if (FLAGS_eval_every > 0) {
-    ASSIGN_OR_RETURN(test, LoadGsm8k(FLAGS_gsm8k_dir + "/test.jsonl"));
-  }
-
-  ASSIGN_OR_RETURN(Sampler sampler, StartSampler(rollout, actor));
-  RolloutBackend& rollouts = *sampler.rollouts;
-  if (sampler.tok() == nullptr)
-    return InvalidArgumentError("GSM8K needs a tokenizer (--tokenizer_dir)");
-
-  // The trainer: the checkpoint (or dummy weights) on the actor mesh.
-  ModelSource trainer_source;
-  trainer_source.model_dir = FLAGS_model_dir;
-  trainer_source.preset = FLAGS_model_dir.empty() ? FLAGS_preset : "";
-  trainer_source.load_format = FLAGS_load_format;
-  trainer_source.seed = FLAGS_seed;
-  const bool from_checkpoint = FLAGS_load_format != "dummy";
-  learner_options.sample_vocab = rollouts.vocab_size();
-  ModelConfig config;
-  std::unique_ptr<GrpoLearner> learner;
-  {  // The loaded weights are freed once the learner has its own copy.
-    ASSIGN_OR_RETURN(LoadedModel initial, LoadModel(trainer_source, actor));
-    config = initial.config;
-    ASSIGN_OR_RETURN(learner,
-                     GrpoLearner::Create(initial.config, initial.weights, actor,
-                                         reference, learner_options));
-  }
-  ASSIGN_OR_RETURN(uint64_t version, rollouts.NewestWeightVersion());
-  int64_t first_step = 0;
-  if (FLAGS_resume) {
-    ASSIGN_OR_RETURN(LoadedTrainingCheckpoint saved,
-                     LoadLatestTrainingCheckpoint(FLAGS_checkpoint_dir, actor));
-    const TrainingState& st = saved.state;
-    if (st.seed != FLAGS_seed || st.batch_size != FLAGS_batch_size ||
-        st.num_generations != FLAGS_num_generations)
-      return InvalidArgumentError(
-          "the checkpoint in " + saved.path.string() +
-          " was made with --seed=" + std::to_string(st.seed) +
-          " --batch_size=" + std::to_string(st.batch_size) +
-          " --num_generations=" + std::to_string(st.num_generations) +
-          "; resume with the same flags");
-    if (st.step >= FLAGS_steps)
-      return InvalidArgumentError(
-          "the checkpoint is at step " + std::to_string(st.step) +
-          ", nothing left of --steps=" + std::to_string(FLAGS_steps));
-    RETURN_IF_ERROR(learner->RestoreState(saved.weights, saved.first_moment,
-                                          saved.second_moment,
-                                          saved.optimizer_steps));
-    first_step = st.step;
-    // The restored policy goes to the sampler under its own version, so the
-    // versions continue as in the run that saved it.
-    version = std::max(version + 1, st.policy_version);
-    ASSIGN_OR_RETURN(SyncReport r,
-                     rollouts.PushWeights(learner->weights(), version));
-    json line = SyncJson(r);
-    line["phase"] = "resumed";
-    line["from"] = saved.path.string();
-    line["step"] = first_step;
-    Emit(line);
-  } else if (from_checkpoint || !sampler.engine) {
-    // A checkpoint is pushed into the sampler's dummy weights; remote
-    // servers hold weights we do not know, so they always get the
-    // trainer's.
-    ASSIGN_OR_RETURN(SyncReport r,
-                     rollouts.PushWeights(learner->weights(), ++version));
-    json line = SyncJson(r);
-    line["phase"] = "weights_swapped";
-    line["source"] = from_checkpoint ? FLAGS_model_dir : "dummy";
-    line["match"] = true;  // PushWeights verified the sampler's hash.
-    Emit(line);
-  } else {
-    // Same seed, same dummy weights: nothing to push, but prove it.
-    ASSIGN_OR_RETURN(LeafChecksums sums, sampler.engine->WeightsChecksum());
-    if (sums.content_hash != ContentHash(learner->weights()))
-      return DataLossError("trainer and sampler dummy weights differ");
-  }
-
-  Gsm8kTaskOptions task_options;
-  task_options.max_prompt_length = FLAGS_max_prompt_length;
-  task_options.weights = {FLAGS_reward_strict_format,
-                          FLAGS_reward_lenient_format, FLAGS_reward_correctness,
-                          FLAGS_reward_close_answer};
-  task_options.seed = FLAGS_seed;
-  task_options.enable_thinking = FLAGS_enable_thinking;
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<Gsm8kTask> task,
-      Gsm8kTask::Create(std::move(train), *sampler.tok(), task_options));
-  std::unique_ptr<Gsm8kTask> eval_task;
-  if (FLAGS_eval_every > 0) {
-    Gsm8kTaskOptions eval_options = task_options;
-    eval_options.seed = 0;  // The same questions every evaluation.
-    ASSIGN_OR_RETURN(
-        eval_task,
-        Gsm8kTask::Create(std::move(test), *sampler.tok(), eval_options));
-  }
-
-  const int sft_steps = FLAGS_resume ? 0 : FLAGS_sft_steps;  // Done before.
-  for (int s = 0; s < sft_steps; ++s) {
-    const std::vector<SftExample> batch =
-        task->SftBatch(int64_t{s} * FLAGS_sft_batch_size, FLAGS_sft_batch_size);
-    ASSIGN_OR_RETURN(SftStepMetrics m, learner->SftStep(batch));
-    Emit(SftStepJson(s + 1, m));
-  }
-  if (sft_steps > 0) {
-    ASSIGN_OR_RETURN(SyncReport r,
-                     rollouts.PushWeights(learner->weights(), ++version));
-    json line = SyncJson(r);
-    line["phase"] = "weights_swapped";
-    line["source"] = "sft";
-    line["match"] = true;
-    Emit(line);
-  }
-
-  double last_accuracy = -1;
-  auto evaluate = [&](int64_t step) -> Status {
-    ASSIGN_OR_RETURN(Gsm8kEvalResult r,
-                     EvaluateGsm8k(rollouts, *eval_task, FLAGS_eval_examples,
-                                   FLAGS_max_new_tokens));
-    last_accuracy = r.accuracy;
-    Emit(EvalJson(step, r));
-    return OkStatus();
-  };
-  if (FLAGS_eval_every > 0 && !FLAGS_resume) RETURN_IF_ERROR(evaluate(0));
-
+RlLoopOptions LoopOptionsFromFlags() {
   RlLoopOptions loop;
   loop.steps = FLAGS_steps;
-  loop.first_step = first_step;
   loop.batch_size = FLAGS_batch_size;
   loop.num_generations = FLAGS_num_generations;
   loop.max_new_tokens = FLAGS_max_new_tokens;
@@ -434,109 +224,69 @@ Status Run() {
   loop.max_staleness = FLAGS_max_staleness;
   loop.sync_every = FLAGS_sync_every;
   loop.seed = FLAGS_seed;
-  const auto loop_start = SteadyClock::now();
-  loop.stop_requested = [&] {
-    return stop_signal != 0 || (FLAGS_max_seconds > 0 &&
-                                SecondsSince(loop_start) >= FLAGS_max_seconds);
-  };
-  double step_seconds = 0;
-  ASSIGN_OR_RETURN(
-      RlRunSummary summary,
-      RunRlLoop(rollouts, *learner, *task, loop,
-                [&](const RlStepMetrics& m) -> Status {
-                  Emit(RlStepJson(m));
-                  step_seconds += m.step_seconds;
-                  if (FLAGS_checkpoint_every > 0 &&
-                      m.step % FLAGS_checkpoint_every == 0) {
-                    const auto start = SteadyClock::now();
-                    RETURN_IF_ERROR(SaveTrainingCheckpoint(
-                        FLAGS_checkpoint_dir, *learner, config,
-                        {m.step, m.policy_version, FLAGS_seed, FLAGS_batch_size,
-                         FLAGS_num_generations},
-                        FLAGS_checkpoint_keep));
-                    Emit({{"phase", "checkpoint_saved"},
-                          {"step", m.step},
-                          {"dir", FLAGS_checkpoint_dir},
-                          {"ms", MillisecondsSince(start)}});
-                  }
-                  if (m.step == FLAGS_debug_sigkill_after_step) raise(SIGKILL);
-                  if (FLAGS_eval_every > 0 && m.step % FLAGS_eval_every == 0)
-                    return evaluate(m.step);
-                  return OkStatus();
-                }));
+  return loop;
+}
 
-  // One greedy answer from the final weights.
-  const Gsm8kExample& shown = task->example(0);
-  GenerateRequest request;
-  request.input_ids = task->prompt_ids(0);
-  request.sampling.temperature = 0.0f;
-  request.stop.max_new_tokens = FLAGS_max_new_tokens;
-  ASSIGN_OR_RETURN(RequestHandle handle, rollouts.Submit(request));
-  ASSIGN_OR_RETURN(GenerateResult result, handle.Wait());
-  const SampleOutput& out = result.samples[0];
-  ASSIGN_OR_RETURN(uint64_t final_version, rollouts.WeightVersion());
-  Emit({{"phase", "generate_result"},
-        {"question", shown.question},
-        {"gold_answer", shown.final_answer},
-        {"text", out.text},
-        {"output_ids", out.token_ids},
-        {"meta_info",
-         {{"id", result.id},
-          {"prompt_tokens", result.prompt_tokens},
-          {"completion_tokens", result.completion_tokens},
-          {"finish_reason", FinishReasonName(out.finish_reason)},
-          {"e2e_latency", result.e2e_seconds},
-          {"weight_version", out.weight_versions.empty()
-                                 ? final_version
-                                 : out.weight_versions.back()}}}});
+Gsm8kTaskOptions TaskOptionsFromFlags() {
+  Gsm8kTaskOptions task;
+  task.max_prompt_length = FLAGS_max_prompt_length;
+  task.weights = {FLAGS_reward_strict_format, FLAGS_reward_lenient_format,
+                  FLAGS_reward_correctness, FLAGS_reward_close_answer};
+  task.seed = FLAGS_seed;
+  task.enable_thinking = FLAGS_enable_thinking;
+  return task;
+}
 
-  if (!FLAGS_save_dir.empty()) {
-    RETURN_IF_ERROR(SaveCheckpoint(learner->weights(), config, FLAGS_save_dir));
-    // Copy the tokenizer too, so the directory is a complete checkpoint.
-    for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
-      const std::filesystem::path from =
-          std::filesystem::path(TokenizerDir()) / name;
-      std::error_code error;
-      if (std::filesystem::exists(from))
-        std::filesystem::copy_file(
-            from, std::filesystem::path(FLAGS_save_dir) / name,
-            std::filesystem::copy_options::overwrite_existing, error);
-      if (error)
-        return InternalError("copying " + from.string() + ": " +
-                             error.message());
-    }
-  }
+// Validates the flags and resolves their defaults, once.
+StatusOr<DemoConfig> ResolveFlags() {
+  RETURN_IF_ERROR(CheckFlags());
+  DemoConfig c;
+  ASSIGN_OR_RETURN(c.trainer_model, TrainerModelFromFlags());
+  ASSIGN_OR_RETURN(c.learner, LearnerOptionsFromFlags());
+  c.tokenizer_dir = ResolveTokenizerDir(FLAGS_tokenizer_dir, FLAGS_model_dir);
+  c.gsm8k_dir = FLAGS_gsm8k_dir;
+  c.remote_rollouts = !FLAGS_rollout_servers.empty();
+  c.remote = RemoteOptionsFromFlags();
+  c.engine = EngineOptionsFromFlags(c.trainer_model, c.tokenizer_dir);
+  c.partition = FLAGS_partition;
+  c.num_virtual_devices = FLAGS_num_virtual_devices;
+  c.loop = LoopOptionsFromFlags();
+  c.task = TaskOptionsFromFlags();
+  c.sft_steps = FLAGS_sft_steps;
+  c.sft_batch_size = FLAGS_sft_batch_size;
+  c.eval_every = FLAGS_eval_every;
+  c.eval_examples = FLAGS_eval_examples;
+  c.checkpoint_every = FLAGS_checkpoint_every;
+  c.checkpoint_dir = FLAGS_checkpoint_dir;
+  c.checkpoint_keep = FLAGS_checkpoint_keep;
+  c.resume = FLAGS_resume;
+  c.max_seconds = FLAGS_max_seconds;
+  c.debug_sigkill_after_step = FLAGS_debug_sigkill_after_step;
+  c.save_dir = FLAGS_save_dir;
+  c.metrics_out = FLAGS_metrics_out;
+  return c;
+}
 
-  json line = {{"phase", "summary"},
-               {"steps", summary.steps},
-               {"seconds", summary.seconds},
-               {"mean_step_seconds", step_seconds / summary.steps},
-               {"rollout_seconds", summary.rollout_seconds},
-               {"train_seconds", summary.train_seconds},
-               {"wait_seconds", summary.wait_seconds},
-               {"sync_seconds", summary.sync_seconds},
-               {"first_reward_mean", summary.first_reward_mean},
-               {"last_reward_mean", summary.last_reward_mean},
-               {"sampler_weight_version", final_version},
-               {"stopped_early", summary.stopped_early},
-               {"questions_skipped_too_long", task->skipped()}};
-  if (sampler.engine) {
-    const EngineStats stats = sampler.engine->Stats();
-    line["updates_applied"] = stats.updates_applied;
-    line["updates_refused"] = stats.updates_refused;
-    line["max_update_stall_ms"] = stats.max_update_stall_ms;
-  }
-  if (sampler.remote != nullptr) {
-    const RolloutClient& client = sampler.remote->client();
-    line["client_retries"] = client.retries();
-    line["client_stale_replies"] = client.stale_replies();
-    line["client_catch_ups"] = client.catch_ups();
-  }
-  if (stop_signal != 0) line["stop_signal"] = static_cast<int>(stop_signal);
-  if (last_accuracy >= 0) line["final_eval_accuracy"] = last_accuracy;
-  if (!FLAGS_save_dir.empty()) line["saved_to"] = FLAGS_save_dir;
-  Emit(line);
-  return OkStatus();
+// The reference flow: each phase is one call (grpo_demo_phases.h).
+Status Run(const DemoConfig& config, JsonLines& out) {
+  ASSIGN_OR_RETURN(Meshes meshes, CreateMeshes(config, out));
+  // Data first: a missing file should fail before anything heavy starts.
+  ASSIGN_OR_RETURN(Gsm8kData data, LoadGsm8kData(config));
+  ASSIGN_OR_RETURN(Sampler sampler, StartSampler(config, meshes, out));
+  ASSIGN_OR_RETURN(Learner learner, CreateLearner(config, meshes, sampler));
+  ASSIGN_OR_RETURN(TrainingStart start,
+                   ResumeOrSwap(config, meshes, sampler, learner, out));
+  ASSIGN_OR_RETURN(Tasks tasks,
+                   CreateTasks(config, std::move(data), sampler, learner));
+  RETURN_IF_ERROR(WarmStartSft(config, start, tasks, sampler, learner, out));
+  ASSIGN_OR_RETURN(LoopResult result,
+                   RunGrpoLoop(config, start, tasks, sampler, learner, out));
+  return Report(config, tasks, sampler, learner, result, out);
+}
+
+int Fail(const Status& status) {
+  std::cerr << "grpo_gsm8k_10steps: " << status << std::endl;
+  return 1;
 }
 
 }  // namespace
@@ -547,25 +297,22 @@ int main(int argc, char** argv) {
       "GRPO on GSM8K: rollouts on the rollout mesh, training on the actor "
       "mesh, weights pushed into the sampler in place after every step.");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
-  FLAGS_logtostderr = true;
+  FLAGS_logtostderr = true;  // glog's own flag, set before it starts.
   google::InitGoogleLogging(argv[0]);
   rlrt::ReturnLargeBuffersToTheSystem();
+  const rlrt::StatusOr<rlrt::DemoConfig> config = rlrt::ResolveFlags();
+  if (!config.ok()) return rlrt::Fail(config.status());
   std::ofstream metrics;
-  if (!FLAGS_metrics_out.empty()) {
-    metrics.open(FLAGS_metrics_out, std::ios::app);
+  if (!config->metrics_out.empty()) {
+    metrics.open(config->metrics_out, std::ios::app);
     if (!metrics) {
       std::cerr << "grpo_gsm8k_10steps: cannot open --metrics_out "
-                << FLAGS_metrics_out << std::endl;
+                << config->metrics_out << std::endl;
       return 1;
     }
-    rlrt::metrics_file = &metrics;
   }
-  std::signal(SIGTERM, rlrt::RequestStop);
-  std::signal(SIGINT, rlrt::RequestStop);
-  rlrt::Status status = rlrt::Run();
-  if (!status.ok()) {
-    std::cerr << "grpo_gsm8k_10steps: " << status << std::endl;
-    return 1;
-  }
-  return 0;
+  rlrt::JsonLines out(metrics.is_open() ? &metrics : nullptr);
+  rlrt::InstallStopHandlers();
+  const rlrt::Status status = rlrt::Run(*config, out);
+  return status.ok() ? 0 : rlrt::Fail(status);
 }

@@ -326,7 +326,8 @@ Status DumpGradients(const ParamLeaves& grads, const std::string& path) {
 // Makes out_dir a complete checkpoint: the tokenizer goes with the weights.
 Status CopyTokenizerFiles() {
   if (FLAGS_model_dir.empty()) return OkStatus();
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+  for (const char* name :
+       {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"}) {
     const std::filesystem::path from =
         std::filesystem::path(FLAGS_model_dir) / name;
     std::error_code ec;

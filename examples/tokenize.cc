@@ -1,5 +1,8 @@
-// tokenize: encode text, decode ids, or render a Qwen3 chat prompt with a
-// Hugging Face tokenizer directory. Prints one JSON line.
+// tokenize: encode text, decode ids, or render a chat prompt with a Hugging
+// Face tokenizer directory. Prints one JSON line. The chat template is the
+// model's, picked as the engine picks it (ChatTemplateFor): from the model
+// type (--model_type, else config.json's in --tokenizer_dir, else qwen3)
+// and the tokenizer's own template.
 //
 //   tokenize --tokenizer_dir=DIR --text='Hello world'      {"ids":[...]}
 //   tokenize --tokenizer_dir=DIR --decode=9707,1879        {"text":"..."}
@@ -11,6 +14,7 @@
 #include <glog/logging.h>
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -27,7 +31,11 @@ DEFINE_string(text, "", "Text to encode.");
 DEFINE_string(decode, "", "Comma-separated ids to decode, e.g. 9707,1879.");
 DEFINE_string(chat_json, "",
               "File with a JSON list of {\"role\", \"content\"} messages to "
-              "render with the Qwen3 chat template and encode.");
+              "render with the model's chat template and encode.");
+DEFINE_string(model_type, "",
+              "--chat_json: the model type whose chat template to use (qwen3, "
+              "qwen2, llama). Empty: model_type of config.json in "
+              "--tokenizer_dir if there is one, else qwen3.");
 DEFINE_bool(add_generation_prompt, true,
             "--chat_json: end with the assistant turn header.");
 DEFINE_bool(enable_thinking, true,
@@ -79,6 +87,30 @@ StatusOr<std::string> ReadFile(const std::string& path) {
   return s.str();
 }
 
+// --model_type, else config.json's model_type beside the tokenizer, else
+// "qwen3".
+StatusOr<std::string> ModelType() {
+  if (!FLAGS_model_type.empty()) return FLAGS_model_type;
+  const std::filesystem::path config =
+      std::filesystem::path(FLAGS_tokenizer_dir) / "config.json";
+  std::error_code ec;
+  if (!std::filesystem::exists(config, ec)) return std::string("qwen3");
+  ASSIGN_OR_RETURN(std::string text, ReadFile(config.string()));
+  const json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  const auto it = root.is_object() ? root.find("model_type") : root.end();
+  if (!root.is_object() || it == root.end() || !it->is_string()) {
+    return InvalidArgumentError(config.string() +
+                                " has no string model_type; pass --model_type");
+  }
+  return it->get<std::string>();
+}
+
+// The special tokens `kind` writes, which must be single tokens.
+std::vector<std::string> TemplateTokens(ChatTemplateKind kind) {
+  if (kind == ChatTemplateKind::kLlama2) return {"<s>", "</s>"};
+  return {"<|im_start|>", "<|im_end|>"};
+}
+
 // Invalid UTF-8 (possible when decoding arbitrary ids) is shown as U+FFFD
 // instead of making the JSON writer fail.
 void Print(const json& line) {
@@ -112,11 +144,18 @@ Status Run() {
     Print({{"ids", tokenizer->Encode(FLAGS_text, options)}});
     return OkStatus();
   }
-  if (!tokenizer->TokenToId("<|im_start|>") ||
-      !tokenizer->TokenToId("<|im_end|>")) {
-    return FailedPreconditionError(
-        "--chat_json renders the Qwen3 (ChatML) template, but this "
-        "tokenizer has no <|im_start|>/<|im_end|> tokens");
+  ASSIGN_OR_RETURN(const std::string model_type, ModelType());
+  const ChatTemplateKind kind = ChatTemplateFor(model_type, tokenizer.get());
+  if (kind == ChatTemplateKind::kNone) {
+    return NoChatTemplateError(model_type,
+                               tokenizer->chat_template().has_value());
+  }
+  for (const std::string& token : TemplateTokens(kind)) {
+    if (!tokenizer->TokenToId(token)) {
+      return FailedPreconditionError(
+          "--chat_json renders the " + std::string(ChatTemplateKindName(kind)) +
+          " template, but this tokenizer has no " + token + " token");
+    }
   }
   ASSIGN_OR_RETURN(std::string file, ReadFile(FLAGS_chat_json));
   auto messages = ParseChatMessages(file);
@@ -124,7 +163,7 @@ Status Run() {
   ChatTemplateOptions chat;
   chat.add_generation_prompt = FLAGS_add_generation_prompt;
   chat.enable_thinking = FLAGS_enable_thinking;
-  ASSIGN_OR_RETURN(std::string text, ApplyQwen3ChatTemplate(*messages, chat));
+  ASSIGN_OR_RETURN(std::string text, ApplyChatTemplate(kind, *messages, chat));
   Print({{"text", text}, {"ids", tokenizer->Encode(text, options)}});
   return OkStatus();
 }

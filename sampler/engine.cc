@@ -70,6 +70,8 @@ Status SamplerEngine::Start(double load_seconds) {
                                   std::to_string(config_.vocab_size));
     }
   }
+  chat_template_ =
+      ChatTemplateFor(ModelTypeName(config_.model_type), tokenizer_.get());
   sample_vocab_ = tokenizer_ ? tokenizer_->vocab_size() : config_.vocab_size;
   for (int64_t id : config_.eos_token_ids) {
     if (id >= 0 && id < sample_vocab_)
@@ -80,10 +82,8 @@ Status SamplerEngine::Start(double load_seconds) {
   std::sort(eos_ids_.begin(), eos_ids_.end());
   eos_ids_.erase(std::unique(eos_ids_.begin(), eos_ids_.end()), eos_ids_.end());
 
-  context_length_ =
-      options_.context_length > 0
-          ? options_.context_length
-          : DefaultContextLength(config_);
+  context_length_ = options_.context_length > 0 ? options_.context_length
+                                                : DefaultContextLength(config_);
   if (context_length_ > config_.max_position_embeddings) {
     return InvalidArgumentError(
         "context_length " + std::to_string(context_length_) +
@@ -134,6 +134,7 @@ Status SamplerEngine::Start(double load_seconds) {
       {"max_running_requests", options_.max_running_requests},
       {"context_length", context_length_},
       {"tokenizer", tokenizer_dir},
+      {"chat_template", ChatTemplateKindName(chat_template_)},
       {"weight_version", weights_.version()},
       {"load_seconds", load_seconds}};
   ready_line_ = ready.dump();
@@ -182,9 +183,15 @@ StatusOr<std::vector<int32_t>> SamplerEngine::PromptIds(
   }
   std::vector<int32_t> ids;
   if (!request.messages.empty()) {
-    ASSIGN_OR_RETURN(
-        std::string text,
-        ApplyQwen3ChatTemplate(request.messages, request.chat_options));
+    if (chat_template_ == ChatTemplateKind::kNone) {
+      return NoChatTemplateError(ModelTypeName(config_.model_type),
+                                 tokenizer_->chat_template().has_value());
+    }
+    ASSIGN_OR_RETURN(std::string text,
+                     ApplyChatTemplate(chat_template_, request.messages,
+                                       request.chat_options));
+    // The template writes its own special tokens (Llama 2's "<s>"), so the
+    // post-processor adds none: one BOS, not two.
     ids = tokenizer_->Encode(text);
   } else {
     ids = tokenizer_->Encode(request.text, {.add_special_tokens = true});
@@ -207,7 +214,8 @@ StatusOr<RequestHandle> SamplerEngine::Submit(GenerateRequest request) {
     return InvalidArgumentError("stop strings need a tokenizer");
   }
   const int64_t prompt = static_cast<int64_t>(prepared->prompt.size());
-  if (prompt + request.stop.max_new_tokens > context_length_) {
+  // Compared without adding: max_new_tokens may be anything up to 2^63 - 1.
+  if (request.stop.max_new_tokens > context_length_ - prompt) {
     return InvalidArgumentError(
         "prompt (" + std::to_string(prompt) + " tokens) + max_new_tokens (" +
         std::to_string(request.stop.max_new_tokens) +
@@ -336,9 +344,22 @@ StatusOr<PerturbReport> SamplerEngine::PerturbWeights(uint64_t seed,
   PerturbReport report;
   Status status;
   RunControl([&] {
+    if (weights_.version() >= kMaxWeightVersion) {
+      status = FailedPreconditionError(
+          "the weight version is at its maximum; perturbed weights would "
+          "have no version of their own");
+      return;
+    }
     report.before = ComputeChecksums(weights_, mesh_);
     status = Perturb(weights_, seed, scale, num_leaves, mesh_);
     report.after = ComputeChecksums(weights_, mesh_);
+    if (!status.ok()) return;
+    // Other weights, another version: results never name a version whose
+    // weights changed under it. Cached KV was computed by the old weights.
+    weights_.set_version(weights_.version() + 1);
+    report.version = weights_.version();
+    scheduler_->FlushPrefixCache();
+    PublishStats();
   });
   RETURN_IF_ERROR(status);
   return report;

@@ -38,6 +38,7 @@
 #include "models/forward/transformer.h"
 #include "models/leaf_checksum.h"
 #include "models/param_leaves.h"
+#include "models/tokenizer/chat_template.h"
 #include "models/tokenizer/tokenizer.h"
 #include "partition/mesh.h"
 #include "proto/update_params.pb.h"
@@ -64,6 +65,7 @@ struct EngineStats {
 struct PerturbReport {
   LeafChecksums before;
   LeafChecksums after;
+  uint64_t version = 0;  // The perturbed weights' own version.
 };
 
 // Addresses of the engine's long-lived buffers; equal before and after any
@@ -110,8 +112,10 @@ class SamplerEngine {
       const ParamLeaves& source, uint64_t version, bool flush_cache,
       VersionRule rule = VersionRule::kNewer);
   StatusOr<LeafChecksums> WeightsChecksum();
-  // Adds N(0, scale^2) noise to the first num_leaves leaves (a diagnostic:
-  // the weight version does not change).
+  // Adds N(0, scale^2) noise to the first num_leaves leaves (a diagnostic).
+  // The perturbed weights get the next version, so every result sampled
+  // from them says so, and the prefix cache is flushed; an update must then
+  // be newer than that version.
   StatusOr<PerturbReport> PerturbWeights(uint64_t seed, double scale,
                                          int64_t num_leaves);
 
@@ -125,6 +129,9 @@ class SamplerEngine {
   const EngineOptions& options() const { return options_; }
   // Null when the engine has no tokenizer.
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  // The template chat requests are rendered with, chosen from the model
+  // type and the tokenizer (ChatTemplateFor); with kNone they are refused.
+  ChatTemplateKind chat_template() const { return chat_template_; }
   Mesh* mesh() const { return mesh_; }
   int64_t context_length() const { return context_length_; }
   // Ids below this are valid in prompts and can be sampled.
@@ -163,6 +170,7 @@ class SamplerEngine {
   ParamLeaves weights_;
   const uint64_t fingerprint_;
   std::unique_ptr<Tokenizer> tokenizer_;
+  ChatTemplateKind chat_template_ = ChatTemplateKind::kNone;
   int64_t sample_vocab_ = 0;
   int64_t context_length_ = 0;
   std::vector<int32_t> eos_ids_;

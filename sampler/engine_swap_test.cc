@@ -223,7 +223,7 @@ TEST_F(EngineSwapTest, ManyUpdatesNeverRebuild) {
   EXPECT_EQ(engine_->Stats().weight_version, 12u);
 }
 
-TEST_F(EngineSwapTest, PerturbWeightsIsDeterministicAndKeepsTheVersion) {
+TEST_F(EngineSwapTest, PerturbWeightsIsDeterministicAndGetsTheNextVersion) {
   auto twin = MakeEngine(StoriesOptions("dummy"), mesh_.get());
   auto a = engine_->PerturbWeights(7, 1e-2, 4);
   auto b = twin->PerturbWeights(7, 1e-2, 4);
@@ -233,8 +233,17 @@ TEST_F(EngineSwapTest, PerturbWeightsIsDeterministicAndKeepsTheVersion) {
   EXPECT_EQ(a->after.content_hash, b->after.content_hash);
   EXPECT_EQ(a->after.float64_sum, b->after.float64_sum);
   EXPECT_EQ(engine_->WeightsChecksum()->content_hash, a->after.content_hash);
-  EXPECT_EQ(engine_->Stats().weight_version, 0u);
+  // Other weights, their own version; a refused perturbation changes none.
+  EXPECT_EQ(a->version, 1u);
+  EXPECT_EQ(engine_->Stats().weight_version, 1u);
   EXPECT_FALSE(engine_->PerturbWeights(7, -1.0, 4).ok());
+  EXPECT_EQ(engine_->Stats().weight_version, 1u);
+  EXPECT_EQ(engine_->WeightsChecksum()->content_hash, a->after.content_hash);
+  // An update must now be newer than the perturbed version.
+  EXPECT_FALSE(
+      engine_->UpdateParams(HandBuiltUpdate(checkpoint_->weights, 1)).ok());
+  EXPECT_TRUE(
+      engine_->UpdateParams(HandBuiltUpdate(checkpoint_->weights, 2)).ok());
 }
 
 }  // namespace

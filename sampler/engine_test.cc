@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -11,6 +12,7 @@
 #include "models/forward/model_source.h"
 #include "models/tokenizer/chat_template.h"
 #include "sampler/engine_test_util.h"
+#include "sampler/scheduler.h"
 
 namespace rlrt {
 namespace {
@@ -203,6 +205,29 @@ TEST_F(EngineTest, BadRequestsFailAloneWhileOthersRun) {
   auto result = good->Wait();
   ASSERT_TRUE(result.ok());
   EXPECT_EQ(result->samples[0].token_ids, golden);
+}
+
+// max_new_tokens near 2^63 used to overflow prompt + max_new_tokens, skip the
+// context check and reach an allocation of that size. It gets the context
+// message like any other request that is too long.
+TEST_F(EngineTest, HugeMaxNewTokensGetTheContextMessage) {
+  for (const int64_t huge :
+       {std::numeric_limits<int64_t>::max(),
+        std::numeric_limits<int64_t>::max() - 3, int64_t{1} << 62}) {
+    auto r = engine_->Generate(GreedyText("Once upon a time", huge));
+    ASSERT_FALSE(r.ok()) << huge;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("exceeds the context length 512"),
+              std::string::npos)
+        << r.status();
+  }
+  SchedulerConfig config;
+  config.page_size = 16;
+  config.max_running_requests = 4;
+  const Status fits = Scheduler::CheckFits(
+      config, 64, 5, std::numeric_limits<int64_t>::max() - 2, 1);
+  EXPECT_EQ(fits.code(), StatusCode::kInvalidArgument) << fits;
+  EXPECT_TRUE(engine_->Generate(GreedyText("Once upon a time", 4)).ok());
 }
 
 TEST_F(EngineTest, StopStringsCutTheTextAndStreamingAddsUp) {

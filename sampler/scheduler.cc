@@ -92,6 +92,16 @@ Status Scheduler::CheckFits(const SchedulerConfig& config, int64_t num_pages,
                                 " exceeds max_running_requests = " +
                                 std::to_string(config.max_running_requests));
   }
+  // No sum below may overflow: a request longer than the pool is refused
+  // before anything is added up.
+  const int64_t pool_tokens = num_pages * config.page_size;
+  if (prompt_tokens > pool_tokens ||
+      max_new_tokens > pool_tokens - prompt_tokens) {
+    return InvalidArgumentError(
+        "request needs more than the " + std::to_string(pool_tokens) +
+        " KV tokens of the pool (prompt " + std::to_string(prompt_tokens) +
+        " + max_new_tokens " + std::to_string(max_new_tokens) + ")");
+  }
   const int64_t pages = AdmissionPages(config.page_size, prompt_tokens,
                                        max_new_tokens, n, /*matched_tokens=*/0);
   if (pages > num_pages) {

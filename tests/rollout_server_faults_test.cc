@@ -212,16 +212,28 @@ TEST(RolloutServerFaultsTest, AReloadCarriesTheWeightVersionItNames) {
   EXPECT_EQ(status["version"], 5);
   EXPECT_EQ(s.Get("/admin/weights_checksum")["content_hash"], want);
 
-  // Perturbed in place (version unchanged), then repaired by re-reading
-  // the checkpoint of the version in force.
-  s.Post("/admin/perturb_weights", {{"seed", 1}, {"scale", 0.01}});
-  EXPECT_NE(s.Get("/admin/weights_checksum")["content_hash"], want);
+  // Re-reading the checkpoint of the version in force is allowed.
   s.Post("/admin/reload_weights",
          {{"model_path", dir.string()}, {"weight_version", 5}}, 202);
+  ASSERT_EQ(s.WaitForReload()["state"], "done");
+  EXPECT_EQ(s.Get("/get_load")["weight_version"], 5);
+
+  // Perturbed weights are other weights: they get a version of their own
+  // (6), so version 5 can no longer name them; the repair re-reads the
+  // checkpoint under a newer version.
+  const json perturbed =
+      s.Post("/admin/perturb_weights", {{"seed", 1}, {"scale", 0.01}});
+  EXPECT_EQ(perturbed["weight_version"], 6);
+  EXPECT_EQ(s.Get("/get_load")["weight_version"], 6);
+  EXPECT_NE(s.Get("/admin/weights_checksum")["content_hash"], want);
+  s.Post("/admin/reload_weights",
+         {{"model_path", dir.string()}, {"weight_version", 5}}, 409);
+  s.Post("/admin/reload_weights",
+         {{"model_path", dir.string()}, {"weight_version", 7}}, 202);
   status = s.WaitForReload();
   ASSERT_EQ(status["state"], "done") << status.dump();
   EXPECT_EQ(s.Get("/admin/weights_checksum")["content_hash"], want);
-  EXPECT_EQ(s.Get("/get_load")["weight_version"], 5);
+  EXPECT_EQ(s.Get("/get_load")["weight_version"], 7);
 
   const json stale =
       s.Post("/admin/reload_weights",
@@ -233,10 +245,10 @@ TEST(RolloutServerFaultsTest, AReloadCarriesTheWeightVersionItNames) {
          {{"model_path", dir.string()}, {"weight_version", "6"}}, 400);
   s.Post("/admin/reload_weights",
          {{"model_path", dir.string()}, {"weight_version", -1}}, 400);
-  EXPECT_EQ(s.Get("/get_load")["weight_version"], 5);
+  EXPECT_EQ(s.Get("/get_load")["weight_version"], 7);
   // Without one, the version in force + 1.
   s.Post("/admin/reload_weights", {{"model_path", dir.string()}}, 202);
-  EXPECT_EQ(s.WaitForReload()["version"], 6);
+  EXPECT_EQ(s.WaitForReload()["version"], 8);
   fs::remove_all(dir);
 }
 

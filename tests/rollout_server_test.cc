@@ -217,6 +217,9 @@ TEST(RolloutServerTest, ChecksumAndPerturbRoundTrip) {
                   {{"seed", 5}, {"scale", 0.01}, {"num_leaves", 3}});
   EXPECT_EQ(p["before"]["content_hash"], c0["content_hash"]);
   EXPECT_NE(p["after"]["content_hash"], c0["content_hash"]);
+  // The perturbed weights have their own version, which results report.
+  EXPECT_EQ(p["weight_version"], 1);
+  EXPECT_EQ(s.Post("/generate", kGreedyOnce)["meta_info"]["weight_version"], 1);
   const json c1 = s.Get("/admin/weights_checksum");
   EXPECT_EQ(c1["content_hash"], p["after"]["content_hash"]);
   EXPECT_DOUBLE_EQ(

@@ -1,5 +1,7 @@
+// The Qwen3 template, the checks all templates share, and ParseChatMessages.
 #include "models/tokenizer/chat_template.h"
 
+#include "models/tokenizer/chat_template_internal.h"
 #include "models/tokenizer/json_util.h"
 
 namespace rlrt {
@@ -73,28 +75,44 @@ void AppendAssistant(const ChatMessage& m, bool show_reasoning_slot,
 
 }  // namespace
 
-StatusOr<std::string> ApplyQwen3ChatTemplate(
-    std::span<const ChatMessage> messages, const ChatTemplateOptions& options) {
-  if (messages.empty()) {
-    return InvalidArgumentError("chat template: no messages");
-  }
+namespace chat_template_internal {
+
+Status CheckMessages(std::span<const ChatMessage> messages,
+                     std::string_view name, bool allow_reasoning) {
+  const std::string prefix(name);
+  if (messages.empty()) return InvalidArgumentError(prefix + ": no messages");
   for (size_t i = 0; i < messages.size(); ++i) {
     const std::string& role = messages[i].role;
+    const std::string where = prefix + ": message " + std::to_string(i);
     if (role == "tool") {
-      return UnimplementedError("chat template: message " + std::to_string(i) +
+      return UnimplementedError(where +
                                 " is a tool message; tools are not supported");
     }
     if (role != "system" && role != "user" && role != "assistant") {
-      return InvalidArgumentError("chat template: message " +
-                                  std::to_string(i) + " has role \"" + role +
+      return InvalidArgumentError(where + " has role \"" + role +
                                   "\" (expected system, user or assistant)");
     }
-    if (messages[i].reasoning_content && role != "assistant") {
+    if (!messages[i].reasoning_content) continue;
+    if (role != "assistant") {
       return InvalidArgumentError(
-          "chat template: message " + std::to_string(i) +
-          " has reasoning_content but is not an assistant message");
+          where + " has reasoning_content but is not an assistant message");
+    }
+    if (!allow_reasoning) {
+      return InvalidArgumentError(
+          where +
+          " has reasoning_content, which this model's template cannot "
+          "render (only Qwen3's can)");
     }
   }
+  return OkStatus();
+}
+
+}  // namespace chat_template_internal
+
+StatusOr<std::string> ApplyQwen3ChatTemplate(
+    std::span<const ChatMessage> messages, const ChatTemplateOptions& options) {
+  RETURN_IF_ERROR(chat_template_internal::CheckMessages(
+      messages, "chat template", /*allow_reasoning=*/true));
   // The last user message that is not a wrapped tool response; reasoning
   // is rendered only after it.
   size_t last_query = messages.size() - 1;

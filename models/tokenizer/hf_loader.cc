@@ -1,7 +1,9 @@
 // LoadTokenizer: builds a Tokenizer from Hugging Face tokenizer.json and
 // tokenizer_config.json.
 #include <exception>
+#include <fstream>
 #include <new>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -104,6 +106,42 @@ StatusOr<std::optional<int32_t>> ConfigTokenId(const Json& config,
   return id;
 }
 
+// tokenizer_config.json "chat_template": a string; a list of {"name",
+// "template"} objects, of which the one named "default" is the template (an
+// empty string when none is: Hugging Face then refuses to pick one, and so
+// will ChatTemplateFor); missing or null: a chat_template.jinja file in `dir`
+// (where newer transformers versions save it), else none.
+StatusOr<std::optional<std::string>> ConfigChatTemplate(
+    const Json& config, const std::filesystem::path& dir) {
+  constexpr std::string_view kWhere = "tokenizer_config.json chat_template";
+  const Json& value = Member(config, "chat_template");
+  if (value.is_string()) return std::optional(value.get<std::string>());
+  if (value.is_array()) {
+    for (size_t i = 0; i < value.size(); ++i) {
+      const std::string where =
+          std::string(kWhere) + "[" + std::to_string(i) + "]";
+      ASSIGN_OR_RETURN(const std::string name,
+                       GetString(value[i], "name", where));
+      ASSIGN_OR_RETURN(std::string text,
+                       GetString(value[i], "template", where));
+      if (name == "default") return std::optional(std::move(text));
+    }
+    return std::optional<std::string>("");
+  }
+  if (!value.is_null()) {
+    return InvalidArgumentError(std::string(kWhere) +
+                                " must be a string, a list or null");
+  }
+  const std::filesystem::path jinja = dir / "chat_template.jinja";
+  std::error_code ec;
+  if (!std::filesystem::exists(jinja, ec)) return std::optional<std::string>();
+  std::ifstream in(jinja, std::ios::binary);
+  if (!in) return DataLossError("cannot open " + jinja.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  return std::optional(text.str());
+}
+
 StatusOr<std::unique_ptr<TokenizerParts>> BuildParts(
     const std::filesystem::path& dir) {
   ASSIGN_OR_RETURN(const Json root, ReadJsonFile(dir / "tokenizer.json"));
@@ -154,6 +192,7 @@ StatusOr<std::unique_ptr<TokenizerParts>> BuildParts(
                    ConfigTokenId(*config, "bos_token", parts->table));
   ASSIGN_OR_RETURN(parts->pad,
                    ConfigTokenId(*config, "pad_token", parts->table));
+  ASSIGN_OR_RETURN(parts->chat_template, ConfigChatTemplate(*config, dir));
   return parts;
 }
 

@@ -100,4 +100,9 @@ std::optional<int32_t> Tokenizer::eos_id() const { return parts_->eos; }
 std::optional<int32_t> Tokenizer::bos_id() const { return parts_->bos; }
 std::optional<int32_t> Tokenizer::pad_id() const { return parts_->pad; }
 
+std::optional<std::string_view> Tokenizer::chat_template() const {
+  if (!parts_->chat_template) return std::nullopt;
+  return *parts_->chat_template;
+}
+
 }  // namespace rlrt

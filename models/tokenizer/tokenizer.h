@@ -78,6 +78,14 @@ class Tokenizer {
   std::optional<int32_t> bos_id() const;
   std::optional<int32_t> pad_id() const;
 
+  // The Jinja chat template the tokenizer files ship: tokenizer_config.json
+  // "chat_template" (a string, or from a list of named templates the one
+  // named "default"), else a chat_template.jinja file beside it; nullopt
+  // when there is none. It is never executed: chat_template.h renders the
+  // templates it knows natively and uses this text only to tell which one
+  // (if any) the model was trained with.
+  std::optional<std::string_view> chat_template() const;
+
  private:
   friend class StreamDecoder;
   friend StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(

@@ -30,6 +30,9 @@ struct TokenizerParts {
   std::optional<int32_t> bos;
   std::optional<int32_t> eos;
   std::optional<int32_t> pad;
+  // The Jinja chat template the files ship, if any (see
+  // Tokenizer::chat_template).
+  std::optional<std::string> chat_template;
 };
 
 }  // namespace rlrt::tokenizer_internal

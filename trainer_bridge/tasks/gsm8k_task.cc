@@ -12,18 +12,27 @@ namespace rlrt {
 
 Gsm8kTask::Gsm8kTask(std::vector<Gsm8kExample> examples,
                      const Tokenizer& tokenizer,
-                     const Gsm8kTaskOptions& options)
+                     const Gsm8kTaskOptions& options,
+                     ChatTemplateKind chat_template)
     : examples_(std::move(examples)),
       tokenizer_(tokenizer),
-      options_(options) {}
+      options_(options),
+      chat_template_(chat_template) {}
 
 StatusOr<std::unique_ptr<Gsm8kTask>> Gsm8kTask::Create(
     std::vector<Gsm8kExample> examples, const Tokenizer& tokenizer,
     const Gsm8kTaskOptions& options) {
   if (options.max_prompt_length < 1)
     return InvalidArgumentError("max_prompt_length must be >= 1");
+  const ChatTemplateKind chat_template =
+      ChatTemplateFor(options.model_type, &tokenizer);
+  if (chat_template == ChatTemplateKind::kNone) {
+    return NoChatTemplateError(options.model_type,
+                               tokenizer.chat_template().has_value())
+        .WithContext("GSM8K prompts");
+  }
   std::unique_ptr<Gsm8kTask> task(
-      new Gsm8kTask(std::move(examples), tokenizer, options));
+      new Gsm8kTask(std::move(examples), tokenizer, options, chat_template));
   std::vector<size_t> order(task->examples_.size());
   std::iota(order.begin(), order.end(), size_t{0});
   std::mt19937_64 rng(options.seed);
@@ -32,7 +41,9 @@ StatusOr<std::unique_ptr<Gsm8kTask>> Gsm8kTask::Create(
   chat.enable_thinking = options.enable_thinking;
   for (size_t i : order) {
     const std::vector<ChatMessage> messages = Gsm8kMessages(task->examples_[i]);
-    ASSIGN_OR_RETURN(std::string text, ApplyQwen3ChatTemplate(messages, chat));
+    ASSIGN_OR_RETURN(std::string text,
+                     ApplyChatTemplate(chat_template, messages, chat));
+    // The template writes its own BOS where it has one.
     std::vector<int32_t> ids = tokenizer.Encode(text);
     if (static_cast<int64_t>(ids.size()) > options.max_prompt_length) {
       ++task->skipped_;
@@ -85,7 +96,10 @@ Reward Gsm8kTask::Score(int64_t index, int64_t prompt,
 
 std::vector<SftExample> Gsm8kTask::SftBatch(int64_t offset,
                                             int64_t count) const {
-  const std::optional<int32_t> end_of_turn = tokenizer_.TokenToId("<|im_end|>");
+  const std::optional<int32_t> end_of_turn =
+      chat_template_ == ChatTemplateKind::kLlama2
+          ? tokenizer_.eos_id()
+          : tokenizer_.TokenToId("<|im_end|>");
   std::vector<SftExample> batch;
   for (int64_t i = 0; i < count; ++i) {
     const int64_t at = (offset + i) % size();

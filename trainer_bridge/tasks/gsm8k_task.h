@@ -7,9 +7,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "base/status.h"
+#include "models/tokenizer/chat_template.h"
 #include "models/tokenizer/tokenizer.h"
 #include "sampler/engine.h"
 #include "trainer_bridge/grpo_learner.h"
@@ -26,13 +28,18 @@ struct Gsm8kTaskOptions {
   RewardWeights weights;
   uint64_t seed = 0;  // The visiting order.
   // false renders Qwen3's empty think block (answer without a thinking
-  // phase), which keeps completions short.
+  // phase), which keeps completions short. Other templates ignore it.
   bool enable_thinking = false;
+  // The policy's config.json model_type ("qwen3", "qwen2", "llama"; e.g.
+  // ModelTypeName(config.model_type)): with the tokenizer it picks the chat
+  // template, as the engine does (ChatTemplateFor).
+  std::string model_type = "qwen3";
 };
 
 class Gsm8kTask : public RlTask {
  public:
-  // InvalidArgument when no example fits max_prompt_length.
+  // InvalidArgument when the model has no chat template known to this
+  // runtime, or no example fits max_prompt_length.
   static StatusOr<std::unique_ptr<Gsm8kTask>> Create(
       std::vector<Gsm8kExample> examples, const Tokenizer& tokenizer,
       const Gsm8kTaskOptions& options);
@@ -47,7 +54,7 @@ class Gsm8kTask : public RlTask {
                                 int64_t batch_size) const;
   // `count` supervised examples starting at position `offset` of the
   // visiting order: the prompt and the dataset's worked answer followed by
-  // the end-of-turn token.
+  // the end-of-turn token ("<|im_end|>" for Qwen, EOS for Llama 2).
   std::vector<SftExample> SftBatch(int64_t offset, int64_t count) const;
 
   int64_t size() const { return static_cast<int64_t>(kept_.size()); }
@@ -56,15 +63,17 @@ class Gsm8kTask : public RlTask {
     return prompt_ids_[i];
   }
   const Gsm8kExample& example(int64_t i) const { return examples_[kept_[i]]; }
+  ChatTemplateKind chat_template() const { return chat_template_; }
 
  private:
   Gsm8kTask(std::vector<Gsm8kExample> examples, const Tokenizer& tokenizer,
-            const Gsm8kTaskOptions& options);
+            const Gsm8kTaskOptions& options, ChatTemplateKind chat_template);
   int64_t Position(int64_t index, int64_t prompt, int64_t batch_size) const;
 
   std::vector<Gsm8kExample> examples_;
   const Tokenizer& tokenizer_;
   const Gsm8kTaskOptions options_;
+  const ChatTemplateKind chat_template_;
   std::vector<size_t> kept_;  // Indices into examples_, shuffled.
   std::vector<std::vector<int32_t>> prompt_ids_;  // Parallel to kept_.
   int64_t skipped_ = 0;

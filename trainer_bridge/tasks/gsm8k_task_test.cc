@@ -4,7 +4,12 @@
 #include "trainer_bridge/tasks/gsm8k_task.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "models/test_util.h"
@@ -13,6 +18,7 @@ namespace rlrt {
 namespace {
 
 constexpr char kTokenizerDir[] = RLRT_SHARED_DIR "/models/qwen3-tokenizer";
+constexpr char kStoriesDir[] = RLRT_SHARED_DIR "/models/stories260K";
 
 std::vector<Gsm8kExample> Examples(int n) {
   std::vector<Gsm8kExample> out;
@@ -122,6 +128,68 @@ TEST(Gsm8kTaskTest, SftExamplesAreTheWorkedAnswerThenEndOfTurn) {
     EXPECT_EQ(batch[i].prompt, (*task)->prompt_ids(at));
     EXPECT_EQ(Decode(*tokenizer, batch[i].tokens),
               (*task)->example(at).answer + "<|im_end|>");
+  }
+}
+
+TEST(Gsm8kTaskTest, AModelWithoutAKnownChatTemplateIsRefused) {
+  // stories260K: a base Llama whose tokenizer has no chat template.
+  auto stories = LoadTokenizer(kStoriesDir);
+  ASSERT_TRUE(stories.ok()) << stories.status();
+  Gsm8kTaskOptions llama = Options(0);
+  llama.model_type = "llama";
+  auto refused = Gsm8kTask::Create(Examples(3), **stories, llama);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find(
+                "model 'llama' has no chat template known to this runtime"),
+            std::string::npos)
+      << refused.status();
+  // A Qwen2 model whose tokenizer ships Qwen3's template: not Qwen2's.
+  auto tokenizer = LoadQwen3Tokenizer();
+  Gsm8kTaskOptions qwen2 = Options(0);
+  qwen2.model_type = "qwen2";
+  EXPECT_FALSE(Gsm8kTask::Create(Examples(3), *tokenizer, qwen2).ok());
+}
+
+TEST(Gsm8kTaskTest, ALlama2ChatModelGetsInstPromptsAndEosEndsTheAnswer) {
+  // stories260K's tokenizer shipped with a Llama 2 chat template.
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      ("rlrt_gsm8k_llama2_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(
+      std::filesystem::path(kStoriesDir) / "tokenizer.json",
+      dir / "tokenizer.json");
+  std::ofstream(dir / "tokenizer_config.json") << nlohmann::json{
+      {"bos_token", "<s>"},
+      {"eos_token", "</s>"},
+      {"chat_template",
+       "{{ bos_token + '[INST] ' + '<<SYS>>\\n' ... "
+       "' [/INST]' }}"}}.dump();
+  auto tokenizer = LoadTokenizer(dir);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  Gsm8kTaskOptions options = Options(0, 4096);
+  options.model_type = "llama";
+  auto task = Gsm8kTask::Create(Examples(3), **tokenizer, options);
+  ASSERT_TRUE(task.ok()) << task.status();
+  EXPECT_EQ((*task)->chat_template(), ChatTemplateKind::kLlama2);
+  for (int64_t i = 0; i < (*task)->size(); ++i) {
+    const std::vector<int32_t>& ids = (*task)->prompt_ids(i);
+    const std::string expected =
+        "<s>[INST] <<SYS>>\n" + std::string(kGsm8kSystemPrompt) +
+        "\n<</SYS>>\n\n" + (*task)->example(i).question + " [/INST]";
+    EXPECT_EQ(ids, (*tokenizer)->Encode(expected));
+    ASSERT_GE(ids.size(), 2u);
+    EXPECT_EQ(ids[0], 1);  // One BOS: the template's.
+    EXPECT_NE(ids[1], 1);
+  }
+  // Supervised answers end with EOS, where Llama 2 ends an answer.
+  for (const SftExample& e : (*task)->SftBatch(0, 3)) {
+    ASSERT_FALSE(e.tokens.empty());
+    EXPECT_EQ(e.tokens.back(), 2);
+    EXPECT_EQ(std::count(e.tokens.begin(), e.tokens.end(), 2), 1);
   }
 }
 

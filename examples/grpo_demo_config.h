@@ -1,0 +1,57 @@
+// The settings of grpo_gsm8k_10steps, resolved once from its flags by
+// ResolveFlags (in grpo_gsm8k_10steps.cc): validated, defaults filled in,
+// and already shaped as the options the library takes. The phases
+// (grpo_demo_phases.h) read this and never a flag.
+#ifndef RLRT_EXAMPLES_GRPO_DEMO_CONFIG_H_
+#define RLRT_EXAMPLES_GRPO_DEMO_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "models/forward/model_source.h"
+#include "sampler/engine_options.h"
+#include "trainer_bridge/grpo_learner.h"
+#include "trainer_bridge/remote/rollout_client.h"
+#include "trainer_bridge/rl_loop.h"
+#include "trainer_bridge/tasks/gsm8k_task.h"
+
+namespace rlrt {
+
+struct DemoConfig {
+  // Model and data. The trainer's initial weights: --model_dir or --preset,
+  // with --load_format resolved ("dummy" or "safetensors", never empty).
+  ModelSource trainer_model;
+  std::string tokenizer_dir;  // Resolved: never empty.
+  std::string gsm8k_dir;      // train.jsonl and test.jsonl.
+
+  // Rollouts: remote servers (--rollout_servers), or an in-process engine
+  // on the rollout mesh of `partition`.
+  bool remote_rollouts = false;
+  RolloutClientOptions remote;  // urls and admin_token.
+  EngineOptions engine;         // In-process: dummy weights, sizes resolved.
+  std::string partition;        // In-process only; remote: all devices train.
+  int num_virtual_devices = 0;
+
+  // Learning.
+  GrpoOptions learner;  // All but sample_vocab, which the sampler sets.
+  RlLoopOptions loop;   // All but first_step and stop_requested.
+  Gsm8kTaskOptions task;
+  int sft_steps = 0;
+  int sft_batch_size = 4;
+
+  // Evaluation and output.
+  int eval_every = 0;  // 0: no evaluation.
+  int eval_examples = 16;
+  int checkpoint_every = 0;  // 0: no training checkpoints.
+  std::string checkpoint_dir;
+  int checkpoint_keep = 0;
+  bool resume = false;
+  double max_seconds = 0;  // 0: no time budget.
+  int debug_sigkill_after_step = 0;
+  std::string save_dir;
+  std::string metrics_out;
+};
+
+}  // namespace rlrt
+
+#endif  // RLRT_EXAMPLES_GRPO_DEMO_CONFIG_H_

@@ -1,0 +1,410 @@
+#include "examples/grpo_demo_phases.h"
+
+#include <algorithm>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "base/timing.h"
+#include "examples/cli_support.h"
+#include "models/forward/model_source.h"
+#include "models/io/checkpoint.h"
+#include "models/leaf_checksum.h"
+#include "partition/device.h"
+#include "trainer_bridge/rl_metrics_json.h"
+#include "trainer_bridge/train_checkpoint.h"
+#include "trainer_bridge/weight_sync.h"
+
+namespace rlrt {
+namespace {
+
+using nlohmann::json;
+
+// The one global, and the one legitimate: a signal handler can only hand
+// the signal to the program through a volatile std::sig_atomic_t with static
+// storage. Set by SIGTERM/SIGINT; read by the loop's stop check and the
+// summary.
+volatile std::sig_atomic_t stop_signal = 0;
+
+extern "C" void RequestStop(int signal) { stop_signal = signal; }
+
+// A weights_swapped line: a push the sampler verified by its hash.
+json SwapJson(const SyncReport& r, const std::string& source) {
+  json line = SyncJson(r);
+  line["phase"] = "weights_swapped";
+  line["source"] = source;
+  line["match"] = true;  // PushWeights verified the sampler's hash.
+  return line;
+}
+
+json EvalJson(int64_t step, const Gsm8kEvalResult& r) {
+  return {{"phase", "eval"},
+          {"step", step},
+          {"examples", r.examples},
+          {"correct", r.correct},
+          {"accuracy", r.accuracy},
+          {"strict_format_rate", double(r.strict_format) / r.examples},
+          {"mean_completion_tokens", r.mean_completion_tokens},
+          {"weight_version", r.weight_version},
+          {"seconds", r.seconds}};
+}
+
+StatusOr<Sampler> StartRemoteSampler(const DemoConfig& config,
+                                     const Meshes& meshes, JsonLines& out) {
+  Sampler sampler;
+  ASSIGN_OR_RETURN(std::unique_ptr<RemoteRollouts> remote,
+                   RemoteRollouts::Create(config.remote, meshes.actor));
+  ASSIGN_OR_RETURN(uint64_t version, remote->WeightVersion());
+  out.Emit({{"phase", "rollout_servers"},
+            {"urls", config.remote.urls},
+            {"vocab_size", remote->vocab_size()},
+            {"weight_version", version}});
+  sampler.remote = remote.get();
+  sampler.rollouts = std::move(remote);
+  ASSIGN_OR_RETURN(sampler.tokenizer, LoadTokenizer(config.tokenizer_dir));
+  return sampler;
+}
+
+// The in-process engine starts with dummy weights of the model's structure.
+StatusOr<Sampler> StartLocalSampler(const DemoConfig& config,
+                                    const Meshes& meshes, JsonLines& out) {
+  Sampler sampler;
+  ASSIGN_OR_RETURN(sampler.engine,
+                   SamplerEngine::Create(config.engine, meshes.rollout));
+  out.EmitText(sampler.engine->ready_line());
+  sampler.rollouts =
+      std::make_unique<LocalRollouts>(sampler.engine.get(), meshes.actor);
+  return sampler;
+}
+
+// Resumes from the latest training checkpoint: its weights and optimizer
+// state into the learner, its policy into the sampler.
+StatusOr<TrainingStart> Resume(const DemoConfig& config, const Meshes& meshes,
+                               uint64_t version, Sampler& sampler,
+                               Learner& learner, JsonLines& out) {
+  ASSIGN_OR_RETURN(
+      LoadedTrainingCheckpoint saved,
+      LoadLatestTrainingCheckpoint(config.checkpoint_dir, meshes.actor));
+  const TrainingState& st = saved.state;
+  if (st.seed != config.loop.seed || st.batch_size != config.loop.batch_size ||
+      st.num_generations != config.loop.num_generations)
+    return InvalidArgumentError(
+        "the checkpoint in " + saved.path.string() +
+        " was made with --seed=" + std::to_string(st.seed) +
+        " --batch_size=" + std::to_string(st.batch_size) +
+        " --num_generations=" + std::to_string(st.num_generations) +
+        "; resume with the same flags");
+  if (st.step >= config.loop.steps)
+    return InvalidArgumentError(
+        "the checkpoint is at step " + std::to_string(st.step) +
+        ", nothing left of --steps=" + std::to_string(config.loop.steps));
+  RETURN_IF_ERROR(learner.grpo->RestoreState(saved.weights, saved.first_moment,
+                                             saved.second_moment,
+                                             saved.optimizer_steps));
+  // The restored policy goes to the sampler under its own version, so the
+  // versions continue as in the run that saved it.
+  version = std::max(version + 1, st.policy_version);
+  ASSIGN_OR_RETURN(SyncReport r, sampler.rollouts->PushWeights(
+                                     learner.grpo->weights(), version));
+  json line = SyncJson(r);
+  line["phase"] = "resumed";
+  line["from"] = saved.path.string();
+  line["step"] = st.step;
+  out.Emit(line);
+  return TrainingStart{st.step, version};
+}
+
+// Saves a training checkpoint after every --checkpoint_every steps.
+Status SaveCheckpointIfDue(const DemoConfig& config, const Learner& learner,
+                           const RlStepMetrics& m, JsonLines& out) {
+  if (config.checkpoint_every <= 0 || m.step % config.checkpoint_every != 0)
+    return OkStatus();
+  const auto start = SteadyClock::now();
+  RETURN_IF_ERROR(SaveTrainingCheckpoint(
+      config.checkpoint_dir, *learner.grpo, learner.model_config,
+      {m.step, m.policy_version, config.loop.seed, config.loop.batch_size,
+       config.loop.num_generations},
+      config.checkpoint_keep));
+  out.Emit({{"phase", "checkpoint_saved"},
+            {"step", m.step},
+            {"dir", config.checkpoint_dir},
+            {"ms", MillisecondsSince(start)}});
+  return OkStatus();
+}
+
+// One greedy answer from the final weights; returns the sampler's weight
+// version.
+StatusOr<uint64_t> ShowGreedyAnswer(const DemoConfig& config,
+                                    const Gsm8kTask& task,
+                                    RolloutBackend& rollouts, JsonLines& out) {
+  const Gsm8kExample& shown = task.example(0);
+  GenerateRequest request;
+  request.input_ids = task.prompt_ids(0);
+  request.sampling.temperature = 0.0f;
+  request.stop.max_new_tokens = config.loop.max_new_tokens;
+  ASSIGN_OR_RETURN(RequestHandle handle, rollouts.Submit(request));
+  ASSIGN_OR_RETURN(GenerateResult result, handle.Wait());
+  const SampleOutput& sample = result.samples[0];
+  ASSIGN_OR_RETURN(uint64_t final_version, rollouts.WeightVersion());
+  out.Emit({{"phase", "generate_result"},
+            {"question", shown.question},
+            {"gold_answer", shown.final_answer},
+            {"text", sample.text},
+            {"output_ids", sample.token_ids},
+            {"meta_info",
+             {{"id", result.id},
+              {"prompt_tokens", result.prompt_tokens},
+              {"completion_tokens", result.completion_tokens},
+              {"finish_reason", FinishReasonName(sample.finish_reason)},
+              {"e2e_latency", result.e2e_seconds},
+              {"weight_version", sample.weight_versions.empty()
+                                     ? final_version
+                                     : sample.weight_versions.back()}}}});
+  return final_version;
+}
+
+// The final policy as a Hugging Face checkpoint in --save_dir, with the
+// tokenizer, so the directory is a complete checkpoint.
+Status SavePolicy(const DemoConfig& config, const Learner& learner) {
+  if (config.save_dir.empty()) return OkStatus();
+  RETURN_IF_ERROR(SaveCheckpoint(learner.grpo->weights(), learner.model_config,
+                                 config.save_dir));
+  // chat_template.jinja, where the tokenizer keeps its template apart.
+  for (const char* name :
+       {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"}) {
+    const std::filesystem::path from =
+        std::filesystem::path(config.tokenizer_dir) / name;
+    std::error_code error;
+    if (std::filesystem::exists(from))
+      std::filesystem::copy_file(
+          from, std::filesystem::path(config.save_dir) / name,
+          std::filesystem::copy_options::overwrite_existing, error);
+    if (error)
+      return InternalError("copying " + from.string() + ": " + error.message());
+  }
+  return OkStatus();
+}
+
+json SummaryJson(const DemoConfig& config, const Tasks& tasks,
+                 const Sampler& sampler, const LoopResult& result,
+                 uint64_t final_version) {
+  const RlRunSummary& summary = result.summary;
+  json line = {{"phase", "summary"},
+               {"steps", summary.steps},
+               {"seconds", summary.seconds},
+               {"mean_step_seconds", result.step_seconds / summary.steps},
+               {"rollout_seconds", summary.rollout_seconds},
+               {"train_seconds", summary.train_seconds},
+               {"wait_seconds", summary.wait_seconds},
+               {"sync_seconds", summary.sync_seconds},
+               {"first_reward_mean", summary.first_reward_mean},
+               {"last_reward_mean", summary.last_reward_mean},
+               {"sampler_weight_version", final_version},
+               {"stopped_early", summary.stopped_early},
+               {"questions_skipped_too_long", tasks.train->skipped()}};
+  if (sampler.engine) {
+    const EngineStats stats = sampler.engine->Stats();
+    line["updates_applied"] = stats.updates_applied;
+    line["updates_refused"] = stats.updates_refused;
+    line["max_update_stall_ms"] = stats.max_update_stall_ms;
+  }
+  if (sampler.remote != nullptr) {
+    const RolloutClient& client = sampler.remote->client();
+    line["client_retries"] = client.retries();
+    line["client_stale_replies"] = client.stale_replies();
+    line["client_catch_ups"] = client.catch_ups();
+  }
+  if (stop_signal != 0) line["stop_signal"] = static_cast<int>(stop_signal);
+  if (result.final_eval_accuracy)
+    line["final_eval_accuracy"] = *result.final_eval_accuracy;
+  if (!config.save_dir.empty()) line["saved_to"] = config.save_dir;
+  return line;
+}
+
+}  // namespace
+
+void JsonLines::Emit(const json& line) { EmitText(JsonLine(line)); }
+
+void JsonLines::EmitText(const std::string& line) {
+  std::cout << line << std::endl;
+  if (file_ != nullptr) *file_ << line << std::endl;
+}
+
+void InstallStopHandlers() {
+  std::signal(SIGTERM, RequestStop);
+  std::signal(SIGINT, RequestStop);
+}
+
+StatusOr<Meshes> CreateMeshes(const DemoConfig& config, JsonLines& out) {
+  ASSIGN_OR_RETURN(std::vector<Device> devices,
+                   DiscoverLocalDevices(config.num_virtual_devices));
+  Meshes meshes;
+  if (config.remote_rollouts) {  // Every local device trains.
+    ASSIGN_OR_RETURN(meshes.actor_only, Mesh::Create("actor", devices));
+    meshes.actor = meshes.reference = meshes.actor_only.get();
+    out.Emit({{"phase", "partition"},
+              {"devices", devices.size()},
+              {"meshes", "actor=all (rollouts are remote)"}});
+    return meshes;
+  }
+  ASSIGN_OR_RETURN(meshes.partition,
+                   Partition::Create(config.partition, devices));
+  meshes.actor = &meshes.partition->actor();
+  meshes.reference = &meshes.partition->reference();
+  meshes.rollout = &meshes.partition->rollout();
+  out.Emit({{"phase", "partition"},
+            {"devices", devices.size()},
+            {"meshes", meshes.partition->ToString()}});
+  return meshes;
+}
+
+StatusOr<Gsm8kData> LoadGsm8kData(const DemoConfig& config) {
+  Gsm8kData data;
+  ASSIGN_OR_RETURN(data.train, LoadGsm8k(config.gsm8k_dir + "/train.jsonl"));
+  if (config.eval_every > 0) {
+    ASSIGN_OR_RETURN(data.test, LoadGsm8k(config.gsm8k_dir + "/test.jsonl"));
+  }
+  return data;
+}
+
+StatusOr<Sampler> StartSampler(const DemoConfig& config, const Meshes& meshes,
+                               JsonLines& out) {
+  ASSIGN_OR_RETURN(Sampler sampler,
+                   config.remote_rollouts
+                       ? StartRemoteSampler(config, meshes, out)
+                       : StartLocalSampler(config, meshes, out));
+  if (sampler.tok() == nullptr)
+    return InvalidArgumentError("GSM8K needs a tokenizer (--tokenizer_dir)");
+  return sampler;
+}
+
+StatusOr<Learner> CreateLearner(const DemoConfig& config, const Meshes& meshes,
+                                const Sampler& sampler) {
+  GrpoOptions options = config.learner;
+  options.sample_vocab = sampler.rollouts->vocab_size();
+  // The loaded weights are freed once the learner has its own copy.
+  ASSIGN_OR_RETURN(LoadedModel initial,
+                   LoadModel(config.trainer_model, meshes.actor));
+  Learner learner;
+  learner.model_config = initial.config;
+  ASSIGN_OR_RETURN(learner.grpo, GrpoLearner::Create(
+                                     initial.config, initial.weights,
+                                     meshes.actor, meshes.reference, options));
+  return learner;
+}
+
+StatusOr<TrainingStart> ResumeOrSwap(const DemoConfig& config,
+                                     const Meshes& meshes, Sampler& sampler,
+                                     Learner& learner, JsonLines& out) {
+  RolloutBackend& rollouts = *sampler.rollouts;
+  ASSIGN_OR_RETURN(uint64_t version, rollouts.NewestWeightVersion());
+  if (config.resume)
+    return Resume(config, meshes, version, sampler, learner, out);
+  const bool from_checkpoint = config.trainer_model.load_format != "dummy";
+  if (from_checkpoint || !sampler.engine) {
+    // A checkpoint is pushed into the sampler's dummy weights; remote
+    // servers hold weights we do not know, so they always get the
+    // trainer's.
+    ASSIGN_OR_RETURN(SyncReport r,
+                     rollouts.PushWeights(learner.grpo->weights(), ++version));
+    out.Emit(SwapJson(
+        r, from_checkpoint ? config.trainer_model.model_dir : "dummy"));
+    return TrainingStart{0, version};
+  }
+  // Same seed, same dummy weights: nothing to push, but prove it.
+  ASSIGN_OR_RETURN(LeafChecksums sums, sampler.engine->WeightsChecksum());
+  if (sums.content_hash != ContentHash(learner.grpo->weights()))
+    return DataLossError("trainer and sampler dummy weights differ");
+  return TrainingStart{0, version};
+}
+
+StatusOr<Tasks> CreateTasks(const DemoConfig& config, Gsm8kData data,
+                            const Sampler& sampler, const Learner& learner) {
+  Tasks tasks;
+  Gsm8kTaskOptions train_options = config.task;
+  train_options.model_type =
+      std::string(ModelTypeName(learner.model_config.model_type));
+  ASSIGN_OR_RETURN(
+      tasks.train,
+      Gsm8kTask::Create(std::move(data.train), *sampler.tok(), train_options));
+  if (config.eval_every > 0) {
+    Gsm8kTaskOptions eval_options = train_options;
+    eval_options.seed = 0;  // The same questions every evaluation.
+    ASSIGN_OR_RETURN(
+        tasks.eval,
+        Gsm8kTask::Create(std::move(data.test), *sampler.tok(), eval_options));
+  }
+  return tasks;
+}
+
+Status WarmStartSft(const DemoConfig& config, const TrainingStart& start,
+                    const Tasks& tasks, Sampler& sampler, Learner& learner,
+                    JsonLines& out) {
+  if (config.resume || config.sft_steps == 0) return OkStatus();
+  for (int s = 0; s < config.sft_steps; ++s) {
+    const std::vector<SftExample> batch = tasks.train->SftBatch(
+        int64_t{s} * config.sft_batch_size, config.sft_batch_size);
+    ASSIGN_OR_RETURN(SftStepMetrics m, learner.grpo->SftStep(batch));
+    out.Emit(SftStepJson(s + 1, m));
+  }
+  ASSIGN_OR_RETURN(SyncReport r,
+                   sampler.rollouts->PushWeights(learner.grpo->weights(),
+                                                 start.weight_version + 1));
+  out.Emit(SwapJson(r, "sft"));
+  return OkStatus();
+}
+
+StatusOr<LoopResult> RunGrpoLoop(const DemoConfig& config,
+                                 const TrainingStart& start, const Tasks& tasks,
+                                 Sampler& sampler, Learner& learner,
+                                 JsonLines& out) {
+  RolloutBackend& rollouts = *sampler.rollouts;
+  LoopResult result;
+  auto evaluate = [&](int64_t step) -> Status {
+    ASSIGN_OR_RETURN(Gsm8kEvalResult r,
+                     EvaluateGsm8k(rollouts, *tasks.eval, config.eval_examples,
+                                   config.loop.max_new_tokens));
+    result.final_eval_accuracy = r.accuracy;
+    out.Emit(EvalJson(step, r));
+    return OkStatus();
+  };
+  if (config.eval_every > 0 && !config.resume) RETURN_IF_ERROR(evaluate(0));
+
+  RlLoopOptions loop = config.loop;
+  loop.first_step = start.first_step;
+  const auto loop_start = SteadyClock::now();
+  loop.stop_requested = [&config, loop_start] {
+    return stop_signal != 0 || (config.max_seconds > 0 &&
+                                SecondsSince(loop_start) >= config.max_seconds);
+  };
+  ASSIGN_OR_RETURN(
+      result.summary,
+      RunRlLoop(rollouts, *learner.grpo, *tasks.train, loop,
+                [&](const RlStepMetrics& m) -> Status {
+                  out.Emit(RlStepJson(m));
+                  result.step_seconds += m.step_seconds;
+                  RETURN_IF_ERROR(SaveCheckpointIfDue(config, learner, m, out));
+                  if (m.step == config.debug_sigkill_after_step) raise(SIGKILL);
+                  if (config.eval_every > 0 && m.step % config.eval_every == 0)
+                    return evaluate(m.step);
+                  return OkStatus();
+                }));
+  return result;
+}
+
+Status Report(const DemoConfig& config, const Tasks& tasks,
+              const Sampler& sampler, const Learner& learner,
+              const LoopResult& result, JsonLines& out) {
+  ASSIGN_OR_RETURN(
+      uint64_t final_version,
+      ShowGreedyAnswer(config, *tasks.train, *sampler.rollouts, out));
+  RETURN_IF_ERROR(SavePolicy(config, learner));
+  out.Emit(SummaryJson(config, tasks, sampler, result, final_version));
+  return OkStatus();
+}
+
+}  // namespace rlrt
