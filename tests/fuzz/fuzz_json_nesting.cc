@@ -40,12 +40,23 @@ std::string Build(std::string_view program) {
     last = what;
     for (int r = 0; r < repeat; ++r) {
       switch (what) {
-        case 0: text += '['; break;
-        case 1: text += R"({"content":)"; break;
-        case 2: text += op & 8 ? '}' : ']'; break;
-        case 3: text += "1,"; break;
-        case 4: text += R"("[{\"]}",)"; break;
-        default: break;
+        case 0:
+          text += '[';
+          break;
+        case 1:
+          text += R"({"content":)";
+          break;
+        case 2:
+          text += op & 8 ? '}' : ']';
+          break;
+        case 3:
+          text += "1,";
+          break;
+        case 4:
+          text += R"("[{\"]}",)";
+          break;
+        default:
+          break;
       }
     }
   }
