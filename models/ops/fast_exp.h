@@ -14,12 +14,16 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 namespace rlrt {
 
-// exp(x) for x <= 0 (larger x is clamped to 0, giving 1).
+// exp(x) for x <= 0 (larger x is clamped to 0, giving 1; NaN gives NaN).
 inline float ExpNonPositive(float x) {
-  x = x > 0.0f ? 0.0f : x;
+  // NaN takes the x = 0 path and is put back at the end: converting a NaN
+  // n to an integer would be undefined behaviour.
+  const bool not_a_number = x != x;
+  x = (x > 0.0f || not_a_number) ? 0.0f : x;
   const bool underflow = x < -87.0f;
   x = underflow ? -87.0f : x;
   // n = round(x / ln2) by the add-and-subtract trick (exact for |n| < 2^22).
@@ -40,7 +44,9 @@ inline float ExpNonPositive(float x) {
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof(scale));
-  return underflow ? 0.0f : p * scale;
+  return not_a_number ? std::numeric_limits<float>::quiet_NaN()
+         : underflow  ? 0.0f
+                      : p * scale;
 }
 
 // Adds values[i] into lanes[i % 8] in index order: the fixed summation

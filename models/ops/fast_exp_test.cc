@@ -22,6 +22,15 @@ TEST(FastExpTest, MatchesLibraryExpToAFewUlp) {
   EXPECT_EQ(ExpNonPositive(-INFINITY), 0.0f);
 }
 
+// A NaN logit (weights that overflowed) must give NaN, which the callers'
+// finiteness checks then report, not undefined behaviour (UBSan checks the
+// conversion in the sanitizer build).
+TEST(FastExpTest, NanGivesNan) {
+  EXPECT_TRUE(std::isnan(ExpNonPositive(std::nanf(""))));
+  std::vector<float> v = {0.0f, std::nanf(""), -1.0f};
+  EXPECT_TRUE(std::isnan(ExpShiftedSum(v.data(), 3, 1.0f, 0.0f)));
+}
+
 TEST(FastExpTest, ShiftedSumMatchesADoubleReference) {
   std::mt19937 rng(1);
   std::normal_distribution<float> d(0, 4);
