@@ -8,6 +8,8 @@
 #ifndef RLRT_BASE_JSON_LIMITS_H_
 #define RLRT_BASE_JSON_LIMITS_H_
 
+#include <cstddef>
+#include <string>
 #include <string_view>
 
 #include "base/status.h"
@@ -25,6 +27,14 @@ inline constexpr int kMaxJsonDepth = 128;
 // not validate anything else: malformed text is left for the parser.
 Status CheckJsonDepth(std::string_view text, std::string_view what,
                       int max_depth = kMaxJsonDepth);
+
+// The message for a document that fails to parse: where, never what. A
+// parser's own message quotes the text it choked on, and the text may be a
+// file an admin request pointed at.
+inline std::string JsonSyntaxError(std::string_view what, size_t byte) {
+  return std::string(what) + " is not valid JSON (syntax error near byte " +
+         std::to_string(byte) + ")";
+}
 
 }  // namespace rlrt
 

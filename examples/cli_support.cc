@@ -25,4 +25,17 @@ void ReturnLargeBuffersToTheSystem() {
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
 }
 
+std::vector<std::string> SplitList(const std::string& comma_separated) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= comma_separated.size()) {
+    size_t end = comma_separated.find(',', start);
+    if (end == std::string::npos) end = comma_separated.size();
+    if (end > start)
+      items.push_back(comma_separated.substr(start, end - start));
+    start = end + 1;
+  }
+  return items;
+}
+
 }  // namespace rlrt

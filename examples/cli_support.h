@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace rlrt {
 
@@ -26,6 +27,9 @@ std::string JsonLine(const nlohmann::json& value);
 // the soak: a rollout server from 160 MB to 950 MB). A fixed 1 MiB
 // threshold maps each large buffer on its own and returns it when freed.
 void ReturnLargeBuffersToTheSystem();
+
+// The non-empty items of a comma-separated flag value.
+std::vector<std::string> SplitList(const std::string& comma_separated);
 
 }  // namespace rlrt
 

@@ -20,7 +20,6 @@
 #include <cstdint>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <utility>
 
@@ -207,9 +206,7 @@ EngineOptions EngineOptionsFromFlags(const ModelSource& trainer_model,
 
 RolloutClientOptions RemoteOptionsFromFlags() {
   RolloutClientOptions client;
-  std::stringstream list(FLAGS_rollout_servers);
-  for (std::string url; std::getline(list, url, ',');)
-    if (!url.empty()) client.urls.push_back(url);
+  client.urls = SplitList(FLAGS_rollout_servers);
   client.admin_token = FLAGS_admin_token;
   return client;
 }

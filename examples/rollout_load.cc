@@ -10,6 +10,11 @@
 // weight updates, and how many completions spanned two weight versions
 // (each response reports the versions it was served with). Exits 1 on any
 // failed request.
+//
+// --hostile_clients=N adds N clients that misbehave beside the normal ones
+// (examples/hostile_clients.h: slow heads and bodies, hang-ups, oversize
+// bodies, endless headers, deep JSON, in rotation), and the line adds what
+// they were answered and how fast /health answered meanwhile.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 #include <httplib.h>
@@ -19,12 +24,14 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
 #include "base/timing.h"
+#include "examples/hostile_clients.h"
 #include "models/forward/model_source.h"
 #include "models/io/checkpoint.h"
 #include "models/leaf_init.h"
@@ -44,6 +51,8 @@ DEFINE_double(seconds, 30, "Duration of the run.");
 DEFINE_double(reload_every, 5, "Seconds between weight changes.");
 DEFINE_int32(max_new_tokens, 32, "Tokens per request.");
 DEFINE_int32(num_virtual_devices, 0, "Use N virtual devices.");
+DEFINE_int32(hostile_clients, 0,
+             "Clients that misbehave beside the normal ones (see above).");
 
 namespace rlrt {
 namespace {
@@ -63,6 +72,46 @@ struct Counters {
   int64_t inconsistent = 0;
   std::vector<std::string> errors;
 };
+
+struct HostileCounters {
+  std::mutex mu;
+  std::map<std::string, int64_t> actions;   // By kind.
+  std::map<std::string, int64_t> answered;  // By HTTP status ("none").
+  std::vector<double> health_latencies;     // Seconds.
+  int64_t health_failures = 0;
+};
+
+void HostileClient(const Target& target, int id, SteadyClock::time_point end,
+                   HostileCounters& counters) {
+  const int kinds = static_cast<int>(HostileKind::kCount);
+  for (int round = id; SteadyClock::now() < end; ++round) {
+    const HostileKind kind = static_cast<HostileKind>(round % kinds);
+    const int status = RunHostileAction(kind, target.host, target.port);
+    std::lock_guard<std::mutex> lock(counters.mu);
+    ++counters.actions[HostileKindName(kind)];
+    ++counters.answered[status < 0 ? "none" : std::to_string(status)];
+  }
+}
+
+// /health every 100 ms: what an orchestrator's liveness probe would see.
+void HealthProbe(const Target& target, SteadyClock::time_point end,
+                 HostileCounters& counters) {
+  while (SteadyClock::now() < end) {
+    httplib::Client http(target.host, target.port);
+    http.set_read_timeout(10, 0);
+    const SteadyClock::time_point start = SteadyClock::now();
+    auto res = http.Get("/health");
+    const double seconds = SecondsSince(start);
+    {
+      std::lock_guard<std::mutex> lock(counters.mu);
+      if (res && res->status == 200)
+        counters.health_latencies.push_back(seconds);
+      else
+        ++counters.health_failures;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
 
 void Client(const Target& target, int id, SteadyClock::time_point end,
             Counters& counters) {
@@ -208,6 +257,12 @@ Status Run() {
       }
     }
   }
+  HostileCounters hostile;
+  for (int c = 0; c < FLAGS_hostile_clients; ++c)
+    clients.emplace_back(HostileClient, std::cref(targets[c % targets.size()]),
+                         c, end, std::ref(hostile));
+  for (const Target& t : targets)
+    clients.emplace_back(HealthProbe, std::cref(t), end, std::ref(hostile));
   for (std::thread& t : clients) t.join();
   const double seconds = SecondsSince(start);
   for (auto& s : servers) s->Stop();
@@ -228,9 +283,17 @@ Status Run() {
       {"weight_changes", updates},
       {"weight_change_failures", update_failures},
       {"completions_spanning_two_versions", counters.mixed_versions},
-      {"inconsistent_version_reports", counters.inconsistent}};
+      {"inconsistent_version_reports", counters.inconsistent},
+      {"hostile_clients", FLAGS_hostile_clients},
+      {"hostile_actions", hostile.actions},
+      {"hostile_answered", hostile.answered},
+      {"health_probes", hostile.health_latencies.size()},
+      {"health_failures", hostile.health_failures},
+      {"health_p99_s", Percentile(hostile.health_latencies, 0.99)},
+      {"health_max_s", Percentile(hostile.health_latencies, 1.0)}};
   std::cout << line.dump() << std::endl;
-  if (counters.failures > 0 || counters.inconsistent > 0 || update_failures > 0)
+  if (counters.failures > 0 || counters.inconsistent > 0 ||
+      update_failures > 0 || hostile.health_failures > 0)
     return InternalError("the load run had failures");
   return OkStatus();
 }

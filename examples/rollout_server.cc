@@ -54,6 +54,26 @@ DEFINE_int64(context_length, 0, "Engine: longest sequence; 0: the model's.");
 DEFINE_int64(max_prefill_tokens, 2048, "Engine: prefill chunk.");
 DEFINE_bool(enable_prefix_cache, true, "Engine: reuse prompt prefixes.");
 DEFINE_int64(max_json_body_bytes, 8 << 20, "Largest JSON request body.");
+DEFINE_int64(max_update_body_bytes, int64_t{2} << 30,
+             "Largest /admin/update_params body.");
+DEFINE_int32(http_threads, 32, "Requests served at once.");
+DEFINE_int32(reserved_threads, 4,
+             "More, only for /health, /get_load, /metrics, /v1/models and "
+             "admin, so a full server still answers them.");
+DEFINE_int64(max_head_bytes, 16 << 10,
+             "Largest request line and headers (431 beyond).");
+DEFINE_int32(head_timeout_ms, 10000,
+             "Time for a request line and headers to arrive (408 after).");
+DEFINE_int32(body_timeout_ms, 20000,
+             "Time for a JSON body to arrive (408 after); an update body "
+             "gets this plus its size at 20 MB/s.");
+DEFINE_string(allowed_hosts, "",
+              "Comma-separated Host values accepted besides this server's "
+              "address (and, on loopback, localhost): names of a proxy or "
+              "DNS names of a server bound to one address.");
+DEFINE_string(allowed_origins, "",
+              "Comma-separated browser origins (http://name:port) allowed "
+              "besides the server's own.");
 
 namespace rlrt {
 namespace {
@@ -120,6 +140,14 @@ Status Run(const sigset_t& signals) {
     so.admin_token = FLAGS_admin_token;
     so.reject_during_reload = FLAGS_reject_during_reload;
     so.max_json_body_bytes = FLAGS_max_json_body_bytes;
+    so.max_update_body_bytes = FLAGS_max_update_body_bytes;
+    so.http_threads = FLAGS_http_threads;
+    so.reserved_threads = FLAGS_reserved_threads;
+    so.max_head_bytes = FLAGS_max_head_bytes;
+    so.head_timeout_ms = FLAGS_head_timeout_ms;
+    so.body_timeout_ms = FLAGS_body_timeout_ms;
+    so.allowed_hosts = SplitList(FLAGS_allowed_hosts);
+    so.allowed_origins = SplitList(FLAGS_allowed_origins);
     so.model_name =
         !FLAGS_model_name.empty() ? FLAGS_model_name
         : !FLAGS_model_dir.empty()

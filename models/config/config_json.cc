@@ -385,9 +385,10 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text) {
   Json root;
   try {
     root = Json::parse(json_text.begin(), json_text.end());
-  } catch (const Json::exception& e) {
-    return InvalidArgumentError(std::string("config.json is not valid JSON: ") +
-                                e.what());
+  } catch (const Json::parse_error& e) {
+    return InvalidArgumentError(JsonSyntaxError("config.json", e.byte));
+  } catch (const Json::exception&) {
+    return InvalidArgumentError("config.json is not valid JSON");
   } catch (const std::exception& e) {
     return ResourceExhaustedError(std::string("config.json: ") + e.what());
   }

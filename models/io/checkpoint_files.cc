@@ -48,8 +48,10 @@ StatusOr<std::map<std::string, std::string>> ParseIndex(
   Json root;
   try {
     root = Json::parse(text);
-  } catch (const Json::exception& e) {
-    return DataLossError(path.string() + ": not valid JSON: " + e.what());
+  } catch (const Json::parse_error& e) {
+    return DataLossError(JsonSyntaxError(path.string(), e.byte));
+  } catch (const Json::exception&) {
+    return DataLossError(path.string() + " is not valid JSON");
   }
   if (!root.is_object()) {
     return DataLossError(path.string() + ": not a JSON object");

@@ -69,8 +69,10 @@ StatusOr<Json> ParseHeaderJson(std::string_view text) {
   Json root;
   try {
     root = Json::parse(text.begin(), text.end(), on_event);
-  } catch (const Json::exception& e) {
-    return Corrupt(std::string("header is not valid JSON: ") + e.what());
+  } catch (const Json::parse_error& e) {
+    return Corrupt(JsonSyntaxError("header", e.byte));
+  } catch (const Json::exception&) {
+    return Corrupt("header is not valid JSON");
   } catch (const std::exception& e) {
     return ResourceExhaustedError(std::string("header: ") + e.what());
   }

@@ -469,25 +469,43 @@ json GenerateResponse(const GenerateResult& result, bool return_logprob) {
 }
 
 json GenerateStream::Chunk(const TokenEvent& event) {
-  SampleOutput& s = samples_[event.sample_index];
-  s.token_ids.push_back(event.token);
-  s.text += event.text_delta;
-  if (return_logprob_) s.logprobs.push_back(event.logprob);
-  s.weight_versions.push_back(event.weight_version);
-  s.finish_reason = event.finish_reason;
-  return ChunkFor(event.request_id, event.sample_index);
+  Streamed& s = samples_[event.sample_index];
+  ++s.tokens;
+  s.lowest_version = std::min(s.lowest_version, event.weight_version);
+  s.highest_version = std::max(s.highest_version, event.weight_version);
+  s.last_version = event.weight_version;
+  SampleOutput delta;
+  delta.token_ids = {event.token};
+  delta.text = std::string(event.text_delta);
+  if (return_logprob_) delta.logprobs = {event.logprob};
+  delta.weight_versions = {event.weight_version};
+  delta.finish_reason = event.finish_reason;
+  return ChunkFor(event.request_id, event.sample_index, delta);
 }
 
 json GenerateStream::FinishChunk(uint64_t request_id, int32_t sample_index,
                                  FinishReason reason) {
-  samples_[sample_index].finish_reason = reason;
-  return ChunkFor(request_id, sample_index);
+  SampleOutput delta;
+  delta.finish_reason = reason;
+  return ChunkFor(request_id, sample_index, delta);
 }
 
-json GenerateStream::ChunkFor(uint64_t request_id, int32_t sample_index) {
-  json chunk = SglangSample(samples_[sample_index], return_logprob_);
+json GenerateStream::ChunkFor(uint64_t request_id, int32_t sample_index,
+                              const SampleOutput& delta) {
+  const Streamed& s = samples_[sample_index];
+  json chunk = SglangSample(delta, return_logprob_);
   chunk["index"] = sample_index;
-  chunk["meta_info"]["id"] = std::to_string(request_id);
+  json& meta = chunk["meta_info"];
+  meta["id"] = std::to_string(request_id);
+  // Counts and versions are the sample's so far, not the chunk's.
+  meta["completion_tokens"] = s.tokens;
+  if (s.tokens > 0) {
+    meta["weight_version"] = s.last_version;
+    meta["weight_versions"] =
+        json::array({s.lowest_version, s.highest_version});
+  }
+  if (delta.finish_reason == FinishReason::kLength)
+    meta["finish_reason"]["length"] = s.tokens;
   return chunk;
 }
 
@@ -588,7 +606,10 @@ int HttpStatusFor(const Status& status) {
 }
 
 json ErrorBody(const Status& status) {
-  const int http = HttpStatusFor(status);
+  return ErrorBody(status, HttpStatusFor(status));
+}
+
+json ErrorBody(const Status& status, int http) {
   return {{"error",
            {{"message", status.message()},
             {"type", http < 500 ? "invalid_request_error" : "server_error"},

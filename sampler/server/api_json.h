@@ -63,11 +63,17 @@ StatusOr<ParsedGenerate> ParseGenerateRequest(const nlohmann::json& body);
 nlohmann::json GenerateResponse(const GenerateResult& result,
                                 bool return_logprob);
 
-// Builds a streamed /generate response: one chunk per token event, each the
-// sample's output so far (cumulative text and ids, as SGLang streams it),
-// with "index" (the sample) and meta_info.finish_reason null until the
-// sample's last chunk. The streamed finish_reason has no "matched": token
-// events do not say which stop matched.
+// Builds a streamed /generate response: one chunk per token event carrying
+// only what is new for its sample ("text" and "output_ids" of that event,
+// and its logprob and weight version when asked), so a stream's size grows
+// with its length, not its square. Concatenating a sample's chunks gives
+// the non-streamed output. SGLang instead repeats the whole output in each
+// chunk; clients that expect that must concatenate. meta_info holds the
+// sample's totals so far: "completion_tokens", "weight_version" (the
+// latest) and "weight_versions" ([lowest, highest]); "index" is the sample
+// and meta_info.finish_reason is null until the sample's last chunk. The
+// streamed finish_reason has no "matched": token events do not say which
+// stop matched.
 class GenerateStream {
  public:
   explicit GenerateStream(bool return_logprob)
@@ -79,10 +85,17 @@ class GenerateStream {
                              FinishReason reason);
 
  private:
-  nlohmann::json ChunkFor(uint64_t request_id, int32_t sample_index);
+  struct Streamed {
+    int64_t tokens = 0;
+    uint64_t lowest_version = UINT64_MAX;
+    uint64_t highest_version = 0;
+    uint64_t last_version = 0;
+  };
+  nlohmann::json ChunkFor(uint64_t request_id, int32_t sample_index,
+                          const SampleOutput& delta);
 
   bool return_logprob_;
-  std::map<int32_t, SampleOutput> samples_;  // What each has streamed.
+  std::map<int32_t, Streamed> samples_;  // What each sample has streamed.
 };
 
 // ---- OpenAI /v1/completions and /v1/chat/completions -----------------------
@@ -169,6 +182,8 @@ int HttpStatusFor(const Status& status);
 // OpenAI's error body: {"error": {"message", "type": "invalid_request_error"
 // (4xx) or "server_error" (5xx), "code": the HTTP status}}.
 nlohmann::json ErrorBody(const Status& status);
+// The same, with "code" the HTTP status the caller sends instead.
+nlohmann::json ErrorBody(const Status& status, int http_status);
 
 // Serialises without throwing: invalid UTF-8 (which a model can emit) is
 // replaced by U+FFFD rather than failing the response.

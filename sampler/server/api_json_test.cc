@@ -554,7 +554,7 @@ TokenEvent Event(int32_t sample, int32_t token, float logprob, uint64_t version,
   return TokenEvent{7, sample, token, logprob, version, delta, finish};
 }
 
-TEST(GenerateStream, AccumulatesPerSample) {
+TEST(GenerateStream, ChunksCarryIncrementsAndTotals) {
   GenerateStream stream(/*return_logprob=*/true);
   const json a = stream.Chunk(Event(0, 11, -0.5f, 3, "He"));
   EXPECT_EQ(a, json::parse(R"({
@@ -569,25 +569,36 @@ TEST(GenerateStream, AccumulatesPerSample) {
   EXPECT_EQ(b["output_ids"], json::array({21}));
   // A token whose text is held back (it may start a stop string).
   const json c = stream.Chunk(Event(0, 12, -0.25f, 4, ""));
-  EXPECT_EQ(c["text"], "He");
-  EXPECT_EQ(c["output_ids"], json::array({11, 12}));
+  EXPECT_EQ(c["text"], "");
+  EXPECT_EQ(c["output_ids"], json::array({12}));
   EXPECT_TRUE(c["meta_info"]["finish_reason"].is_null());
   const json d =
       stream.Chunk(Event(0, 13, -1.0f, 4, "llo", FinishReason::kStop));
   EXPECT_EQ(d, json::parse(R"({
-      "index": 0, "text": "Hello", "output_ids": [11, 12, 13],
+      "index": 0, "text": "llo", "output_ids": [13],
       "meta_info": {"id": "7", "completion_tokens": 3,
                     "finish_reason": {"type": "stop"},
                     "weight_version": 4, "weight_versions": [3, 4],
-                    "output_token_logprobs":
-                        [[-0.5, 11], [-0.25, 12], [-1.0, 13]],
-                    "output_token_weight_versions": [3, 4, 4]}})"));
+                    "output_token_logprobs": [[-1.0, 13]],
+                    "output_token_weight_versions": [4]}})"));
   const json e = stream.FinishChunk(7, 1, FinishReason::kAbort);
   EXPECT_EQ(e["index"], 1);
-  EXPECT_EQ(e["text"], "Yo");
-  EXPECT_EQ(e["output_ids"], json::array({21}));
+  EXPECT_EQ(e["text"], "");
+  EXPECT_EQ(e["output_ids"], json::array());
+  EXPECT_EQ(e["meta_info"]["completion_tokens"], 1);
+  EXPECT_EQ(e["meta_info"]["weight_version"], 3);
   EXPECT_EQ(e["meta_info"]["finish_reason"],
             json::parse(R"({"type": "abort"})"));
+}
+
+// The quadratic growth the increments remove: 2000 tokens of 10 bytes each
+// stream about 2000 * (10 + framing) bytes, not 2000^2 * 10 / 2.
+TEST(GenerateStream, StreamSizeIsLinearInLength) {
+  GenerateStream stream(/*return_logprob=*/false);
+  size_t total = 0;
+  for (int i = 0; i < 2000; ++i)
+    total += stream.Chunk(Event(0, i, -1.0f, 1, "0123456789")).dump().size();
+  EXPECT_LT(total, 2000u * 200u);
 }
 
 TEST(GenerateStream, LengthAndNoLogprobs) {

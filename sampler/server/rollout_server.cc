@@ -1,8 +1,11 @@
 #include "sampler/server/rollout_server.h"
 
 #include <httplib.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -16,6 +19,7 @@ namespace rlrt {
 namespace {
 
 using nlohmann::json;
+using Clock = std::chrono::steady_clock;
 
 void SendJson(httplib::Response& res, const json& body, int status = 200) {
   res.status = status;
@@ -23,18 +27,21 @@ void SendJson(httplib::Response& res, const json& body, int status = 200) {
                   "application/json");
 }
 
+// The body's "code" is always the HTTP status sent.
+void SendError(httplib::Response& res, const Status& status, int http) {
+  SendJson(res, ErrorBody(status, http), http);
+}
 void SendError(httplib::Response& res, const Status& status) {
-  SendJson(res, ErrorBody(status), HttpStatusFor(status));
+  SendError(res, status, HttpStatusFor(status));
 }
 
 // Parses a JSON object body; answers 400 itself when it is not one.
-std::optional<json> ParseBody(const httplib::Request& req,
-                              httplib::Response& res) {
-  if (Status depth = CheckJsonDepth(req.body, "request body"); !depth.ok()) {
+std::optional<json> ParseBody(const std::string& text, httplib::Response& res) {
+  if (Status depth = CheckJsonDepth(text, "request body"); !depth.ok()) {
     SendError(res, depth);
     return std::nullopt;
   }
-  json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) {
     SendError(res, InvalidArgumentError("the request body is not valid JSON"));
     return std::nullopt;
@@ -51,6 +58,27 @@ json ChecksumJson(const LeafChecksums& c) {
           {"content_hash", HexU64(c.content_hash)}};
 }
 
+std::optional<uint64_t> ParseU64(const std::string& text) {
+  uint64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
+  return value;
+}
+
+// Compares every byte whatever the first difference, so the time taken
+// says nothing about how much of a guessed token was right.
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const std::string& longer = a.size() >= b.size() ? a : b;
+  for (size_t i = 0; i < longer.size(); ++i) {
+    const unsigned char x = i < a.size() ? a[i] : 0;
+    const unsigned char y = i < b.size() ? b[i] : 0;
+    diff |= x ^ y;
+  }
+  return diff == 0;
+}
+
 }  // namespace
 
 bool IsLoopbackHost(const std::string& host) {
@@ -61,6 +89,7 @@ RolloutServer::RolloutServer(SamplerEngine* engine, Mesh* staging_mesh,
                              const RolloutServerOptions& options)
     : engine_(engine),
       options_(options),
+      screen_{options.host, options.allowed_hosts, options.allowed_origins},
       reloader_(engine, staging_mesh),
       http_(std::make_unique<httplib::Server>()) {}
 
@@ -72,8 +101,14 @@ StatusOr<std::unique_ptr<RolloutServer>> RolloutServer::Create(
   if (engine == nullptr) return InvalidArgumentError("no engine");
   if (options.port < 0 || options.port > 65535)
     return InvalidArgumentError("port must be in [0, 65535]");
-  if (options.http_threads < 1)
-    return InvalidArgumentError("http_threads must be >= 1");
+  if (options.http_threads < 1 || options.reserved_threads < 1)
+    return InvalidArgumentError(
+        "http_threads and reserved_threads must be >= 1");
+  if (options.head_timeout_ms < 1 || options.body_timeout_ms < 1 ||
+      !(options.min_update_bytes_per_second > 0))
+    return InvalidArgumentError("timeouts and rates must be positive");
+  if (options.model_name.empty())
+    return InvalidArgumentError("the served model needs a name");
   std::unique_ptr<RolloutServer> server(
       new RolloutServer(engine, staging_mesh, options));
   server->admin_enabled_ =
@@ -83,63 +118,168 @@ StatusOr<std::unique_ptr<RolloutServer>> RolloutServer::Create(
 }
 
 Status RolloutServer::Start() {
-  // Debian's httplib listens with a backlog of 5, so a burst of clients
-  // gets connections reset. Keep the listening socket (the callback
-  // replaces httplib's defaults, so SO_REUSEADDR is set again here) and
-  // listen again with the system's maximum once it is bound.
+  // The library listens on a Unix socket in a directory only this user can
+  // enter; clients reach it through the gate alone.
+  char dir[] = "/tmp/rlrt-server-XXXXXX";
+  if (::mkdtemp(dir) == nullptr)
+    return UnavailableError("cannot create a private socket directory");
+  socket_dir_ = dir;
+  const std::string socket_path = socket_dir_ + "/http.sock";
+  // Debian's httplib listens with a backlog of 5, so a burst of relayed
+  // connections would be reset. Keep the listening socket (the callback
+  // replaces httplib's defaults) and listen again with the system's
+  // maximum once it is bound.
   int listen_fd = -1;
-  http_->set_socket_options([&listen_fd](int fd) {
-    int yes = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    listen_fd = fd;
-  });
-  const int port =
-      options_.port == 0
-          ? http_->bind_to_any_port(options_.host)
-          : (http_->bind_to_port(options_.host, options_.port) ? options_.port
-                                                               : -1);
-  if (port < 0) {
-    return UnavailableError("cannot listen on " + options_.host + ":" +
-                            std::to_string(options_.port));
+  http_->set_socket_options([&listen_fd](int fd) { listen_fd = fd; });
+  http_->set_address_family(AF_UNIX);
+  if (!http_->bind_to_port(socket_path, 80)) {
+    return UnavailableError("cannot listen on " + socket_path);
   }
-  port_ = port;
   if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
   listener_ = std::thread([this] { http_->listen_after_bind(); });
-  // Bound already, so clients can connect; wait until it also accepts, so
-  // Stop() right after Start() cannot race the listen loop's start.
+  // Wait until it accepts, so Stop() right after Start() cannot race the
+  // listen loop's start.
   while (!http_->is_running())
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
+
+  GateOptions gate;
+  gate.host = options_.host;
+  gate.port = options_.port;
+  gate.upstream_unix_path = socket_path;
+  gate.max_head_bytes = options_.max_head_bytes;
+  gate.head_timeout = std::chrono::milliseconds(options_.head_timeout_ms);
+  gate.general_slots = options_.http_threads;
+  gate.reserved_slots = options_.reserved_threads;
+  StatusOr<std::unique_ptr<ConnectionGate>> started =
+      ConnectionGate::Start(gate);
+  if (!started.ok()) {
+    Stop();
+    return started.status();
+  }
+  gate_ = std::move(*started);
+  port_ = gate_->port();
   return OkStatus();
 }
 
 void RolloutServer::Stop() {
+  if (gate_) gate_->StopAccepting();
   if (http_) http_->stop();
   if (listener_.joinable()) listener_.join();
+  if (gate_) gate_->Stop();
   reloader_.Wait();
+  if (!socket_dir_.empty()) {
+    ::unlink((socket_dir_ + "/http.sock").c_str());
+    ::rmdir(socket_dir_.c_str());
+    socket_dir_.clear();
+  }
 }
 
-bool RolloutServer::AdminAllowed(const httplib::Request& req,
-                                 httplib::Response& res) {
-  if (!admin_enabled_) {
-    SendJson(res,
-             {{"error",
-               {{"message",
-                 "admin endpoints are disabled on a non-loopback host "
-                 "without --admin_token"},
-                {"code", 403}}}},
-             403);
-    return false;
+GateStats RolloutServer::gate_stats() const {
+  return gate_ ? gate_->stats() : GateStats{};
+}
+
+bool RolloutServer::Screen(const httplib::Request& req,
+                           httplib::Response& res) {
+  auto found = routes_.find({req.method, req.path});
+  if (found == routes_.end()) return false;  // The library answers 404.
+  const RouteSpec& spec = found->second;
+  auto refuse = [&](int http, const std::string& message) {
+    SendJson(res, {{"error", {{"message", message}, {"code", http}}}}, http);
+    metrics_.RecordRequest(spec.endpoint, http);
+    return true;
+  };
+  const std::string host = req.get_header_value("Host");
+  if (auto r = ScreenHost(screen_, host))
+    return refuse(r->http_status, r->message);
+  if (auto r = ScreenOrigin(screen_, req.get_header_value("Origin"), host))
+    return refuse(r->http_status, r->message);
+  if (spec.admin) {
+    if (!admin_enabled_)
+      return refuse(403,
+                    "admin endpoints are disabled on a non-loopback host "
+                    "without --admin_token");
+    if (!options_.admin_token.empty() &&
+        !ConstantTimeEquals(req.get_header_value("Authorization"),
+                            "Bearer " + options_.admin_token))
+      return refuse(401, "missing or wrong bearer token");
   }
-  if (options_.admin_token.empty()) return true;
-  if (req.get_header_value("Authorization") !=
-      "Bearer " + options_.admin_token) {
-    SendJson(res,
-             {{"error",
-               {{"message", "missing or wrong bearer token"}, {"code", 401}}}},
-             401);
-    return false;
+  if (spec.body == BodyKind::kNone) return false;
+  if (auto r =
+          ScreenContentType(spec.body, req.get_header_value("Content-Type")))
+    return refuse(r->http_status, r->message);
+  if (req.has_header("Content-Length")) {
+    const std::optional<uint64_t> declared =
+        ParseU64(req.get_header_value("Content-Length"));
+    if (!declared) return refuse(400, "Content-Length is not a number");
+    if (*declared > spec.body_limit)
+      return refuse(413, "request body of " + std::to_string(*declared) +
+                             " bytes exceeds the limit of " +
+                             std::to_string(spec.body_limit));
   }
-  return true;
+  return false;
+}
+
+bool RolloutServer::ReadBody(const httplib::Request& req,
+                             const httplib::ContentReader& reader,
+                             const RouteSpec& spec, std::string* body,
+                             httplib::Response& res) {
+  const std::optional<uint64_t> declared =
+      ParseU64(req.get_header_value("Content-Length"));
+  // Screen() has held the declared length to the limit.
+  if (declared) body->reserve(*declared);
+  double seconds = options_.body_timeout_ms / 1000.0;
+  if (spec.body == BodyKind::kProtobuf)
+    seconds += static_cast<double>(declared.value_or(spec.body_limit)) /
+               options_.min_update_bytes_per_second;
+  const Clock::time_point deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(seconds));
+  enum class Stop { kNo, kTooLarge, kTooSlow } stop = Stop::kNo;
+  const bool read = reader([&](const char* data, size_t n) {
+    if (n > spec.body_limit - body->size()) {
+      stop = Stop::kTooLarge;
+      return false;
+    }
+    if (Clock::now() > deadline) {
+      stop = Stop::kTooSlow;
+      return false;
+    }
+    body->append(data, n);
+    return true;
+  });
+  if (read && stop == Stop::kNo) return true;
+  body->clear();
+  body->shrink_to_fit();  // A refused update's memory goes back now.
+  const int http = stop == Stop::kTooLarge  ? 413
+                   : stop == Stop::kTooSlow ? 408
+                                            : 400;
+  const std::string message =
+      stop == Stop::kTooLarge ? "request body exceeds the limit of " +
+                                    std::to_string(spec.body_limit) + " bytes"
+      : stop == Stop::kTooSlow
+          ? "request body did not arrive within " +
+                std::to_string(static_cast<int64_t>(seconds * 1000)) + " ms"
+          : std::string("request body ended early or is malformed");
+  SendJson(res, {{"error", {{"message", message}, {"code", http}}}}, http);
+  return false;
+}
+
+StatusOr<GenerateResult> RolloutServer::GenerateWhileConnected(
+    const httplib::Request& req, GenerateRequest request) {
+  StatusOr<RequestHandle> handle = engine_->Submit(std::move(request));
+  if (!handle.ok()) return handle.status();
+  const std::optional<uint64_t> connection =
+      ParseU64(req.get_header_value(ConnectionGate::kConnectionHeader));
+  while (true) {
+    if (auto result = handle->WaitFor(std::chrono::milliseconds(50)))
+      return *result;
+    if (connection && gate_ && !gate_->ClientConnected(*connection)) {
+      // Nobody will read the answer: free the KV pages at the next step.
+      engine_->Abort(handle->id());
+      metrics_.RecordDisconnect();
+      return handle->Wait();
+    }
+  }
 }
 
 bool RolloutServer::ServingAllowed(httplib::Response& res) {
@@ -151,23 +291,42 @@ bool RolloutServer::ServingAllowed(httplib::Response& res) {
   return true;
 }
 
-bool RolloutServer::BodyWithinLimit(const httplib::Request& req,
-                                    httplib::Response& res, size_t limit) {
-  if (req.body.size() <= limit) return true;
-  SendJson(res,
-           {{"error",
-             {{"message", "request body of " + std::to_string(req.body.size()) +
-                              " bytes exceeds the limit of " +
-                              std::to_string(limit)},
-              {"code", 413}}}},
-           413);
-  return false;
+void RolloutServer::AddPost(const std::string& path, RouteSpec spec,
+                            PostHandler handler) {
+  routes_[{"POST", path}] = spec;
+  // With a body, the handler runs before it is read (Screen() has passed)
+  // and reads it itself; without one, the library calls the plain handler.
+  http_->Post(path, [this, spec, handler](
+                        const httplib::Request& req, httplib::Response& res,
+                        const httplib::ContentReader& reader) {
+    std::string body;
+    if (ReadBody(req, reader, spec, &body, res)) handler(req, body, res);
+    metrics_.RecordRequest(spec.endpoint, res.status);
+  });
+  http_->Post(path, [this, spec, handler](const httplib::Request& req,
+                                          httplib::Response& res) {
+    handler(req, std::string(), res);
+    metrics_.RecordRequest(spec.endpoint, res.status);
+  });
+}
+
+void RolloutServer::AddGet(const std::string& path, RouteSpec spec,
+                           GetHandler handler) {
+  routes_[{"GET", path}] = spec;
+  http_->Get(path, [this, spec, handler](const httplib::Request&,
+                                         httplib::Response& res) {
+    handler(res);
+    metrics_.RecordRequest(spec.endpoint, res.status);
+  });
 }
 
 void RolloutServer::Route() {
   http_->set_payload_max_length(
       std::max(options_.max_json_body_bytes, options_.max_update_body_bytes));
-  const int threads = options_.http_threads;
+  // One request per connection: a refused body is never read, so the
+  // connection cannot carry another request after it.
+  http_->set_keep_alive_max_count(1);
+  const int threads = options_.http_threads + options_.reserved_threads;
   http_->new_task_queue = [threads] {
     return new httplib::ThreadPool(threads);
   };
@@ -177,64 +336,59 @@ void RolloutServer::Route() {
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
         SendError(res, InternalError("unexpected error"));
       });
+  http_->set_pre_routing_handler(
+      [this](const httplib::Request& req, httplib::Response& res) {
+        return Screen(req, res) ? httplib::Server::HandlerResponse::Handled
+                                : httplib::Server::HandlerResponse::Unhandled;
+      });
 
-  auto counted = [this](Endpoint endpoint, auto handler) {
-    return [this, endpoint, handler](const httplib::Request& req,
-                                     httplib::Response& res) {
-      handler(req, res);
-      metrics_.RecordRequest(endpoint, res.status);
-    };
-  };
-  http_->Post("/generate",
-              counted(Endpoint::kGenerate,
-                      [this](auto& q, auto& s) { HandleGenerate(q, s); }));
-  http_->Post("/v1/completions",
-              counted(Endpoint::kCompletions,
-                      [this](auto& q, auto& s) { HandleOpenAi(q, s, false); }));
-  http_->Post("/v1/chat/completions",
-              counted(Endpoint::kChatCompletions,
-                      [this](auto& q, auto& s) { HandleOpenAi(q, s, true); }));
-  http_->Get(
-      "/v1/models", counted(Endpoint::kOther, [this](auto&, auto& s) {
-        json model = {{"id", options_.model_name},
-                      {"object", "model"},
-                      {"owned_by", "rlrt"},
-                      {"max_model_len", engine_->context_length()},
-                      // Extensions a trainer needs to match the sampler:
-                      // the ids it can draw, and the version in force.
-                      {"vocab_size", engine_->vocab_size()},
-                      {"weight_version", engine_->Stats().weight_version}};
-        SendJson(s, {{"object", "list"}, {"data", json::array({model})}});
-      }));
-  http_->Get("/health", counted(Endpoint::kOther, [this](auto&, auto& s) {
-               SendJson(s,
-                        {{"status", "ok"},
-                         {"weight_version", engine_->Stats().weight_version}});
-             }));
-  http_->Get("/get_load", counted(Endpoint::kOther,
-                                  [this](auto&, auto& s) { HandleLoad(s); }));
-  http_->Get("/metrics", counted(Endpoint::kOther, [this](auto&, auto& s) {
-               s.set_content(
-                   metrics_.Prometheus(engine_->Stats(), reloader_.status()),
-                   "text/plain; version=0.0.4");
-             }));
+  const size_t json_limit = options_.max_json_body_bytes;
+  AddPost("/generate",
+          {Endpoint::kGenerate, false, BodyKind::kJson, json_limit},
+          [this](auto& q, Body b, auto& s) { HandleGenerate(q, b, s); });
+  AddPost("/v1/completions",
+          {Endpoint::kCompletions, false, BodyKind::kJson, json_limit},
+          [this](auto& q, Body b, auto& s) { HandleOpenAi(q, b, s, false); });
+  AddPost("/v1/chat/completions",
+          {Endpoint::kChatCompletions, false, BodyKind::kJson, json_limit},
+          [this](auto& q, Body b, auto& s) { HandleOpenAi(q, b, s, true); });
+  const RouteSpec get_spec{Endpoint::kOther, false, BodyKind::kNone, 0};
+  AddGet("/v1/models", get_spec, [this](auto& s) {
+    json model = {{"id", options_.model_name},
+                  {"object", "model"},
+                  {"owned_by", "rlrt"},
+                  {"max_model_len", engine_->context_length()},
+                  // Extensions a trainer needs to match the sampler: the
+                  // ids it can draw, and the version in force.
+                  {"vocab_size", engine_->vocab_size()},
+                  {"weight_version", engine_->Stats().weight_version}};
+    SendJson(s, {{"object", "list"}, {"data", json::array({model})}});
+  });
+  AddGet("/health", get_spec, [this](auto& s) {
+    SendJson(s, {{"status", "ok"},
+                 {"weight_version", engine_->Stats().weight_version}});
+  });
+  AddGet("/get_load", get_spec, [this](auto& s) { HandleLoad(s); });
+  AddGet("/metrics", get_spec, [this](auto& s) {
+    s.set_content(metrics_.Prometheus(engine_->Stats(), reloader_.status()),
+                  "text/plain; version=0.0.4");
+  });
 
-  auto admin = [this, counted](auto handler) {
-    return counted(Endpoint::kAdmin, [this, handler](const httplib::Request& q,
-                                                     httplib::Response& s) {
-      if (AdminAllowed(q, s)) handler(q, s);
-    });
-  };
-  http_->Post("/admin/reload_weights",
-              admin([this](auto& q, auto& s) { HandleReloadWeights(q, s); }));
-  http_->Get("/admin/reload_status",
-             admin([this](auto&, auto& s) { HandleReloadStatus(s); }));
-  http_->Get("/admin/weights_checksum",
-             admin([this](auto&, auto& s) { HandleChecksum(s); }));
-  http_->Post("/admin/perturb_weights",
-              admin([this](auto& q, auto& s) { HandlePerturb(q, s); }));
-  http_->Post("/admin/update_params",
-              admin([this](auto& q, auto& s) { HandleUpdateParams(q, s); }));
+  const RouteSpec admin_get{Endpoint::kAdmin, true, BodyKind::kNone, 0};
+  const RouteSpec admin_json{Endpoint::kAdmin, true, BodyKind::kJson,
+                             json_limit};
+  AddPost("/admin/reload_weights", admin_json,
+          [this](auto&, Body b, auto& s) { HandleReloadWeights(b, s); });
+  AddGet("/admin/reload_status", admin_get,
+         [this](auto& s) { HandleReloadStatus(s); });
+  AddGet("/admin/weights_checksum", admin_get,
+         [this](auto& s) { HandleChecksum(s); });
+  AddPost("/admin/perturb_weights", admin_json,
+          [this](auto&, Body b, auto& s) { HandlePerturb(b, s); });
+  AddPost("/admin/update_params",
+          {Endpoint::kAdmin, true, BodyKind::kProtobuf,
+           options_.max_update_body_bytes},
+          [this](auto&, Body b, auto& s) { HandleUpdateParams(b, s); });
 }
 
 void RolloutServer::HandleLoad(httplib::Response& res) {
@@ -251,12 +405,10 @@ void RolloutServer::HandleLoad(httplib::Response& res) {
                  {"reloading", reloader_.busy()}});
 }
 
-void RolloutServer::HandleGenerate(const httplib::Request& req,
+void RolloutServer::HandleGenerate(const httplib::Request& req, Body text,
                                    httplib::Response& res) {
-  if (!BodyWithinLimit(req, res, options_.max_json_body_bytes) ||
-      !ServingAllowed(res))
-    return;
-  std::optional<json> body = ParseBody(req, res);
+  if (!ServingAllowed(res)) return;
+  std::optional<json> body = ParseBody(text, res);
   if (!body) return;
   StatusOr<ParsedGenerate> parsed = ParseGenerateRequest(*body);
   if (!parsed.ok()) return SendError(res, parsed.status());
@@ -268,27 +420,34 @@ void RolloutServer::HandleGenerate(const httplib::Request& req,
   }
   const bool logprobs = parsed->request.return_logprobs;
   StatusOr<GenerateResult> result =
-      engine_->Generate(std::move(parsed->request));
+      GenerateWhileConnected(req, std::move(parsed->request));
   if (!result.ok()) return SendError(res, result.status());
   metrics_.RecordGeneration(result->prompt_tokens, result->completion_tokens,
                             result->e2e_seconds, result->first_token_seconds);
   SendJson(res, GenerateResponse(*result, logprobs));
 }
 
-void RolloutServer::HandleOpenAi(const httplib::Request& req,
+void RolloutServer::HandleOpenAi(const httplib::Request& req, Body text,
                                  httplib::Response& res, bool chat) {
-  if (!BodyWithinLimit(req, res, options_.max_json_body_bytes) ||
-      !ServingAllowed(res))
-    return;
-  std::optional<json> body = ParseBody(req, res);
+  if (!ServingAllowed(res)) return;
+  std::optional<json> body = ParseBody(text, res);
   if (!body) return;
   StatusOr<OpenAiRequest> parsed = chat ? ParseChatCompletionsRequest(*body)
                                         : ParseCompletionsRequest(*body);
   if (!parsed.ok()) return SendError(res, parsed.status());
+  // Only the served name is echoed back (a long "model" would otherwise be
+  // repeated in every streamed chunk).
+  if (!parsed->model.empty() && parsed->model != options_.model_name) {
+    constexpr size_t kShown = 64;
+    return SendError(
+        res, NotFoundError("model \"" + parsed->model.substr(0, kShown) +
+                           (parsed->model.size() > kShown ? "..." : "") +
+                           "\" is not served here; this server serves \"" +
+                           options_.model_name + "\""));
+  }
   const std::string id = (chat ? "chatcmpl-" : "cmpl-") +
                          std::to_string(next_completion_id_.fetch_add(1));
-  const std::string model =
-      parsed->model.empty() ? options_.model_name : parsed->model;
+  const std::string& model = options_.model_name;
   const int64_t created =
       std::chrono::duration_cast<std::chrono::seconds>(
           std::chrono::system_clock::now().time_since_epoch())
@@ -299,7 +458,8 @@ void RolloutServer::HandleOpenAi(const httplib::Request& req,
                        parsed->logprobs, id, model, created, metrics_, res);
   }
   GenerateRequest request = parsed->request;
-  StatusOr<GenerateResult> result = engine_->Generate(std::move(request));
+  StatusOr<GenerateResult> result =
+      GenerateWhileConnected(req, std::move(request));
   if (!result.ok()) return SendError(res, result.status());
   metrics_.RecordGeneration(result->prompt_tokens, result->completion_tokens,
                             result->e2e_seconds, result->first_token_seconds);
@@ -308,10 +468,8 @@ void RolloutServer::HandleOpenAi(const httplib::Request& req,
                 : CompletionsResponse(*result, *parsed, id, created, model));
 }
 
-void RolloutServer::HandleReloadWeights(const httplib::Request& req,
-                                        httplib::Response& res) {
-  if (!BodyWithinLimit(req, res, options_.max_json_body_bytes)) return;
-  std::optional<json> body = ParseBody(req, res);
+void RolloutServer::HandleReloadWeights(Body text, httplib::Response& res) {
+  std::optional<json> body = ParseBody(text, res);
   if (!body) return;
   const json& b = *body;
   if (!b.contains("model_path") || !b["model_path"].is_string())
@@ -340,20 +498,20 @@ void RolloutServer::HandleReloadWeights(const httplib::Request& req,
     version = b["weight_version"].get<uint64_t>();
     const uint64_t in_force = engine_->Stats().weight_version;
     if (*version < in_force)
-      return SendJson(res,
-                      ErrorBody(FailedPreconditionError(
-                          "weight_version " + std::to_string(*version) +
-                          " is older than the version in force (" +
-                          std::to_string(in_force) + ")")),
-                      409);
+      return SendError(
+          res,
+          FailedPreconditionError("weight_version " + std::to_string(*version) +
+                                  " is older than the version in force (" +
+                                  std::to_string(in_force) + ")"),
+          409);
   }
   Status started = reloader_.Start(b["model_path"].get<std::string>(),
                                    load_format, seed, version);
   if (!started.ok()) {
-    return SendJson(res, ErrorBody(started),
-                    started.code() == StatusCode::kFailedPrecondition
-                        ? 409
-                        : HttpStatusFor(started));
+    return SendError(res, started,
+                     started.code() == StatusCode::kFailedPrecondition
+                         ? 409
+                         : HttpStatusFor(started));
   }
   SendJson(res,
            {{"status", "loading"},
@@ -385,10 +543,8 @@ void RolloutServer::HandleChecksum(httplib::Response& res) {
   SendJson(res, body);
 }
 
-void RolloutServer::HandlePerturb(const httplib::Request& req,
-                                  httplib::Response& res) {
-  if (!BodyWithinLimit(req, res, options_.max_json_body_bytes)) return;
-  std::optional<json> body = ParseBody(req, res);
+void RolloutServer::HandlePerturb(Body text, httplib::Response& res) {
+  std::optional<json> body = ParseBody(text, res);
   if (!body) return;
   const json& b = *body;
   uint64_t seed = 0;
@@ -423,23 +579,21 @@ void RolloutServer::HandlePerturb(const httplib::Request& req,
                  {"weight_version", engine_->Stats().weight_version}});
 }
 
-void RolloutServer::HandleUpdateParams(const httplib::Request& req,
-                                       httplib::Response& res) {
-  if (!BodyWithinLimit(req, res, options_.max_update_body_bytes)) return;
+void RolloutServer::HandleUpdateParams(Body text, httplib::Response& res) {
   // The engine parses into one reused message; it serialises callers.
-  StatusOr<ApplyReport> applied = engine_->UpdateParamsSerialized(req.body);
+  StatusOr<ApplyReport> applied = engine_->UpdateParamsSerialized(text);
   if (!applied.ok()) {
-    json body = ErrorBody(applied.status());
-    body["ok"] = false;
-    body["version"] = engine_->Stats().weight_version;
     // A payload that does not match its own content hash is the request's
     // corruption, not the server's: 400, like any other malformed update.
     const StatusCode code = applied.status().code();
-    return SendJson(res, body,
-                    code == StatusCode::kFailedPrecondition ? 409
-                    : code == StatusCode::kDataLoss
-                        ? 400
-                        : HttpStatusFor(applied.status()));
+    const int http = code == StatusCode::kFailedPrecondition ? 409
+                     : code == StatusCode::kDataLoss
+                         ? 400
+                         : HttpStatusFor(applied.status());
+    json body = ErrorBody(applied.status(), http);
+    body["ok"] = false;
+    body["version"] = engine_->Stats().weight_version;
+    return SendJson(res, body, http);
   }
   SendJson(res, {{"ok", true},
                  {"version", applied->version},

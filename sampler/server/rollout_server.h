@@ -19,21 +19,37 @@
 // Admin endpoints need "Authorization: Bearer <admin_token>" when a token
 // is set. Without a token they are served only when the server listens on a
 // loopback address; elsewhere they answer 403.
+//
+// Hostile clients: a ConnectionGate reads every request head under a size
+// and time limit before the HTTP library sees it, and keeps slots for
+// /health, /get_load, /metrics, /v1/models and admin. Every request is then
+// screened on its head alone (Host, Origin, token, Content-Type, declared
+// Content-Length against the route's limit) before a byte of its body is
+// read, and a body must arrive in time. A non-streaming request whose
+// client leaves is aborted, as a stream is. One request per connection.
 #ifndef RLRT_SAMPLER_SERVER_ROLLOUT_SERVER_H_
 #define RLRT_SAMPLER_SERVER_ROLLOUT_SERVER_H_
 
 #include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "base/status.h"
 #include "sampler/engine.h"
+#include "sampler/server/connection_gate.h"
+#include "sampler/server/request_screen.h"
 #include "sampler/server/server_metrics.h"
 #include "sampler/server/weight_reloader.h"
 
 namespace httplib {
 class Server;
+class ContentReader;
 struct Request;
 struct Response;
 }  // namespace httplib
@@ -49,8 +65,17 @@ struct RolloutServerOptions {
   size_t max_json_body_bytes = size_t{8} << 20;
   // /admin/update_params bodies (protobuf caps a message at 2 GiB).
   size_t max_update_body_bytes = size_t{2} << 30;
-  std::string model_name = "rlrt";  // For /v1/models and responses.
-  int http_threads = 32;            // Concurrent connections served.
+  // The one model name served; requests naming another get 404.
+  std::string model_name = "rlrt";
+  int http_threads = 32;     // Requests served at once.
+  int reserved_threads = 4;  // And these for /health, /get_load, admin...
+  size_t max_head_bytes = size_t{16} << 10;  // Request line and headers.
+  int head_timeout_ms = 10000;  // For the request line and headers.
+  int body_timeout_ms = 20000;  // For a JSON body.
+  // An update body gets body_timeout_ms plus its size at this rate.
+  double min_update_bytes_per_second = 20e6;
+  std::vector<std::string> allowed_hosts;    // See request_screen.h.
+  std::vector<std::string> allowed_origins;  // See request_screen.h.
 };
 
 class RolloutServer {
@@ -68,38 +93,64 @@ class RolloutServer {
   void Stop();
   int port() const { return port_; }
   bool admin_enabled() const { return admin_enabled_; }
+  GateStats gate_stats() const;
 
  private:
+  using Body = const std::string&;
+  using PostHandler =
+      std::function<void(const httplib::Request&, Body, httplib::Response&)>;
+  using GetHandler = std::function<void(httplib::Response&)>;
+  struct RouteSpec {
+    Endpoint endpoint;
+    bool admin;
+    BodyKind body;
+    size_t body_limit;
+  };
+
   RolloutServer(SamplerEngine* engine, Mesh* staging_mesh,
                 const RolloutServerOptions& options);
   void Route();
+  void AddPost(const std::string& path, RouteSpec spec, PostHandler handler);
+  void AddGet(const std::string& path, RouteSpec spec, GetHandler handler);
 
-  void HandleGenerate(const httplib::Request& req, httplib::Response& res);
-  void HandleOpenAi(const httplib::Request& req, httplib::Response& res,
-                    bool chat);
-  void HandleReloadWeights(const httplib::Request& req, httplib::Response& res);
+  void HandleGenerate(const httplib::Request& req, Body body,
+                      httplib::Response& res);
+  void HandleOpenAi(const httplib::Request& req, Body body,
+                    httplib::Response& res, bool chat);
+  void HandleReloadWeights(Body body, httplib::Response& res);
   void HandleReloadStatus(httplib::Response& res);
   void HandleChecksum(httplib::Response& res);
-  void HandlePerturb(const httplib::Request& req, httplib::Response& res);
-  void HandleUpdateParams(const httplib::Request& req, httplib::Response& res);
+  void HandlePerturb(Body body, httplib::Response& res);
+  void HandleUpdateParams(Body body, httplib::Response& res);
   void HandleLoad(httplib::Response& res);
 
-  // Each answers the request itself and returns false when it must stop.
-  bool AdminAllowed(const httplib::Request& req, httplib::Response& res);
+  // Runs on the head alone, before any body byte is read: answers and
+  // returns true when the request is refused.
+  bool Screen(const httplib::Request& req, httplib::Response& res);
+  // Reads the body within the route's limit and deadline; answers 413, 408
+  // or 400 itself and returns false when it cannot.
+  bool ReadBody(const httplib::Request& req,
+                const httplib::ContentReader& reader, const RouteSpec& spec,
+                std::string* body, httplib::Response& res);
+  // Generate, aborting the request if its client leaves meanwhile.
+  StatusOr<GenerateResult> GenerateWhileConnected(const httplib::Request& req,
+                                                  GenerateRequest request);
   bool ServingAllowed(httplib::Response& res);
-  bool BodyWithinLimit(const httplib::Request& req, httplib::Response& res,
-                       size_t limit);
 
   SamplerEngine* const engine_;
   const RolloutServerOptions options_;
+  const ScreenPolicy screen_;
   bool admin_enabled_ = false;
   int port_ = 0;
   ServerMetrics metrics_;
   WeightReloader reloader_;
   std::atomic<uint64_t> next_completion_id_{1};
-  std::mutex update_mu_;  // One /admin/update_params parse at a time.
+  // (method, path) -> spec; written by Route() before serving, then read.
+  std::map<std::pair<std::string, std::string>, RouteSpec> routes_;
   std::unique_ptr<httplib::Server> http_;
   std::thread listener_;
+  std::string socket_dir_;  // Private directory of the library's socket.
+  std::unique_ptr<ConnectionGate> gate_;
 };
 
 // True for 127.0.0.0/8, ::1 and "localhost".
