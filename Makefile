@@ -26,7 +26,7 @@ SANITIZER_CMAKE := -DCMAKE_CXX_COMPILER=clang++ \
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := fuzz_safetensors fuzz_config_json fuzz_tokenizer \
 	fuzz_tokenizer_json fuzz_update_params fuzz_server_json fuzz_gsm8k \
-	fuzz_json_nesting
+	fuzz_json_nesting fuzz_request_screen
 
 .PHONY: setup configure build demo test test-release test-asan test-tsan \
 	bench soak fuzz-smoke clean

@@ -216,6 +216,14 @@ Status Run() {
   for (int c = 0; c < FLAGS_clients; ++c)
     clients.emplace_back(Client, std::cref(targets[c % targets.size()]), c, end,
                          std::ref(counters));
+  HostileCounters hostile;
+  std::vector<std::thread> hostile_clients;
+  for (int c = 0; c < FLAGS_hostile_clients; ++c)
+    hostile_clients.emplace_back(HostileClient,
+                                 std::cref(targets[c % targets.size()]), c, end,
+                                 std::ref(hostile));
+  for (const Target& t : targets)
+    clients.emplace_back(HealthProbe, std::cref(t), end, std::ref(hostile));
 
   int64_t updates = 0, update_failures = 0;
   uint64_t version = 1000;  // Above anything the servers hold.
@@ -257,14 +265,11 @@ Status Run() {
       }
     }
   }
-  HostileCounters hostile;
-  for (int c = 0; c < FLAGS_hostile_clients; ++c)
-    clients.emplace_back(HostileClient, std::cref(targets[c % targets.size()]),
-                         c, end, std::ref(hostile));
-  for (const Target& t : targets)
-    clients.emplace_back(HealthProbe, std::cref(t), end, std::ref(hostile));
   for (std::thread& t : clients) t.join();
   const double seconds = SecondsSince(start);
+  // A hostile action started near the end runs to its deadline; it is
+  // counted but not in the run's duration.
+  for (std::thread& t : hostile_clients) t.join();
   for (auto& s : servers) s->Stop();
   std::filesystem::remove_all(checkpoint);
 

@@ -73,7 +73,8 @@ class RealServer {
   ~RealServer() {
     if (child_) {
       child_->Signal(SIGTERM);
-      child_->Wait(30);
+      // A clean exit also means no sanitizer report in a sanitizer build.
+      EXPECT_EQ(child_->Wait(60), 0) << "the server's log: " << log_ << ".err";
     }
   }
 
