@@ -3,6 +3,7 @@
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <glog/logging.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <chrono>
@@ -49,6 +50,48 @@ double SgemmPeakGflops() {
     return best;
   }();
   return peak;
+}
+
+double Bf16DotPeakGflops() {
+#if defined(__AVX512BF16__)
+  static const double peak = [] {
+    auto mesh = BenchMesh(1);
+    // Twelve independent accumulators hide the instruction's latency.
+    constexpr int kAccumulators = 12;
+    constexpr int64_t kIterations = 20'000'000;
+    double best = 0;
+    CHECK(mesh->ParallelFor(
+                  1,
+                  [&](const Shard&) {
+                    const __m512bh a = reinterpret_cast<__m512bh>(
+                        _mm512_set1_epi16(0x3f80));  // 1.0
+                    const __m512bh b = reinterpret_cast<__m512bh>(
+                        _mm512_set1_epi16(0x3c00));  // 2^-7
+                    for (int rep = 0; rep < 3; ++rep) {
+                      __m512 acc[kAccumulators];
+                      for (__m512& x : acc) x = _mm512_setzero_ps();
+                      const auto t0 = SteadyClock::now();
+                      for (int64_t i = 0; i < kIterations; ++i) {
+                        for (__m512& x : acc) x = _mm512_dpbf16_ps(x, a, b);
+                      }
+                      const double s = SecondsBetween(t0, SteadyClock::now());
+                      alignas(64) float sink[16];
+                      for (__m512& x : acc) {
+                        _mm512_store_ps(sink, x);
+                        benchmark::DoNotOptimize(sink[0]);
+                      }
+                      best = std::max(
+                          best, 64.0 * kAccumulators * kIterations / s / 1e9);
+                    }
+                    return OkStatus();
+                  })
+              .ok());
+    return best;
+  }();
+  return peak;
+#else
+  return 0;
+#endif
 }
 
 double MemcpyBytesPerSecond() {

@@ -19,6 +19,11 @@ std::unique_ptr<Mesh> BenchMesh(int devices);
 // the model's matmuls do), measured once per run.
 double SgemmPeakGflops();
 
+// BF16 dot-product GFLOP/s of one core (a loop of independent vdpbf16ps,
+// 64 FLOPs each), measured once per run on one mesh worker; 0 on a build
+// without AVX-512 BF16.
+double Bf16DotPeakGflops();
+
 // Bytes one thread's memcpy moves per second over 512 MB, measured once.
 double MemcpyBytesPerSecond();
 

@@ -1,0 +1,84 @@
+// bench_gemm: the row-invariant matmul kernels alone, on the projection
+// shapes of Qwen3-0.6B (hidden 1024, q/o 2048, k/v 1024, MLP 3072), one
+// core, for 1 row (decode), 32 rows (a decode batch) and 256 rows (prefill).
+// Counters: GFLOPs; for float32, ratio_to_sgemm_peak (OpenBLAS sgemm on one
+// core, measured in this run); for BF16, ratio_to_bf16_peak (a vdpbf16ps
+// loop on one core, measured in this run) and ratio_to_sgemm_peak, so the
+// two dtypes compare on one scale. Quote medians of repetitions:
+// --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "benchmarks/bench_limits.h"
+#include "models/dtype.h"
+#include "models/ops/gemm.h"
+#include "models/ops/gemm_bf16.h"
+
+namespace rlrt {
+namespace {
+
+struct Shape {
+  int64_t k, n;
+};
+// (in, out) of q_proj, o_proj and up_proj of Qwen3-0.6B.
+constexpr Shape kShapes[] = {{1024, 2048}, {2048, 1024}, {1024, 3072}};
+
+void Report(benchmark::State& state, double flops_per_call, bool bf16) {
+  const double gflops = flops_per_call * state.iterations() / 1e9;
+  state.counters["GFLOPs"] =
+      benchmark::Counter(gflops, benchmark::Counter::kIsRate);
+  state.counters["ratio_to_sgemm_peak"] = benchmark::Counter(
+      gflops / SgemmPeakGflops(), benchmark::Counter::kIsRate);
+  if (bf16 && Bf16DotPeakGflops() > 0)
+    state.counters["ratio_to_bf16_peak"] = benchmark::Counter(
+        gflops / Bf16DotPeakGflops(), benchmark::Counter::kIsRate);
+}
+
+void BM_GemmF32(benchmark::State& state) {
+  const int64_t rows = state.range(0);
+  const Shape shape = kShapes[state.range(1)];
+  std::vector<float> x(rows * shape.k, 0.5f), w(shape.n * shape.k, 0.25f),
+      y(rows * shape.n);
+  SgemmPeakGflops();  // Measured before the timed loop.
+  for (auto _ : state) {
+    RowInvariantGemm(
+        {x.data(), rows, shape.k, w.data(), nullptr, y.data(), shape.n, false},
+        0, shape.n);
+    benchmark::DoNotOptimize(y.data());
+  }
+  Report(state, 2.0 * rows * shape.k * shape.n, false);
+}
+
+void BM_GemmBf16(benchmark::State& state) {
+  const int64_t rows = state.range(0);
+  const Shape shape = kShapes[state.range(1)];
+  std::vector<uint16_t> x(rows * shape.k, F32ToBf16(0.5f)),
+      w(shape.n * shape.k, F32ToBf16(0.25f));
+  std::vector<float> y(rows * shape.n);
+  SgemmPeakGflops();
+  Bf16DotPeakGflops();
+  for (auto _ : state) {
+    RowInvariantGemmBf16(
+        {x.data(), rows, shape.k, w.data(), nullptr, y.data(), shape.n, false},
+        0, shape.n);
+    benchmark::DoNotOptimize(y.data());
+  }
+  Report(state, 2.0 * rows * shape.k * shape.n, true);
+  state.SetLabel(Bf16GemmPath());
+}
+
+void Shapes(benchmark::internal::Benchmark* b) {
+  for (int64_t rows : {1, 32, 256})
+    for (int64_t shape = 0; shape < 3; ++shape) b->Args({rows, shape});
+  b->ArgNames({"rows", "shape"})->UseRealTime();
+}
+
+BENCHMARK(BM_GemmF32)->Apply(Shapes);
+BENCHMARK(BM_GemmBf16)->Apply(Shapes);
+
+}  // namespace
+}  // namespace rlrt
+
+BENCHMARK_MAIN();

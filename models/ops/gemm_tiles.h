@@ -1,0 +1,132 @@
+// The tiling every row-invariant GEMM here shares (models/ops/gemm.h,
+// gemm_bf16.h): outputs built R rows x C columns at a time in registers,
+// each over its full K; rows processed in blocks whose x stays in L2 while
+// the block streams its columns of W once. A Kernel supplies the element
+// type, how many elements one step takes (kStep), loads, and the step's
+// lane arithmetic; the operations that produce an output depend only on K,
+// never on the tile or block it falls in. Internal to those kernels.
+#ifndef RLRT_MODELS_OPS_GEMM_TILES_H_
+#define RLRT_MODELS_OPS_GEMM_TILES_H_
+
+#include <algorithm>
+#include <cstdint>
+
+#include "models/ops/lanes16.h"
+
+namespace rlrt::gemm_internal {
+// Unnamed on purpose: each kernel file, and its scalar-only test build,
+// gets its own copy, compiled for the instruction set of that file.
+namespace {
+
+template <typename Elem>
+struct TileArgs {
+  const Elem* x;  // [rows, k]
+  int64_t rows;
+  int64_t k;
+  const Elem* w;      // [n, k]
+  const float* bias;  // [n] or null
+  float* y;           // [rows, ldy]
+  int64_t ldy;
+  bool accumulate;
+};
+
+template <typename Elem>
+void WriteOutput(const TileArgs<Elem>& a, int64_t row, int64_t col, float dot) {
+  float value = dot;
+  if (a.bias != nullptr) value += a.bias[col];
+  float* y = a.y + row * a.ldy + col;
+  *y = a.accumulate ? *y + value : value;
+}
+
+// R rows starting at `row`, C columns starting at `col`, full K.
+template <typename Kernel, int R, int C>
+void Tile(const TileArgs<typename Kernel::Elem>& a, int64_t row, int64_t col) {
+  constexpr int kStep = Kernel::kStep;
+  const int64_t k = a.k;
+  const int64_t k_full = k / kStep * kStep;
+  const auto* x = a.x + row * k;
+  const auto* w = a.w + col * k;
+  Lanes acc[R][C];
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) acc[r][c] = Lanes::Zero();
+  }
+  for (int64_t i = 0; i < k_full; i += kStep) {
+    typename Kernel::Vec wv[C];
+    for (int c = 0; c < C; ++c) wv[c] = Kernel::Load(w + c * k + i);
+    for (int r = 0; r < R; ++r) {
+      const typename Kernel::Vec xv = Kernel::Load(x + r * k + i);
+      for (int c = 0; c < C; ++c) Kernel::Step(acc[r][c], xv, wv[c]);
+    }
+  }
+  if (k_full < k) {
+    // The tail enters the same lanes, zero-padded: fma(0, 0, acc) = acc.
+    const int rest = static_cast<int>(k - k_full);
+    typename Kernel::Vec wv[C];
+    for (int c = 0; c < C; ++c)
+      wv[c] = Kernel::LoadPartial(w + c * k + k_full, rest);
+    for (int r = 0; r < R; ++r) {
+      const typename Kernel::Vec xv =
+          Kernel::LoadPartial(x + r * k + k_full, rest);
+      for (int c = 0; c < C; ++c) Kernel::Step(acc[r][c], xv, wv[c]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c)
+      WriteOutput(a, row + r, col + c, acc[r][c].Reduce());
+  }
+}
+
+template <typename Kernel, int C>
+void RowsTile(const TileArgs<typename Kernel::Elem>& a, int64_t row,
+              int64_t rows, int64_t col) {
+  switch (rows) {
+    case 1:
+      return Tile<Kernel, 1, C>(a, row, col);
+    case 2:
+      return Tile<Kernel, 2, C>(a, row, col);
+    case 3:
+      return Tile<Kernel, 3, C>(a, row, col);
+    case 4:
+      return Tile<Kernel, 4, C>(a, row, col);
+    case 5:
+      return Tile<Kernel, 5, C>(a, row, col);
+    case 6:
+      return Tile<Kernel, 6, C>(a, row, col);
+    case 7:
+      return Tile<Kernel, 7, C>(a, row, col);
+    default:
+      return Tile<Kernel, 8, C>(a, row, col);
+  }
+}
+
+// Output columns [n_begin, n_end) on the calling thread.
+template <typename Kernel>
+void TiledGemm(const TileArgs<typename Kernel::Elem>& a, int64_t n_begin,
+               int64_t n_end) {
+  if (a.rows <= 0 || n_begin >= n_end) return;
+  // Rows per block: their x (rows * k elements) stays within ~256 KiB of
+  // L2 while the block's pass streams the columns of W.
+  const int64_t row_bytes = std::max<int64_t>(a.k, 1) *
+                            static_cast<int64_t>(sizeof(typename Kernel::Elem));
+  const int64_t block_rows =
+      std::max<int64_t>(8, (int64_t{256} << 10) / row_bytes / 8 * 8);
+  for (int64_t r0 = 0; r0 < a.rows; r0 += block_rows) {
+    const int64_t r1 = std::min(a.rows, r0 + block_rows);
+    int64_t col = n_begin;
+    for (; col + 2 <= n_end; col += 2) {
+      for (int64_t row = r0; row < r1; row += 8) {
+        RowsTile<Kernel, 2>(a, row, std::min<int64_t>(8, r1 - row), col);
+      }
+    }
+    if (col < n_end) {
+      for (int64_t row = r0; row < r1; row += 8) {
+        RowsTile<Kernel, 1>(a, row, std::min<int64_t>(8, r1 - row), col);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace rlrt::gemm_internal
+
+#endif  // RLRT_MODELS_OPS_GEMM_TILES_H_
