@@ -5,7 +5,12 @@
 //  - BM_ApplyInProcess: validate + copy from a built message into the leaves,
 //    on a rollout mesh of 1 and of all devices;
 //  - BM_SerializedApply: serialize + parse + validate + copy;
-//  - BM_Build: trainer-side build of the message.
+//  - BM_Build: trainer-side build of the message;
+//  - BM_Sync: what the GRPO loop does after each step (WeightSync::Push):
+//    build with the content hash, then apply, which hashes what it writes
+//    (the verification), here also for the real Qwen3-0.6B shape (2.4 GB, "MB"
+//    argument 0). Its `ratio_to_mesh_memcpy` compares it with a memcpy of
+//    the same bytes split across the same mesh, measured alongside.
 // Each timed benchmark also times a memcpy of the same bytes in the same
 // iteration (untimed by the framework) and reports the ratio of the two as
 // the counter `ratio_to_memcpy`, so noise hits both alike. Quote medians:
@@ -19,8 +24,12 @@
 #include <memory>
 
 #include "base/timing.h"
+#include "models/config/model_config.h"
 #include "models/config/param_budget.h"
+#include "models/leaf_checksum.h"
+#include "models/leaf_copy.h"
 #include "models/leaf_init.h"
+#include "models/leaf_scan.h"
 #include "models/page_arena.h"
 #include "models/param_leaves.h"
 #include "partition/device.h"
@@ -44,8 +53,10 @@ std::unique_ptr<Mesh> MeshOf(int devices) {
 // A fresh source list, a target, a built message and memcpy buffers of the
 // same byte count, all touched once so no timed region pays page faults.
 struct Fixture {
+  // bytes == 0: the Qwen3-0.6B shape.
   explicit Fixture(int64_t bytes) {
-    auto shape = ConfigForParamBudget(bytes / 4);
+    auto shape = bytes == 0 ? PresetConfig("qwen3-0.6b")
+                            : ConfigForParamBudget(bytes / 4);
     CHECK(shape.ok()) << shape.status();
     const auto specs = LeafSpecsFor(*shape);
     source = std::make_unique<ParamLeaves>(
@@ -55,15 +66,36 @@ struct Fixture {
     CHECK(FillDummy(*source, 1).ok());
     CHECK(FillDummy(*target, 2).ok());
     CHECK(BuildUpdateParams(*source, 1, {}, nullptr, &update).ok());
-    copy_src = std::move(PageArena::Create(source->total_bytes())).value();
-    copy_dst = std::move(PageArena::Create(source->total_bytes())).value();
-    std::memset(copy_src.data(), 1, source->total_bytes());
-    std::memset(copy_dst.data(), 2, source->total_bytes());
+    // The leaves' whole span, alignment gaps included, for TimeMeshMemcpy.
+    const size_t last = source->size() - 1;
+    const size_t span =
+        (source->data(last) - source->data(0)) + source->bytes(last);
+    copy_src = std::move(PageArena::Create(span)).value();
+    copy_dst = std::move(PageArena::Create(span)).value();
+    std::memset(copy_src.data(), 1, span);
+    std::memset(copy_dst.data(), 2, span);
   }
 
   double TimeMemcpy() {
     const auto t0 = SteadyClock::now();
     std::memcpy(copy_dst.data(), copy_src.data(), source->total_bytes());
+    benchmark::ClobberMemory();
+    return SecondsBetween(t0, SteadyClock::now());
+  }
+
+  // The same bytes as one leaf list copied by the mesh's workers.
+  double TimeMeshMemcpy(Mesh* mesh) {
+    const auto t0 = SteadyClock::now();
+    CHECK(CopyLeafBytes(
+              *source,
+              [&](size_t i) {
+                return copy_src.data() + (source->data(i) - source->data(0));
+              },
+              [&](size_t i) {
+                return copy_dst.data() + (source->data(i) - source->data(0));
+              },
+              mesh)
+              .ok());
     benchmark::ClobberMemory();
     return SecondsBetween(t0, SteadyClock::now());
   }
@@ -163,6 +195,67 @@ void BM_Build(benchmark::State& state) {
   state.counters["workers"] = mesh->size();
 }
 
+void BM_Sync(benchmark::State& state) {
+  Fixture f(state.range(0) << 20);
+  auto mesh = MeshOf(static_cast<int>(state.range(1)));
+  uint64_t version = 1;
+  BuildOptions build;
+  build.include_content_hash = true;
+  double timed = 0, memcpy_total = 0, mesh_memcpy_total = 0;
+  double build_s = 0, apply_s = 0, verify_s = 0;
+  for (auto _ : state) {
+    memcpy_total += f.TimeMemcpy();
+    mesh_memcpy_total += f.TimeMeshMemcpy(mesh.get());
+    const auto t0 = SteadyClock::now();
+    Status s =
+        BuildUpdateParams(*f.source, version++, build, mesh.get(), &f.update);
+    const auto t1 = SteadyClock::now();
+    StatusOr<ApplyReport> r =
+        ApplyUpdateParams(f.update, *f.target, mesh.get());
+    const auto t2 = SteadyClock::now();
+    const auto t3 = t2;  // Verified by the apply's hash of what it wrote.
+    if (!s.ok()) state.SkipWithError(s.ToString().c_str());
+    if (!r.ok()) state.SkipWithError(r.status().ToString().c_str());
+    if (r.ok() && r->content_hash != f.update.expected_content_hash())
+      state.SkipWithError("the sampler's hash differs from the trainer's");
+    build_s += SecondsBetween(t0, t1);
+    apply_s += SecondsBetween(t1, t2);
+    verify_s += SecondsBetween(t2, t3);
+    state.SetIterationTime(SecondsBetween(t0, t3));
+    timed += SecondsBetween(t0, t3);
+  }
+  Report(state, f, timed, memcpy_total);
+  const double n = static_cast<double>(state.iterations());
+  state.counters["ratio_to_mesh_memcpy"] = timed / mesh_memcpy_total;
+  state.counters["mesh_memcpy_ms"] = 1e3 * mesh_memcpy_total / n;
+  state.counters["build_ms"] = 1e3 * build_s / n;
+  state.counters["apply_ms"] = 1e3 * apply_s / n;
+  state.counters["verify_ms"] = 1e3 * verify_s / n;
+  state.counters["workers"] = mesh->size();
+}
+
+// One read of the payload on one worker: the content hash, the NaN and
+// infinity check, or both (range(1) = 1, 2, 3), against a memcpy.
+void BM_Scan(benchmark::State& state) {
+  Fixture f(state.range(0) << 20);
+  const ScanOptions options{.hash = (state.range(1) & 1) != 0,
+                            .find_non_finite = (state.range(1) & 2) != 0};
+  double timed = 0, memcpy_total = 0;
+  for (auto _ : state) {
+    memcpy_total += f.TimeMemcpy();
+    const auto t0 = SteadyClock::now();
+    StatusOr<LeafScan> scan = ScanLeaves(
+        *f.source, [&](size_t i) { return f.source->data(i); }, options,
+        nullptr);
+    const double s = SecondsBetween(t0, SteadyClock::now());
+    if (!scan.ok()) state.SkipWithError(scan.status().ToString().c_str());
+    benchmark::DoNotOptimize(scan);
+    state.SetIterationTime(s);
+    timed += s;
+  }
+  Report(state, f, timed, memcpy_total);
+}
+
 void Sizes(benchmark::internal::Benchmark* b, bool with_workers) {
   const int cores = static_cast<int>(DiscoverLocalDevices()->size());
   for (int64_t mb : {4, 64, 512}) {
@@ -184,6 +277,20 @@ BENCHMARK(BM_SerializedApply)
     ->Apply([](auto* b) { Sizes(b, true); }) -> ArgNames({"MB", "workers"});
 BENCHMARK(BM_Build)->Apply([](auto* b) { Sizes(b, true); })
     -> ArgNames({"MB", "workers"});
+BENCHMARK(BM_Scan)
+    ->Args({512, 1})
+    ->Args({512, 2})
+    ->Args({512, 3})
+    ->ArgNames({"MB", "hash1_finite2"})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Sync)
+    ->Apply([](auto* b) {
+      Sizes(b, true);
+      const int cores = static_cast<int>(DiscoverLocalDevices()->size());
+      b->Args({0, 1});  // Qwen3-0.6B.
+      if (cores > 1) b->Args({0, cores});
+    }) -> ArgNames({"MB", "workers"});
 
 }  // namespace
 }  // namespace rlrt

@@ -41,10 +41,6 @@ double SumChunk(const std::byte* bytes, size_t size, DType dtype) {
          ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }
 
-uint64_t FinishHash(uint64_t accumulated, size_t num_leaves) {
-  return HashBytes(&accumulated, sizeof(accumulated), num_leaves);
-}
-
 // Hashes (and optionally sums into the layout's scratch) every chunk.
 uint64_t HashAndMaybeSum(const ParamLeaves& layout, LeafDataFn data, Mesh* mesh,
                          bool sum) {
@@ -57,7 +53,7 @@ uint64_t HashAndMaybeSum(const ParamLeaves& layout, LeafDataFn data, Mesh* mesh,
         size_t global = static_cast<size_t>(s.begin);
         layout.ForEachChunk(s.begin, s.end, [&](const LeafChunk& c) {
           const std::byte* bytes = data(c.leaf) + c.offset;
-          acc += HashBytes(bytes, c.size, ChunkSeed(c));
+          acc += ChunkContentHash(c, bytes);
           if (sum)
             sums[global] = SumChunk(bytes, c.size, layout.spec(c.leaf).dtype);
           ++global;
@@ -68,10 +64,18 @@ uint64_t HashAndMaybeSum(const ParamLeaves& layout, LeafDataFn data, Mesh* mesh,
   CHECK(status.ok()) << status;
   uint64_t acc = 0;
   for (uint64_t p : partial) acc += p;
-  return FinishHash(acc, layout.size());
+  return FinishContentHash(acc, layout.size());
 }
 
 }  // namespace
+
+uint64_t ChunkContentHash(const LeafChunk& chunk, const std::byte* bytes) {
+  return HashBytes(bytes, chunk.size, ChunkSeed(chunk));
+}
+
+uint64_t FinishContentHash(uint64_t chunk_hash_sum, size_t num_leaves) {
+  return HashBytes(&chunk_hash_sum, sizeof(chunk_hash_sum), num_leaves);
+}
 
 uint64_t ContentHash(const ParamLeaves& layout, LeafDataFn data, Mesh* mesh) {
   return HashAndMaybeSum(layout, data, mesh, /*sum=*/false);

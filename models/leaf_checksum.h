@@ -32,6 +32,12 @@ uint64_t ContentHash(const ParamLeaves& layout, LeafDataFn data, Mesh* mesh);
 LeafChecksums ComputeChecksums(const ParamLeaves& layout, LeafDataFn data,
                                Mesh* mesh);
 
+// The pieces of ContentHash, for passes that hash while they do something
+// else with each chunk (models/leaf_scan.h): the hash of one chunk's bytes,
+// summed (mod 2^64, in any order) over every chunk, then finished.
+uint64_t ChunkContentHash(const LeafChunk& chunk, const std::byte* bytes);
+uint64_t FinishContentHash(uint64_t chunk_hash_sum, size_t num_leaves);
+
 // The same over the list's own contents; mesh may be null (runs inline).
 uint64_t ContentHash(const ParamLeaves& leaves, Mesh* mesh = nullptr);
 LeafChecksums ComputeChecksums(const ParamLeaves& leaves, Mesh* mesh = nullptr);

@@ -34,23 +34,36 @@ bool NonFinite(DType dtype, const std::byte* p) {
   return false;
 }
 
-// Whether any element in [begin, end) is non-finite. F32, the common case,
-// is one branch-free pass the compiler vectorises (the data may be
-// unaligned, as a protobuf payload is, hence memcpy per element).
-bool AnyNonFinite(DType dtype, const std::byte* data, int64_t begin,
-                  int64_t end) {
-  const size_t width = DTypeSize(dtype);
-  if (dtype == DType::kF32) {
-    bool any = false;
-    for (int64_t k = begin; k < end; ++k) {
-      uint32_t bits;
-      std::memcpy(&bits, data + k * 4, 4);
-      any |= ((bits >> 23) & 0xff) == 0xff;
-    }
-    return any;
+// The largest magnitude bit pattern (sign cleared) among elements
+// [begin, end): an element is NaN or infinite exactly when its magnitude
+// bits are at least those of infinity. A max reduction is branch-free and
+// the compiler vectorises it (the data may be unaligned, as a protobuf
+// payload is, hence memcpy per element).
+template <typename Bits>
+Bits MaxMagnitude(const std::byte* data, int64_t begin, int64_t end,
+                  Bits magnitude_mask) {
+  Bits most = 0;
+  for (int64_t k = begin; k < end; ++k) {
+    Bits bits;
+    std::memcpy(&bits, data + k * sizeof(Bits), sizeof(Bits));
+    bits &= magnitude_mask;
+    most = bits > most ? bits : most;
   }
-  for (int64_t k = begin; k < end; ++k)
-    if (NonFinite(dtype, data + k * width)) return true;
+  return most;
+}
+
+// Whether any element in [begin, end) is non-finite.
+bool AnyNonFiniteIn(DType dtype, const std::byte* data, int64_t begin,
+                    int64_t end) {
+  switch (dtype) {
+    case DType::kF32:
+      return MaxMagnitude<uint32_t>(data, begin, end, 0x7fffffffu) >=
+             0x7f800000u;
+    case DType::kBF16:
+      return MaxMagnitude<uint16_t>(data, begin, end, 0x7fff) >= 0x7f80;
+    case DType::kF16:
+      return MaxMagnitude<uint16_t>(data, begin, end, 0x7fff) >= 0x7c00;
+  }
   return false;
 }
 
@@ -66,21 +79,30 @@ std::optional<NonFiniteElement> FindNonFinite(const ParamLeaves& layout,
     if (n >= kParallelElements && mesh != nullptr) {
       std::atomic<bool> found{false};
       const Status s = mesh->ParallelFor(n, [&](const Shard& shard) {
-        if (AnyNonFinite(dtype, bytes, shard.begin, shard.end))
+        if (AnyNonFiniteIn(dtype, bytes, shard.begin, shard.end))
           found.store(true, std::memory_order_relaxed);
         return OkStatus();
       });
       any = !s.ok() || found.load();
     } else {
-      any = AnyNonFinite(dtype, bytes, 0, n);
+      any = AnyNonFiniteIn(dtype, bytes, 0, n);
     }
     if (!any) continue;
     // Rare: locate the first one serially.
-    const size_t width = DTypeSize(dtype);
-    for (int64_t k = 0; k < n; ++k)
-      if (NonFinite(dtype, bytes + k * width)) return NonFiniteElement{i, k};
+    return NonFiniteElement{i, FirstNonFinite(dtype, bytes, n)};
   }
   return std::nullopt;
+}
+
+bool AnyNonFinite(DType dtype, const std::byte* data, int64_t count) {
+  return AnyNonFiniteIn(dtype, data, 0, count);
+}
+
+int64_t FirstNonFinite(DType dtype, const std::byte* data, int64_t count) {
+  const size_t width = DTypeSize(dtype);
+  for (int64_t k = 0; k < count; ++k)
+    if (NonFinite(dtype, data + k * width)) return k;
+  return -1;
 }
 
 std::optional<NonFiniteElement> FindNonFinite(const ParamLeaves& leaves,

@@ -26,6 +26,11 @@ std::optional<NonFiniteElement> FindNonFinite(const ParamLeaves& layout,
 std::optional<NonFiniteElement> FindNonFinite(const ParamLeaves& leaves,
                                               Mesh* mesh = nullptr);
 
+// Whether any of the `count` elements of `dtype` at `data` (which may be
+// unaligned) is NaN or infinite; and the index of the first one, or -1.
+bool AnyNonFinite(DType dtype, const std::byte* data, int64_t count);
+int64_t FirstNonFinite(DType dtype, const std::byte* data, int64_t count);
+
 }  // namespace rlrt
 
 #endif  // RLRT_MODELS_LEAF_FINITE_H_

@@ -8,6 +8,7 @@
 #include "base/format.h"
 #include "models/leaf_copy.h"
 #include "models/leaf_finite.h"
+#include "models/leaf_scan.h"
 
 namespace rlrt {
 namespace {
@@ -139,24 +140,42 @@ Status ValidateUpdateParams(const proto::UpdateParams& update,
         " although every leaf matches: sender and receiver disagree on the "
         "fingerprint");
   }
-  if (update.has_expected_content_hash()) {
-    const uint64_t actual = ContentHash(
-        target, [&](size_t i) { return PayloadOf(update, i); }, mesh);
-    if (actual != update.expected_content_hash()) {
-      return DataLossError("payload content hash " + HexU64(actual) +
-                           " != expected " +
-                           HexU64(update.expected_content_hash()) +
-                           " (corrupted or mixed payload)");
-    }
+  // One read of the payload serves both checks. A hash mismatch is
+  // reported first: NaN in a corrupted payload says nothing about the
+  // sender's weights.
+  ScanOptions checks;
+  checks.hash = update.has_expected_content_hash();
+  ASSIGN_OR_RETURN(const LeafScan scan,
+                   ScanLeaves(
+                       target, [&](size_t i) { return PayloadOf(update, i); },
+                       checks, mesh));
+  if (checks.hash && scan.content_hash != update.expected_content_hash()) {
+    return DataLossError("payload content hash " + HexU64(scan.content_hash) +
+                         " != expected " +
+                         HexU64(update.expected_content_hash()) +
+                         " (corrupted or mixed payload)");
   }
-  // Last, as it reads every byte: NaN or infinity would make every logit
-  // NaN, and the failure would show up in requests, not here.
-  if (const std::optional<NonFiniteElement> bad = FindNonFinite(
-          target, [&](size_t i) { return PayloadOf(update, i); }, mesh)) {
-    return InvalidArgumentError(NonFiniteMessage(target, *bad));
+  // NaN or infinity would make every logit NaN, and the failure would show
+  // up in requests, not here.
+  if (scan.non_finite) {
+    return InvalidArgumentError(NonFiniteMessage(target, *scan.non_finite));
   }
   return OkStatus();
 }
+
+namespace {
+
+// Copies src into target's leaves and returns the hash of what was written.
+StatusOr<uint64_t> CopyHashingTarget(ParamLeaves& target, LeafDataFn src,
+                                     Mesh* mesh) {
+  ASSIGN_OR_RETURN(const LeafScan scan,
+                   CopyAndScanLeaves(
+                       target, src, [&](size_t i) { return target.data(i); },
+                       {.hash = true, .find_non_finite = false}, mesh));
+  return scan.content_hash;
+}
+
+}  // namespace
 
 StatusOr<ApplyReport> ApplyUpdateParams(const proto::UpdateParams& update,
                                         ParamLeaves& target, Mesh* mesh) {
@@ -164,12 +183,15 @@ StatusOr<ApplyReport> ApplyUpdateParams(const proto::UpdateParams& update,
   RETURN_IF_ERROR(ValidateUpdateParams(update, target, mesh));
   ApplyReport report;
   if (update.return_checksums()) report.before = ComputeChecksums(target, mesh);
-  RETURN_IF_ERROR(CopyIntoLeaves(
-      target, [&](size_t i) { return PayloadOf(update, i); }, mesh));
+  ASSIGN_OR_RETURN(
+      const uint64_t written,
+      CopyHashingTarget(
+          target, [&](size_t i) { return PayloadOf(update, i); }, mesh));
   target.set_version(update.version());
   if (update.return_checksums()) report.after = ComputeChecksums(target, mesh);
   report.version = target.version();
   report.bytes_copied = target.total_bytes();
+  report.content_hash = written;
   report.elapsed_us = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - start)
                           .count();
@@ -209,11 +231,13 @@ StatusOr<ApplyReport> ApplyLeaves(const ParamLeaves& source, uint64_t version,
   if (const std::optional<NonFiniteElement> bad = FindNonFinite(source, mesh)) {
     return InvalidArgumentError(NonFiniteMessage(source, *bad));
   }
-  RETURN_IF_ERROR(CopyIntoLeaves(
-      target, [&](size_t i) { return source.data(i); }, mesh));
+  ASSIGN_OR_RETURN(const uint64_t written,
+                   CopyHashingTarget(
+                       target, [&](size_t i) { return source.data(i); }, mesh));
   target.set_version(version);
   ApplyReport report;
   report.version = version;
+  report.content_hash = written;
   report.bytes_copied = target.total_bytes();
   report.elapsed_us = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - start)

@@ -33,6 +33,10 @@ struct ApplyReport {
   uint64_t version = 0;  // The version in force after the apply.
   uint64_t bytes_copied = 0;
   int64_t elapsed_us = 0;
+  // ContentHash of the leaves now held, computed chunk by chunk as each was
+  // written (from cache): a sender compares it with its own hash instead of
+  // reading the receiver's weights again.
+  uint64_t content_hash = 0;
   // Set when the update asked for return_checksums.
   std::optional<LeafChecksums> before;
   std::optional<LeafChecksums> after;

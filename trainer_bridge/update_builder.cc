@@ -6,17 +6,16 @@
 #include "models/leaf_checksum.h"
 #include "models/leaf_copy.h"
 #include "models/leaf_finite.h"
+#include "models/leaf_scan.h"
 #include "sampler/update_apply.h"
 
 namespace rlrt {
 namespace {
 
-Status RefuseNonFinite(const ParamLeaves& leaves, Mesh* mesh) {
-  const std::optional<NonFiniteElement> bad = FindNonFinite(leaves, mesh);
-  if (!bad) return OkStatus();
-  return FailedPreconditionError("leaf '" + leaves.spec(bad->leaf).name +
+Status RefuseNonFinite(const ParamLeaves& leaves, const NonFiniteElement& bad) {
+  return FailedPreconditionError("leaf '" + leaves.spec(bad.leaf).name +
                                  "' holds a non-finite value at element " +
-                                 std::to_string(bad->element) +
+                                 std::to_string(bad.element) +
                                  "; the weights are not sent");
 }
 
@@ -25,7 +24,6 @@ Status RefuseNonFinite(const ParamLeaves& leaves, Mesh* mesh) {
 Status BuildUpdateParams(const ParamLeaves& leaves, uint64_t version,
                          const BuildOptions& options, Mesh* mesh,
                          proto::UpdateParams* out) {
-  if (options.refuse_non_finite) RETURN_IF_ERROR(RefuseNonFinite(leaves, mesh));
   if (out->leaves_size() != static_cast<int>(leaves.size())) {
     out->clear_leaves();
     for (size_t i = 0; i < leaves.size(); ++i) out->add_leaves();
@@ -42,17 +40,31 @@ Status BuildUpdateParams(const ParamLeaves& leaves, uint64_t version,
     std::string* data = leaf->mutable_data();
     if (data->size() != leaves.bytes(i)) data->resize(leaves.bytes(i));
   }
-  RETURN_IF_ERROR(CopyLeafBytes(
-      leaves, [&](size_t i) { return leaves.data(i); },
-      [&](size_t i) {
-        return reinterpret_cast<std::byte*>(
-            out->mutable_leaves(static_cast<int>(i))->mutable_data()->data());
-      },
-      mesh));
+  // One pass: each chunk is copied, then hashed and checked while it is in
+  // cache (models/leaf_scan.h).
+  ScanOptions checks;
+  checks.hash = options.include_content_hash;
+  checks.find_non_finite = options.refuse_non_finite;
+  ASSIGN_OR_RETURN(const LeafScan scan,
+                   CopyAndScanLeaves(
+                       leaves, [&](size_t i) { return leaves.data(i); },
+                       [&](size_t i) {
+                         return reinterpret_cast<std::byte*>(
+                             out->mutable_leaves(static_cast<int>(i))
+                                 ->mutable_data()
+                                 ->data());
+                       },
+                       checks, mesh));
+  if (scan.non_finite) {
+    // Emptied so it cannot be sent by mistake (the buffers are lost, but a
+    // refusal ends the run).
+    out->clear_leaves();
+    return RefuseNonFinite(leaves, *scan.non_finite);
+  }
   out->set_version(version);
   out->set_structure_fingerprint(leaves.fingerprint());
   if (options.include_content_hash) {
-    out->set_expected_content_hash(ContentHash(leaves, mesh));
+    out->set_expected_content_hash(scan.content_hash);
   } else {
     out->clear_expected_content_hash();
   }

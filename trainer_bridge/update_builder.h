@@ -20,12 +20,13 @@ namespace rlrt {
 
 struct BuildOptions {
   // Compute the leaves' content hash and send it, so the receiver verifies
-  // the payload end to end (costs one read of the weights).
+  // the payload end to end (hashed during the copy, from cache).
   bool include_content_hash = false;
   bool flush_cache = false;
   bool return_checksums = false;
-  // Refuse (FailedPrecondition, nothing built) weights holding a NaN or an
-  // infinity, so a diverged trainer never reaches a sampler. One read.
+  // Refuse (FailedPrecondition) weights holding a NaN or an infinity, so a
+  // diverged trainer never reaches a sampler. Checked on each chunk as it is
+  // copied; a refused message is left with no leaves.
   bool refuse_non_finite = true;
 };
 

@@ -45,13 +45,13 @@ StatusOr<SyncReport> WeightSync::Push(const ParamLeaves& weights,
   report.stall_ms = engine_->Stats().last_update_stall_ms;
 
   if (verify_) {
-    const SteadyClock::time_point verify_start = SteadyClock::now();
-    ASSIGN_OR_RETURN(LeafChecksums sampler, engine_->WeightsChecksum());
-    report.verify_ms = MillisecondsSince(verify_start);
-    if (sampler.content_hash != report.content_hash) {
+    // The sampler hashed its leaves as it wrote them (ApplyReport): no
+    // second read of 2.4 GB on a real model.
+    report.verify_ms = 0;
+    if (applied->content_hash != report.content_hash) {
       return DataLossError(
           "after the sync to version " + std::to_string(version) +
-          " the sampler's content hash " + HexU64(sampler.content_hash) +
+          " the sampler's content hash " + HexU64(applied->content_hash) +
           " differs from the trainer's " + HexU64(report.content_hash));
     }
   }

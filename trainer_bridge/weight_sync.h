@@ -24,10 +24,12 @@ struct SyncReport {
   uint64_t version = 0;
   uint64_t bytes = 0;
   uint64_t content_hash = 0;
-  double build_ms = 0;   // Trainer side: copy into the message and hash.
-  double apply_ms = 0;   // Until the engine acknowledged the update.
-  double stall_ms = 0;   // Decoding paused for the apply.
-  double verify_ms = 0;  // The engine's checksum of its leaves.
+  double build_ms = 0;  // Trainer side: copy into the message and hash.
+  double apply_ms = 0;  // Until the engine acknowledged the update.
+  double stall_ms = 0;  // Decoding paused for the apply.
+  // Reading the receiver's weights back to check them: remote servers only.
+  // In process it is 0: the sampler hashes its leaves as it writes them.
+  double verify_ms = 0;
   double total_ms = 0;
 };
 
