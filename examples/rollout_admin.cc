@@ -12,10 +12,10 @@
 
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "examples/cli_support.h"
 #include "sampler/server/api_json.h"
 #include "trainer_bridge/remote/rollout_client.h"
 
@@ -37,18 +37,9 @@ constexpr char kUsage[] =
     "usage: rollout_admin --base_url=http://host:port[,...] "
     "checksum|perturb|reload|load [flags]";
 
-std::vector<std::string> SplitUrls(const std::string& list) {
-  std::vector<std::string> urls;
-  std::stringstream in(list);
-  std::string url;
-  while (std::getline(in, url, ','))
-    if (!url.empty()) urls.push_back(url);
-  return urls;
-}
-
 int Run(const std::string& command) {
   RolloutClientOptions options;
-  options.urls = SplitUrls(FLAGS_base_url);
+  options.urls = SplitList(FLAGS_base_url);
   options.admin_token = FLAGS_admin_token;
   options.request_timeout_seconds = FLAGS_timeout_seconds;
   options.worker_threads = 1;

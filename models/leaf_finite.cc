@@ -34,37 +34,21 @@ bool NonFinite(DType dtype, const std::byte* p) {
   return false;
 }
 
-// The largest magnitude bit pattern (sign cleared) among elements
-// [begin, end): an element is NaN or infinite exactly when its magnitude
+// The largest magnitude bit pattern (sign cleared) among `count` elements:
+// an element is NaN or infinite exactly when its magnitude
 // bits are at least those of infinity. A max reduction is branch-free and
 // the compiler vectorises it (the data may be unaligned, as a protobuf
 // payload is, hence memcpy per element).
 template <typename Bits>
-Bits MaxMagnitude(const std::byte* data, int64_t begin, int64_t end,
-                  Bits magnitude_mask) {
+Bits MaxMagnitude(const std::byte* data, int64_t count, Bits magnitude_mask) {
   Bits most = 0;
-  for (int64_t k = begin; k < end; ++k) {
+  for (int64_t k = 0; k < count; ++k) {
     Bits bits;
     std::memcpy(&bits, data + k * sizeof(Bits), sizeof(Bits));
     bits &= magnitude_mask;
     most = bits > most ? bits : most;
   }
   return most;
-}
-
-// Whether any element in [begin, end) is non-finite.
-bool AnyNonFiniteIn(DType dtype, const std::byte* data, int64_t begin,
-                    int64_t end) {
-  switch (dtype) {
-    case DType::kF32:
-      return MaxMagnitude<uint32_t>(data, begin, end, 0x7fffffffu) >=
-             0x7f800000u;
-    case DType::kBF16:
-      return MaxMagnitude<uint16_t>(data, begin, end, 0x7fff) >= 0x7f80;
-    case DType::kF16:
-      return MaxMagnitude<uint16_t>(data, begin, end, 0x7fff) >= 0x7c00;
-  }
-  return false;
 }
 
 }  // namespace
@@ -79,13 +63,14 @@ std::optional<NonFiniteElement> FindNonFinite(const ParamLeaves& layout,
     if (n >= kParallelElements && mesh != nullptr) {
       std::atomic<bool> found{false};
       const Status s = mesh->ParallelFor(n, [&](const Shard& shard) {
-        if (AnyNonFiniteIn(dtype, bytes, shard.begin, shard.end))
+        if (AnyNonFinite(dtype, bytes + shard.begin * DTypeSize(dtype),
+                         shard.end - shard.begin))
           found.store(true, std::memory_order_relaxed);
         return OkStatus();
       });
       any = !s.ok() || found.load();
     } else {
-      any = AnyNonFiniteIn(dtype, bytes, 0, n);
+      any = AnyNonFinite(dtype, bytes, n);
     }
     if (!any) continue;
     // Rare: locate the first one serially.
@@ -95,7 +80,15 @@ std::optional<NonFiniteElement> FindNonFinite(const ParamLeaves& layout,
 }
 
 bool AnyNonFinite(DType dtype, const std::byte* data, int64_t count) {
-  return AnyNonFiniteIn(dtype, data, 0, count);
+  switch (dtype) {
+    case DType::kF32:
+      return MaxMagnitude<uint32_t>(data, count, 0x7fffffffu) >= 0x7f800000u;
+    case DType::kBF16:
+      return MaxMagnitude<uint16_t>(data, count, 0x7fff) >= 0x7f80;
+    case DType::kF16:
+      return MaxMagnitude<uint16_t>(data, count, 0x7fff) >= 0x7c00;
+  }
+  return false;
 }
 
 int64_t FirstNonFinite(DType dtype, const std::byte* data, int64_t count) {

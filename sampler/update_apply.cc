@@ -165,13 +165,15 @@ Status ValidateUpdateParams(const proto::UpdateParams& update,
 
 namespace {
 
-// Copies src into target's leaves and returns the hash of what was written.
-StatusOr<uint64_t> CopyHashingTarget(ParamLeaves& target, LeafDataFn src,
-                                     Mesh* mesh) {
+// Copies src into target's leaves. With `hash`, also returns the hash of
+// what was written, taken chunk by chunk from cache; this runs inside the
+// decode stall, so only a sender that will compare it pays for it.
+StatusOr<uint64_t> CopyIntoTarget(ParamLeaves& target, LeafDataFn src,
+                                  bool hash, Mesh* mesh) {
   ASSIGN_OR_RETURN(const LeafScan scan,
                    CopyAndScanLeaves(
                        target, src, [&](size_t i) { return target.data(i); },
-                       {.hash = true, .find_non_finite = false}, mesh));
+                       {.hash = hash, .find_non_finite = false}, mesh));
   return scan.content_hash;
 }
 
@@ -183,10 +185,10 @@ StatusOr<ApplyReport> ApplyUpdateParams(const proto::UpdateParams& update,
   RETURN_IF_ERROR(ValidateUpdateParams(update, target, mesh));
   ApplyReport report;
   if (update.return_checksums()) report.before = ComputeChecksums(target, mesh);
-  ASSIGN_OR_RETURN(
-      const uint64_t written,
-      CopyHashingTarget(
-          target, [&](size_t i) { return PayloadOf(update, i); }, mesh));
+  ASSIGN_OR_RETURN(const uint64_t written,
+                   CopyIntoTarget(
+                       target, [&](size_t i) { return PayloadOf(update, i); },
+                       /*hash=*/update.has_expected_content_hash(), mesh));
   target.set_version(update.version());
   if (update.return_checksums()) report.after = ComputeChecksums(target, mesh);
   report.version = target.version();
@@ -231,13 +233,11 @@ StatusOr<ApplyReport> ApplyLeaves(const ParamLeaves& source, uint64_t version,
   if (const std::optional<NonFiniteElement> bad = FindNonFinite(source, mesh)) {
     return InvalidArgumentError(NonFiniteMessage(source, *bad));
   }
-  ASSIGN_OR_RETURN(const uint64_t written,
-                   CopyHashingTarget(
-                       target, [&](size_t i) { return source.data(i); }, mesh));
+  RETURN_IF_ERROR(CopyIntoLeaves(
+      target, [&](size_t i) { return source.data(i); }, mesh));
   target.set_version(version);
   ApplyReport report;
   report.version = version;
-  report.content_hash = written;
   report.bytes_copied = target.total_bytes();
   report.elapsed_us = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - start)

@@ -34,8 +34,9 @@ struct ApplyReport {
   uint64_t bytes_copied = 0;
   int64_t elapsed_us = 0;
   // ContentHash of the leaves now held, computed chunk by chunk as each was
-  // written (from cache): a sender compares it with its own hash instead of
-  // reading the receiver's weights again.
+  // written (from cache), when the update carried a content hash: a sender
+  // compares it with its own instead of reading the receiver's weights
+  // again. 0 otherwise, and for ApplyLeaves.
   uint64_t content_hash = 0;
   // Set when the update asked for return_checksums.
   std::optional<LeafChecksums> before;

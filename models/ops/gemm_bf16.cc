@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "models/dtype.h"
 #include "models/ops/gemm_tiles.h"
 #include "models/ops/lanes16.h"
 
@@ -14,17 +15,29 @@ namespace {
 using gemm_internal::Lanes;
 
 // Thirty-two BF16 values: pairs (2l, 2l + 1) feed float lane l.
-#if defined(__AVX512BF16__) && !defined(RLRT_GEMM_SCALAR_ONLY) && \
-    !defined(RLRT_GEMM_BF16_WITHOUT_DPBF16)
-[[maybe_unused]] constexpr char kPath[] = "avx512_bf16";
-struct Bf16Kernel {
+#if defined(__AVX512F__) && !defined(RLRT_GEMM_SCALAR_ONLY)
+// The loads both AVX-512 kernels share; they differ only in their step.
+struct Avx512Bf16Loads {
   using Elem = uint16_t;
   using Vec = __m512i;
   static constexpr int kStep = 32;
   static Vec Load(const uint16_t* p) { return _mm512_loadu_si512(p); }
   static Vec LoadPartial(const uint16_t* p, int n) {
+#if defined(__AVX512BW__)
     return _mm512_maskz_loadu_epi16(static_cast<__mmask32>((1ull << n) - 1), p);
+#else
+    alignas(64) uint16_t buf[32] = {};
+    std::memcpy(buf, p, n * sizeof(uint16_t));
+    return Load(buf);
+#endif
   }
+};
+#endif
+
+#if defined(__AVX512BF16__) && !defined(RLRT_GEMM_SCALAR_ONLY) && \
+    !defined(RLRT_GEMM_BF16_WITHOUT_DPBF16)
+[[maybe_unused]] constexpr char kPath[] = "avx512_bf16";
+struct Bf16Kernel : Avx512Bf16Loads {
   static void Step(Lanes& acc, const Vec& x, const Vec& w) {
     acc.v = _mm512_dpbf16_ps(acc.v, reinterpret_cast<const __m512bh&>(x),
                              reinterpret_cast<const __m512bh&>(w));
@@ -32,16 +45,7 @@ struct Bf16Kernel {
 };
 #elif defined(__AVX512F__) && !defined(RLRT_GEMM_SCALAR_ONLY)
 [[maybe_unused]] constexpr char kPath[] = "avx512f";
-struct Bf16Kernel {
-  using Elem = uint16_t;
-  using Vec = __m512i;
-  static constexpr int kStep = 32;
-  static Vec Load(const uint16_t* p) { return _mm512_loadu_si512(p); }
-  static Vec LoadPartial(const uint16_t* p, int n) {
-    alignas(64) uint16_t buf[32] = {};
-    std::memcpy(buf, p, n * sizeof(uint16_t));
-    return Load(buf);
-  }
+struct Bf16Kernel : Avx512Bf16Loads {
   // Element 2l + 1 is the high half of 32-bit word l, element 2l the low.
   static __m512 Odd(const Vec& v) {
     return _mm512_castsi512_ps(
@@ -107,17 +111,12 @@ struct Bf16Kernel {
     std::memcpy(v.e, p, n * sizeof(uint16_t));
     return v;
   }
-  static float Widen(uint16_t bits) {
-    const uint32_t wide = static_cast<uint32_t>(bits) << 16;
-    float out;
-    std::memcpy(&out, &wide, sizeof(out));
-    return out;
-  }
   static void Step(Lanes& acc, const Vec& x, const Vec& w) {
     for (int l = 0; l < 16; ++l) {
+      acc.v[l] = std::fma(Bf16ToF32(x.e[2 * l + 1]), Bf16ToF32(w.e[2 * l + 1]),
+                          acc.v[l]);
       acc.v[l] =
-          std::fma(Widen(x.e[2 * l + 1]), Widen(w.e[2 * l + 1]), acc.v[l]);
-      acc.v[l] = std::fma(Widen(x.e[2 * l]), Widen(w.e[2 * l]), acc.v[l]);
+          std::fma(Bf16ToF32(x.e[2 * l]), Bf16ToF32(w.e[2 * l]), acc.v[l]);
     }
   }
 };

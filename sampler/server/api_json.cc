@@ -468,19 +468,29 @@ json GenerateResponse(const GenerateResult& result, bool return_logprob) {
   return all;
 }
 
+namespace {
+
+// What one token event adds to a sample's output.
+SampleOutput OneTokenOutput(const TokenEvent& event, bool with_logprob) {
+  SampleOutput piece;
+  piece.token_ids = {event.token};
+  piece.text = std::string(event.text_delta);
+  if (with_logprob) piece.logprobs = {event.logprob};
+  piece.weight_versions = {event.weight_version};
+  piece.finish_reason = event.finish_reason;
+  return piece;
+}
+
+}  // namespace
+
 json GenerateStream::Chunk(const TokenEvent& event) {
   Streamed& s = samples_[event.sample_index];
   ++s.tokens;
   s.lowest_version = std::min(s.lowest_version, event.weight_version);
   s.highest_version = std::max(s.highest_version, event.weight_version);
   s.last_version = event.weight_version;
-  SampleOutput delta;
-  delta.token_ids = {event.token};
-  delta.text = std::string(event.text_delta);
-  if (return_logprob_) delta.logprobs = {event.logprob};
-  delta.weight_versions = {event.weight_version};
-  delta.finish_reason = event.finish_reason;
-  return ChunkFor(event.request_id, event.sample_index, delta);
+  return ChunkFor(event.request_id, event.sample_index,
+                  OneTokenOutput(event, return_logprob_));
 }
 
 json GenerateStream::FinishChunk(uint64_t request_id, int32_t sample_index,
@@ -548,13 +558,7 @@ OpenAiStream::OpenAiStream(OpenAiApi api, bool logprobs, std::string id,
       model_(std::move(model)) {}
 
 json OpenAiStream::Chunk(const TokenEvent& event) {
-  SampleOutput piece;
-  piece.token_ids = {event.token};
-  piece.text = std::string(event.text_delta);
-  if (logprobs_) piece.logprobs = {event.logprob};
-  piece.weight_versions = {event.weight_version};
-  piece.finish_reason = event.finish_reason;
-  return ChunkFor(event.sample_index, piece);
+  return ChunkFor(event.sample_index, OneTokenOutput(event, logprobs_));
 }
 
 json OpenAiStream::FinishChunk(int32_t sample_index, FinishReason reason) {

@@ -1,25 +1,9 @@
 #include "sampler/server/request_screen.h"
 
-#include <algorithm>
-#include <cctype>
+#include "base/strings.h"
 
 namespace rlrt {
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
 
 bool IsLoopbackName(const std::string& name) {
   return name == "localhost" || name == "::1" || name.rfind("127.", 0) == 0;
@@ -42,28 +26,28 @@ std::string Quoted(std::string_view value) {
 }  // namespace
 
 std::string HostName(std::string_view host_header) {
-  std::string_view h = Trim(host_header);
+  std::string_view h = TrimWhitespace(host_header);
   if (!h.empty() && h.front() == '[') {
     const size_t close = h.find(']');
-    return Lower(close == std::string_view::npos ? h.substr(1)
-                                                 : h.substr(1, close - 1));
+    return AsciiLower(close == std::string_view::npos ? h.substr(1)
+                                                      : h.substr(1, close - 1));
   }
   const size_t colon = h.find(':');
   // More than one colon: a bare IPv6 address, no port.
   if (colon != std::string_view::npos &&
       h.find(':', colon + 1) == std::string_view::npos)
     h = h.substr(0, colon);
-  return Lower(h);
+  return AsciiLower(h);
 }
 
 std::optional<Refusal> ScreenHost(const ScreenPolicy& policy,
                                   std::string_view host_header) {
-  const std::string_view value = Trim(host_header);
+  const std::string_view value = TrimWhitespace(host_header);
   if (value.empty()) return std::nullopt;
   const std::string name = HostName(value);
   const std::string bound = HostName(policy.bound_host);
   for (const std::string& allowed : policy.allowed_hosts) {
-    if (Lower(allowed) == Lower(value) || HostName(allowed) == name)
+    if (AsciiLower(allowed) == AsciiLower(value) || HostName(allowed) == name)
       return std::nullopt;
   }
   if (name == bound) return std::nullopt;
@@ -78,14 +62,14 @@ std::optional<Refusal> ScreenHost(const ScreenPolicy& policy,
 std::optional<Refusal> ScreenOrigin(const ScreenPolicy& policy,
                                     std::string_view origin,
                                     std::string_view host_header) {
-  const std::string_view value = Trim(origin);
+  const std::string_view value = TrimWhitespace(origin);
   if (value.empty()) return std::nullopt;
-  const std::string lowered = Lower(value);
+  const std::string lowered = AsciiLower(value);
   for (const std::string& allowed : policy.allowed_origins) {
-    if (Lower(allowed) == lowered) return std::nullopt;
+    if (AsciiLower(allowed) == lowered) return std::nullopt;
   }
-  const std::string_view host = Trim(host_header);
-  if (!host.empty() && lowered == "http://" + Lower(host) &&
+  const std::string_view host = TrimWhitespace(host_header);
+  if (!host.empty() && lowered == "http://" + AsciiLower(host) &&
       !ScreenHost(policy, host))
     return std::nullopt;
   return Refusal{403, "requests from the web page at " + Quoted(value) +
@@ -96,8 +80,8 @@ std::optional<Refusal> ScreenOrigin(const ScreenPolicy& policy,
 std::optional<Refusal> ScreenContentType(BodyKind kind,
                                          std::string_view content_type) {
   if (kind == BodyKind::kNone) return std::nullopt;
-  const std::string media =
-      Lower(Trim(content_type.substr(0, content_type.find(';'))));
+  const std::string media = AsciiLower(
+      TrimWhitespace(content_type.substr(0, content_type.find(';'))));
   if (kind == BodyKind::kJson && media == "application/json")
     return std::nullopt;
   if (kind == BodyKind::kProtobuf && (media == "application/x-protobuf" ||

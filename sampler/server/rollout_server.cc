@@ -34,6 +34,10 @@ void SendError(httplib::Response& res, const Status& status, int http) {
 void SendError(httplib::Response& res, const Status& status) {
   SendError(res, status, HttpStatusFor(status));
 }
+// A refusal decided on the request's head or body framing.
+void SendRefusal(httplib::Response& res, int http, const std::string& message) {
+  SendJson(res, {{"error", {{"message", message}, {"code", http}}}}, http);
+}
 
 // Parses a JSON object body; answers 400 itself when it is not one.
 std::optional<json> ParseBody(const std::string& text, httplib::Response& res) {
@@ -184,7 +188,7 @@ bool RolloutServer::Screen(const httplib::Request& req,
   if (found == routes_.end()) return false;  // The library answers 404.
   const RouteSpec& spec = found->second;
   auto refuse = [&](int http, const std::string& message) {
-    SendJson(res, {{"error", {{"message", message}, {"code", http}}}}, http);
+    SendRefusal(res, http, message);
     metrics_.RecordRequest(spec.endpoint, http);
     return true;
   };
@@ -260,7 +264,7 @@ bool RolloutServer::ReadBody(const httplib::Request& req,
           ? "request body did not arrive within " +
                 std::to_string(static_cast<int64_t>(seconds * 1000)) + " ms"
           : std::string("request body ended early or is malformed");
-  SendJson(res, {{"error", {{"message", message}, {"code", http}}}}, http);
+  SendRefusal(res, http, message);
   return false;
 }
 

@@ -5,13 +5,13 @@
 // accepted Host names a loopback address; an accepted Origin is the
 // server's own "http://<Host>"; an accepted Content-Type has the route's
 // media type.
-#include <cctype>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "base/strings.h"
 #include "sampler/server/request_screen.h"
 #include "tests/fuzz/fuzz_fixtures.h"
 
@@ -24,12 +24,6 @@ void CheckRefusal(const std::optional<Refusal>& r) {
              r->http_status);
   FUZZ_CHECK(r->message.size() < 400, "message of %zu bytes",
              r->message.size());
-}
-
-std::string Lower(std::string s) {
-  for (char& c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 bool IsLoopbackName(const std::string& name) {
@@ -64,16 +58,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       ScreenOrigin(loopback, origin, host);
   CheckRefusal(origin_refusal);
   if (!origin_refusal && !origin.empty()) {
-    std::string trimmed(origin);
-    while (!trimmed.empty() &&
-           (trimmed.back() == ' ' || trimmed.back() == '\t'))
-      trimmed.pop_back();
-    while (!trimmed.empty() &&
-           (trimmed.front() == ' ' || trimmed.front() == '\t'))
-      trimmed.erase(trimmed.begin());
+    const std::string trimmed(TrimWhitespace(origin));
     // Blank is no Origin at all; anything else must be this server's.
     if (!trimmed.empty()) {
-      FUZZ_CHECK(Lower(trimmed).rfind("http://", 0) == 0,
+      FUZZ_CHECK(AsciiLower(trimmed).rfind("http://", 0) == 0,
                  "accepted a foreign Origin");
       FUZZ_CHECK(!host_refusal, "accepted an Origin for a refused Host");
     }
@@ -82,8 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::optional<Refusal> r = ScreenContentType(kind, type);
     CheckRefusal(r);
     if (!r) {
-      const std::string media =
-          Lower(std::string(type.substr(0, type.find(';'))));
+      const std::string media = AsciiLower(type.substr(0, type.find(';')));
       FUZZ_CHECK(media.find(kind == BodyKind::kJson
                                 ? "application/json"
                                 : "application/") != std::string::npos,

@@ -5,17 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include "base/json_limits.h"
+#include "base/strings.h"
 
 namespace rlrt {
 namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
-    s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
-    s.remove_suffix(1);
-  return s;
-}
 
 bool IsNumberChar(char c) {
   return std::isdigit(static_cast<unsigned char>(c)) || c == ',' || c == '.';
@@ -63,7 +56,7 @@ const char kGsm8kSystemPrompt[] =
 
 std::optional<std::string> NormalizeNumber(std::string_view text) {
   std::string s;
-  for (char c : Trim(text)) {
+  for (char c : TrimWhitespace(text)) {
     if (c == ',' || c == '$' || c == ' ') continue;
     s.push_back(c);
   }
@@ -102,14 +95,14 @@ std::optional<std::string> NormalizeNumber(std::string_view text) {
 }
 
 std::optional<std::string> ExtractStrictAnswer(std::string_view completion) {
-  std::string_view rest = Trim(completion);
+  std::string_view rest = TrimWhitespace(completion);
   const size_t newline = rest.rfind('\n');
-  std::string_view last =
-      Trim(newline == std::string_view::npos ? rest : rest.substr(newline + 1));
+  std::string_view last = TrimWhitespace(
+      newline == std::string_view::npos ? rest : rest.substr(newline + 1));
   if (last.substr(0, 4) != "####") return std::nullopt;
   last.remove_prefix(4);
   // Only the number may follow, written as a number (commas allowed).
-  last = Trim(last);
+  last = TrimWhitespace(last);
   if (AnswerPrefixLength(last) != last.size()) return std::nullopt;
   return NormalizeNumber(last);
 }
@@ -117,7 +110,7 @@ std::optional<std::string> ExtractStrictAnswer(std::string_view completion) {
 std::optional<std::string> ExtractLenientAnswer(std::string_view completion) {
   const size_t marker = completion.rfind("####");
   if (marker != std::string_view::npos) {
-    std::string_view after = Trim(completion.substr(marker + 4));
+    std::string_view after = TrimWhitespace(completion.substr(marker + 4));
     if (auto n = NormalizeNumber(after.substr(0, AnswerPrefixLength(after))))
       return n;
   }
@@ -131,7 +124,7 @@ StatusOr<std::vector<Gsm8kExample>> LoadGsm8k(const std::string& path) {
   std::string line;
   for (int64_t number = 1; std::getline(in, line); ++number) {
     const std::string where = path + ":" + std::to_string(number);
-    if (Trim(line).empty()) continue;
+    if (TrimWhitespace(line).empty()) continue;
     RETURN_IF_ERROR(CheckJsonDepth(line, where));
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object())
