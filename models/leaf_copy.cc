@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "partition/parallel.h"
 
@@ -44,6 +45,50 @@ Status CopyLeafBytes(const ParamLeaves& layout, LeafDataFn src,
       layout, mesh, [&](size_t leaf, size_t offset, size_t size) {
         std::memcpy(dst(leaf) + offset, src(leaf) + offset, size);
       });
+}
+
+Status ForEachLeafChunk(const ParamLeaves& layout, Mesh* mesh, LeafChunkFn fn) {
+  return ParallelForOrInline(
+      mesh, static_cast<int64_t>(layout.num_chunks()), [&](const Shard& s) {
+        layout.ForEachChunk(s.begin, s.end, fn);
+        return OkStatus();
+      });
+}
+
+Status ConvertLeaves(const ParamLeaves& from, ParamLeaves& to, Mesh* mesh) {
+  if (from.size() != to.size()) {
+    return InvalidArgumentError("cannot convert " +
+                                std::to_string(from.size()) + " leaves into " +
+                                std::to_string(to.size()));
+  }
+  for (size_t i = 0; i < to.size(); ++i) {
+    if (from.spec(i).name != to.spec(i).name ||
+        from.spec(i).shape != to.spec(i).shape) {
+      return InvalidArgumentError("leaf " + std::to_string(i) + " ('" +
+                                  from.spec(i).name +
+                                  "') differs in name or shape from '" +
+                                  to.spec(i).name + "'");
+    }
+  }
+  return ForEachLeafChunk(to, mesh, [&](const LeafChunk& c) {
+    const DType out = to.spec(c.leaf).dtype;
+    const DType in = from.spec(c.leaf).dtype;
+    const size_t first = c.offset / DTypeSize(out);
+    const size_t count = c.size / DTypeSize(out);
+    std::byte* dst = to.data(c.leaf);
+    const std::byte* src = from.data(c.leaf);
+    if (in == out) {
+      std::memcpy(dst + c.offset, src + c.offset, c.size);
+    } else if (in == DType::kF32 && out == DType::kBF16) {
+      const float* f = reinterpret_cast<const float*>(src) + first;
+      uint16_t* b = reinterpret_cast<uint16_t*>(dst) + first;
+      for (size_t k = 0; k < count; ++k) b[k] = F32ToBf16(f[k]);
+    } else {
+      for (size_t k = first; k < first + count; ++k) {
+        StoreFromF32(dst, out, k, LoadAsF32(src, in, k));
+      }
+    }
+  });
 }
 
 }  // namespace rlrt

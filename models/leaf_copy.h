@@ -25,6 +25,20 @@ using MutableLeafDataFn = FunctionRef<std::byte*(size_t leaf)>;
 using LeafPieceFn = FunctionRef<void(size_t leaf, size_t offset, size_t size)>;
 Status ForEachLeafPiece(const ParamLeaves& layout, Mesh* mesh, LeafPieceFn fn);
 
+// Calls fn(chunk) for every chunk of `layout` (ParamLeaves::chunk: at most
+// kLeafChunkBytes, never spanning leaves, starting at a multiple of
+// kLeafChunkBytes within its leaf, so no element is ever split whatever
+// the leaves' dtypes), the chunks shared out among the mesh's workers.
+using LeafChunkFn = FunctionRef<void(const LeafChunk& chunk)>;
+Status ForEachLeafChunk(const ParamLeaves& layout, Mesh* mesh, LeafChunkFn fn);
+
+// Copies `from` into `to`, two lists with the same leaf names and shapes
+// whose dtypes may differ leaf by leaf: same-dtype leaves are copied,
+// others converted (widened exactly, or rounded to nearest even into BF16).
+// This is how a trainer's F32 master weights become its BF16 compute copy.
+// Nothing is written when the structures differ.
+Status ConvertLeaves(const ParamLeaves& from, ParamLeaves& to, Mesh* mesh);
+
 // Copies every leaf of `layout` from src(i) to dst(i). Allocates nothing.
 Status CopyLeafBytes(const ParamLeaves& layout, LeafDataFn src,
                      MutableLeafDataFn dst, Mesh* mesh);

@@ -124,7 +124,9 @@ Status SamplerEngine::Start(double load_seconds) {
       {"model_type", ModelTypeName(config_.model_type)},
       {"mesh", mesh_->name()},
       {"devices", devices},
-      {"dtype", "float32"},
+      {"dtype", DecoderMatrixDType(weights_.specs()) == DType::kBF16
+                    ? "bfloat16"
+                    : "float32"},
       {"load_format", dummy ? "dummy" : "safetensors"},
       {"num_leaves", weights_.size()},
       {"num_params", weights_.total_elements()},

@@ -14,6 +14,19 @@
 namespace rlrt {
 namespace {
 
+// An F32 list with the names and shapes of `specs`.
+std::vector<LeafSpec> AllF32(std::vector<LeafSpec> specs) {
+  for (LeafSpec& spec : specs) spec.dtype = DType::kF32;
+  return specs;
+}
+
+StatusOr<ParamLeaves> ConvertedCopy(const ParamLeaves& src,
+                                    std::vector<LeafSpec> specs, Mesh* mesh) {
+  ASSIGN_OR_RETURN(ParamLeaves copy, ParamLeaves::Allocate(std::move(specs)));
+  RETURN_IF_ERROR(ConvertLeaves(src, copy, mesh));
+  return copy;
+}
+
 StatusOr<ParamLeaves> CopyOf(const ParamLeaves& src, Mesh* mesh) {
   ASSIGN_OR_RETURN(ParamLeaves copy, ParamLeaves::Allocate(src.specs()));
   RETURN_IF_ERROR(CopyIntoLeaves(
@@ -72,17 +85,25 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::Create(
     return InvalidArgumentError(
         "the learner's temperature must be > 0 (greedy rollouts have no "
         "policy gradient)");
-  ASSIGN_OR_RETURN(ParamLeaves weights, CopyOf(initial, actor));
+  // The master weights are F32 whatever `initial` is (widening is exact).
+  ASSIGN_OR_RETURN(ParamLeaves weights,
+                   ConvertedCopy(initial, AllF32(initial.specs()), actor));
   // Zeroed at the start of every step, so no need to copy anything in.
-  ASSIGN_OR_RETURN(ParamLeaves grads, ParamLeaves::Allocate(initial.specs()));
+  ASSIGN_OR_RETURN(ParamLeaves grads, ParamLeaves::Allocate(weights.specs()));
   std::unique_ptr<GrpoLearner> learner(
       new GrpoLearner(config, options, actor, reference_mesh,
                       std::move(weights), std::move(grads)));
+  if (DecoderMatrixDType(initial.specs()) != DType::kF32) {
+    // Mixed precision: the passes run on a copy in the initial dtype,
+    // equal to `initial` now and rounded from the master after each step.
+    ASSIGN_OR_RETURN(ParamLeaves copy, CopyOf(initial, actor));
+    learner->compute_copy_ = std::make_unique<ParamLeaves>(std::move(copy));
+  }
   TrainableTransformerOptions model_options;
   model_options.max_tokens = options.max_micro_batch_tokens;
   model_options.sample_vocab = options.sample_vocab;
   ASSIGN_OR_RETURN(learner->policy_,
-                   TrainableTransformer::Create(config, learner->weights_,
+                   TrainableTransformer::Create(config, learner->weights(),
                                                 actor, model_options));
   if (options.loss.beta > 0) {
     ASSIGN_OR_RETURN(ParamLeaves ref,
@@ -277,9 +298,7 @@ Status GrpoLearner::Iterate(std::span<const Completion> batch,
       m.train_tokens += static_cast<int64_t>(flat_grad.size());
     }
     m.learning_rate = options_.lr.At(optimizer_->steps());
-    ASSIGN_OR_RETURN(
-        OptimizerStepStats step,
-        optimizer_->Step(weights_, grads_, m.learning_rate, actor_));
+    ASSIGN_OR_RETURN(OptimizerStepStats step, OptimizerStep(m.learning_rate));
     if (iteration == 0) {
       m.loss = loss.loss;
       m.clip_fraction = loss.clip_fraction;
@@ -317,8 +336,25 @@ Status GrpoLearner::RestoreSnapshot() {
   RETURN_IF_ERROR(optimizer_->Restore(snapshot_->first_moment,
                                       snapshot_->second_moment,
                                       snapshot_->optimizer_steps));
-  return CopyIntoLeaves(
-      weights_, [&](size_t i) { return snapshot_->weights.data(i); }, actor_);
+  RETURN_IF_ERROR(CopyIntoLeaves(
+      weights_, [&](size_t i) { return snapshot_->weights.data(i); }, actor_));
+  return RefreshComputeCopy();
+}
+
+StatusOr<OptimizerStepStats> GrpoLearner::OptimizerStep(double learning_rate) {
+  ASSIGN_OR_RETURN(OptimizerStepStats step,
+                   optimizer_->Step(weights_, grads_, learning_rate, actor_));
+  RETURN_IF_ERROR(RefreshComputeCopy());
+  return step;
+}
+
+Status GrpoLearner::RefreshComputeCopy() {
+  if (compute_copy_ == nullptr) return OkStatus();
+  RETURN_IF_ERROR(ConvertLeaves(weights_, *compute_copy_, actor_));
+  // The policy's Backward checks that its weights did not move since its
+  // Forward; the copy's version is how it sees that they did.
+  compute_copy_->set_version(compute_copy_->version() + 1);
+  return OkStatus();
 }
 
 StatusOr<SftStepMetrics> GrpoLearner::SftStep(
@@ -368,8 +404,7 @@ StatusOr<SftStepMetrics> GrpoLearner::SftStep(
   }
   m.tokens = total;
   m.learning_rate = options_.lr.At(optimizer_->steps());
-  ASSIGN_OR_RETURN(OptimizerStepStats step,
-                   optimizer_->Step(weights_, grads_, m.learning_rate, actor_));
+  ASSIGN_OR_RETURN(OptimizerStepStats step, OptimizerStep(m.learning_rate));
   m.grad_norm = step.grad_norm;
   m.seconds = SecondsSince(start);
   return m;
@@ -381,11 +416,13 @@ Status GrpoLearner::RestoreState(const ParamLeaves& weights,
                                  int64_t optimizer_steps) {
   if (weights.fingerprint() != weights_.fingerprint())
     return InvalidArgumentError(
-        "the saved weights have another structure than the learner's");
+        "the saved weights have another structure than the learner's "
+        "float32 master weights");
   RETURN_IF_ERROR(
       optimizer_->Restore(first_moment, second_moment, optimizer_steps));
-  return CopyIntoLeaves(
-      weights_, [&](size_t i) { return weights.data(i); }, actor_);
+  RETURN_IF_ERROR(CopyIntoLeaves(
+      weights_, [&](size_t i) { return weights.data(i); }, actor_));
+  return RefreshComputeCopy();
 }
 
 }  // namespace rlrt

@@ -1,6 +1,15 @@
 // The GRPO learner on the actor mesh: owns the policy's weights, gradients
 // and optimizer state, and a frozen reference model when beta > 0 (on the
-// reference mesh when there is one). One Step takes a batch of sampled
+// reference mesh when there is one).
+//
+// Precision follows the initial weights. With F32 matrices everything is
+// float32. With BF16 matrices the learner trains in mixed precision: float32
+// master weights, gradients and AdamW moments, and a BF16 compute copy that
+// the forward and backward passes read, rounded (nearest even) from the
+// master after every optimizer step. weights() is that copy: the exact
+// bytes to send to the sampler, so both sides compute with the same
+// weights and their logprobs agree bit for bit. The reference model keeps
+// the initial weights in their own dtype. One Step takes a batch of sampled
 // completions (groups of G consecutive completions of one prompt), their
 // rewards and the behaviour logprobs the sampler reported, and runs
 // num_iterations optimizer steps on it.
@@ -116,19 +125,26 @@ class GrpoLearner {
   // Step. Logprobs are taken at temperature 1.
   StatusOr<SftStepMetrics> SftStep(std::span<const SftExample> batch);
 
-  // Resumes a saved run: the policy's weights and the optimizer's state
-  // (the reference stays the initial weights given to Create). Structures
-  // must match; nothing changes on error.
+  // Resumes a saved run: the policy's float32 master weights (see
+  // master_weights()) and the optimizer's state (the reference stays the
+  // initial weights given to Create). Structures must match; nothing
+  // changes on error.
   Status RestoreState(const ParamLeaves& weights,
                       const ParamLeaves& first_moment,
                       const ParamLeaves& second_moment,
                       int64_t optimizer_steps);
   const AdamW& optimizer() const { return *optimizer_; }
 
-  const ParamLeaves& weights() const { return weights_; }
+  // The weights the policy computes with, and the sampler must serve: the
+  // master itself in float32, the compute copy in mixed precision.
+  const ParamLeaves& weights() const {
+    return compute_copy_ != nullptr ? *compute_copy_ : weights_;
+  }
+  // The float32 weights the optimizer updates (what a training checkpoint
+  // saves, so a resumed run continues exactly).
+  const ParamLeaves& master_weights() const { return weights_; }
   // The gradients of the last optimizer step, before clipping.
   const ParamLeaves& gradients() const { return grads_; }
-  ParamLeaves& mutable_weights() { return weights_; }
   int64_t optimizer_steps() const { return optimizer_->steps(); }
   const GrpoOptions& options() const { return options_; }
   Mesh* mesh() const { return actor_; }
@@ -153,6 +169,10 @@ class GrpoLearner {
                  GrpoStepMetrics& m);
   Status SaveSnapshot();
   Status RestoreSnapshot();
+  // optimizer_->Step on the master weights, then RefreshComputeCopy.
+  StatusOr<OptimizerStepStats> OptimizerStep(double learning_rate);
+  // Rounds the master into the compute copy (none in float32).
+  Status RefreshComputeCopy();
   Status ForwardRange(TrainableTransformer& model,
                       std::span<const Completion> batch, size_t begin,
                       size_t end, float temperature, std::span<float> logprobs);
@@ -161,8 +181,9 @@ class GrpoLearner {
   const GrpoOptions options_;
   Mesh* const actor_;
   Mesh* const reference_mesh_;
-  ParamLeaves weights_;
+  ParamLeaves weights_;  // The float32 master.
   ParamLeaves grads_;
+  std::unique_ptr<ParamLeaves> compute_copy_;  // Mixed precision only.
   std::unique_ptr<ParamLeaves> reference_weights_;
   std::unique_ptr<TrainableTransformer> policy_;
   std::unique_ptr<TrainableTransformer> reference_;

@@ -16,6 +16,7 @@
 
 #include "models/forward/model_source.h"
 #include "models/leaf_checksum.h"
+#include "models/leaf_copy.h"
 #include "models/test_util.h"
 
 namespace rlrt {
@@ -429,10 +430,14 @@ namespace {
 TEST(WeightSyncTest, NonFiniteWeightsNeverReachTheSampler) {
   Rig rig;
   const LeafChecksums before = *rig.engine->WeightsChecksum();
-  rig.learner->mutable_weights().F32(3)[5] =
-      std::numeric_limits<float>::quiet_NaN();
+  const ParamLeaves& weights = rig.learner->weights();
+  auto poisoned = ParamLeaves::Allocate(weights.specs());
+  ASSERT_TRUE(poisoned.ok());
+  ASSERT_TRUE(ConvertLeaves(weights, *poisoned, nullptr).ok());
+  StoreFromF32(poisoned->data(3), poisoned->spec(3).dtype, 5,
+               std::numeric_limits<float>::quiet_NaN());
   WeightSync sync(rig.engine.get(), rig.actor.get());
-  auto pushed = sync.Push(rig.learner->weights(), 1);
+  auto pushed = sync.Push(*poisoned, 1);
   ASSERT_FALSE(pushed.ok());
   EXPECT_NE(pushed.status().message().find("non-finite"), std::string::npos)
       << pushed.status();

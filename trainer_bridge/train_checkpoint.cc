@@ -106,7 +106,7 @@ Status SaveTrainingCheckpoint(const fs::path& dir, const GrpoLearner& learner,
   const fs::path final_dir = dir / StepName(state.step);
   const fs::path tmp = dir / (".tmp-" + StepName(state.step));
   fs::remove_all(tmp, error);
-  RETURN_IF_ERROR(SaveCheckpoint(learner.weights(), config, tmp));
+  RETURN_IF_ERROR(SaveCheckpoint(learner.master_weights(), config, tmp));
   RETURN_IF_ERROR(
       SaveOptimizer(tmp / "optimizer.safetensors", learner.optimizer()));
   const json s = {{"step", state.step},

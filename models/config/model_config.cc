@@ -131,27 +131,49 @@ int64_t DefaultContextLength(const ModelConfig& config) {
   return std::min<int64_t>(4096, config.max_position_embeddings);
 }
 
-std::vector<LeafSpec> LeafSpecsFor(const ModelConfig& c) {
+std::vector<LeafSpec> LeafSpecsFor(const ModelConfig& c, DType matrix_dtype) {
   // An invalid config has no meaningful structure (and could ask for an
   // absurd number of leaves), so it gets none.
   if (!ValidateModelConfig(c).ok()) return {};
   std::vector<LeafSpec> specs;
   auto add_model_param = [&](ModelParam p) {
     if (!HasModelParam(c, p)) return;
-    specs.push_back(LeafSpec{std::string(ModelParamName(p)),
-                             ModelParamShape(c, p), DType::kF32});
+    const std::vector<int64_t> shape = ModelParamShape(c, p);
+    specs.push_back(LeafSpec{std::string(ModelParamName(p)), shape,
+                             shape.size() == 2 ? matrix_dtype : DType::kF32});
   };
   add_model_param(ModelParam::kEmbedding);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     for (LayerParam p : kLayerParamsInStateDictOrder) {
       if (!HasLayerParam(c, p)) continue;
-      specs.push_back(
-          LeafSpec{LayerParamName(l, p), LayerParamShape(c, p), DType::kF32});
+      const std::vector<int64_t> shape = LayerParamShape(c, p);
+      specs.push_back(LeafSpec{LayerParamName(l, p), shape,
+                               shape.size() == 2 ? matrix_dtype : DType::kF32});
     }
   }
   add_model_param(ModelParam::kFinalNorm);
   add_model_param(ModelParam::kLmHead);
   return specs;
+}
+
+bool IsDecoderMatrix(const LeafSpec& spec) { return spec.shape.size() == 2; }
+
+DType DecoderMatrixDType(const std::vector<LeafSpec>& specs) {
+  for (const LeafSpec& spec : specs) {
+    if (IsDecoderMatrix(spec)) return spec.dtype;
+  }
+  return DType::kF32;
+}
+
+StatusOr<DType> ResolveWeightDType(std::string_view flag,
+                                   const ModelConfig& config) {
+  if (flag == "bfloat16") return DType::kBF16;
+  if (flag == "float32") return DType::kF32;
+  if (flag != "auto") {
+    return InvalidArgumentError("dtype '" + std::string(flag) +
+                                "' is not auto, bfloat16 or float32");
+  }
+  return config.torch_dtype == "bfloat16" ? DType::kBF16 : DType::kF32;
 }
 
 int64_t ModelConfig::NumParams() const {

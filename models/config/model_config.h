@@ -75,11 +75,31 @@ std::string ModelConfigToJson(const ModelConfig& config);
 StatusOr<ModelConfig> PresetConfig(std::string_view name);
 std::vector<std::string> PresetNames();
 
-// The parameter leaves, F32, with Hugging Face names in the order of a
-// PyTorch state_dict: embed_tokens; per layer q/k/v/o projections (+ biases),
+// The parameter leaves, with Hugging Face names in the order of a PyTorch
+// state_dict: embed_tokens; per layer q/k/v/o projections (+ biases),
 // q_norm/k_norm, gate/up/down, input_layernorm, post_attention_layernorm;
-// final norm; lm_head unless tied.
-std::vector<LeafSpec> LeafSpecsFor(const ModelConfig& config);
+// final norm; lm_head unless tied. The matrices (embedding, projections,
+// LM head: all but a few thousandths of the parameters) have dtype
+// `matrix_dtype`, F32 or BF16; norm weights and biases are always F32,
+// as the ops that read them compute in float32 (a BF16 checkpoint's
+// vectors widen to F32 exactly).
+std::vector<LeafSpec> LeafSpecsFor(const ModelConfig& config,
+                                   DType matrix_dtype = DType::kF32);
+
+// Whether leaf `spec` of a decoder is one of its matrices (see above).
+bool IsDecoderMatrix(const LeafSpec& spec);
+
+// The dtype of the matrices of a leaf list of LeafSpecsFor's structure
+// (F32 for an empty list).
+DType DecoderMatrixDType(const std::vector<LeafSpec>& specs);
+
+// "auto", "bfloat16" or "float32" (the --dtype flag of the binaries), with
+// auto resolved against the config's torch_dtype, real or dummy weights
+// alike: bfloat16 stays BF16 (Qwen3 checkpoints and the real-shape
+// presets), float32 and float16 compute in F32 (the qwen3-tiny preset is
+// float32).
+StatusOr<DType> ResolveWeightDType(std::string_view flag,
+                                   const ModelConfig& config);
 
 }  // namespace rlrt
 

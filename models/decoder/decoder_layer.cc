@@ -40,7 +40,7 @@ DecoderLayers::DecoderLayers(const ModelConfig& config,
       eps_(static_cast<float>(config.rms_norm_eps)) {}
 
 Status DecoderLayers::Linear(const float* x, int64_t rows, int64_t in,
-                             const float* weight, const float* bias,
+                             MatrixRef weight, const float* bias,
                              int64_t out, float* y, bool accumulate) const {
   return LinearForward({.x = x,
                         .rows = rows,
@@ -64,14 +64,14 @@ Status DecoderLayers::Project(int64_t layer, LayerParam projection,
                                 " is not a projection");
   }
   const LayerParam bias = BiasOf(projection);
-  return Linear(x, rows, shape[1], Weight(layer, projection),
+  return Linear(x, rows, shape[1], leaves_.Matrix(weights_, layer, projection),
                 bias == LayerParam::kCount ? nullptr : Weight(layer, bias),
                 shape[0], y, accumulate);
 }
 
 Status DecoderLayers::Embed(const int32_t* tokens, int64_t rows,
                             float* x) const {
-  return EmbeddingForward(leaves_.Get(weights_, ModelParam::kEmbedding),
+  return EmbeddingForward(leaves_.Matrix(weights_, ModelParam::kEmbedding),
                           config_.hidden_size, tokens, rows, x, mesh_);
 }
 
@@ -144,7 +144,7 @@ Status DecoderLayers::Head(const float* x, int64_t rows, float* normed,
   RETURN_IF_ERROR(RmsNormForward(x,
                                  leaves_.Get(weights_, ModelParam::kFinalNorm),
                                  normed, rows, h, eps_, mesh_));
-  return Linear(normed, rows, h, leaves_.Get(weights_, ModelParam::kLmHead),
+  return Linear(normed, rows, h, leaves_.Matrix(weights_, ModelParam::kLmHead),
                 nullptr, config_.vocab_size, logits, /*accumulate=*/false);
 }
 

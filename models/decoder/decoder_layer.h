@@ -6,7 +6,9 @@
 // weight dtype, an adapter on a projection or a new architecture is added
 // here, in one place.
 //
-// Per layer, as Hugging Face computes it (all in float32):
+// Per layer, as Hugging Face computes it (in float32; with BF16 weights the
+// inputs of the seven projections and the LM head are rounded to BF16
+// inside LinearForward, models/ops/linear.h, and nothing else changes):
 //   n1  = rms_norm(x, input_layernorm)
 //   q   = rope(q_norm(q_proj(n1))),  k = rope(k_norm(k_proj(n1))),
 //   v   = v_proj(n1)                 (q/k norm: Qwen3; q/k/v bias: Qwen2)
@@ -104,7 +106,7 @@ class DecoderLayers {
   const float* Weight(int64_t layer, LayerParam p) const {
     return leaves_.Get(weights_, layer, p);
   }
-  Status Linear(const float* x, int64_t rows, int64_t in, const float* weight,
+  Status Linear(const float* x, int64_t rows, int64_t in, MatrixRef weight,
                 const float* bias, int64_t out, float* y,
                 bool accumulate) const;
 

@@ -13,7 +13,16 @@ int64_t IndexOf(const ParamLeaves& leaves, const std::string& name) {
 template <typename Leaves>
 auto* Data(Leaves& leaves, int64_t index) {
   using Float = decltype(leaves.F32(0).data());
-  return index < 0 ? Float{nullptr} : leaves.F32(index).data();
+  if (index < 0 || leaves.spec(index).dtype != DType::kF32) return Float{};
+  return leaves.F32(index).data();
+}
+
+MatrixRef MatrixAt(const ParamLeaves& leaves, int64_t index) {
+  if (index < 0) return MatrixRef();
+  MatrixRef m;
+  m.data = leaves.data(index);
+  m.dtype = leaves.spec(index).dtype;
+  return m;
 }
 
 }  // namespace
@@ -23,7 +32,9 @@ StatusOr<DecoderLeaves> DecoderLeaves::Resolve(const ModelConfig& config,
   RETURN_IF_ERROR(ValidateModelConfig(config));
   DecoderLeaves d;
   d.specs_ = LeafSpecsFor(config);
-  d.fingerprint_ = StructureFingerprint(d.specs_);
+  d.fingerprint_f32_ = StructureFingerprint(d.specs_);
+  d.fingerprint_bf16_ =
+      StructureFingerprint(LeafSpecsFor(config, DType::kBF16));
   RETURN_IF_ERROR(d.CheckStructure(leaves, "weights"));
   for (int p = 0; p < kNumModelParams; ++p) {
     d.model_[p] = IndexOf(
@@ -45,10 +56,21 @@ StatusOr<DecoderLeaves> DecoderLeaves::Resolve(const ModelConfig& config,
 
 Status DecoderLeaves::CheckStructure(const ParamLeaves& other,
                                      std::string_view what) const {
-  if (other.fingerprint() == fingerprint_) return OkStatus();
+  if (other.fingerprint() == fingerprint_f32_ ||
+      other.fingerprint() == fingerprint_bf16_) {
+    return OkStatus();
+  }
+  std::vector<LeafSpec> expected = specs_;
+  // Diff against the dtype the other list mostly has, so a dtype mismatch
+  // of one leaf is named rather than every matrix.
+  if (DecoderMatrixDType(other.specs()) == DType::kBF16) {
+    for (LeafSpec& spec : expected) {
+      if (IsDecoderMatrix(spec)) spec.dtype = DType::kBF16;
+    }
+  }
   return InvalidArgumentError(std::string(what) +
                               " do not have the structure of this model:\n" +
-                              DiffStructures(specs_, other.specs()));
+                              DiffStructures(expected, other.specs()));
 }
 
 const float* DecoderLeaves::Get(const ParamLeaves& leaves, ModelParam p) const {
@@ -64,6 +86,13 @@ const float* DecoderLeaves::Get(const ParamLeaves& leaves, int64_t layer,
 float* DecoderLeaves::Get(ParamLeaves& leaves, int64_t layer,
                           LayerParam p) const {
   return Data(leaves, Index(layer, p));
+}
+MatrixRef DecoderLeaves::Matrix(const ParamLeaves& leaves, ModelParam p) const {
+  return MatrixAt(leaves, Index(p));
+}
+MatrixRef DecoderLeaves::Matrix(const ParamLeaves& leaves, int64_t layer,
+                                LayerParam p) const {
+  return MatrixAt(leaves, Index(layer, p));
 }
 
 }  // namespace rlrt

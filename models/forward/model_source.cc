@@ -23,8 +23,12 @@ StatusOr<LoadedModel> LoadModel(const ModelSource& source, Mesh* mesh) {
         "' has no weights to load; use load_format=dummy");
   }
   if (has_dir && format != "dummy") {
+    ASSIGN_OR_RETURN(const ModelConfig config,
+                     LoadModelConfig(source.model_dir));
+    ASSIGN_OR_RETURN(const DType dtype,
+                     ResolveWeightDType(source.dtype, config));
     ASSIGN_OR_RETURN(LoadedCheckpoint checkpoint,
-                     LoadCheckpoint(source.model_dir, mesh));
+                     LoadCheckpoint(source.model_dir, mesh, dtype));
     return LoadedModel{std::move(checkpoint.config),
                        std::move(checkpoint.leaves)};
   }
@@ -34,8 +38,9 @@ StatusOr<LoadedModel> LoadModel(const ModelSource& source, Mesh* mesh) {
   } else {
     ASSIGN_OR_RETURN(config, PresetConfig(source.preset));
   }
+  ASSIGN_OR_RETURN(const DType dtype, ResolveWeightDType(source.dtype, config));
   ASSIGN_OR_RETURN(ParamLeaves weights,
-                   ParamLeaves::Allocate(LeafSpecsFor(config)));
+                   ParamLeaves::Allocate(LeafSpecsFor(config, dtype)));
   RETURN_IF_ERROR(InitDummyWeights(weights, source.seed, mesh));
   return LoadedModel{std::move(config), std::move(weights)};
 }

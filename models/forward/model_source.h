@@ -22,6 +22,9 @@ struct ModelSource {
   // a preset.
   std::string load_format = "auto";
   uint64_t seed = 0;  // For dummy weights.
+  // The matrices' dtype: "auto" (the config's torch_dtype), "bfloat16" or
+  // "float32". See ResolveWeightDType.
+  std::string dtype = "auto";
 };
 
 struct LoadedModel {

@@ -20,22 +20,25 @@ inline constexpr char kSafetensorsIndexFileName[] =
 
 struct LoadedCheckpoint {
   ModelConfig config;
-  ParamLeaves leaves;  // LeafSpecsFor(config), F32.
+  ParamLeaves leaves;  // LeafSpecsFor(config, matrix_dtype).
 };
 
-// Reads config.json and allocates and fills the leaves. mesh may be null.
+// Reads config.json and allocates and fills the leaves, whose matrices get
+// `matrix_dtype`. mesh may be null.
 StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::filesystem::path& dir,
-                                          Mesh* mesh = nullptr);
+                                          Mesh* mesh = nullptr,
+                                          DType matrix_dtype = DType::kF32);
 
 // Fills existing leaves, whose structure must be LeafSpecsFor of the
-// directory's config.json. As transformers does, a model.safetensors takes
+// directory's config.json (matrices F32 or BF16). As transformers does, a model.safetensors takes
 // precedence over an index. Every file and tensor is validated first: each
 // leaf present exactly once, with its shape and an F32/BF16/F16 dtype; no
 // other tensors except "*rotary_emb.inv_freq" buffers (recomputed, never
 // loaded) and, for tied embeddings, an lm_head.weight equal to
 // model.embed_tokens.weight after conversion to F32. Only then is data
-// copied (F32) or converted (BF16, F16) into the leaves, split across the
-// mesh's workers. On any error the leaves are unchanged, and the message
+// copied (same dtype) or converted into the leaves (widened exactly, or
+// rounded to nearest even into BF16 leaves), split across the mesh's
+// workers. On any error the leaves are unchanged, and the message
 // names the file and the tensor.
 Status LoadCheckpointInto(const std::filesystem::path& dir, ParamLeaves& leaves,
                           Mesh* mesh = nullptr);

@@ -135,22 +135,47 @@ StatusOr<std::vector<const SafetensorsTensor*>> MatchTensorsToLeaves(
   return sources;
 }
 
-// Fills every leaf from its source, split across the mesh as copies are.
+// Elements [first, first + count) of a tensor into BF16 bit patterns: a
+// BF16 source is copied as is (no widening on the way), others are
+// rounded to nearest even.
+void ConvertToBf16(const SafetensorsTensor& src, size_t first, size_t count,
+                   uint16_t* out) {
+  if (src.dtype == DType::kBF16) {
+    std::memcpy(out, src.data.data() + first * 2, count * 2);
+    return;
+  }
+  constexpr size_t kBlock = 1024;
+  float wide[kBlock];
+  for (size_t i = 0; i < count; i += kBlock) {
+    const size_t m = std::min(kBlock, count - i);
+    ConvertToF32(src, first + i, m, wide);
+    for (size_t k = 0; k < m; ++k) out[i + k] = F32ToBf16(wide[k]);
+  }
+}
+
+// Fills every leaf from its source, chunk by chunk across the mesh (chunks
+// never split an element, whatever mix of dtypes the leaves have).
 Status ConvertIntoLeaves(ParamLeaves& leaves,
                          const std::vector<const SafetensorsTensor*>& sources,
                          Mesh* mesh) {
-  return ForEachLeafPiece(
-      leaves, mesh, [&](size_t leaf, size_t offset, size_t size) {
-        const size_t first = offset / sizeof(float);
-        ConvertToF32(*sources[leaf], first, size / sizeof(float),
-                     leaves.F32(leaf).data() + first);
-      });
+  return ForEachLeafChunk(leaves, mesh, [&](const LeafChunk& c) {
+    if (leaves.spec(c.leaf).dtype == DType::kBF16) {
+      ConvertToBf16(*sources[c.leaf], c.offset / 2, c.size / 2,
+                    reinterpret_cast<uint16_t*>(leaves.data(c.leaf)) +
+                        c.offset / 2);
+      return;
+    }
+    const size_t first = c.offset / sizeof(float);
+    ConvertToF32(*sources[c.leaf], first, c.size / sizeof(float),
+                 leaves.F32(c.leaf).data() + first);
+  });
 }
 
 Status LoadWithConfig(const std::filesystem::path& dir,
                       const ModelConfig& config, ParamLeaves& leaves,
                       Mesh* mesh) {
-  const std::vector<LeafSpec> expected = LeafSpecsFor(config);
+  const std::vector<LeafSpec> expected =
+      LeafSpecsFor(config, DecoderMatrixDType(leaves.specs()));
   if (leaves.specs() != expected) {
     return FailedPreconditionError(
         "the leaf list does not have the structure of " +
@@ -172,10 +197,10 @@ Status LoadCheckpointInto(const std::filesystem::path& dir, ParamLeaves& leaves,
 }
 
 StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::filesystem::path& dir,
-                                          Mesh* mesh) {
+                                          Mesh* mesh, DType matrix_dtype) {
   ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(dir));
   ASSIGN_OR_RETURN(ParamLeaves leaves,
-                   ParamLeaves::Allocate(LeafSpecsFor(config)));
+                   ParamLeaves::Allocate(LeafSpecsFor(config, matrix_dtype)));
   RETURN_IF_ERROR(LoadWithConfig(dir, config, leaves, mesh));
   return LoadedCheckpoint{std::move(config), std::move(leaves)};
 }

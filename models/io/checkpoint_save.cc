@@ -58,24 +58,30 @@ std::vector<std::vector<size_t>> PlanShards(const ParamLeaves& leaves,
 // buffer that lives only while this shard is written.
 Status WriteShard(const ParamLeaves& leaves, const std::vector<size_t>& shard,
                   DType dtype, const std::filesystem::path& path) {
-  std::vector<uint16_t> converted;
-  if (dtype == DType::kBF16) {
-    size_t elements = 0;
-    for (size_t i : shard) elements += leaves.spec(i).NumElements();
-    converted.resize(elements);
+  // Leaves already in the storage dtype are written as they are; others
+  // (F32 leaves saved as BF16, norm vectors of a BF16 model, BF16 leaves
+  // saved as F32) are converted into this buffer first.
+  size_t converted_bytes = 0;
+  for (size_t i : shard) {
+    if (leaves.spec(i).dtype != dtype) {
+      converted_bytes += leaves.spec(i).NumElements() * DTypeSize(dtype);
+    }
   }
+  std::vector<std::byte> converted(converted_bytes);
   std::vector<SafetensorsTensorData> tensors;
   tensors.reserve(shard.size());
   size_t at = 0;
   for (size_t i : shard) {
     const LeafSpec& spec = leaves.spec(i);
     std::span<const std::byte> data(leaves.data(i), leaves.bytes(i));
-    if (dtype == DType::kBF16) {
-      const std::span<const float> src = leaves.F32(i);
-      uint16_t* dst = converted.data() + at;
-      for (size_t k = 0; k < src.size(); ++k) dst[k] = F32ToBf16(src[k]);
-      data = std::as_bytes(std::span(dst, src.size()));
-      at += src.size();
+    if (spec.dtype != dtype) {
+      const size_t n = static_cast<size_t>(spec.NumElements());
+      std::byte* dst = converted.data() + at;
+      for (size_t k = 0; k < n; ++k) {
+        StoreFromF32(dst, dtype, k, LoadAsF32(leaves.data(i), spec.dtype, k));
+      }
+      data = std::span<const std::byte>(dst, n * DTypeSize(dtype));
+      at += n * DTypeSize(dtype);
     }
     tensors.push_back({spec.name, dtype, spec.shape, data});
   }
@@ -135,7 +141,8 @@ Status SaveCheckpoint(const ParamLeaves& leaves, const ModelConfig& config,
                       const std::filesystem::path& dir,
                       const SaveCheckpointOptions& options) {
   RETURN_IF_ERROR(ValidateModelConfig(config));
-  const std::vector<LeafSpec> expected = LeafSpecsFor(config);
+  const std::vector<LeafSpec> expected =
+      LeafSpecsFor(config, DecoderMatrixDType(leaves.specs()));
   if (leaves.specs() != expected) {
     return FailedPreconditionError(
         "the leaf list does not have the structure of the config:\n" +

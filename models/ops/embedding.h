@@ -1,5 +1,5 @@
 // Token embedding lookup and its gradient.
-//   forward:  out[t] = table[ids[t]]
+//   forward:  out[t] = table[ids[t]] (a BF16 table's rows widened exactly)
 //   backward: d_table[ids[t]] += d_out[t] for every row t
 // Shapes: table, d_table [vocab, dim]; ids [rows]; out, d_out [rows, dim].
 // Ids must be checked against the vocabulary by the caller (the forward
@@ -10,11 +10,12 @@
 #include <cstdint>
 
 #include "base/status.h"
+#include "models/ops/matrix_ref.h"
 #include "partition/mesh.h"
 
 namespace rlrt {
 
-Status EmbeddingForward(const float* table, int64_t dim, const int32_t* ids,
+Status EmbeddingForward(MatrixRef table, int64_t dim, const int32_t* ids,
                         int64_t rows, float* out, Mesh* mesh);
 
 // A scatter-add. Workers own disjoint ranges of table rows and each scans

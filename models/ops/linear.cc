@@ -3,10 +3,13 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <string>
 
+#include "models/ops/bf16_activations.h"
 #include "models/ops/column_sums.h"
 #include "models/ops/gemm.h"
 #include "models/ops/gemm_accumulate.h"
+#include "models/ops/gemm_bf16.h"
 #include "partition/parallel.h"
 
 namespace rlrt {
@@ -15,7 +18,7 @@ namespace {
 void BlasColumns(const LinearArgs& a, int64_t ldy, int64_t n0, int64_t n1) {
   float* y = a.y + n0;
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a.rows, n1 - n0, a.in,
-              1.0f, a.x, a.in, a.weight + n0 * a.in, a.in,
+              1.0f, a.x, a.in, a.weight.f32() + n0 * a.in, a.in,
               a.accumulate ? 1.0f : 0.0f, y, ldy);
   if (a.bias != nullptr) {
     for (int64_t t = 0; t < a.rows; ++t) {
@@ -23,6 +26,20 @@ void BlasColumns(const LinearArgs& a, int64_t ldy, int64_t n0, int64_t n1) {
       for (int64_t n = 0; n < n1 - n0; ++n) row[n] += a.bias[n0 + n];
     }
   }
+}
+
+Status CheckWeightDType(const MatrixRef& weight, MatmulKernel kernel) {
+  if (weight.dtype == DType::kF32) return OkStatus();
+  if (weight.dtype != DType::kBF16) {
+    return InvalidArgumentError("linear: weights of dtype " +
+                                std::string(DTypeName(weight.dtype)) +
+                                " are not computed (float32 or BF16 only)");
+  }
+  if (kernel == MatmulKernel::kOpenBlas) {
+    return InvalidArgumentError(
+        "linear: the OpenBLAS kernel takes float32 weights only");
+  }
+  return OkStatus();
 }
 
 // Blocks of input columns (dx) and output rows (dweight) handed to workers:
@@ -35,11 +52,12 @@ Status InputGradient(const LinearBackwardArgs& a, Mesh* mesh) {
   const AccumulateGemmArgs product{.a = a.dy,
                                    .a_row_stride = a.out,
                                    .a_inner_stride = 1,
-                                   .b = a.weight,
+                                   .b = a.weight.f32(),
                                    .ldb = a.in,
                                    .c = a.dx,
                                    .ldc = a.in,
                                    .inner = a.out};
+  const uint16_t* bf16 = a.weight.bf16();
   const int64_t blocks = (a.in + kDxColumnBlock - 1) / kDxColumnBlock;
   return ParallelForOrInline(mesh, blocks, [&](const Shard& s) {
     const int64_t k0 = s.begin * kDxColumnBlock;
@@ -48,17 +66,37 @@ Status InputGradient(const LinearBackwardArgs& a, Mesh* mesh) {
       for (int64_t t = 0; t < a.rows; ++t)
         std::fill(a.dx + t * a.in + k0, a.dx + t * a.in + k1, 0.0f);
     }
-    AccumulateGemm(product, 0, a.rows, k0, k1);
+    if (bf16 == nullptr) {
+      AccumulateGemm(product, 0, a.rows, k0, k1);
+      return OkStatus();
+    }
+    // BF16 weights: widen one block of W's columns at a time. An output's
+    // arithmetic does not depend on the column range it is computed in
+    // (gemm_accumulate.h), so this gives the bits of a float32 W holding
+    // the same values.
+    for (int64_t b0 = k0; b0 < k1; b0 += kDxColumnBlock) {
+      const int64_t b1 = std::min(k1, b0 + kDxColumnBlock);
+      AccumulateGemmArgs block = product;
+      block.b = WidenBf16Columns(bf16, a.out, a.in, b0, b1);
+      block.ldb = b1 - b0;
+      block.c = a.dx + b0;
+      AccumulateGemm(block, 0, a.rows, 0, b1 - b0);
+    }
     return OkStatus();
   });
 }
 
 Status WeightGradient(const LinearBackwardArgs& a, Mesh* mesh) {
+  // With BF16 weights the forward multiplied the rounded rows of x.
+  const float* x = a.x;
+  if (a.weight.dtype == DType::kBF16 && a.dweight != nullptr) {
+    ASSIGN_OR_RETURN(x, RoundedActivations(a.x, a.rows * a.in, mesh));
+  }
   // dW[n, k] += sum_t dY[t, n] X[t, k]: dY read transposed in place.
   const AccumulateGemmArgs product{.a = a.dy,
                                    .a_row_stride = 1,
                                    .a_inner_stride = a.out,
-                                   .b = a.x,
+                                   .b = x,
                                    .ldb = a.in,
                                    .c = a.dweight,
                                    .ldc = a.in,
@@ -84,6 +122,7 @@ Status LinearBackward(const LinearBackwardArgs& a, Mesh* mesh) {
   if (a.rows < 0 || a.in < 0 || a.out < 0) {
     return InvalidArgumentError("linear backward: negative size");
   }
+  RETURN_IF_ERROR(CheckWeightDType(a.weight, MatmulKernel::kRowInvariant));
   if (a.dx != nullptr) RETURN_IF_ERROR(InputGradient(a, mesh));
   if (a.rows == 0) return OkStatus();
   if (a.dweight != nullptr || a.dbias != nullptr) {
@@ -93,12 +132,25 @@ Status LinearBackward(const LinearBackwardArgs& a, Mesh* mesh) {
 }
 
 Status LinearForward(const LinearArgs& a, Mesh* mesh) {
+  RETURN_IF_ERROR(CheckWeightDType(a.weight, a.kernel));
   if (a.rows == 0 || a.out == 0) return OkStatus();
   const int64_t ldy = a.ldy == 0 ? a.out : a.ldy;
   // Blocks of 16 columns keep each worker's slice of W cache-line aligned.
   constexpr int64_t kBlock = 16;
   const int64_t blocks = (a.out + kBlock - 1) / kBlock;
-  const GemmArgs gemm{a.x,    a.rows, a.in, a.weight,
+  if (a.weight.dtype == DType::kBF16) {
+    ASSIGN_OR_RETURN(const uint16_t* x,
+                     RoundActivationsToBf16(a.x, a.rows * a.in, mesh));
+    const GemmBf16Args gemm{x,      a.rows, a.in, a.weight.bf16(),
+                            a.bias, a.y,    ldy,  a.accumulate};
+    return ParallelForOrInline(mesh, blocks, [&](const Shard& s) {
+      const int64_t n0 = s.begin * kBlock;
+      const int64_t n1 = std::min(a.out, s.end * kBlock);
+      if (n0 < n1) RowInvariantGemmBf16(gemm, n0, n1);
+      return OkStatus();
+    });
+  }
+  const GemmArgs gemm{a.x,    a.rows, a.in, a.weight.f32(),
                       a.bias, a.y,    ldy,  a.accumulate};
   return ParallelForOrInline(mesh, blocks, [&](const Shard& s) {
     const int64_t n0 = s.begin * kBlock;

@@ -6,13 +6,22 @@
 // an output's K-reduction always happens within one worker, so results do
 // not depend on the worker count.
 //
+// Weights may be float32 or BF16 (MatrixRef). With BF16 weights the input
+// rows are rounded to BF16 (nearest even) in LinearForward, which is the
+// one place in the decoder where activations lose precision; the product
+// runs in models/ops/gemm_bf16.h with float32 accumulation and a float32
+// output, and everything outside the matmuls stays float32. The backward
+// treats the rounding as the identity for dX (the straight-through rule
+// PyTorch's autocast applies too) and forms dW from the rounded rows, which
+// is what the forward multiplied.
+//
 // Two kernels:
 //  - kRowInvariant (default): models/ops/gemm.h. A row's results do not
 //    depend on the other rows, so decode, prefill, batched and training
 //    forwards of the same tokens give the same bits: the sampler's logprobs
 //    equal the trainer's exactly.
 //  - kOpenBlas: single-threaded OpenBLAS sgemm per worker. Faster for large
-//    row counts, but its rounding depends on the row count.
+//    row counts, but its rounding depends on the row count. Float32 only.
 //
 // Backward (LinearBackward): dX = dY W, dW += dY^T X, db += column sums of dY,
 // with models/ops/gemm_accumulate.h, whose per-output summation order is
@@ -27,6 +36,7 @@
 #include <cstdint>
 
 #include "base/status.h"
+#include "models/ops/matrix_ref.h"
 #include "partition/mesh.h"
 
 namespace rlrt {
@@ -37,7 +47,7 @@ struct LinearArgs {
   const float* x = nullptr;
   int64_t rows = 0;  // T
   int64_t in = 0;    // K
-  const float* weight = nullptr;
+  MatrixRef weight;             // [out, in]
   const float* bias = nullptr;  // Optional.
   int64_t out = 0;              // N
   float* y = nullptr;
@@ -52,7 +62,7 @@ Status LinearForward(const LinearArgs& args, Mesh* mesh);
 
 struct LinearBackwardArgs {
   const float* x = nullptr;       // [rows, in], the forward's input.
-  const float* weight = nullptr;  // [out, in]
+  MatrixRef weight;               // [out, in], as in the forward.
   const float* dy = nullptr;      // [rows, out], dLoss/dy.
   int64_t rows = 0;               // T
   int64_t in = 0;                 // K
@@ -61,7 +71,9 @@ struct LinearBackwardArgs {
   // fuses residual branches). Must not overlap x or dy.
   float* dx = nullptr;
   bool accumulate_dx = false;
-  float* dweight = nullptr;  // [out, in] or null: dweight += dy^T x.
+  // [out, in] float32 or null: dweight += dy^T x (x rounded to BF16 first
+  // when the weight is BF16).
+  float* dweight = nullptr;
   float* dbias = nullptr;    // [out] or null: dbias += sum over rows of dy.
 };
 

@@ -94,7 +94,7 @@ Status TrainableTransformer::HeadBackward(int64_t first, int64_t rows,
   }));
   RETURN_IF_ERROR(
       LinearBackward({.x = head.normed,
-                      .weight = leaves_.Get(weights_, ModelParam::kLmHead),
+                      .weight = leaves_.Matrix(weights_, ModelParam::kLmHead),
                       .dy = head.logits,
                       .rows = rows,
                       .in = h,
@@ -154,7 +154,7 @@ Status TrainableTransformer::LayerBackward(int64_t layer, ParamLeaves& grads) {
                          int64_t in, int64_t out, float* dx, bool accumulate,
                          float* dbias = nullptr) {
     return LinearBackward({.x = x,
-                           .weight = w(weight),
+                           .weight = leaves_.Matrix(weights_, layer, weight),
                            .dy = dy,
                            .rows = rows,
                            .in = in,
