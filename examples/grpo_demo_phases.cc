@@ -171,8 +171,8 @@ StatusOr<uint64_t> ShowGreedyAnswer(const DemoConfig& config,
 // tokenizer, so the directory is a complete checkpoint.
 Status SavePolicy(const DemoConfig& config, const Learner& learner) {
   if (config.save_dir.empty()) return OkStatus();
-  RETURN_IF_ERROR(SaveCheckpoint(learner.grpo->master_weights(), learner.model_config,
-                                 config.save_dir));
+  RETURN_IF_ERROR(SaveCheckpoint(learner.grpo->master_weights(),
+                                 learner.model_config, config.save_dir));
   // chat_template.jinja, where the tokenizer keeps its template apart.
   for (const char* name :
        {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"}) {

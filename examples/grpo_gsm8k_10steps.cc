@@ -28,6 +28,7 @@
 #include "examples/grpo_demo_config.h"
 #include "examples/grpo_demo_phases.h"
 #include "examples/learner_flags.h"
+#include "examples/model_flags.h"
 
 // Model and data.
 DEFINE_string(model_dir, "",
@@ -154,6 +155,7 @@ StatusOr<ModelSource> TrainerModelFromFlags() {
                        : FLAGS_model_dir.empty()  ? "dummy"
                                                   : "safetensors";
   source.seed = FLAGS_seed;
+  source.dtype = FLAGS_dtype;
   if (source.load_format != "dummy" && source.load_format != "safetensors")
     return InvalidArgumentError("--load_format must be safetensors or dummy");
   if (FLAGS_model_dir.empty() && source.load_format != "dummy")

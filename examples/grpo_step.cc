@@ -39,6 +39,7 @@
 
 #include "base/timing.h"
 #include "examples/learner_flags.h"
+#include "examples/model_flags.h"
 #include "models/config/model_config.h"
 #include "models/forward/model_source.h"
 #include "models/io/checkpoint.h"
@@ -405,7 +406,7 @@ Status Run() {
   {  // The loaded weights are freed once the learner has its own copy.
     ASSIGN_OR_RETURN(LoadedModel model,
                      LoadModel({FLAGS_model_dir, FLAGS_preset,
-                                FLAGS_load_format, FLAGS_seed},
+                                FLAGS_load_format, FLAGS_seed, FLAGS_dtype},
                                actor.get()));
     config = model.config;
     ASSIGN_OR_RETURN(learner,
@@ -418,7 +419,8 @@ Status Run() {
   // Gradients first: if that fails, out_dir is not touched.
   if (!FLAGS_dump_grads.empty())
     RETURN_IF_ERROR(DumpGradients(learner->gradients(), FLAGS_dump_grads));
-  RETURN_IF_ERROR(SaveCheckpoint(learner->master_weights(), config, FLAGS_out_dir));
+  RETURN_IF_ERROR(
+      SaveCheckpoint(learner->master_weights(), config, FLAGS_out_dir));
   RETURN_IF_ERROR(CopyTokenizerFiles());
   const double seconds = SecondsSince(start);
   std::cout << MetricsJson(metrics, batch, seconds).dump() << std::endl;

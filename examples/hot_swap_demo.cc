@@ -20,6 +20,7 @@
 #include "base/format.h"
 #include "base/timing.h"
 #include "examples/cli_support.h"
+#include "examples/model_flags.h"
 #include "models/forward/model_source.h"
 #include "models/leaf_checksum.h"
 #include "models/leaf_init.h"
@@ -86,6 +87,7 @@ Status Run() {
   options.model.preset = FLAGS_model_dir.empty() ? FLAGS_preset : "";
   options.model.load_format = "dummy";
   options.model.seed = FLAGS_init_seed;
+  options.model.dtype = FLAGS_dtype;
   options.tokenizer_dir = TokenizerDir();
   options.max_total_tokens = 4096;
   ASSIGN_OR_RETURN(std::unique_ptr<SamplerEngine> engine,

@@ -32,6 +32,7 @@
 
 #include "base/timing.h"
 #include "examples/hostile_clients.h"
+#include "examples/model_flags.h"
 #include "models/forward/model_source.h"
 #include "models/io/checkpoint.h"
 #include "models/leaf_init.h"
@@ -200,7 +201,8 @@ Status Run() {
   ASSIGN_OR_RETURN(LoadedModel model, LoadModel({.model_dir = FLAGS_model_dir,
                                                  .preset = "",
                                                  .load_format = "auto",
-                                                 .seed = 0},
+                                                 .seed = 0,
+                                                 .dtype = FLAGS_dtype},
                                                 nullptr));
   const std::filesystem::path checkpoint =
       std::filesystem::temp_directory_path() /

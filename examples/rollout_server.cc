@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "examples/cli_support.h"
+#include "examples/model_flags.h"
 #include "partition/device.h"
 #include "partition/partition_spec.h"
 #include "sampler/engine.h"
@@ -123,6 +124,7 @@ Status Run(const sigset_t& signals) {
     o.model.preset = FLAGS_model_dir.empty() ? FLAGS_preset : "";
     o.model.load_format = FLAGS_load_format;
     o.model.seed = FLAGS_seed;
+    o.model.dtype = FLAGS_dtype;
     o.tokenizer_dir = TokenizerDir();
     o.max_running_requests = FLAGS_max_running_requests;
     o.max_total_tokens = FLAGS_max_total_tokens;

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "base/timing.h"
+#include "examples/model_flags.h"
 #include "models/forward/kv_cache.h"
 #include "models/forward/model_source.h"
 #include "models/forward/transformer.h"
@@ -63,9 +64,10 @@ Status Run() {
   }
   if (FLAGS_num_devices > 0) devices.resize(FLAGS_num_devices);
   ASSIGN_OR_RETURN(std::unique_ptr<Mesh> mesh, Mesh::Create("score", devices));
-  ASSIGN_OR_RETURN(LoadedModel model, LoadModel({FLAGS_model_dir, FLAGS_preset,
-                                                 FLAGS_load_format, FLAGS_seed},
-                                                mesh.get()));
+  ASSIGN_OR_RETURN(LoadedModel model,
+                   LoadModel({FLAGS_model_dir, FLAGS_preset, FLAGS_load_format,
+                              FLAGS_seed, FLAGS_dtype},
+                             mesh.get()));
   const int64_t t = static_cast<int64_t>(ids.size());
   if (t > model.config.max_position_embeddings) {
     return InvalidArgumentError(

@@ -48,11 +48,11 @@ Status CopyLeafBytes(const ParamLeaves& layout, LeafDataFn src,
 }
 
 Status ForEachLeafChunk(const ParamLeaves& layout, Mesh* mesh, LeafChunkFn fn) {
-  return ParallelForOrInline(
-      mesh, static_cast<int64_t>(layout.num_chunks()), [&](const Shard& s) {
-        layout.ForEachChunk(s.begin, s.end, fn);
-        return OkStatus();
-      });
+  return ParallelForOrInline(mesh, static_cast<int64_t>(layout.num_chunks()),
+                             [&](const Shard& s) {
+                               layout.ForEachChunk(s.begin, s.end, fn);
+                               return OkStatus();
+                             });
 }
 
 Status ConvertLeaves(const ParamLeaves& from, ParamLeaves& to, Mesh* mesh) {
@@ -64,10 +64,9 @@ Status ConvertLeaves(const ParamLeaves& from, ParamLeaves& to, Mesh* mesh) {
   for (size_t i = 0; i < to.size(); ++i) {
     if (from.spec(i).name != to.spec(i).name ||
         from.spec(i).shape != to.spec(i).shape) {
-      return InvalidArgumentError("leaf " + std::to_string(i) + " ('" +
-                                  from.spec(i).name +
-                                  "') differs in name or shape from '" +
-                                  to.spec(i).name + "'");
+      return InvalidArgumentError(
+          "leaf " + std::to_string(i) + " ('" + from.spec(i).name +
+          "') differs in name or shape from '" + to.spec(i).name + "'");
     }
   }
   return ForEachLeafChunk(to, mesh, [&](const LeafChunk& c) {

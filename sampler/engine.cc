@@ -45,6 +45,7 @@ SamplerEngine::SamplerEngine(const EngineOptions& options, Mesh* mesh,
       config_(std::move(config)),
       weights_(std::move(weights)),
       fingerprint_(weights_.fingerprint()),
+      weight_dtype_(DecoderMatrixDType(weights_.specs())),
       next_seed_(std::random_device{}()) {}
 
 StatusOr<std::unique_ptr<SamplerEngine>> SamplerEngine::Create(
@@ -124,9 +125,7 @@ Status SamplerEngine::Start(double load_seconds) {
       {"model_type", ModelTypeName(config_.model_type)},
       {"mesh", mesh_->name()},
       {"devices", devices},
-      {"dtype", DecoderMatrixDType(weights_.specs()) == DType::kBF16
-                    ? "bfloat16"
-                    : "float32"},
+      {"dtype", weight_dtype_ == DType::kBF16 ? "bfloat16" : "float32"},
       {"load_format", dummy ? "dummy" : "safetensors"},
       {"num_leaves", weights_.size()},
       {"num_params", weights_.total_elements()},

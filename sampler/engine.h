@@ -126,6 +126,9 @@ class SamplerEngine {
   EngineBuffers buffers() const;
 
   const ModelConfig& config() const { return config_; }
+  // The dtype of the served weight matrices (fixed for the engine's life;
+  // updates and reloads must bring the same).
+  DType weight_dtype() const { return weight_dtype_; }
   const EngineOptions& options() const { return options_; }
   // Null when the engine has no tokenizer.
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
@@ -169,6 +172,7 @@ class SamplerEngine {
   // Written only by control operations on the scheduler thread.
   ParamLeaves weights_;
   const uint64_t fingerprint_;
+  const DType weight_dtype_;
   std::unique_ptr<Tokenizer> tokenizer_;
   ChatTemplateKind chat_template_ = ChatTemplateKind::kNone;
   int64_t sample_vocab_ = 0;

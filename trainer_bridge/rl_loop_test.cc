@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <iostream>
 #include <limits>
 #include <random>
@@ -68,14 +69,15 @@ struct Rig {
   std::unique_ptr<GrpoLearner> learner;
 
   // The engine and the learner start from the same weights of `engine_dir`
-  // (dummy ones unless `load_format` says otherwise); the learner's model
-  // comes from `learner_dir`.
+  // (dummy ones unless `load_format` says otherwise) in `dtype`; the
+  // learner's model comes from `learner_dir`.
   explicit Rig(const char* learner_dir = kUntied,
                std::string engine_dir = kUntied,
-               std::string load_format = "dummy") {
+               std::string load_format = "dummy", std::string dtype = "auto") {
     EngineOptions o;
     o.model.model_dir = std::move(engine_dir);
     o.model.load_format = std::move(load_format);
+    o.model.dtype = std::move(dtype);
     o.model.seed = 3;
     o.max_total_tokens = 4096;
     auto e = SamplerEngine::Create(o, rollout.get());
@@ -184,6 +186,58 @@ TEST(RlLoopTest, SerialLoopIsExactlyOnPolicy) {
     EXPECT_EQ(m.grpo.ratio_min, 1.0) << m.step;
     EXPECT_EQ(m.grpo.ratio_max, 1.0) << m.step;
   }
+}
+
+// Mixed precision: the learner keeps float32 master weights and trains a
+// BF16 copy, which is what the sampler receives, so the two sides still
+// agree bit for bit, and the synthetic reward is still learned.
+TEST(RlLoopTest, Bf16LoopIsExactlyOnPolicyAndLearns) {
+  Rig rig(kUntied, kUntied, "dummy", "bfloat16");
+  ASSERT_EQ(rig.engine->weight_dtype(), DType::kBF16);
+  ASSERT_EQ(DecoderMatrixDType(rig.learner->weights().specs()), DType::kBF16);
+  ASSERT_EQ(DecoderMatrixDType(rig.learner->master_weights().specs()),
+            DType::kF32);
+  TargetTokenTask task;
+  std::vector<RlStepMetrics> steps;
+  ASSERT_TRUE(RunRlLoop(*rig.engine, *rig.learner, task, SmallLoop(20, 0),
+                        [&](const RlStepMetrics& m) {
+                          steps.push_back(m);
+                          return OkStatus();
+                        })
+                  .ok());
+  double best_late = 0;
+  std::string curve;
+  for (const RlStepMetrics& m : steps) {
+    EXPECT_EQ(m.version_lag, 0);
+    EXPECT_EQ(m.grpo.logprob_mismatch_max, 0.0) << m.step;
+    EXPECT_EQ(m.grpo.ratio_min, 1.0) << m.step;
+    EXPECT_EQ(m.grpo.ratio_max, 1.0) << m.step;
+    if (m.step > 10) best_late = std::max(best_late, m.grpo.reward_mean);
+    curve += std::to_string(m.grpo.reward_mean).substr(0, 4) + " ";
+  }
+  EXPECT_LT(steps.front().grpo.reward_mean, 0.2);
+  EXPECT_GT(best_late, 0.8) << curve;
+  std::cout << "mean reward per step (bfloat16): " << curve << std::endl;
+  EXPECT_EQ(rig.engine->WeightsChecksum()->content_hash,
+            ContentHash(rig.learner->weights()));
+  // The master really is finer than its copy: some update smaller than
+  // half a BF16 step moved the master and not the copy.
+  const ParamLeaves& master = rig.learner->master_weights();
+  const ParamLeaves& copy = rig.learner->weights();
+  int64_t finer = 0, wrong = 0;
+  for (size_t i = 0; i < master.size(); ++i) {
+    const int64_t n = master.spec(i).NumElements();
+    for (int64_t k = 0; k < n; ++k) {
+      const float m = master.F32(i)[k];
+      const float c = LoadAsF32(copy.data(i), copy.spec(i).dtype, k);
+      const float rounded =
+          copy.spec(i).dtype == DType::kBF16 ? Bf16ToF32(F32ToBf16(m)) : m;
+      wrong += std::memcmp(&c, &rounded, 4) != 0;
+      finer += m != c;
+    }
+  }
+  EXPECT_EQ(wrong, 0) << "the copy is not the master rounded to nearest even";
+  EXPECT_GT(finer, 0);
 }
 
 // The same on a real pretrained model with its own tokenizer: the

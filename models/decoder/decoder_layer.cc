@@ -40,8 +40,8 @@ DecoderLayers::DecoderLayers(const ModelConfig& config,
       eps_(static_cast<float>(config.rms_norm_eps)) {}
 
 Status DecoderLayers::Linear(const float* x, int64_t rows, int64_t in,
-                             MatrixRef weight, const float* bias,
-                             int64_t out, float* y, bool accumulate) const {
+                             MatrixRef weight, const float* bias, int64_t out,
+                             float* y, bool accumulate) const {
   return LinearForward({.x = x,
                         .rows = rows,
                         .in = in,

@@ -39,8 +39,8 @@ class DecoderLeaves {
   Status CheckStructure(const ParamLeaves& other, std::string_view what) const;
 
   // The parameter's floats in a list of this structure, or null when the
-  // model has no such parameter or its leaf is not F32. kLmHead is the embedding when tied, so the
-  // LM head's gradient adds into embed_tokens.
+  // model has no such parameter or its leaf is not F32. kLmHead is the
+  // embedding when tied, so the LM head's gradient adds into embed_tokens.
   const float* Get(const ParamLeaves& leaves, ModelParam p) const;
   float* Get(ParamLeaves& leaves, ModelParam p) const;
   const float* Get(const ParamLeaves& leaves, int64_t layer,

@@ -160,9 +160,9 @@ Status ConvertIntoLeaves(ParamLeaves& leaves,
                          Mesh* mesh) {
   return ForEachLeafChunk(leaves, mesh, [&](const LeafChunk& c) {
     if (leaves.spec(c.leaf).dtype == DType::kBF16) {
-      ConvertToBf16(*sources[c.leaf], c.offset / 2, c.size / 2,
-                    reinterpret_cast<uint16_t*>(leaves.data(c.leaf)) +
-                        c.offset / 2);
+      ConvertToBf16(
+          *sources[c.leaf], c.offset / 2, c.size / 2,
+          reinterpret_cast<uint16_t*>(leaves.data(c.leaf)) + c.offset / 2);
       return;
     }
     const size_t first = c.offset / sizeof(float);

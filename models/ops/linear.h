@@ -45,8 +45,8 @@ enum class MatmulKernel { kRowInvariant, kOpenBlas };
 
 struct LinearArgs {
   const float* x = nullptr;
-  int64_t rows = 0;  // T
-  int64_t in = 0;    // K
+  int64_t rows = 0;             // T
+  int64_t in = 0;               // K
   MatrixRef weight;             // [out, in]
   const float* bias = nullptr;  // Optional.
   int64_t out = 0;              // N
@@ -61,12 +61,12 @@ struct LinearArgs {
 Status LinearForward(const LinearArgs& args, Mesh* mesh);
 
 struct LinearBackwardArgs {
-  const float* x = nullptr;       // [rows, in], the forward's input.
-  MatrixRef weight;               // [out, in], as in the forward.
-  const float* dy = nullptr;      // [rows, out], dLoss/dy.
-  int64_t rows = 0;               // T
-  int64_t in = 0;                 // K
-  int64_t out = 0;                // N
+  const float* x = nullptr;   // [rows, in], the forward's input.
+  MatrixRef weight;           // [out, in], as in the forward.
+  const float* dy = nullptr;  // [rows, out], dLoss/dy.
+  int64_t rows = 0;           // T
+  int64_t in = 0;             // K
+  int64_t out = 0;            // N
   // [rows, in] or null: dx = dy W, or dx += dy W with accumulate_dx (which
   // fuses residual branches). Must not overlap x or dy.
   float* dx = nullptr;
@@ -74,7 +74,7 @@ struct LinearBackwardArgs {
   // [out, in] float32 or null: dweight += dy^T x (x rounded to BF16 first
   // when the weight is BF16).
   float* dweight = nullptr;
-  float* dbias = nullptr;    // [out] or null: dbias += sum over rows of dy.
+  float* dbias = nullptr;  // [out] or null: dbias += sum over rows of dy.
 };
 
 // Runs on `mesh` (inline when null).

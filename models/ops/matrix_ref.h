@@ -29,8 +29,7 @@ struct MatrixRef {
     return dtype == DType::kF32 ? static_cast<const float*>(data) : nullptr;
   }
   const uint16_t* bf16() const {
-    return dtype == DType::kBF16 ? static_cast<const uint16_t*>(data)
-                                 : nullptr;
+    return dtype == DType::kBF16 ? static_cast<const uint16_t*>(data) : nullptr;
   }
 };
 

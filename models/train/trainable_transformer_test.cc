@@ -11,6 +11,7 @@
 
 #include "models/forward/dummy_weights.h"
 #include "models/forward/forward_test_util.h"
+#include "models/leaf_copy.h"
 #include "models/ops/log_softmax.h"
 #include "models/test_util.h"
 #include "models/train/train_test_util.h"
@@ -36,7 +37,21 @@ std::vector<int32_t> RandomTokens(int64_t n, int64_t vocab, uint32_t seed) {
   return ids;
 }
 
+Model LoadF32Model(const std::string& name);
+
+// "<name>:bf16" is model <name> with its matrices rounded to BF16.
 Model LoadModel(const std::string& name) {
+  const size_t colon = name.find(':');
+  if (colon == std::string::npos) return LoadF32Model(name);
+  Model m = LoadF32Model(name.substr(0, colon));
+  auto bf16 = ParamLeaves::Allocate(LeafSpecsFor(m.config, DType::kBF16));
+  EXPECT_TRUE(bf16.ok());
+  EXPECT_TRUE(ConvertLeaves(*m.weights, *bf16, nullptr).ok());
+  m.weights = std::make_unique<ParamLeaves>(std::move(bf16).value());
+  return m;
+}
+
+Model LoadF32Model(const std::string& name) {
   Model m;
   if (name == "small_qwen3") {
     m.config = testing::SmallQwen3();
@@ -104,7 +119,14 @@ TEST_P(SamplerAgreementTest, LogitsAndLogprobsEqualTheSamplersBitForBit) {
 
 INSTANTIATE_TEST_SUITE_P(Models, SamplerAgreementTest,
                          ::testing::Values("qwen3_tied", "qwen3_untied",
-                                           "qwen2", "llama", "small_qwen3"));
+                                           "qwen2", "llama", "small_qwen3",
+                                           "qwen3_tied:bf16", "qwen2:bf16",
+                                           "small_qwen3:bf16"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), ':', '_');
+                           return name;
+                         });
 
 // All gradient leaves, concatenated.
 std::vector<float> Flatten(const ParamLeaves& grads) {
@@ -125,7 +147,8 @@ std::vector<float> RandomWeights(int64_t n, uint32_t seed) {
 }
 
 TEST(TrainableTransformerTest, GradientsAreBitIdenticalForAnyWorkerCount) {
-  for (const char* name : {"small_qwen3", "qwen2"}) {
+  for (const char* name :
+       {"small_qwen3", "qwen2", "small_qwen3:bf16", "qwen2:bf16"}) {
     const Model m = LoadModel(name);
     auto by_length = m.sequences;
     std::sort(by_length.begin(), by_length.end(),

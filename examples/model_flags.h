@@ -1,0 +1,10 @@
+// Flags shared by every binary that builds a model.
+#ifndef RLRT_EXAMPLES_MODEL_FLAGS_H_
+#define RLRT_EXAMPLES_MODEL_FLAGS_H_
+
+#include <gflags/gflags.h>
+
+// --dtype: the weight matrices' dtype, auto|bfloat16|float32 (ModelSource).
+DECLARE_string(dtype);
+
+#endif  // RLRT_EXAMPLES_MODEL_FLAGS_H_
