@@ -21,29 +21,6 @@ namespace {
 
 using nlohmann::json;
 
-// Largest |ours - reference| over a leaf, relative to its largest |reference|.
-struct LeafError {
-  double max_abs_diff = 0;
-  double max_abs_reference = 0;
-  double relative() const {
-    return max_abs_reference > 0 ? max_abs_diff / max_abs_reference
-                                 : max_abs_diff;
-  }
-};
-
-LeafError Compare(std::span<const float> ours, const SafetensorsTensor& ref) {
-  LeafError e;
-  for (size_t i = 0; i < ours.size(); ++i) {
-    float want;
-    std::memcpy(&want, ref.data.data() + i * sizeof(float), sizeof(float));
-    e.max_abs_diff =
-        std::max(e.max_abs_diff, std::fabs(double(ours[i]) - want));
-    e.max_abs_reference =
-        std::max(e.max_abs_reference, std::fabs(double(want)));
-  }
-  return e;
-}
-
 class PyTorchGradientTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PyTorchGradientTest, EveryLeafMatchesAutograd) {
@@ -84,13 +61,8 @@ TEST_P(PyTorchGradientTest, EveryLeafMatchesAutograd) {
     ASSERT_TRUE(trainable->Backward(dloss, grads).ok());
 
     double worst = 0;
-    for (size_t leaf = 0; leaf < grads.size(); ++leaf) {
-      const std::string& leaf_name = grads.spec(leaf).name;
-      const SafetensorsTensor* ref =
-          reference->Find(case_name + "/" + leaf_name);
-      ASSERT_NE(ref, nullptr) << case_name << "/" << leaf_name;
-      ASSERT_EQ(ref->NumElements(), grads.spec(leaf).NumElements());
-      const LeafError e = Compare(grads.F32(leaf), *ref);
+    for (const auto& [leaf_name, e] :
+         testing::CompareGradients(grads, *reference, case_name)) {
       worst = std::max(worst, e.relative());
       const bool ok = e.relative() <= 1e-4;
       EXPECT_TRUE(ok) << name << " " << case_name << " " << leaf_name;

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "models/io/checkpoint.h"
+#include "models/io/safetensors.h"
 #include "models/train/trainable_transformer.h"
 
 namespace rlrt::testing {
@@ -34,6 +38,53 @@ inline LoadedCheckpoint LoadFixture(const std::string& name) {
   auto checkpoint = LoadCheckpoint(FixtureDir(name));
   EXPECT_TRUE(checkpoint.ok()) << checkpoint.status();
   return std::move(checkpoint).value();
+}
+
+// Largest |ours - reference| over a leaf, relative to its largest |reference|.
+struct LeafError {
+  double max_abs_diff = 0;
+  double max_abs_reference = 0;
+  double relative() const {
+    return max_abs_reference > 0 ? max_abs_diff / max_abs_reference
+                                 : max_abs_diff;
+  }
+};
+
+inline LeafError Compare(std::span<const float> ours,
+                         const SafetensorsTensor& ref) {
+  LeafError e;
+  for (size_t i = 0; i < ours.size(); ++i) {
+    float want;
+    std::memcpy(&want, ref.data.data() + i * sizeof(float), sizeof(float));
+    e.max_abs_diff =
+        std::max(e.max_abs_diff, std::fabs(double(ours[i]) - want));
+    e.max_abs_reference =
+        std::max(e.max_abs_reference, std::fabs(double(want)));
+  }
+  return e;
+}
+
+struct NamedLeafError {
+  std::string leaf;
+  LeafError error;
+};
+
+// Every gradient leaf against the reference tensor "<prefix>/<leaf name>";
+// a reference missing or of another size fails the test.
+inline std::vector<NamedLeafError> CompareGradients(
+    const ParamLeaves& grads, const SafetensorsFile& reference,
+    const std::string& prefix) {
+  std::vector<NamedLeafError> out;
+  for (size_t leaf = 0; leaf < grads.size(); ++leaf) {
+    const std::string& name = grads.spec(leaf).name;
+    const SafetensorsTensor* ref = reference.Find(prefix + "/" + name);
+    EXPECT_NE(ref, nullptr) << prefix << "/" << name;
+    if (ref == nullptr) continue;
+    EXPECT_EQ(ref->NumElements(), grads.spec(leaf).NumElements()) << name;
+    if (ref->NumElements() != grads.spec(leaf).NumElements()) continue;
+    out.push_back({name, Compare(grads.F32(leaf), *ref)});
+  }
+  return out;
 }
 
 // Token and target storage behind a span-based batch.

@@ -12,6 +12,14 @@ Differences from transformers, all on purpose:
     still normalise and softmax in float32, as transformers does.
   * Only what the runtime implements is accepted: no rope scaling, sliding
     windows, MLP biases, or o_proj biases.
+
+BF16 compute (CausalLM.round_matmul_inputs_to_bf16()): the input of every
+projection and of the LM head is rounded to bfloat16 (nearest even) before
+the product, everything else staying in the model's dtype; the backward
+passes gradients through the rounding unchanged (straight-through), and the
+weight gradient is formed from the rounded input, as autocast's saved bf16
+input gives. With float64 weights holding BF16 values this is the exact
+arithmetic of a BF16 matmul with a float64 accumulator.
 """
 
 import math
@@ -81,6 +89,11 @@ def rotary_tables(head_dim, theta, positions, dtype):
     angles = positions.to(work)[:, None] * inv_freq[None, :]
     emb = torch.cat([angles, angles], dim=-1)
     return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def round_to_bf16(x):
+    """x rounded to bfloat16 values in x's dtype; identity for gradients."""
+    return x + (x.to(torch.bfloat16).to(x.dtype) - x).detach()
 
 
 def rotate_half(x):
@@ -173,6 +186,15 @@ class CausalLM(nn.Module):
         c = self.config
         self.model = Backbone(c)
         self.lm_head = None if c["tie_word_embeddings"] else nn.Linear(c["hidden_size"], c["vocab_size"], bias=False)
+        self.bf16_matmul_inputs = False
+
+    def round_matmul_inputs_to_bf16(self):
+        """Switches on BF16 compute (see the module docstring)."""
+        self.bf16_matmul_inputs = True
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                module.register_forward_pre_hook(lambda _, args: (round_to_bf16(args[0]),))
+        return self
 
     @classmethod
     def from_state_dict(cls, config, state_dict, dtype=torch.float64):
@@ -195,6 +217,8 @@ class CausalLM(nn.Module):
             x = layer(x, cos, sin)
         x = self.model.norm(x)
         head = self.model.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
+        if self.bf16_matmul_inputs:
+            x = round_to_bf16(x)
         return x @ head.T
 
 

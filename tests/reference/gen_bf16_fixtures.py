@@ -1,0 +1,112 @@
+"""Generates the BF16-compute references: for each tiny model, its BF16
+weights (fixtures/<name>/model_bf16/model.safetensors) run in float64 with
+the input of every projection and of the LM head rounded to bfloat16
+(hf_reference.CausalLM.round_matmul_inputs_to_bf16), which is the
+arithmetic the runtime's BF16 path promises up to its float32 accumulation.
+
+Writes, into fixtures/<name>/model_bf16/:
+  bf16_compute.json          the logits and next-token logprobs of the
+                             sequences of expected.json, and the gradient
+                             batch and cases of ../gradients.json with the
+                             float64 logprobs and losses under BF16 compute;
+  bf16_gradients.safetensors dLoss/dparameter per case ('<case>/<name>', F32),
+                             the gradient a mixed-precision trainer applies
+                             to its float32 master weights.
+
+Run from anywhere:  /usr/bin/python3 tests/reference/gen_bf16_fixtures.py
+Deterministic; gen_tiny_models.py and gen_grad_fixtures.py must have run.
+"""
+
+import json
+import os
+import sys
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from gen_grad_fixtures import batch_logprobs  # noqa: E402
+from gen_tiny_models import FIXTURES, MODELS, round9, write_json  # noqa: E402
+from hf_reference import CausalLM, next_token_logprobs  # noqa: E402
+from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
+
+
+def generate(name):
+    out = os.path.join(FIXTURES, name, "model_bf16")
+    with open(os.path.join(out, "config.json")) as f:
+        config = json.load(f)
+    with open(os.path.join(out, "expected.json")) as f:
+        sequences = [case["ids"] for case in json.load(f)["cases"]]
+    with open(os.path.join(FIXTURES, name, "gradients.json")) as f:
+        grad_fixture = json.load(f)
+    weights, _ = read_safetensors(os.path.join(out, "model.safetensors"))
+    model = CausalLM.from_state_dict(config, weights, torch.float64).round_matmul_inputs_to_bf16()
+
+    logits_cases = []
+    with torch.no_grad():
+        for ids in sequences:
+            logits = model(ids)
+            logits_cases.append(
+                {
+                    "ids": ids,
+                    "logits": [[round9(v) for v in row] for row in logits.tolist()],
+                    "next_token_logprobs": [round9(v) for v in next_token_logprobs(logits, ids).tolist()],
+                }
+            )
+
+    grad_cases, tensors = [], {}
+    for case in grad_fixture["cases"]:
+        model.zero_grad()
+        logprobs = batch_logprobs(model, grad_fixture["sequences"], case["temperature"])
+        w = torch.tensor(case["dloss_dlogprob"], dtype=torch.float64)
+        if case["name"] == "cross_entropy":
+            w = torch.full_like(w, -1.0 / w.numel())
+        loss = (w * logprobs).sum()
+        loss.backward()
+        for param_name, param in model.named_parameters():
+            tensors[f"{case['name']}/{param_name}"] = param.grad.to(torch.float32)
+        grad_cases.append(
+            {
+                "name": case["name"],
+                "temperature": case["temperature"],
+                "dloss_dlogprob": [round9(v) for v in w.tolist()],
+                "loss": round9(loss.item()),
+                "logprobs": [round9(v) for v in logprobs.tolist()],
+            }
+        )
+
+    write_json(
+        os.path.join(out, "bf16_compute.json"),
+        {
+            "description": "BF16 compute in float64: the BF16 weights of "
+            "model.safetensors, every projection's and the LM head's input "
+            "rounded to bfloat16, all else float64 "
+            "(tests/reference/gen_bf16_fixtures.py). 'cases': logits and "
+            "next-token logprobs of expected.json's sequences; 'sequences' "
+            "and 'gradient_cases': the batch of ../gradients.json and, per "
+            "case, its logprobs and loss; bf16_gradients.safetensors holds "
+            "dLoss/dparameter as '<case>/<parameter name>' (F32).",
+            "cases": logits_cases,
+            "sequences": grad_fixture["sequences"],
+            "gradient_cases": grad_cases,
+        },
+    )
+    write_safetensors(os.path.join(out, "bf16_gradients.safetensors"), tensors, {"format": "pt"})
+
+    # How far the BF16 reference is from the same BF16 weights without
+    # rounding the activations: the scale of what BF16 compute changes.
+    plain = CausalLM.from_state_dict(config, weights, torch.float64)
+    with torch.no_grad():
+        shift = max((plain(ids) - model(ids)).abs().max().item() for ids in sequences)
+    print(f"{name}: rounding the matmul inputs moves the logits by up to {shift:.2e}")
+
+
+def main():
+    torch.set_num_threads(1)  # Deterministic reductions.
+    for name in MODELS:
+        generate(name)
+
+
+if __name__ == "__main__":
+    main()
