@@ -1,12 +1,16 @@
 // bench_forward: forward-pass throughput against the machine's own limits.
 //
 // For qwen3-tiny and the Qwen3-0.6B shape (dummy weights), on a mesh of 1 and
-// of 2 devices:
+// of 2 devices, with three variants: 0 = float32 weights and the
+// row-invariant kernel, 1 = float32 and OpenBLAS, 2 = BF16 weights and the
+// row-invariant BF16 kernel:
 //  - BM_Prefill: batch of B prompts of kPromptTokens tokens in one call;
 //  - BM_Decode: one decode step for B sequences holding kContext tokens.
 // Counters: tokens_per_s; GFLOPs (matmul FLOPs 2 * params + attention);
 // ratio_to_sgemm_peak = achieved GFLOP/s / (single-thread OpenBLAS sgemm
-// GFLOP/s x devices), the peak measured in this run; for decode at batch 1,
+// GFLOP/s x devices), the peak measured in this run; for BF16,
+// ratio_to_bf16_peak against the vdpbf16ps peak (bench_limits.h) likewise;
+// for decode at batch 1,
 // ratio_to_memcpy_bandwidth = weight bytes read per second / memcpy
 // bandwidth (bytes copied per second by one thread) measured in this run.
 // Quote medians: --benchmark_repetitions=5
@@ -45,29 +49,31 @@ struct Bench {
   std::unique_ptr<KvCache> cache;
 };
 
-Bench& BenchFor(const std::string& preset, int devices, int64_t kernel) {
+Bench& BenchFor(const std::string& preset, int devices, int64_t variant) {
   static std::map<std::tuple<std::string, int, int64_t>, std::unique_ptr<Bench>>
       cache;
-  auto& slot = cache[{preset, devices, kernel}];
+  auto& slot = cache[{preset, devices, variant}];
   if (!slot) {
     slot = std::make_unique<Bench>();
     slot->mesh = BenchMesh(devices);
-    auto model = LoadModel({"", preset, "dummy", 1}, slot->mesh.get());
+    auto model = LoadModel(
+        {"", preset, "dummy", 1, variant == 2 ? "bfloat16" : "float32"},
+        slot->mesh.get());
     CHECK(model.ok()) << model.status();
     slot->model = std::make_unique<LoadedModel>(std::move(model).value());
     TransformerOptions options;
     options.max_batch_tokens = 32 * kPromptTokens;
     options.max_context = kContext + 64;
     options.matmul =
-        kernel == 0 ? MatmulKernel::kRowInvariant : MatmulKernel::kOpenBlas;
+        variant == 1 ? MatmulKernel::kOpenBlas : MatmulKernel::kRowInvariant;
     slot->transformer =
         std::move(Transformer::Create(slot->model->config, slot->model->weights,
                                       slot->mesh.get(), options))
             .value();
-    slot->cache =
-        std::move(KvCache::Create(KvCacheShape::For(
-                      slot->model->config, 32 * (kContext + 64), kPageSize)))
-            .value();
+    slot->cache = std::move(KvCache::Create(KvCacheShape::For(
+                                slot->model->config, 32 * (kContext + 64),
+                                kPageSize, slot->transformer->kv_dtype())))
+                      .value();
   }
   return *slot;
 }
@@ -85,8 +91,14 @@ void ReportThroughput(benchmark::State& state, const Bench& b, double tokens,
   state.counters["GFLOPs"] = gflops;
   state.counters["ratio_to_sgemm_peak"] =
       gflops / (SgemmPeakGflops() * b.mesh->size());
+  if (state.range(3) == 2) {
+    state.counters["ratio_to_bf16_peak"] =
+        gflops / (Bf16DotPeakGflops() * b.mesh->size());
+  }
+  static const char* kVariants[] = {" f32 row-invariant", " f32 openblas",
+                                    " bf16 row-invariant"};
   state.SetLabel(std::string(kPresets[state.range(0)]) +
-                 (state.range(3) == 0 ? " row-invariant" : " openblas"));
+                 kVariants[state.range(3)]);
 }
 
 void BM_Prefill(benchmark::State& state) {
@@ -165,11 +177,13 @@ void PrefillArgs(benchmark::internal::Benchmark* b) {
   for (int64_t model : {0, 1}) {
     for (int64_t batch : {1, 8, 32}) {
       for (int64_t devices : {1, 2}) {
-        for (int64_t kernel : {0, 1}) b->Args({model, batch, devices, kernel});
+        for (int64_t variant : {0, 1, 2}) {
+          b->Args({model, batch, devices, variant});
+        }
       }
     }
   }
-  b->ArgNames({"model", "batch", "devices", "kernel"})
+  b->ArgNames({"model", "batch", "devices", "variant"})
       ->Unit(benchmark::kMillisecond);
 }
 

@@ -167,6 +167,10 @@ StatusOr<ModelSource> TrainerModelFromFlags() {
 StatusOr<GrpoOptions> LearnerOptionsFromFlags() {
   ASSIGN_OR_RETURN(GrpoOptions g, GrpoOptionsFromFlags());
   g.loss.constant_normalizer = FLAGS_max_new_tokens;
+  if (FLAGS_kv_cache_dtype != "auto") {
+    ASSIGN_OR_RETURN(g.kv_dtype,
+                     ResolveWeightDType(FLAGS_kv_cache_dtype, ModelConfig{}));
+  }
   g.lr.total_steps = static_cast<int64_t>(FLAGS_steps) * FLAGS_num_iterations +
                      FLAGS_sft_steps;
   // One micro-batch for the whole rollout batch when it fits the cap: a
@@ -197,6 +201,7 @@ EngineOptions EngineOptionsFromFlags(const ModelSource& trainer_model,
   EngineOptions o;
   o.model = trainer_model;
   o.model.load_format = "dummy";
+  o.kv_cache_dtype = FLAGS_kv_cache_dtype;
   o.tokenizer_dir = tokenizer_dir;
   o.max_running_requests = static_cast<int32_t>(in_flight + eval_requests);
   o.max_total_tokens = FLAGS_max_total_tokens > 0

@@ -129,6 +129,7 @@ Status Run(const sigset_t& signals) {
     o.max_running_requests = FLAGS_max_running_requests;
     o.max_total_tokens = FLAGS_max_total_tokens;
     o.page_size = FLAGS_page_size;
+    o.kv_cache_dtype = FLAGS_kv_cache_dtype;
     o.context_length = FLAGS_context_length;
     o.max_prefill_tokens = FLAGS_max_prefill_tokens;
     o.enable_prefix_cache = FLAGS_enable_prefix_cache;

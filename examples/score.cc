@@ -80,9 +80,9 @@ Status Run() {
       std::unique_ptr<Transformer> transformer,
       Transformer::Create(model.config, model.weights, mesh.get(), options));
   constexpr int64_t kPageSize = 16;
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<KvCache> cache,
-      KvCache::Create(KvCacheShape::For(model.config, t, kPageSize)));
+  ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
+                   KvCache::Create(KvCacheShape::For(model.config, t, kPageSize,
+                                                     transformer->kv_dtype())));
   PagePool pool(cache->shape().num_pages);
   std::vector<int32_t> pages;
   RETURN_IF_ERROR(pool.Allocate(cache->shape().num_pages, &pages));

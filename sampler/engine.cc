@@ -91,11 +91,15 @@ Status SamplerEngine::Start(double load_seconds) {
         " exceeds the model's max_position_embeddings " +
         std::to_string(config_.max_position_embeddings));
   }
+  const DType kv_dtype = options_.kv_cache_dtype == "auto"       ? weight_dtype_
+                         : options_.kv_cache_dtype == "bfloat16" ? DType::kBF16
+                                                                 : DType::kF32;
   ASSIGN_OR_RETURN(
       std::unique_ptr<KvCache> cache,
       KvCache::Create(KvCacheShape::For(config_, options_.max_total_tokens,
-                                        options_.page_size)));
+                                        options_.page_size, kv_dtype)));
   TransformerOptions transformer_options;
+  transformer_options.kv_dtype = kv_dtype;
   transformer_options.max_batch_tokens =
       options_.max_prefill_tokens + options_.max_running_requests;
   transformer_options.max_context = context_length_;
@@ -131,6 +135,7 @@ Status SamplerEngine::Start(double load_seconds) {
       {"num_params", weights_.total_elements()},
       {"kv_capacity_tokens", kv.capacity_tokens()},
       {"kv_bytes", kv.bytes()},
+      {"kv_cache_dtype", kv.dtype == DType::kBF16 ? "bfloat16" : "float32"},
       {"page_size", kv.page_size},
       {"max_running_requests", options_.max_running_requests},
       {"context_length", context_length_},

@@ -22,6 +22,11 @@ Status ValidateEngineOptions(const EngineOptions& o) {
       o.max_total_tokens > (int64_t{1} << 30)) {
     return InvalidArgumentError("engine sizes are beyond any sane limit");
   }
+  if (o.kv_cache_dtype != "auto" && o.kv_cache_dtype != "bfloat16" &&
+      o.kv_cache_dtype != "float32") {
+    return InvalidArgumentError("kv_cache_dtype '" + o.kv_cache_dtype +
+                                "' is not auto, bfloat16 or float32");
+  }
   return OkStatus();
 }
 

@@ -24,6 +24,12 @@ struct EngineOptions {
   // KV pool size in tokens, rounded up to whole pages.
   int64_t max_total_tokens = 16384;
   int64_t page_size = 16;
+  // The KV cache's elements: "auto" (the weight matrices' dtype),
+  // "bfloat16" or "float32". The cache holds max_total_tokens either way;
+  // BF16 takes half the bytes (the ready line's kv_bytes). A trainer that
+  // must agree with this sampler bit for bit uses the same dtype
+  // (GrpoOptions::kv_dtype; both default to following the weights).
+  std::string kv_cache_dtype = "auto";
   // Longest prompt + completion. 0: DefaultContextLength(config).
   int64_t context_length = 0;
   // Prompt tokens processed per step at most; longer prompts are prefilled

@@ -68,6 +68,40 @@ TEST_F(EngineTest, LogsTheReadyLine) {
   EXPECT_EQ(line["load_format"], "dummy");
 }
 
+TEST_F(EngineTest, DtypesAreChosenAndReported) {
+  const auto f32 = nlohmann::json::parse(engine_->ready_line());
+  EXPECT_EQ(f32["dtype"], "float32");  // stories260K's torch_dtype.
+  EXPECT_EQ(f32["kv_cache_dtype"], "float32");
+  EngineOptions o = StoriesOptions();
+  o.model.dtype = "bfloat16";
+  auto bf16 = MakeEngine(o, mesh_.get());
+  ASSERT_NE(bf16, nullptr);
+  EXPECT_EQ(bf16->weight_dtype(), DType::kBF16);
+  auto line = nlohmann::json::parse(bf16->ready_line());
+  EXPECT_EQ(line["dtype"], "bfloat16");
+  EXPECT_EQ(line["kv_cache_dtype"], "bfloat16");  // Follows the weights.
+  EXPECT_EQ(line["kv_capacity_tokens"], f32["kv_capacity_tokens"]);
+  EXPECT_EQ(2 * line["kv_bytes"].get<int64_t>(),
+            f32["kv_bytes"].get<int64_t>());
+  auto r = bf16->Generate(GreedyText("Once upon a time", 8));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->samples[0].token_ids.size(), 8u);
+
+  o.kv_cache_dtype = "float32";
+  auto mixed = MakeEngine(o, mesh_.get());
+  ASSERT_NE(mixed, nullptr);
+  EXPECT_EQ(nlohmann::json::parse(mixed->ready_line())["kv_cache_dtype"],
+            "float32");
+  o.kv_cache_dtype = "float16";
+  auto refused = SamplerEngine::Create(o, mesh_.get());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("kv_cache_dtype"),
+            std::string::npos);
+  o.kv_cache_dtype = "auto";
+  o.model.dtype = "int8";
+  EXPECT_FALSE(SamplerEngine::Create(o, mesh_.get()).ok());
+}
+
 // The trainer treats the sampler's logprobs as the behaviour policy's; they
 // must equal log softmax(logits / T) of a full-sequence forward pass.
 TEST_F(EngineTest, ReportedLogprobsEqualTheFullSequenceForward) {

@@ -102,6 +102,7 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::Create(
   TrainableTransformerOptions model_options;
   model_options.max_tokens = options.max_micro_batch_tokens;
   model_options.sample_vocab = options.sample_vocab;
+  model_options.kv_dtype = options.kv_dtype;
   ASSIGN_OR_RETURN(learner->policy_,
                    TrainableTransformer::Create(config, learner->weights(),
                                                 actor, model_options));

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -46,6 +47,9 @@ struct GrpoOptions {
   // it to the sampler's vocab_size() so both sides normalise over the same
   // ids (see TrainableTransformerOptions::sample_vocab).
   int64_t sample_vocab = 0;
+  // The sampler's KV cache dtype (TrainableTransformerOptions::kv_dtype);
+  // unset follows the weights, as the sampler's default does.
+  std::optional<DType> kv_dtype;
 };
 
 struct Completion {

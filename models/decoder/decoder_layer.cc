@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "models/ops/bf16_activations.h"
 #include "models/ops/embedding.h"
 #include "models/ops/rmsnorm.h"
 #include "models/ops/rope.h"
@@ -31,11 +32,12 @@ LayerParam BiasOf(LayerParam projection) {
 DecoderLayers::DecoderLayers(const ModelConfig& config,
                              const DecoderLeaves& leaves,
                              const ParamLeaves& weights, MatmulKernel kernel,
-                             Mesh* mesh)
+                             DType kv_dtype, Mesh* mesh)
     : config_(config),
       leaves_(leaves),
       weights_(weights),
       kernel_(kernel),
+      kv_dtype_(kv_dtype),
       mesh_(mesh),
       eps_(static_cast<float>(config.rms_norm_eps)) {}
 
@@ -119,6 +121,10 @@ Status DecoderLayers::Forward(int64_t layer, const float* x, int64_t rows,
       RopeForward(a.q, rows, heads, d, rotary.cos, rotary.sin, mesh_));
   RETURN_IF_ERROR(
       RopeForward(a.k, rows, kv_heads, d, rotary.cos, rotary.sin, mesh_));
+  if (kv_dtype_ == DType::kBF16) {
+    RETURN_IF_ERROR(RoundToBf16InPlace(a.k, rows * kv_heads * d, mesh_));
+    RETURN_IF_ERROR(RoundToBf16InPlace(a.v, rows * kv_heads * d, mesh_));
+  }
   RETURN_IF_ERROR(attend());
   if (a.mid != x) std::memcpy(a.mid, x, rows * h * sizeof(float));
   RETURN_IF_ERROR(Project(layer, LayerParam::kOProj, a.attn, rows, a.mid,

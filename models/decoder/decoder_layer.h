@@ -8,7 +8,10 @@
 //
 // Per layer, as Hugging Face computes it (in float32; with BF16 weights the
 // inputs of the seven projections and the LM head are rounded to BF16
-// inside LinearForward, models/ops/linear.h, and nothing else changes):
+// inside LinearForward, models/ops/linear.h, and nothing else changes; with
+// a BF16 KV cache, k (after rope) and v are rounded to BF16 values before
+// attention, in both passes, so the trainer attends over exactly what the
+// sampler's cache holds):
 //   n1  = rms_norm(x, input_layernorm)
 //   q   = rope(q_norm(q_proj(n1))),  k = rope(k_norm(k_proj(n1))),
 //   v   = v_proj(n1)                 (q/k norm: Qwen3; q/k/v bias: Qwen2)
@@ -70,8 +73,10 @@ class DecoderLayers {
   // `weights` must have the structure `leaves` was resolved on and outlive
   // this object; it is read in place on every call. Work runs on `mesh`
   // (inline when null).
+  // `kv_dtype` is the KV cache's element type (F32 or BF16).
   DecoderLayers(const ModelConfig& config, const DecoderLeaves& leaves,
-                const ParamLeaves& weights, MatmulKernel kernel, Mesh* mesh);
+                const ParamLeaves& weights, MatmulKernel kernel, DType kv_dtype,
+                Mesh* mesh);
 
   // x[rows, hidden] = embed_tokens[tokens].
   Status Embed(const int32_t* tokens, int64_t rows, float* x) const;
@@ -101,6 +106,7 @@ class DecoderLayers {
                  int64_t rows, float* y, bool accumulate = false) const;
 
   const ModelConfig& config() const { return config_; }
+  DType kv_dtype() const { return kv_dtype_; }
 
  private:
   const float* Weight(int64_t layer, LayerParam p) const {
@@ -114,6 +120,7 @@ class DecoderLayers {
   const DecoderLeaves& leaves_;
   const ParamLeaves& weights_;
   const MatmulKernel kernel_;
+  const DType kv_dtype_;
   Mesh* const mesh_;
   const float eps_;
 };

@@ -35,8 +35,9 @@ inline std::vector<float> SequenceLogits(Transformer& model,
                                          bool token_by_token,
                                          int64_t page_size = 4) {
   const int64_t vocab = model.config().vocab_size;
-  auto cache = KvCache::Create(KvCacheShape::For(
-      model.config(), static_cast<int64_t>(tokens.size()), page_size));
+  auto cache = KvCache::Create(
+      KvCacheShape::For(model.config(), static_cast<int64_t>(tokens.size()),
+                        page_size, model.kv_dtype()));
   EXPECT_TRUE(cache.ok());
   PagePool pool((*cache)->shape().num_pages);
   std::vector<int32_t> pages;

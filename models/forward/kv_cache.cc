@@ -6,8 +6,10 @@
 namespace rlrt {
 
 KvCacheShape KvCacheShape::For(const ModelConfig& config,
-                               int64_t max_total_tokens, int64_t page_size) {
+                               int64_t max_total_tokens, int64_t page_size,
+                               DType dtype) {
   KvCacheShape s;
+  s.dtype = dtype;
   s.num_layers = config.num_hidden_layers;
   s.num_kv_heads = config.num_key_value_heads;
   s.head_dim = config.head_dim;
@@ -19,7 +21,7 @@ KvCacheShape KvCacheShape::For(const ModelConfig& config,
 
 size_t KvCacheShape::bytes() const {
   return 2 * static_cast<size_t>(num_layers) * num_pages * page_stride() *
-         sizeof(float);
+         DTypeSize(dtype);
 }
 
 StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const KvCacheShape& shape) {
@@ -27,6 +29,9 @@ StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const KvCacheShape& shape) {
       shape.page_size <= 0 || shape.num_pages <= 0) {
     return InvalidArgumentError(
         "KV cache shape must be positive in every field");
+  }
+  if (shape.dtype != DType::kF32 && shape.dtype != DType::kBF16) {
+    return InvalidArgumentError("KV cache dtype must be float32 or bfloat16");
   }
   if (shape.num_pages > INT32_MAX) {
     return InvalidArgumentError("KV cache has more pages than page ids allow");
@@ -37,39 +42,63 @@ StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const KvCacheShape& shape) {
 
 KvCache::KvCache(const KvCacheShape& shape, PageArena arena)
     : shape_(shape), arena_(std::move(arena)) {
-  keys_ = reinterpret_cast<float*>(arena_.data());
-  values_ = keys_ + shape_.num_layers * shape_.num_pages * shape_.page_stride();
+  keys_ = static_cast<std::byte*>(arena_.data());
+  values_ = keys_ + shape_.bytes() / 2;
 }
 
 PagedKvView KvCache::LayerView(int64_t layer) const {
-  const int64_t layer_stride = shape_.num_pages * shape_.page_stride();
-  return PagedKvView{keys_ + layer * layer_stride,
-                     values_ + layer * layer_stride, shape_.page_stride(),
-                     shape_.page_size};
+  const size_t layer_bytes =
+      shape_.num_pages * shape_.page_stride() * DTypeSize(shape_.dtype);
+  return PagedKvView{keys_ + layer * layer_bytes, values_ + layer * layer_bytes,
+                     shape_.page_stride(), shape_.page_size, shape_.dtype};
 }
 
-float* KvCache::Slot(float* base, int64_t layer, int32_t page, int64_t kv_head,
-                     int64_t slot) const {
-  return base + (layer * shape_.num_pages + page) * shape_.page_stride() +
-         (kv_head * shape_.page_size + slot) * shape_.head_dim;
+std::byte* KvCache::Slot(std::byte* base, int64_t layer, int32_t page,
+                         int64_t kv_head, int64_t slot) const {
+  const int64_t element =
+      (layer * shape_.num_pages + page) * shape_.page_stride() +
+      (kv_head * shape_.page_size + slot) * shape_.head_dim;
+  return base + element * DTypeSize(shape_.dtype);
+}
+
+void KvCache::Write(std::byte* slot, const float* src) const {
+  if (shape_.dtype == DType::kF32) {
+    std::memcpy(slot, src, shape_.head_dim * sizeof(float));
+    return;
+  }
+  uint16_t* out = reinterpret_cast<uint16_t*>(slot);
+  for (int64_t i = 0; i < shape_.head_dim; ++i) out[i] = F32ToBf16(src[i]);
+}
+
+void KvCache::WriteKey(int64_t layer, int32_t page, int64_t kv_head,
+                       int64_t slot, const float* src) {
+  Write(Slot(keys_, layer, page, kv_head, slot), src);
+}
+
+void KvCache::WriteValue(int64_t layer, int32_t page, int64_t kv_head,
+                         int64_t slot, const float* src) {
+  Write(Slot(values_, layer, page, kv_head, slot), src);
 }
 
 float* KvCache::KeySlot(int64_t layer, int32_t page, int64_t kv_head,
                         int64_t slot) {
-  return Slot(keys_, layer, page, kv_head, slot);
+  if (shape_.dtype != DType::kF32) return nullptr;
+  return reinterpret_cast<float*>(Slot(keys_, layer, page, kv_head, slot));
 }
 
 float* KvCache::ValueSlot(int64_t layer, int32_t page, int64_t kv_head,
                           int64_t slot) {
-  return Slot(values_, layer, page, kv_head, slot);
+  if (shape_.dtype != DType::kF32) return nullptr;
+  return reinterpret_cast<float*>(Slot(values_, layer, page, kv_head, slot));
 }
 
 void KvCache::CopyPage(int32_t from, int32_t to) {
-  const size_t bytes = shape_.page_stride() * sizeof(float);
+  const size_t bytes = shape_.page_stride() * DTypeSize(shape_.dtype);
   for (int64_t layer = 0; layer < shape_.num_layers; ++layer) {
-    std::memcpy(KeySlot(layer, to, 0, 0), KeySlot(layer, from, 0, 0), bytes);
-    std::memcpy(ValueSlot(layer, to, 0, 0), ValueSlot(layer, from, 0, 0),
+    std::memcpy(Slot(keys_, layer, to, 0, 0), Slot(keys_, layer, from, 0, 0),
                 bytes);
+    std::memcpy(Slot(values_, layer, to, 0, 0),
+                Slot(values_, layer, from, 0, 0), bytes);
   }
 }
 

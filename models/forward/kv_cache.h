@@ -6,15 +6,23 @@
 //
 // Layout per layer: [num_pages][num_kv_heads][page_size][head_dim], so the
 // keys one attention head reads within a page are contiguous.
+//
+// Elements are float32 or BF16 (KvCacheShape::dtype): a BF16 cache holds
+// twice the tokens in the same memory. Keys and values reach it already
+// rounded to BF16 values (DecoderLayers rounds them for a BF16 cache, in
+// the trainer's pass too), so storing them loses nothing more and the
+// attention, which widens them exactly, sees what the trainer sees.
 #ifndef RLRT_MODELS_FORWARD_KV_CACHE_H_
 #define RLRT_MODELS_FORWARD_KV_CACHE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "base/status.h"
 #include "models/config/model_config.h"
+#include "models/dtype.h"
 #include "models/ops/attention.h"
 #include "models/page_arena.h"
 
@@ -26,10 +34,12 @@ struct KvCacheShape {
   int64_t head_dim = 0;
   int64_t page_size = 16;
   int64_t num_pages = 0;
+  DType dtype = DType::kF32;  // F32 or BF16.
 
   // The shape for `config` holding at least `max_total_tokens` tokens.
   static KvCacheShape For(const ModelConfig& config, int64_t max_total_tokens,
-                          int64_t page_size);
+                          int64_t page_size, DType dtype = DType::kF32);
+  // Elements per page: kv_heads * page_size * head_dim.
   int64_t page_stride() const { return num_kv_heads * page_size * head_dim; }
   int64_t capacity_tokens() const { return num_pages * page_size; }
   size_t bytes() const;
@@ -41,6 +51,12 @@ class KvCache {
 
   const KvCacheShape& shape() const { return shape_; }
   PagedKvView LayerView(int64_t layer) const;
+  // head_dim floats into one slot, converted to the cache's dtype.
+  void WriteKey(int64_t layer, int32_t page, int64_t kv_head, int64_t slot,
+                const float* src);
+  void WriteValue(int64_t layer, int32_t page, int64_t kv_head, int64_t slot,
+                  const float* src);
+  // The slot's floats; a float32 cache only (null otherwise).
   float* KeySlot(int64_t layer, int32_t page, int64_t kv_head, int64_t slot);
   float* ValueSlot(int64_t layer, int32_t page, int64_t kv_head, int64_t slot);
   // Copies page `from`'s keys and values in every layer into page `to`.
@@ -48,13 +64,14 @@ class KvCache {
 
  private:
   KvCache(const KvCacheShape& shape, PageArena arena);
-  float* Slot(float* base, int64_t layer, int32_t page, int64_t kv_head,
-              int64_t slot) const;
+  std::byte* Slot(std::byte* base, int64_t layer, int32_t page, int64_t kv_head,
+                  int64_t slot) const;
+  void Write(std::byte* slot, const float* src) const;
 
   KvCacheShape shape_;
   PageArena arena_;
-  float* keys_ = nullptr;
-  float* values_ = nullptr;
+  std::byte* keys_ = nullptr;
+  std::byte* values_ = nullptr;
 };
 
 // Page ids with reference counts. Not thread-safe: one owner (the sampler's

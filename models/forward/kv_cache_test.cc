@@ -43,14 +43,43 @@ TEST(KvCacheTest, SlotsAreDisjointAndMatchTheLayerView) {
           float* v = (*cache)->ValueSlot(l, p, h, s);
           EXPECT_TRUE(seen.insert(k).second);
           EXPECT_TRUE(seen.insert(v).second);
-          EXPECT_EQ(k, view.keys + p * view.page_stride + (h * 5 + s) * 4);
-          EXPECT_EQ(v, view.values + p * view.page_stride + (h * 5 + s) * 4);
+          const int64_t at = p * view.page_stride + (h * 5 + s) * 4;
+          EXPECT_EQ(k, static_cast<const float*>(view.keys) + at);
+          EXPECT_EQ(v, static_cast<const float*>(view.values) + at);
         }
       }
     }
   }
   EXPECT_EQ(shape.bytes(), 2u * 2 * 6 * 3 * 5 * 4 * sizeof(float));
   EXPECT_FALSE(KvCache::Create(KvCacheShape{2, 3, 4, 0, 6}).ok());
+}
+
+TEST(KvCacheTest, Bf16CacheStoresRoundedValuesInHalfTheBytes) {
+  KvCacheShape shape{2, 3, 4, 5, 6};
+  shape.dtype = DType::kBF16;
+  EXPECT_EQ(shape.bytes(), 2u * 2 * 6 * 3 * 5 * 4 * 2);
+  auto cache = KvCache::Create(shape);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  EXPECT_EQ((*cache)->KeySlot(0, 0, 0, 0), nullptr);  // Not floats.
+  const float key[4] = {1.0f, 1.00390625f, -3.1415927f, 1e-3f};
+  const float value[4] = {0.5f, -2.0f, 65504.0f, 7.0f};
+  (*cache)->WriteKey(1, 4, 2, 3, key);
+  (*cache)->WriteValue(1, 4, 2, 3, value);
+  (*cache)->CopyPage(4, 5);
+  const PagedKvView view = (*cache)->LayerView(1);
+  EXPECT_EQ(view.dtype, DType::kBF16);
+  for (int32_t page : {4, 5}) {
+    const int64_t at = page * view.page_stride + (2 * 5 + 3) * 4;
+    const uint16_t* k = static_cast<const uint16_t*>(view.keys) + at;
+    const uint16_t* v = static_cast<const uint16_t*>(view.values) + at;
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_EQ(k[i], F32ToBf16(key[i])) << page << " " << i;
+      EXPECT_EQ(v[i], F32ToBf16(value[i])) << page << " " << i;
+    }
+  }
+  KvCacheShape f16 = shape;
+  f16.dtype = DType::kF16;
+  EXPECT_FALSE(KvCache::Create(f16).ok());
 }
 
 }  // namespace

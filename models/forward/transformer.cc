@@ -16,7 +16,8 @@ Transformer::Transformer(const ModelConfig& config,
       options_(options),
       mesh_(mesh),
       leaves_(std::move(leaves)),
-      layers_(config_, leaves_, weights, options.matmul, mesh) {}
+      layers_(config_, leaves_, weights, options.matmul, *options.kv_dtype,
+              mesh) {}
 StatusOr<std::unique_ptr<Transformer>> Transformer::Create(
     const ModelConfig& config, const ParamLeaves& weights, Mesh* mesh,
     const TransformerOptions& options) {
@@ -25,6 +26,8 @@ StatusOr<std::unique_ptr<Transformer>> Transformer::Create(
   if (resolved.max_context == 0) {
     resolved.max_context = DefaultContextLength(config);
   }
+  if (!resolved.kv_dtype)
+    resolved.kv_dtype = DecoderMatrixDType(weights.specs());
   return CreateResolved(config, weights, mesh, resolved);
 }
 
@@ -43,6 +46,10 @@ StatusOr<std::unique_ptr<Transformer>> Transformer::CreateResolved(
   }
   if (config.head_dim % 2 != 0) {
     return InvalidArgumentError("rotary embedding needs an even head_dim");
+  }
+  if (!options.kv_dtype ||
+      (*options.kv_dtype != DType::kF32 && *options.kv_dtype != DType::kBF16)) {
+    return InvalidArgumentError("the KV cache dtype must be F32 or BF16");
   }
   ASSIGN_OR_RETURN(DecoderLeaves leaves,
                    DecoderLeaves::Resolve(config, weights));
@@ -111,6 +118,11 @@ Status Transformer::Validate(std::span<const SequenceInput> batch,
       shape.num_kv_heads != config_.num_key_value_heads ||
       shape.head_dim != config_.head_dim) {
     return InvalidArgumentError("KV cache shape does not match the model");
+  }
+  if (shape.dtype != *options_.kv_dtype) {
+    return InvalidArgumentError(
+        "KV cache dtype " + std::string(DTypeName(shape.dtype)) +
+        " is not the model's " + std::string(DTypeName(*options_.kv_dtype)));
   }
   int64_t total = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -217,10 +229,10 @@ Status Transformer::WriteKv(int64_t layer, int64_t rows, KvCache& cache) {
       const int64_t pos = positions_[r];
       const int32_t page = row_pages_[r][pos / ps];
       for (int64_t kh = 0; kh < kv_heads; ++kh) {
-        std::memcpy(cache.KeySlot(layer, page, kh, pos % ps),
-                    act_.k + (r * kv_heads + kh) * d, d * sizeof(float));
-        std::memcpy(cache.ValueSlot(layer, page, kh, pos % ps),
-                    act_.v + (r * kv_heads + kh) * d, d * sizeof(float));
+        cache.WriteKey(layer, page, kh, pos % ps,
+                       act_.k + (r * kv_heads + kh) * d);
+        cache.WriteValue(layer, page, kh, pos % ps,
+                         act_.v + (r * kv_heads + kh) * d);
       }
     }
     return OkStatus();

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -41,6 +42,9 @@ struct TransformerOptions {
   // The row-invariant kernel makes prefill, decode and batched results
   // bit-identical (models/ops/linear.h); OpenBLAS is there to compare.
   MatmulKernel matmul = MatmulKernel::kRowInvariant;
+  // The KV cache's dtype (the cache given to Forward must have it); unset
+  // follows the weight matrices' dtype.
+  std::optional<DType> kv_dtype;
 };
 
 // One sequence's part of a Forward call.
@@ -70,6 +74,8 @@ class Transformer {
 
   static int64_t LogitRows(std::span<const SequenceInput> batch);
   const ModelConfig& config() const { return config_; }
+  // The KV cache dtype Forward expects (TransformerOptions::kv_dtype).
+  DType kv_dtype() const { return *options_.kv_dtype; }
   const TransformerOptions& options() const { return options_; }
 
  private:

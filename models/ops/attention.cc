@@ -9,15 +9,21 @@
 namespace rlrt {
 namespace {
 
+// An element of a cached key or value as float (exact for BF16).
+inline float Widen(float x) { return x; }
+inline float Widen(uint16_t bits) { return Bf16ToF32(bits); }
+
 // Sixteen independent lanes summed in a fixed tree: a reduction order that
 // does not depend on the compiler's choices, and that it can vectorise.
-float Dot(const float* a, const float* b, int64_t n) {
+// With BF16 b the operations are those on b widened, so the bits are too.
+template <typename T>
+float Dot(const float* a, const T* b, int64_t n) {
   float lanes[16] = {};
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    for (int l = 0; l < 16; ++l) lanes[l] += a[i + l] * b[i + l];
+    for (int l = 0; l < 16; ++l) lanes[l] += a[i + l] * Widen(b[i + l]);
   }
-  for (int l = 0; i < n; ++i, ++l) lanes[l] += a[i] * b[i];
+  for (int l = 0; i < n; ++i, ++l) lanes[l] += a[i] * Widen(b[i]);
   for (int width = 8; width > 0; width /= 2) {
     for (int l = 0; l < width; ++l) lanes[l] += lanes[l + width];
   }
@@ -54,7 +60,8 @@ float Scale(int64_t head_dim) {
   return 1.0f / std::sqrt(static_cast<float>(head_dim));
 }
 
-// Attention of one query head of one row.
+// Attention of one query head of one row, over a cache of elements T.
+template <typename T>
 void AttendOne(const AttentionArgs& a, const AttentionSequence& seq,
                int64_t row, int64_t head, float* scores) {
   const int64_t d = a.head_dim;
@@ -64,9 +71,9 @@ void AttendOne(const AttentionArgs& a, const AttentionSequence& seq,
   const float* q = a.q + (row * a.num_heads + head) * d;
   const int64_t ps = a.kv.page_size;
   const int64_t head_offset = kv_head * ps * d;
-  auto at = [&](const float* base, int64_t p) {
-    return base + seq.pages[p / ps] * a.kv.page_stride + head_offset +
-           (p % ps) * d;
+  auto at = [&](const void* base, int64_t p) {
+    return static_cast<const T*>(base) + seq.pages[p / ps] * a.kv.page_stride +
+           head_offset + (p % ps) * d;
   };
   const SoftmaxStats stats = ExpScores(
       q, [&](int64_t p) { return at(a.kv.keys, p); }, context, d, Scale(d),
@@ -74,9 +81,9 @@ void AttendOne(const AttentionArgs& a, const AttentionSequence& seq,
   float* out = a.out + (row * a.num_heads + head) * d;
   std::fill(out, out + d, 0.0f);
   for (int64_t p = 0; p < context; ++p) {
-    const float* v = at(a.kv.values, p);
+    const T* v = at(a.kv.values, p);
     const float w = scores[p] * stats.inv_sum;
-    for (int64_t i = 0; i < d; ++i) out[i] += w * v[i];
+    for (int64_t i = 0; i < d; ++i) out[i] += w * Widen(v[i]);
   }
 }
 
@@ -195,6 +202,9 @@ Status PagedAttentionForward(const AttentionArgs& a, Mesh* mesh) {
   if (a.num_kv_heads <= 0 || a.num_heads % a.num_kv_heads != 0) {
     return InvalidArgumentError("attention: heads not divisible by kv heads");
   }
+  if (a.kv.dtype != DType::kF32 && a.kv.dtype != DType::kBF16) {
+    return InvalidArgumentError("attention: the KV cache must be F32 or BF16");
+  }
   const AttentionSequence& last = a.sequences.back();
   const int64_t rows = last.first_row + last.num_new;
   return ParallelForOrInline(mesh, rows * a.num_heads, [&](const Shard& s) {
@@ -210,7 +220,11 @@ Status PagedAttentionForward(const AttentionArgs& a, Mesh* mesh) {
     for (int64_t item = s.begin; item < s.end; ++item) {
       const int64_t row = item / a.num_heads;
       while (row >= seq->first_row + seq->num_new) ++seq;
-      AttendOne(a, *seq, row, item % a.num_heads, scores);
+      if (a.kv.dtype == DType::kBF16) {
+        AttendOne<uint16_t>(a, *seq, row, item % a.num_heads, scores);
+      } else {
+        AttendOne<float>(a, *seq, row, item % a.num_heads, scores);
+      }
     }
     return OkStatus();
   });

@@ -31,6 +31,7 @@
 #include <span>
 
 #include "base/status.h"
+#include "models/dtype.h"
 #include "partition/mesh.h"
 
 namespace rlrt {
@@ -44,10 +45,15 @@ struct AttentionSequence {
 
 // One layer's keys or values in the pool.
 struct PagedKvView {
-  const float* keys = nullptr;    // Layer base.
-  const float* values = nullptr;  // Layer base.
-  int64_t page_stride = 0;  // Floats per page: kv_heads * page_size * head_dim.
+  const void* keys = nullptr;    // Layer base.
+  const void* values = nullptr;  // Layer base.
+  // Elements per page: kv_heads * page_size * head_dim.
+  int64_t page_stride = 0;
   int64_t page_size = 0;
+  // float32, or BF16 (widened exactly as read: attention over a BF16 cache
+  // equals attention over float32 rows holding the same values, bit for
+  // bit).
+  DType dtype = DType::kF32;
 };
 
 struct AttentionArgs {

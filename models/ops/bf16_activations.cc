@@ -55,6 +55,12 @@ StatusOr<const float*> RoundedActivations(const float* x, int64_t count,
   return static_cast<const float*>(out);
 }
 
+Status RoundToBf16InPlace(float* x, int64_t count, Mesh* mesh) {
+  return ForChunks(count, mesh, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) x[i] = Bf16ToF32(F32ToBf16(x[i]));
+  });
+}
+
 const float* WidenBf16Columns(const uint16_t* w, int64_t rows, int64_t ld,
                               int64_t c0, int64_t c1) {
   thread_local std::vector<float> scratch;

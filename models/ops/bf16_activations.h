@@ -1,10 +1,11 @@
 // Where float32 activations meet BF16 weights (see models/ops/linear.h).
 //
-// RoundActivationsToBf16 is the single place the decoder rounds an
-// activation to BF16: round to nearest even, as PyTorch's .to(bfloat16)
-// does. The backward forms dW from RoundedActivations, the same values
-// widened back to float32, so the gradient is that of the product the
-// forward computed.
+// RoundActivationsToBf16 is the single place the decoder rounds a matmul
+// input to BF16: round to nearest even, as PyTorch's .to(bfloat16) does.
+// RoundToBf16InPlace is the other rounding, of keys and values headed for
+// a BF16 KV cache (models/decoder/decoder_layer.h). The backward forms dW from
+// RoundedActivations, the same values widened back to float32, so the gradient
+// is that of the product the forward computed.
 //
 // Scratch: results live in buffers owned by the calling thread, reused
 // (and grown, never shrunk) by its next call of the same function, so a
@@ -28,6 +29,9 @@ StatusOr<const uint16_t*> RoundActivationsToBf16(const float* x, int64_t count,
 // x[0, count) rounded to BF16 and widened back (exactly) to float32.
 StatusOr<const float*> RoundedActivations(const float* x, int64_t count,
                                           Mesh* mesh);
+
+// x[0, count) replaced by its values rounded to BF16 (still float32).
+Status RoundToBf16InPlace(float* x, int64_t count, Mesh* mesh);
 
 // Columns [c0, c1) of the BF16 matrix w[rows, ld], widened to float32 into
 // a [rows, c1 - c0] row-major buffer of the calling thread.

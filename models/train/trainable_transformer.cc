@@ -21,7 +21,9 @@ TrainableTransformer::TrainableTransformer(
       weights_(weights),
       leaves_(std::move(leaves)),
       mesh_(mesh),
-      layers_(config_, leaves_, weights, MatmulKernel::kRowInvariant, mesh),
+      layers_(config_, leaves_, weights, MatmulKernel::kRowInvariant,
+              options.kv_dtype.value_or(DecoderMatrixDType(weights.specs())),
+              mesh),
       eps_(static_cast<float>(config.rms_norm_eps)),
       rope_inv_freq_(
           RopeInverseFrequencies(config.head_dim, config.rope_theta)),

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -56,6 +57,11 @@ struct TrainableTransformerOptions {
   // embedding has 267 padding rows past its 151,669 tokens). Token ids must
   // then be below it; the padding rows get zero gradient.
   int64_t sample_vocab = 0;
+  // The dtype of the sampler's KV cache to agree with: with BF16, keys and
+  // values are rounded to BF16 values before attention, as the sampler's
+  // cache stores them. Unset follows the weight matrices' dtype (as the
+  // sampler's default does).
+  std::optional<DType> kv_dtype;
 };
 
 class TrainableTransformer {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <random>
 
 #include "models/forward/dummy_weights.h"
@@ -28,6 +29,7 @@ struct Model {
   ModelConfig config;
   std::unique_ptr<ParamLeaves> weights;
   std::vector<std::vector<int32_t>> sequences;
+  std::optional<DType> kv_dtype;  // Unset: follows the weights.
 };
 
 std::vector<int32_t> RandomTokens(int64_t n, int64_t vocab, uint32_t seed) {
@@ -39,11 +41,17 @@ std::vector<int32_t> RandomTokens(int64_t n, int64_t vocab, uint32_t seed) {
 
 Model LoadF32Model(const std::string& name);
 
-// "<name>:bf16" is model <name> with its matrices rounded to BF16.
+// "<name>:bf16" is model <name> with its matrices rounded to BF16 (and so
+// a BF16 KV cache); "<name>:kv_bf16" keeps float32 weights with a BF16 KV
+// cache.
 Model LoadModel(const std::string& name) {
   const size_t colon = name.find(':');
   if (colon == std::string::npos) return LoadF32Model(name);
   Model m = LoadF32Model(name.substr(0, colon));
+  if (name.substr(colon + 1) == "kv_bf16") {
+    m.kv_dtype = DType::kBF16;
+    return m;
+  }
   auto bf16 = ParamLeaves::Allocate(LeafSpecsFor(m.config, DType::kBF16));
   EXPECT_TRUE(bf16.ok());
   EXPECT_TRUE(ConvertLeaves(*m.weights, *bf16, nullptr).ok());
@@ -83,12 +91,17 @@ TEST_P(SamplerAgreementTest, LogitsAndLogprobsEqualTheSamplersBitForBit) {
   const Model m = LoadModel(GetParam());
   const int64_t vocab = m.config.vocab_size;
   auto sampler_mesh = testing::MakeMesh(2);
-  auto sampler = Transformer::Create(m.config, *m.weights, sampler_mesh.get());
+  TransformerOptions sampler_options;
+  sampler_options.kv_dtype = m.kv_dtype;
+  auto sampler = Transformer::Create(m.config, *m.weights, sampler_mesh.get(),
+                                     sampler_options);
   ASSERT_TRUE(sampler.ok()) << sampler.status();
   // A different worker count and a small logits chunk on the training side.
   auto train_mesh = testing::MakeMesh(3);
-  auto trainable =
-      testing::MakeTrainable(m.config, *m.weights, train_mesh.get(), {256, 5});
+  TrainableTransformerOptions train_options{256, 5};
+  train_options.kv_dtype = m.kv_dtype;
+  auto trainable = testing::MakeTrainable(m.config, *m.weights,
+                                          train_mesh.get(), train_options);
   ASSERT_TRUE(trainable);
   const OwnedBatch batch = testing::AllPositions(m.sequences);
   const int64_t n = batch.num_targets();
@@ -121,7 +134,7 @@ INSTANTIATE_TEST_SUITE_P(Models, SamplerAgreementTest,
                          ::testing::Values("qwen3_tied", "qwen3_untied",
                                            "qwen2", "llama", "small_qwen3",
                                            "qwen3_tied:bf16", "qwen2:bf16",
-                                           "small_qwen3:bf16"),
+                                           "small_qwen3:bf16", "llama:kv_bf16"),
                          [](const auto& info) {
                            std::string name = info.param;
                            std::replace(name.begin(), name.end(), ':', '_');

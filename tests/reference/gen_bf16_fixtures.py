@@ -1,6 +1,7 @@
 """Generates the BF16-compute references: for each tiny model, its BF16
 weights (fixtures/<name>/model_bf16/model.safetensors) run in float64 with
-the input of every projection and of the LM head rounded to bfloat16
+the input of every projection and of the LM head, and the keys and values
+of the BF16 KV cache, rounded to bfloat16
 (hf_reference.CausalLM.round_matmul_inputs_to_bf16), which is the
 arithmetic the runtime's BF16 path promises up to its float32 accumulation.
 
@@ -81,7 +82,8 @@ def generate(name):
         {
             "description": "BF16 compute in float64: the BF16 weights of "
             "model.safetensors, every projection's and the LM head's input "
-            "rounded to bfloat16, all else float64 "
+            "and the cached keys (after rotary) and values rounded to "
+            "bfloat16, all else float64 "
             "(tests/reference/gen_bf16_fixtures.py). 'cases': logits and "
             "next-token logprobs of expected.json's sequences; 'sequences' "
             "and 'gradient_cases': the batch of ../gradients.json and, per "

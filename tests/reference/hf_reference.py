@@ -15,7 +15,8 @@ Differences from transformers, all on purpose:
 
 BF16 compute (CausalLM.round_matmul_inputs_to_bf16()): the input of every
 projection and of the LM head is rounded to bfloat16 (nearest even) before
-the product, everything else staying in the model's dtype; the backward
+the product, and so are the keys (after rotary) and values that a BF16 KV
+cache stores, everything else staying in the model's dtype; the backward
 passes gradients through the rounding unchanged (straight-through), and the
 weight gradient is formed from the rounded input, as autocast's saved bf16
 input gives. With float64 weights holding BF16 values this is the exact
@@ -118,6 +119,7 @@ class Attention(nn.Module):
             self.k_norm = RMSNorm(d, c["rms_norm_eps"])
         else:
             self.q_norm = self.k_norm = None
+        self.bf16_kv = False
 
     def forward(self, x, cos, sin):
         t = x.shape[0]
@@ -130,6 +132,9 @@ class Attention(nn.Module):
         q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)  # [heads, T, d]
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
+        if self.bf16_kv:
+            # A BF16 KV cache holds the keys (after rotary) and values.
+            k, v = round_to_bf16(k), round_to_bf16(v)
         # Grouped-query attention: KV head j serves query heads
         # j*groups .. (j+1)*groups-1 (transformers' repeat_kv).
         groups = self.num_heads // self.num_kv_heads
@@ -194,6 +199,8 @@ class CausalLM(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 module.register_forward_pre_hook(lambda _, args: (round_to_bf16(args[0]),))
+            if isinstance(module, Attention):
+                module.bf16_kv = True
         return self
 
     @classmethod
