@@ -53,12 +53,13 @@ std::unique_ptr<Mesh> MeshOf(int devices) {
 // A fresh source list, a target, a built message and memcpy buffers of the
 // same byte count, all touched once so no timed region pays page faults.
 struct Fixture {
-  // bytes == 0: the Qwen3-0.6B shape.
-  explicit Fixture(int64_t bytes) {
+  // bytes == 0: the Qwen3-0.6B shape; `matrices` is the dtype of its
+  // matrices (BF16: the bytes a mixed-precision trainer sends).
+  explicit Fixture(int64_t bytes, DType matrices = DType::kF32) {
     auto shape = bytes == 0 ? PresetConfig("qwen3-0.6b")
                             : ConfigForParamBudget(bytes / 4);
     CHECK(shape.ok()) << shape.status();
-    const auto specs = LeafSpecsFor(*shape);
+    const auto specs = LeafSpecsFor(*shape, matrices);
     source = std::make_unique<ParamLeaves>(
         std::move(ParamLeaves::Allocate(specs)).value());
     target = std::make_unique<ParamLeaves>(
@@ -196,7 +197,8 @@ void BM_Build(benchmark::State& state) {
 }
 
 void BM_Sync(benchmark::State& state) {
-  Fixture f(state.range(0) << 20);
+  Fixture f(state.range(0) << 20,
+            state.range(2) == 1 ? DType::kBF16 : DType::kF32);
   auto mesh = MeshOf(static_cast<int>(state.range(1)));
   uint64_t version = 1;
   BuildOptions build;
@@ -286,11 +288,17 @@ BENCHMARK(BM_Scan)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Sync)
     ->Apply([](auto* b) {
-      Sizes(b, true);
       const int cores = static_cast<int>(DiscoverLocalDevices()->size());
-      b->Args({0, 1});  // Qwen3-0.6B.
-      if (cores > 1) b->Args({0, cores});
-    }) -> ArgNames({"MB", "workers"});
+      for (int64_t mb : {4, 64, 512}) {
+        b->Args({mb, 1, 0});
+        if (cores > 1) b->Args({mb, cores, 0});
+      }
+      for (int64_t bf16 : {0, 1}) {  // Qwen3-0.6B, float32 and BF16.
+        b->Args({0, 1, bf16});
+        if (cores > 1) b->Args({0, cores, bf16});
+      }
+      b->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
+    }) -> ArgNames({"MB", "workers", "bf16"});
 
 }  // namespace
 }  // namespace rlrt
