@@ -57,7 +57,8 @@ Bench& BenchFor(const std::string& preset, int devices, int64_t variant) {
     slot = std::make_unique<Bench>();
     slot->mesh = BenchMesh(devices);
     auto model = LoadModel(
-        {"", preset, "dummy", 1, variant == 2 ? "bfloat16" : "float32"},
+        {"", preset, "dummy", 1,
+         std::string(DTypeFlagName(variant == 2 ? DType::kBF16 : DType::kF32))},
         slot->mesh.get());
     CHECK(model.ok()) << model.status();
     slot->model = std::make_unique<LoadedModel>(std::move(model).value());

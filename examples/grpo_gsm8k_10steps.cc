@@ -167,10 +167,7 @@ StatusOr<ModelSource> TrainerModelFromFlags() {
 StatusOr<GrpoOptions> LearnerOptionsFromFlags() {
   ASSIGN_OR_RETURN(GrpoOptions g, GrpoOptionsFromFlags());
   g.loss.constant_normalizer = FLAGS_max_new_tokens;
-  if (FLAGS_kv_cache_dtype != "auto") {
-    ASSIGN_OR_RETURN(g.kv_dtype,
-                     ResolveWeightDType(FLAGS_kv_cache_dtype, ModelConfig{}));
-  }
+  ASSIGN_OR_RETURN(g.kv_dtype, ParseDTypeFlag(FLAGS_kv_cache_dtype));
   g.lr.total_steps = static_cast<int64_t>(FLAGS_steps) * FLAGS_num_iterations +
                      FLAGS_sft_steps;
   // One micro-batch for the whole rollout batch when it fits the cap: a

@@ -91,9 +91,9 @@ Status SamplerEngine::Start(double load_seconds) {
         " exceeds the model's max_position_embeddings " +
         std::to_string(config_.max_position_embeddings));
   }
-  const DType kv_dtype = options_.kv_cache_dtype == "auto"       ? weight_dtype_
-                         : options_.kv_cache_dtype == "bfloat16" ? DType::kBF16
-                                                                 : DType::kF32;
+  ASSIGN_OR_RETURN(const std::optional<DType> kv_choice,
+                   ParseDTypeFlag(options_.kv_cache_dtype));
+  const DType kv_dtype = kv_choice.value_or(weight_dtype_);
   ASSIGN_OR_RETURN(
       std::unique_ptr<KvCache> cache,
       KvCache::Create(KvCacheShape::For(config_, options_.max_total_tokens,
@@ -129,13 +129,13 @@ Status SamplerEngine::Start(double load_seconds) {
       {"model_type", ModelTypeName(config_.model_type)},
       {"mesh", mesh_->name()},
       {"devices", devices},
-      {"dtype", weight_dtype_ == DType::kBF16 ? "bfloat16" : "float32"},
+      {"dtype", DTypeFlagName(weight_dtype_)},
       {"load_format", dummy ? "dummy" : "safetensors"},
       {"num_leaves", weights_.size()},
       {"num_params", weights_.total_elements()},
       {"kv_capacity_tokens", kv.capacity_tokens()},
       {"kv_bytes", kv.bytes()},
-      {"kv_cache_dtype", kv.dtype == DType::kBF16 ? "bfloat16" : "float32"},
+      {"kv_cache_dtype", DTypeFlagName(kv.dtype)},
       {"page_size", kv.page_size},
       {"max_running_requests", options_.max_running_requests},
       {"context_length", context_length_},

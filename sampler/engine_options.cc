@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "models/config/model_config.h"
+
 namespace rlrt {
 
 Status ValidateEngineOptions(const EngineOptions& o) {
@@ -22,10 +24,8 @@ Status ValidateEngineOptions(const EngineOptions& o) {
       o.max_total_tokens > (int64_t{1} << 30)) {
     return InvalidArgumentError("engine sizes are beyond any sane limit");
   }
-  if (o.kv_cache_dtype != "auto" && o.kv_cache_dtype != "bfloat16" &&
-      o.kv_cache_dtype != "float32") {
-    return InvalidArgumentError("kv_cache_dtype '" + o.kv_cache_dtype +
-                                "' is not auto, bfloat16 or float32");
+  if (Status s = ParseDTypeFlag(o.kv_cache_dtype).status(); !s.ok()) {
+    return InvalidArgumentError("kv_cache_dtype: " + std::string(s.message()));
   }
   return OkStatus();
 }

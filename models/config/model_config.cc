@@ -165,15 +165,24 @@ DType DecoderMatrixDType(const std::vector<LeafSpec>& specs) {
   return DType::kF32;
 }
 
+StatusOr<std::optional<DType>> ParseDTypeFlag(std::string_view flag) {
+  if (flag == "auto") return std::optional<DType>();
+  if (flag == DTypeFlagName(DType::kBF16)) return DType::kBF16;
+  if (flag == DTypeFlagName(DType::kF32)) return DType::kF32;
+  return InvalidArgumentError("dtype '" + std::string(flag) +
+                              "' is not auto, bfloat16 or float32");
+}
+
+std::string_view DTypeFlagName(DType dtype) {
+  return dtype == DType::kBF16 ? "bfloat16" : "float32";
+}
+
 StatusOr<DType> ResolveWeightDType(std::string_view flag,
                                    const ModelConfig& config) {
-  if (flag == "bfloat16") return DType::kBF16;
-  if (flag == "float32") return DType::kF32;
-  if (flag != "auto") {
-    return InvalidArgumentError("dtype '" + std::string(flag) +
-                                "' is not auto, bfloat16 or float32");
-  }
-  return config.torch_dtype == "bfloat16" ? DType::kBF16 : DType::kF32;
+  ASSIGN_OR_RETURN(const std::optional<DType> chosen, ParseDTypeFlag(flag));
+  if (chosen) return *chosen;
+  return config.torch_dtype == DTypeFlagName(DType::kBF16) ? DType::kBF16
+                                                           : DType::kF32;
 }
 
 int64_t ModelConfig::NumParams() const {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,6 +93,12 @@ bool IsDecoderMatrix(const LeafSpec& spec);
 // The dtype of the matrices of a leaf list of LeafSpecsFor's structure
 // (F32 for an empty list).
 DType DecoderMatrixDType(const std::vector<LeafSpec>& specs);
+
+// A dtype flag ("auto", "bfloat16" or "float32", as --dtype and
+// --kv_cache_dtype spell it): nullopt for auto.
+StatusOr<std::optional<DType>> ParseDTypeFlag(std::string_view flag);
+// "bfloat16" or "float32": how the flags and config.json name `dtype`.
+std::string_view DTypeFlagName(DType dtype);
 
 // "auto", "bfloat16" or "float32" (the --dtype flag of the binaries), with
 // auto resolved against the config's torch_dtype, real or dummy weights

@@ -31,10 +31,10 @@ StatusOr<DecoderLeaves> DecoderLeaves::Resolve(const ModelConfig& config,
                                                const ParamLeaves& leaves) {
   RETURN_IF_ERROR(ValidateModelConfig(config));
   DecoderLeaves d;
-  d.specs_ = LeafSpecsFor(config);
-  d.fingerprint_f32_ = StructureFingerprint(d.specs_);
-  d.fingerprint_bf16_ =
-      StructureFingerprint(LeafSpecsFor(config, DType::kBF16));
+  d.specs_f32_ = LeafSpecsFor(config);
+  d.specs_bf16_ = LeafSpecsFor(config, DType::kBF16);
+  d.fingerprint_f32_ = StructureFingerprint(d.specs_f32_);
+  d.fingerprint_bf16_ = StructureFingerprint(d.specs_bf16_);
   RETURN_IF_ERROR(d.CheckStructure(leaves, "weights"));
   for (int p = 0; p < kNumModelParams; ++p) {
     d.model_[p] = IndexOf(
@@ -60,14 +60,11 @@ Status DecoderLeaves::CheckStructure(const ParamLeaves& other,
       other.fingerprint() == fingerprint_bf16_) {
     return OkStatus();
   }
-  std::vector<LeafSpec> expected = specs_;
-  // Diff against the dtype the other list mostly has, so a dtype mismatch
-  // of one leaf is named rather than every matrix.
-  if (DecoderMatrixDType(other.specs()) == DType::kBF16) {
-    for (LeafSpec& spec : expected) {
-      if (IsDecoderMatrix(spec)) spec.dtype = DType::kBF16;
-    }
-  }
+  // Diff against the dtype the other list's matrices have, so a dtype
+  // mismatch of one leaf is named rather than every matrix.
+  const std::vector<LeafSpec>& expected =
+      DecoderMatrixDType(other.specs()) == DType::kBF16 ? specs_bf16_
+                                                        : specs_f32_;
   return InvalidArgumentError(std::string(what) +
                               " do not have the structure of this model:\n" +
                               DiffStructures(expected, other.specs()));

@@ -58,7 +58,9 @@ class DecoderLeaves {
     return layers_[layer][static_cast<int>(p)];
   }
 
-  std::vector<LeafSpec> specs_;  // LeafSpecsFor(config), for diffs.
+  // LeafSpecsFor(config, F32 / BF16), for diffs.
+  std::vector<LeafSpec> specs_f32_;
+  std::vector<LeafSpec> specs_bf16_;
   uint64_t fingerprint_f32_ = 0;
   uint64_t fingerprint_bf16_ = 0;
   std::array<int64_t, kNumModelParams> model_{};              // -1: absent

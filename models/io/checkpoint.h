@@ -30,12 +30,12 @@ StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::filesystem::path& dir,
                                           DType matrix_dtype = DType::kF32);
 
 // Fills existing leaves, whose structure must be LeafSpecsFor of the
-// directory's config.json (matrices F32 or BF16). As transformers does, a model.safetensors takes
-// precedence over an index. Every file and tensor is validated first: each
-// leaf present exactly once, with its shape and an F32/BF16/F16 dtype; no
-// other tensors except "*rotary_emb.inv_freq" buffers (recomputed, never
-// loaded) and, for tied embeddings, an lm_head.weight equal to
-// model.embed_tokens.weight after conversion to F32. Only then is data
+// directory's config.json (matrices F32 or BF16). As transformers does, a
+// model.safetensors takes precedence over an index. Every file and tensor is
+// validated first: each leaf present exactly once, with its shape and an
+// F32/BF16/F16 dtype; no other tensors except "*rotary_emb.inv_freq" buffers
+// (recomputed, never loaded) and, for tied embeddings, an lm_head.weight equal
+// to model.embed_tokens.weight after conversion to F32. Only then is data
 // copied (same dtype) or converted into the leaves (widened exactly, or
 // rounded to nearest even into BF16 leaves), split across the mesh's
 // workers. On any error the leaves are unchanged, and the message

@@ -183,7 +183,7 @@ Status SaveCheckpoint(const ParamLeaves& leaves, const ModelConfig& config,
   }
 
   ModelConfig saved = config;
-  saved.torch_dtype = options.dtype == DType::kBF16 ? "bfloat16" : "float32";
+  saved.torch_dtype = DTypeFlagName(options.dtype);
   RETURN_IF_ERROR(
       WriteFileAtomically(dir / "config.json", ModelConfigToJson(saved)));
   return RemoveStaleWeights(dir, written);

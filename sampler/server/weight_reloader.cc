@@ -93,8 +93,7 @@ void WeightReloader::Run(std::string model_path, std::string load_format,
   source.seed = seed;
   // The checkpoint is read into the engine's dtype (a BF16 server reloading
   // a float32 checkpoint rounds it), so its structure always matches.
-  source.dtype =
-      engine_->weight_dtype() == DType::kBF16 ? "bfloat16" : "float32";
+  source.dtype = DTypeFlagName(engine_->weight_dtype());
   // Validated while read: a missing file, a wrong shape or a truncated
   // tensor fails here, before the engine is touched.
   StatusOr<LoadedModel> loaded = LoadModel(source, staging_mesh_);
