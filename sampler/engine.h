@@ -129,6 +129,9 @@ class SamplerEngine {
   // The dtype of the served weight matrices (fixed for the engine's life;
   // updates and reloads must bring the same).
   DType weight_dtype() const { return weight_dtype_; }
+  // The served leaf structure (fixed for the engine's life, so readable
+  // from any thread): what an update must match, leaf by leaf.
+  const std::vector<LeafSpec>& weight_specs() const { return weights_.specs(); }
   const EngineOptions& options() const { return options_; }
   // Null when the engine has no tokenizer.
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }

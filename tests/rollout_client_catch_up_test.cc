@@ -3,8 +3,10 @@
 // take no generation until the client's catch-up thread has given them the
 // required version; no request fails and none is answered with old weights.
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "models/leaf_checksum.h"
@@ -38,10 +40,16 @@ void ExpectAllAtLeast(RolloutClient& client, uint64_t version, int count,
   }
 }
 
-TEST(RolloutClientCatchUpTest, ServersThatMissedPushesCatchUpBeforeServing) {
+// Pushes as one message, or (false) as a stream of 64 KiB chunks: about 16
+// per push of stories260K's 1 MB, each leaf split across several.
+class RolloutClientCatchUpTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(RolloutClientCatchUpTest, ServersThatMissedPushesCatchUpBeforeServing) {
+  const bool streamed = GetParam();
   Fleet f;
   RolloutClientOptions options;
   options.urls = f.urls;
+  if (streamed) options.update_chunk_bytes = 64 << 10;
   options.policy = Policy::kRoundRobin;  // Both servers are asked in turn.
   options.worker_threads = 8;
   auto remote = RemoteRollouts::Create(options, nullptr);
@@ -91,9 +99,28 @@ TEST(RolloutClientCatchUpTest, ServersThatMissedPushesCatchUpBeforeServing) {
   EXPECT_EQ(*(*remote)->WeightVersion(), 2u);
   EXPECT_EQ(*(*remote)->NewestWeightVersion(), 2u);
   EXPECT_EQ(f.EngineHash(0), f.EngineHash(1));
+
+  // The servers' own account of the streams they took (the catch-ups
+  // included).
+  for (int i = 0; i < kServers; ++i) {
+    httplib::Client http(f.urls[i]);
+    auto res = http.Get("/admin/update_stream/status");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    const nlohmann::json st = nlohmann::json::parse(res->body);
+    EXPECT_EQ(st["active"], false);
+    EXPECT_EQ(st["version"], 2);
+    EXPECT_EQ(st["streams_committed"].get<int64_t>() > 0, streamed);
+    EXPECT_EQ(st["streams_failed"], 0);
+  }
 }
 
-TEST(RolloutClientCatchUpTest, APushNoServerTakesIsAnError) {
+INSTANTIATE_TEST_SUITE_P(Pushes, RolloutClientCatchUpTest, ::testing::Bool(),
+                         [](const auto& info) {
+                           return info.param ? "Streamed" : "OneMessage";
+                         });
+
+TEST(RolloutClientPushTest, APushNoServerTakesIsAnError) {
   Fleet f;
   RolloutClientOptions options;
   options.urls = f.urls;

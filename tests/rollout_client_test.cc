@@ -219,7 +219,8 @@ TEST(RolloutClientTest, BroadcastUpdateReachesEveryServerOnce) {
   ASSERT_EQ(initial.size(), 2u);
   EXPECT_NE(initial[0], want);
 
-  std::vector<ServerResult> results = client->BroadcastUpdate(body);
+  std::vector<ServerResult> results =
+      client->BroadcastUpdate(WireUpdate::Single(1, body));
   ASSERT_EQ(results.size(), 2u);
   for (int i = 0; i < kServers; ++i) {
     EXPECT_EQ(results[i].url, f.urls[i]);
@@ -233,7 +234,8 @@ TEST(RolloutClientTest, BroadcastUpdateReachesEveryServerOnce) {
   EXPECT_EQ(after->samples[0].weight_versions, std::vector<uint64_t>(12, 1));
 
   // The same version again is refused by each server; nothing changes.
-  for (const ServerResult& r : client->BroadcastUpdate(body)) {
+  for (const ServerResult& r :
+       client->BroadcastUpdate(WireUpdate::Single(1, body))) {
     EXPECT_EQ(r.status.code(), StatusCode::kFailedPrecondition) << r.status;
     EXPECT_NE(r.status.message().find("HTTP 409"), std::string::npos);
     EXPECT_EQ(r.reply["ok"], false);

@@ -15,12 +15,15 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "base/format.h"
 #include "models/io/checkpoint.h"
+#include "models/leaf_checksum.h"
 #include "models/leaf_init.h"
 #include "models/test_util.h"
 #include "sampler/engine_test_util.h"
 #include "tests/rollout_server_test_util.h"
 #include "trainer_bridge/update_builder.h"
+#include "trainer_bridge/update_stream_builder.h"
 
 namespace rlrt {
 namespace {
@@ -277,6 +280,80 @@ TEST(RolloutServerTest, UpdateParamsOverHttpEqualsInProcess) {
                           "application/x-protobuf");
   EXPECT_EQ(res->status, 400);
   EXPECT_EQ(http.Get("/admin/weights_checksum"), sums);
+}
+
+// A stream over HTTP, message by message as a sender would post them: the
+// chunks stage without changing what is served, the commit applies the
+// weights; a broken stream, garbage and an unauthenticated chunk change
+// nothing.
+TEST(RolloutServerTest, StreamedUpdateOverHttpStagesThenCommits) {
+  LoadedModel model = testing::LoadStories();
+  ASSERT_TRUE(Perturb(model.weights, 3, 0.02, 1 << 20, nullptr).ok());
+  auto stream =
+      SerializeUpdateStream(model.weights, 5, {.chunk_bytes = 100000}, nullptr);
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  ASSERT_GT(stream->chunks.size(), 5u);
+  RolloutServerOptions o;
+  o.admin_token = "s3cret";
+  Served s(o);
+  const httplib::Headers auth = {{"Authorization", "Bearer s3cret"}};
+  auto post = [&](const std::string& path, const std::string& body,
+                  const httplib::Headers& headers) {
+    auto res = s.client->Post(("/admin/update_stream/" + path).c_str(), headers,
+                              body, "application/x-protobuf");
+    EXPECT_TRUE(res) << path;
+    return res ? std::make_pair(res->status, res->body)
+               : std::make_pair(0, std::string());
+  };
+  const json before = s.Get("/admin/weights_checksum", 200, auth);
+  const json greedy_before = s.Post("/generate", kGreedyOnce);
+
+  // Broken: chunk 1 skipped. 400, the stream is dropped, nothing changed.
+  EXPECT_EQ(post("begin", stream->begin, auth).first, 200);
+  EXPECT_EQ(post("chunk", stream->chunks[0], auth).first, 200);
+  auto [code, body] = post("chunk", stream->chunks[2], auth);
+  EXPECT_EQ(code, 400) << body;
+  EXPECT_NE(body.find("chunk 1 expected"), std::string::npos) << body;
+  EXPECT_EQ(post("commit", stream->commit, auth).first, 409);
+  EXPECT_EQ(s.Get("/admin/weights_checksum", 200, auth), before);
+
+  // Without the token, nothing is read; garbage is refused alone.
+  EXPECT_EQ(post("begin", stream->begin, {}).first, 401);
+  EXPECT_EQ(post("begin", "garbage", auth).first, 400);
+  EXPECT_EQ(post("chunk", stream->chunks[0], {}).first, 401);
+
+  // A whole stream: staged, then committed.
+  EXPECT_EQ(post("begin", stream->begin, auth).first, 200);
+  for (size_t i = 0; i < stream->chunks.size(); ++i) {
+    auto [c, b] = post("chunk", stream->chunks[i], auth);
+    ASSERT_EQ(c, 200) << b;
+    EXPECT_EQ(json::parse(b)["chunks_received"], i + 1);
+  }
+  EXPECT_EQ(s.Post("/generate", kGreedyOnce)["output_ids"],
+            greedy_before["output_ids"]);
+  const json status = s.Get("/admin/update_stream/status", 200, auth);
+  EXPECT_EQ(status["active"], true);
+  EXPECT_EQ(status["bytes_received"], model.weights.total_bytes());
+  std::tie(code, body) = post("commit", stream->commit, auth);
+  ASSERT_EQ(code, 200) << body;
+  const json reply = json::parse(body);
+  EXPECT_EQ(reply["version"], 5);
+  EXPECT_EQ(reply["content_hash"], HexU64(ContentHash(model.weights)));
+  EXPECT_EQ(s.Get("/admin/weights_checksum", 200, auth)["content_hash"],
+            HexU64(ContentHash(model.weights)));
+  EXPECT_EQ(s.Post("/generate", kGreedyOnce)["meta_info"]["weight_version"], 5);
+  const json after = s.Get("/admin/update_stream/status", 200, auth);
+  EXPECT_EQ(after["streams_committed"], 1);
+  EXPECT_EQ(after["streams_failed"], 1);
+  // A sender giving up on a stream it began.
+  auto v6 =
+      SerializeUpdateStream(model.weights, 6, {.chunk_bytes = 100000}, nullptr);
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(post("begin", v6->begin, auth).first, 200);
+  s.Post("/admin/update_stream/abort", {{"version", 6}}, 200, auth);
+  s.Post("/admin/update_stream/abort", {{"version", 6}}, 404, auth);
+  s.Post("/admin/update_stream/abort", {{"version", "6"}}, 400, auth);
+  EXPECT_EQ(s.Get("/admin/update_stream/status", 200, auth)["active"], false);
 }
 
 TEST(RolloutServerTest, AdminNeedsTheBearerToken) {

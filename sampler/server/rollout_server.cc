@@ -95,6 +95,9 @@ RolloutServer::RolloutServer(SamplerEngine* engine, Mesh* staging_mesh,
       options_(options),
       screen_{options.host, options.allowed_hosts, options.allowed_origins},
       reloader_(engine, staging_mesh),
+      stream_receiver_(engine, staging_mesh,
+                       {.idle_timeout = std::chrono::milliseconds(
+                            options.update_stream_idle_timeout_ms)}),
       http_(std::make_unique<httplib::Server>()) {}
 
 RolloutServer::~RolloutServer() { Stop(); }
@@ -109,6 +112,7 @@ StatusOr<std::unique_ptr<RolloutServer>> RolloutServer::Create(
     return InvalidArgumentError(
         "http_threads and reserved_threads must be >= 1");
   if (options.head_timeout_ms < 1 || options.body_timeout_ms < 1 ||
+      options.update_stream_idle_timeout_ms < 1 ||
       !(options.min_update_bytes_per_second > 0))
     return InvalidArgumentError("timeouts and rates must be positive");
   if (options.model_name.empty())
@@ -393,6 +397,20 @@ void RolloutServer::Route() {
           {Endpoint::kAdmin, true, BodyKind::kProtobuf,
            options_.max_update_body_bytes},
           [this](auto&, Body b, auto& s) { HandleUpdateParams(b, s); });
+  const RouteSpec stream_small{Endpoint::kAdmin, true, BodyKind::kProtobuf,
+                               json_limit};
+  AddPost("/admin/update_stream/begin", stream_small,
+          [this](auto&, Body b, auto& s) { HandleStreamBegin(b, s); });
+  AddPost("/admin/update_stream/chunk",
+          {Endpoint::kAdmin, true, BodyKind::kProtobuf,
+           options_.max_update_body_bytes},
+          [this](auto&, Body b, auto& s) { HandleStreamChunk(b, s); });
+  AddPost("/admin/update_stream/commit", stream_small,
+          [this](auto&, Body b, auto& s) { HandleStreamCommit(b, s); });
+  AddPost("/admin/update_stream/abort", admin_json,
+          [this](auto&, Body b, auto& s) { HandleStreamAbort(b, s); });
+  AddGet("/admin/update_stream/status", admin_get,
+         [this](auto& s) { HandleStreamStatus(s); });
 }
 
 void RolloutServer::HandleLoad(httplib::Response& res) {
@@ -583,27 +601,115 @@ void RolloutServer::HandlePerturb(Body text, httplib::Response& res) {
                  {"weight_version", engine_->Stats().weight_version}});
 }
 
+namespace {
+
+// A refused weight update: 409 when it conflicts with the versions (not
+// newer, or another stream in progress), 400 when the update itself is bad
+// (a payload that does not match its own hash is the request's corruption,
+// not the server's), with the version still in force.
+void SendUpdateRefusal(const Status& status, uint64_t version_in_force,
+                       httplib::Response& res) {
+  const StatusCode code = status.code();
+  const int http = code == StatusCode::kFailedPrecondition ? 409
+                   : code == StatusCode::kDataLoss         ? 400
+                                                   : HttpStatusFor(status);
+  json body = ErrorBody(status, http);
+  body["ok"] = false;
+  body["version"] = version_in_force;
+  SendJson(res, body, http);
+}
+
+json StreamProgress(const UpdateStreamStatus& st) {
+  return {{"active", st.active},
+          {"stream_version", st.version},
+          {"chunks_received", st.chunks_received},
+          {"num_chunks", st.num_chunks},
+          {"bytes_received", st.bytes_received},
+          {"total_bytes", st.total_bytes},
+          {"streams_committed", st.streams_committed},
+          {"streams_failed", st.streams_failed},
+          {"last_error", st.last_error}};
+}
+
+template <typename Message>
+bool ParseProtobufBody(const std::string& text, Message* message,
+                       httplib::Response& res) {
+  if (text.size() <= static_cast<size_t>(INT32_MAX) &&
+      message->ParseFromArray(text.data(), static_cast<int>(text.size())))
+    return true;
+  SendError(res, InvalidArgumentError("malformed or truncated " +
+                                      message->GetTypeName() + " (" +
+                                      std::to_string(text.size()) + " bytes)"));
+  return false;
+}
+
+}  // namespace
+
 void RolloutServer::HandleUpdateParams(Body text, httplib::Response& res) {
   // The engine parses into one reused message; it serialises callers.
   StatusOr<ApplyReport> applied = engine_->UpdateParamsSerialized(text);
-  if (!applied.ok()) {
-    // A payload that does not match its own content hash is the request's
-    // corruption, not the server's: 400, like any other malformed update.
-    const StatusCode code = applied.status().code();
-    const int http = code == StatusCode::kFailedPrecondition ? 409
-                     : code == StatusCode::kDataLoss
-                         ? 400
-                         : HttpStatusFor(applied.status());
-    json body = ErrorBody(applied.status(), http);
-    body["ok"] = false;
-    body["version"] = engine_->Stats().weight_version;
-    return SendJson(res, body, http);
-  }
+  if (!applied.ok())
+    return SendUpdateRefusal(applied.status(), engine_->Stats().weight_version,
+                             res);
   SendJson(res, {{"ok", true},
                  {"version", applied->version},
                  {"bytes_copied", applied->bytes_copied},
                  {"elapsed_us", applied->elapsed_us},
                  {"stall_ms", engine_->Stats().last_update_stall_ms}});
+}
+
+void RolloutServer::SendStreamStep(const Status& step,
+                                   httplib::Response& res) {
+  if (!step.ok())
+    return SendUpdateRefusal(step, engine_->Stats().weight_version, res);
+  json body = StreamProgress(stream_receiver_.status());
+  body["ok"] = true;
+  SendJson(res, body);
+}
+
+void RolloutServer::HandleStreamBegin(Body text, httplib::Response& res) {
+  proto::UpdateStreamBegin begin;
+  if (!ParseProtobufBody(text, &begin, res)) return;
+  SendStreamStep(stream_receiver_.Begin(begin), res);
+}
+
+void RolloutServer::HandleStreamChunk(Body text, httplib::Response& res) {
+  // Parsed by the receiver into one reused message.
+  SendStreamStep(stream_receiver_.AddSerializedChunk(text), res);
+}
+
+void RolloutServer::HandleStreamCommit(Body text, httplib::Response& res) {
+  proto::UpdateStreamCommit commit;
+  if (!ParseProtobufBody(text, &commit, res)) return;
+  StatusOr<ApplyReport> applied = stream_receiver_.Commit(commit);
+  if (!applied.ok())
+    return SendUpdateRefusal(applied.status(), engine_->Stats().weight_version,
+                             res);
+  SendJson(res, {{"ok", true},
+                 {"version", applied->version},
+                 {"bytes_copied", applied->bytes_copied},
+                 {"elapsed_us", applied->elapsed_us},
+                 {"content_hash", HexU64(applied->content_hash)},
+                 {"stall_ms", engine_->Stats().last_update_stall_ms}});
+}
+
+void RolloutServer::HandleStreamAbort(Body text, httplib::Response& res) {
+  std::optional<json> body = ParseBody(text, res);
+  if (!body) return;
+  if (!body->is_object() || !body->contains("version") ||
+      !(*body)["version"].is_number_unsigned())
+    return SendError(res, InvalidArgumentError(
+                              "expected {\"version\": <unsigned integer>}"));
+  const Status aborted =
+      stream_receiver_.Abort((*body)["version"].get<uint64_t>());
+  if (!aborted.ok()) return SendError(res, aborted);
+  SendJson(res, {{"ok", true}});
+}
+
+void RolloutServer::HandleStreamStatus(httplib::Response& res) {
+  json body = StreamProgress(stream_receiver_.status());
+  body["version"] = engine_->Stats().weight_version;
+  SendJson(res, body);
 }
 
 }  // namespace rlrt

@@ -9,6 +9,13 @@
 //   GET  /admin/weights_checksum   float64 sum and content hash
 //   POST /admin/perturb_weights    {"seed", "scale", "num_leaves"}
 //   POST /admin/update_params      body: a serialized UpdateParams
+//   POST /admin/update_stream/begin, /chunk, /commit
+//                                  an update of any size, as a stream of
+//                                  chunks (sampler/update_stream.h); bodies
+//                                  are serialized UpdateStreamBegin,
+//                                  UpdateChunk, UpdateStreamCommit
+//   POST /admin/update_stream/abort  {"version"}
+//   GET  /admin/update_stream/status
 //
 // Weight changes keep the engine's guarantees: validated, applied whole at a
 // step boundary, or refused with the old weights serving. Ordinary requests
@@ -46,6 +53,7 @@
 #include "sampler/server/request_screen.h"
 #include "sampler/server/server_metrics.h"
 #include "sampler/server/weight_reloader.h"
+#include "sampler/update_stream.h"
 
 namespace httplib {
 class Server;
@@ -63,8 +71,11 @@ struct RolloutServerOptions {
   bool reject_during_reload = false;
   // JSON request bodies; larger ones get 413.
   size_t max_json_body_bytes = size_t{8} << 20;
-  // /admin/update_params bodies (protobuf caps a message at 2 GiB).
+  // /admin/update_params and /admin/update_stream/chunk bodies (protobuf
+  // caps a message at 2 GiB).
   size_t max_update_body_bytes = size_t{2} << 30;
+  // A streamed update with no message for this long is dropped.
+  int update_stream_idle_timeout_ms = 60000;
   // The one model name served; requests naming another get 404.
   std::string model_name = "rlrt";
   int http_threads = 32;     // Requests served at once.
@@ -122,6 +133,13 @@ class RolloutServer {
   void HandleChecksum(httplib::Response& res);
   void HandlePerturb(Body body, httplib::Response& res);
   void HandleUpdateParams(Body body, httplib::Response& res);
+  // The reply to a begin or a chunk: the refusal, or the stream's progress.
+  void SendStreamStep(const Status& step, httplib::Response& res);
+  void HandleStreamBegin(Body body, httplib::Response& res);
+  void HandleStreamChunk(Body body, httplib::Response& res);
+  void HandleStreamCommit(Body body, httplib::Response& res);
+  void HandleStreamAbort(Body body, httplib::Response& res);
+  void HandleStreamStatus(httplib::Response& res);
   void HandleLoad(httplib::Response& res);
 
   // Runs on the head alone, before any body byte is read: answers and
@@ -144,6 +162,7 @@ class RolloutServer {
   int port_ = 0;
   ServerMetrics metrics_;
   WeightReloader reloader_;
+  UpdateStreamReceiver stream_receiver_;
   std::atomic<uint64_t> next_completion_id_{1};
   // (method, path) -> spec; written by Route() before serving, then read.
   std::map<std::pair<std::string, std::string>, RouteSpec> routes_;

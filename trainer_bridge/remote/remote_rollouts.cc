@@ -9,6 +9,7 @@
 #include "base/format.h"
 #include "base/timing.h"
 #include "trainer_bridge/update_builder.h"
+#include "trainer_bridge/update_stream_builder.h"
 
 namespace rlrt {
 namespace {
@@ -99,23 +100,33 @@ StatusOr<SyncReport> RemoteRollouts::PushWeights(const ParamLeaves& weights,
                                                  uint64_t version) {
   SyncReport report;
   const SteadyClock::time_point start = SteadyClock::now();
-  BuildOptions build;
-  build.include_content_hash = true;
-  build.flush_cache = true;
-  RETURN_IF_ERROR(
-      BuildUpdateParams(weights, version, build, trainer_mesh_, &message_));
   // A new buffer each push: the client keeps the last one for servers that
   // catch up later.
-  auto serialized = std::make_shared<std::string>();
-  if (!message_.SerializeToString(serialized.get()))
-    return InternalError("cannot serialize the UpdateParams (over 2 GiB?)");
-  report.content_hash = message_.expected_content_hash();
+  auto update = std::make_shared<WireUpdate>();
+  const size_t chunk_bytes = client_->options().update_chunk_bytes;
+  if (weights.total_bytes() > chunk_bytes) {
+    StreamBuildOptions stream;
+    stream.chunk_bytes = chunk_bytes;
+    stream.flush_cache = true;
+    ASSIGN_OR_RETURN(*update, SerializeUpdateStream(weights, version, stream,
+                                                    trainer_mesh_));
+  } else {
+    BuildOptions build;
+    build.include_content_hash = true;
+    build.flush_cache = true;
+    RETURN_IF_ERROR(
+        BuildUpdateParams(weights, version, build, trainer_mesh_, &message_));
+    *update = WireUpdate::Single(version, std::string());
+    update->content_hash = message_.expected_content_hash();
+    if (!message_.SerializeToString(&update->message))
+      return InternalError("cannot serialize the UpdateParams");
+  }
+  report.content_hash = update->content_hash;
   report.build_ms = MillisecondsSince(start);
 
   const SteadyClock::time_point apply_start = SteadyClock::now();
   std::string refused, unreachable;
-  const std::vector<ServerResult> results =
-      client_->BroadcastUpdate(*serialized);
+  const std::vector<ServerResult> results = client_->BroadcastUpdate(*update);
   std::vector<bool> holds(results.size(), false);
   for (size_t i = 0; i < results.size(); ++i) {
     const ServerResult& r = results[i];
@@ -144,7 +155,7 @@ StatusOr<SyncReport> RemoteRollouts::PushWeights(const ParamLeaves& weights,
     return UnavailableError(
         "weight push to version " + std::to_string(version) +
         ": no rollout server could be reached: " + unreachable);
-  client_->SetRequiredWeights(version, std::move(serialized));
+  client_->SetRequiredWeights(version, std::move(update));
   report.apply_ms = MillisecondsSince(apply_start);
   report.version = version;
 

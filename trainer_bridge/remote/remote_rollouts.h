@@ -1,6 +1,8 @@
 // Remote rollouts for the RL loop: generation through a RolloutClient pool
-// and weight pushes as one serialized UpdateParams broadcast to every
-// server's /admin/update_params, each verified by its weights checksum.
+// and weight pushes broadcast to every server, each verified by its weights
+// checksum: one serialized UpdateParams (/admin/update_params), or a stream
+// of chunks (/admin/update_stream/...) when the weights are larger than the
+// pool's update_chunk_bytes.
 #ifndef RLRT_TRAINER_BRIDGE_REMOTE_REMOTE_ROLLOUTS_H_
 #define RLRT_TRAINER_BRIDGE_REMOTE_REMOTE_ROLLOUTS_H_
 

@@ -437,12 +437,27 @@ std::vector<ServerResult> RolloutClient::FanOut(
 
 // ---- Admin -----------------------------------------------------------------
 
+ServerResult RolloutClient::PushUpdate(size_t server,
+                                       const WireUpdate& update) {
+  const std::string protobuf = "application/x-protobuf";
+  if (!update.streamed())
+    return CallJson(server, Method::kPost, "/admin/update_params",
+                    update.message, protobuf);
+  // A stream cut off here is dropped by the server after its idle timeout,
+  // or superseded by the next begin (a catch-up starts it over).
+  ServerResult r = CallJson(server, Method::kPost, "/admin/update_stream/begin",
+                            update.begin, protobuf);
+  for (size_t c = 0; r.status.ok() && c < update.chunks.size(); ++c)
+    r = CallJson(server, Method::kPost, "/admin/update_stream/chunk",
+                 update.chunks[c], protobuf);
+  if (!r.status.ok()) return r;
+  return CallJson(server, Method::kPost, "/admin/update_stream/commit",
+                  update.commit, protobuf);
+}
+
 std::vector<ServerResult> RolloutClient::BroadcastUpdate(
-    const std::string& serialized_update) {
-  return FanOut([&](size_t i) {
-    return CallJson(i, Method::kPost, "/admin/update_params", serialized_update,
-                    "application/x-protobuf");
-  });
+    const WireUpdate& update) {
+  return FanOut([&](size_t i) { return PushUpdate(i, update); });
 }
 
 std::vector<ServerResult> RolloutClient::Checksums() {

@@ -51,6 +51,7 @@
 #include "base/timing.h"
 #include "sampler/request.h"
 #include "sampler/request_handle.h"
+#include "trainer_bridge/wire_update.h"
 
 namespace httplib {
 class Client;
@@ -75,6 +76,9 @@ struct RolloutClientOptions {
   int worker_threads = 64;
   // Create checks every server's /health and fails when one does not answer.
   bool check_health = true;
+  // Weight pushes whose payload is larger go as a stream of chunks of at
+  // most this many bytes (RemoteRollouts::PushWeights).
+  size_t update_chunk_bytes = kDefaultUpdateChunkBytes;
 };
 
 // One server's answer to an admin call: `reply` is its JSON body (the error
@@ -112,9 +116,11 @@ class RolloutClient {
   // Submit and wait.
   StatusOr<GenerateResult> Generate(const GenerateRequest& request);
 
-  // POST /admin/update_params with a serialized proto::UpdateParams.
-  std::vector<ServerResult> BroadcastUpdate(
-      const std::string& serialized_update);
+  // POST /admin/update_params with the serialized proto::UpdateParams, or
+  // the stream's begin, chunks and commit (/admin/update_stream/...) to each
+  // server, all servers at once. A server's result is its commit's reply,
+  // or the first refusal.
+  std::vector<ServerResult> BroadcastUpdate(const WireUpdate& update);
   // GET /admin/weights_checksum.
   std::vector<ServerResult> Checksums();
   // POST /admin/perturb_weights.
@@ -131,17 +137,18 @@ class RolloutClient {
   // GET /get_load.
   std::vector<ServerResult> Loads();
 
-  // From now on generation needs weights of at least `version`;
-  // `serialized_update` (a proto::UpdateParams of that version) is what the
-  // catch-up thread sends to servers that are behind.
+  // From now on generation needs weights of at least `version`; `update`
+  // (of that version) is what the catch-up thread sends to servers that
+  // are behind.
   void SetRequiredWeights(uint64_t version,
-                          std::shared_ptr<const std::string> serialized_update);
+                          std::shared_ptr<const WireUpdate> update);
   // The server missed an update (or cannot be reached): no generation goes
   // to it until it has caught up.
   void MarkBehind(size_t server);
   bool IsBehind(size_t server);
 
   const std::vector<std::string>& urls() const { return urls_; }
+  const RolloutClientOptions& options() const { return options_; }
   // Generation attempts that failed and were tried again.
   int64_t retries() const { return retries_.load(); }
   // Replies discarded because the server held older weights than required.
@@ -207,6 +214,8 @@ class RolloutClient {
                         const std::string& body = "",
                         const std::string& content_type = "application/json");
   ServerResult WaitForReload(size_t server);
+  // One server's share of BroadcastUpdate.
+  ServerResult PushUpdate(size_t server, const WireUpdate& update);
   // Runs call(i) for every server at once; results in server order.
   std::vector<ServerResult> FanOut(
       const std::function<ServerResult(size_t)>& call);
@@ -217,11 +226,11 @@ class RolloutClient {
 
   std::mutex load_mu_;
   std::vector<ServerLoad> loads_;  // Guarded by load_mu_, one per server.
-  SteadyClock::time_point loads_refreshed_;             // load_mu_.
-  bool refreshing_ = false;                             // load_mu_.
-  size_t next_server_ = 0;                              // load_mu_.
-  uint64_t required_version_ = 0;                       // load_mu_.
-  std::shared_ptr<const std::string> required_update_;  // load_mu_.
+  SteadyClock::time_point loads_refreshed_;            // load_mu_.
+  bool refreshing_ = false;                            // load_mu_.
+  size_t next_server_ = 0;                             // load_mu_.
+  uint64_t required_version_ = 0;                      // load_mu_.
+  std::shared_ptr<const WireUpdate> required_update_;  // load_mu_.
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

@@ -19,11 +19,11 @@ constexpr double kProbeTimeoutSeconds = 2;
 }  // namespace
 
 void RolloutClient::SetRequiredWeights(
-    uint64_t version, std::shared_ptr<const std::string> serialized_update) {
+    uint64_t version, std::shared_ptr<const WireUpdate> update) {
   {
     std::lock_guard<std::mutex> lock(load_mu_);
     required_version_ = version;
-    required_update_ = std::move(serialized_update);
+    required_update_ = std::move(update);
   }
   catch_up_cv_.notify_all();
 }
@@ -91,7 +91,7 @@ void RolloutClient::CatchUp(size_t server) {
     return;
   const uint64_t held = load["weight_version"].get<uint64_t>();
   uint64_t required;
-  std::shared_ptr<const std::string> update;
+  std::shared_ptr<const WireUpdate> update;
   {
     std::lock_guard<std::mutex> lock(load_mu_);
     required = required_version_;
@@ -99,15 +99,12 @@ void RolloutClient::CatchUp(size_t server) {
   }
   if (held < required) {
     if (update == nullptr) return;
-    HttpReply pushed =
-        Call(server, Method::kPost, "/admin/update_params", *update,
-             "application/x-protobuf", options_.request_timeout_seconds);
+    const ServerResult pushed = PushUpdate(server, *update);
     // 409: it got a newer version meanwhile; the next round looks again.
-    if (pushed.status != 200) {
-      if (pushed.status != 409)
+    if (!pushed.status.ok()) {
+      if (pushed.http_status != 409)
         LOG(WARNING) << "catch-up of " << urls_[server] << " to version "
-                     << required << " failed: HTTP " << pushed.status << " "
-                     << pushed.body << pushed.transport;
+                     << required << " failed: " << pushed.status;
       return;
     }
     catch_ups_.fetch_add(1);
