@@ -48,7 +48,11 @@ DEFINE_string(gsm8k_dir, RLRT_SHARED_DIR "/data/gsm8k",
 DEFINE_string(rollout_servers, "",
               "Comma-separated rollout server URLs (build/bin/rollout_server): "
               "sample through them and push weights with "
-              "/admin/update_params instead of an in-process engine.");
+              "/admin/update_params (or, above --update_chunk_bytes, as a "
+              "stream of chunks) instead of an in-process engine.");
+DEFINE_int64(update_chunk_bytes, int64_t{256} << 20,
+             "With --rollout_servers: weight pushes larger than this go as a "
+             "stream of chunks of this size (/admin/update_stream/...).");
 DEFINE_string(admin_token, "", "Bearer token for the servers' admin API.");
 // Devices.
 DEFINE_string(partition, "",
@@ -133,6 +137,8 @@ Status CheckFlags() {
   if (FLAGS_sft_steps < 0 || FLAGS_sft_batch_size < 1)
     return InvalidArgumentError(
         "--sft_steps must be >= 0 and --sft_batch_size >= 1");
+  if (FLAGS_update_chunk_bytes < 1)
+    return InvalidArgumentError("--update_chunk_bytes must be >= 1");
   if (FLAGS_checkpoint_every < 0 || FLAGS_checkpoint_keep < 0)
     return InvalidArgumentError(
         "--checkpoint_every and --checkpoint_keep must be >= 0");
@@ -212,6 +218,7 @@ RolloutClientOptions RemoteOptionsFromFlags() {
   RolloutClientOptions client;
   client.urls = SplitList(FLAGS_rollout_servers);
   client.admin_token = FLAGS_admin_token;
+  client.update_chunk_bytes = static_cast<size_t>(FLAGS_update_chunk_bytes);
   return client;
 }
 

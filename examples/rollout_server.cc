@@ -56,7 +56,11 @@ DEFINE_int64(max_prefill_tokens, 2048, "Engine: prefill chunk.");
 DEFINE_bool(enable_prefix_cache, true, "Engine: reuse prompt prefixes.");
 DEFINE_int64(max_json_body_bytes, 8 << 20, "Largest JSON request body.");
 DEFINE_int64(max_update_body_bytes, int64_t{2} << 30,
-             "Largest /admin/update_params body.");
+             "Largest /admin/update_params or /admin/update_stream/chunk "
+             "body.");
+DEFINE_int32(update_stream_idle_timeout_ms, 60000,
+             "A streamed weight update with no message for this long is "
+             "dropped (its staging memory freed; the old weights serve on).");
 DEFINE_int32(http_threads, 32, "Requests served at once.");
 DEFINE_int32(reserved_threads, 4,
              "More, only for /health, /get_load, /metrics, /v1/models and "
@@ -144,6 +148,7 @@ Status Run(const sigset_t& signals) {
     so.reject_during_reload = FLAGS_reject_during_reload;
     so.max_json_body_bytes = FLAGS_max_json_body_bytes;
     so.max_update_body_bytes = FLAGS_max_update_body_bytes;
+    so.update_stream_idle_timeout_ms = FLAGS_update_stream_idle_timeout_ms;
     so.http_threads = FLAGS_http_threads;
     so.reserved_threads = FLAGS_reserved_threads;
     so.max_head_bytes = FLAGS_max_head_bytes;

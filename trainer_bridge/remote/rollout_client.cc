@@ -390,9 +390,17 @@ RolloutClient::HttpReply RolloutClient::Call(size_t server, Method method,
       return {0, "", AbortedError("the rollout client is shutting down")};
     active_.insert(&client);
   }
-  httplib::Result res = method == Method::kGet
-                            ? client.Get(path)
-                            : client.Post(path, body, content_type);
+  // The body is handed out from where it lies: httplib would otherwise
+  // copy it first (a fresh 256 MiB for every update chunk).
+  auto provide = [&body](size_t offset, size_t length,
+                         httplib::DataSink& sink) {
+    return sink.write(body.data() + offset,
+                      std::min(length, size_t{1} << 20));
+  };
+  httplib::Result res =
+      method == Method::kGet
+          ? client.Get(path)
+          : client.Post(path, {}, body.size(), provide, content_type);
   {
     std::lock_guard<std::mutex> lock(active_mu_);
     active_.erase(&client);
