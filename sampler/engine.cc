@@ -300,13 +300,13 @@ StatusOr<ApplyReport> SamplerEngine::ApplyUpdate(
 }
 
 StatusOr<ApplyReport> SamplerEngine::UpdateParams(
-    const proto::UpdateParams& update) {
+    const proto::UpdateParams& update, ApplyOptions options) {
   // Not an error placeholder: building an error message would allocate.
   StatusOr<ApplyReport> result = ApplyReport{};
   RunControl([&] {
-    result =
-        ApplyUpdate([&] { return ApplyUpdateParams(update, weights_, mesh_); },
-                    update.flush_cache());
+    result = ApplyUpdate(
+        [&] { return ApplyUpdateParams(update, weights_, mesh_, options); },
+        update.flush_cache());
   });
   if (!result.ok()) {
     LOG(WARNING) << "UpdateParams refused: " << result.status();

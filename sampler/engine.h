@@ -101,7 +101,8 @@ class SamplerEngine {
 
   // Validated, atomic, in place, at a step boundary (see update_apply.h);
   // with flush_cache, cached prefixes are dropped too. Blocks until done.
-  StatusOr<ApplyReport> UpdateParams(const proto::UpdateParams& update);
+  StatusOr<ApplyReport> UpdateParams(const proto::UpdateParams& update,
+                                     ApplyOptions options = {});
   // Parses (on the calling thread, into a reused message) then applies.
   StatusOr<ApplyReport> UpdateParamsSerialized(std::string_view serialized);
   // Weights already in memory (e.g. a checkpoint read from disk), with the

@@ -108,7 +108,8 @@ proto::DType DTypeToProto(DType dtype) {
 }
 
 Status ValidateUpdateParams(const proto::UpdateParams& update,
-                            const ParamLeaves& target, Mesh* mesh) {
+                            const ParamLeaves& target, Mesh* mesh,
+                            bool scan_payload) {
   RETURN_IF_ERROR(CheckVersionBound(update.version()));
   if (update.version() <= target.version()) {
     return FailedPreconditionError("update version " +
@@ -140,6 +141,7 @@ Status ValidateUpdateParams(const proto::UpdateParams& update,
         " although every leaf matches: sender and receiver disagree on the "
         "fingerprint");
   }
+  if (!scan_payload) return OkStatus();
   // One read of the payload serves both checks. A hash mismatch is
   // reported first: NaN in a corrupted payload says nothing about the
   // sender's weights.
@@ -180,15 +182,28 @@ StatusOr<uint64_t> CopyIntoTarget(ParamLeaves& target, LeafDataFn src,
 }  // namespace
 
 StatusOr<ApplyReport> ApplyUpdateParams(const proto::UpdateParams& update,
-                                        ParamLeaves& target, Mesh* mesh) {
+                                        ParamLeaves& target, Mesh* mesh,
+                                        ApplyOptions options) {
   const auto start = std::chrono::steady_clock::now();
-  RETURN_IF_ERROR(ValidateUpdateParams(update, target, mesh));
+  const bool prechecked =
+      options.payload_prechecked && update.has_expected_content_hash();
+  RETURN_IF_ERROR(ValidateUpdateParams(update, target, mesh,
+                                       /*scan_payload=*/!prechecked));
   ApplyReport report;
   if (update.return_checksums()) report.before = ComputeChecksums(target, mesh);
   ASSIGN_OR_RETURN(const uint64_t written,
                    CopyIntoTarget(
                        target, [&](size_t i) { return PayloadOf(update, i); },
                        /*hash=*/update.has_expected_content_hash(), mesh));
+  if (prechecked && written != update.expected_content_hash()) {
+    return InternalError(
+        "the weights written hash to " + HexU64(written) +
+        ", their message to " + HexU64(update.expected_content_hash()) +
+        ": memory changed under the message; the version stays " +
+        std::to_string(target.version()) +
+        " and the weights must be "
+        "reloaded");
+  }
   target.set_version(update.version());
   if (update.return_checksums()) report.after = ComputeChecksums(target, mesh);
   report.version = target.version();

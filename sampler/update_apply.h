@@ -43,15 +43,31 @@ struct ApplyReport {
   std::optional<LeafChecksums> after;
 };
 
+struct ApplyOptions {
+  // For a message built in this process by BuildUpdateParams with its
+  // content hash (WeightSync): the builder hashed and checked for NaN and
+  // infinity this very payload as it wrote it, so the apply skips its own
+  // pre-copy read of the payload (a third of an in-process sync). Version,
+  // leaf structure and fingerprint are still validated before anything is
+  // written, and the hash of what was written is still compared with the
+  // message's after the copy; a mismatch there means memory changed under
+  // the message (Internal, version not advanced). Ignored for a message
+  // without a content hash.
+  bool payload_prechecked = false;
+};
+
 // Checks `update` against `target` without writing anything. mesh (may be
-// null) spreads the payload hash check. Allocates only to report an error.
+// null) spreads the payload hash check; `scan_payload` false skips it (see
+// ApplyOptions). Allocates only to report an error.
 Status ValidateUpdateParams(const proto::UpdateParams& update,
-                            const ParamLeaves& target, Mesh* mesh);
+                            const ParamLeaves& target, Mesh* mesh,
+                            bool scan_payload = true);
 
 // Validates, then copies every leaf in place and sets target's version.
 // Steady state allocates nothing.
 StatusOr<ApplyReport> ApplyUpdateParams(const proto::UpdateParams& update,
-                                        ParamLeaves& target, Mesh* mesh);
+                                        ParamLeaves& target, Mesh* mesh,
+                                        ApplyOptions options = {});
 
 // The largest weight version an update may carry: 2^63 - 1. Versions only
 // grow, so a sender that jumped to 2^64 - 1 would leave no room for any

@@ -267,5 +267,58 @@ TEST_F(UpdateApplyTest, TruncatedAndGarbageMessagesChangeNothing) {
   EXPECT_EQ(target_.version(), 3u);
 }
 
+// A prechecked payload (WeightSync's: hashed and checked by its builder) is
+// not read again before the copy, but everything else still is; and the
+// hash of what was written still catches a payload that changed under the
+// message.
+TEST_F(UpdateApplyTest, PrecheckedPayloadSkipsOnlyThePreCopyScan) {
+  const ApplyOptions prechecked{.payload_prechecked = true};
+  proto::UpdateParams u = HandBuilt(source_, 4);
+  u.set_expected_content_hash(ContentHash(source_));
+  StatusOr<ApplyReport> r =
+      ApplyUpdateParams(u, target_, mesh_.get(), prechecked);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(SameBytes(source_, target_));
+  EXPECT_EQ(r->content_hash, ContentHash(source_));
+  EXPECT_EQ(target_.version(), 4u);
+
+  // Structure and version are still checked before any write.
+  ASSERT_TRUE(FillDummy(target_, 2).ok());
+  target_.set_version(3);
+  u.set_version(3);
+  StatusOr<ApplyReport> old =
+      ApplyUpdateParams(u, target_, mesh_.get(), prechecked);
+  EXPECT_EQ(old.status().code(), StatusCode::kFailedPrecondition);
+  u.set_version(5);
+  u.mutable_leaves(2)->mutable_data()->resize(8);
+  EXPECT_EQ(
+      ApplyUpdateParams(u, target_, mesh_.get(), prechecked).status().code(),
+      StatusCode::kInvalidArgument);
+  EXPECT_EQ(ContentHash(target_), target_hash_);
+
+  // A payload that no longer matches its hash: refused whole without the
+  // option; with it, detected after the copy and the version kept.
+  u = HandBuilt(source_, 5);
+  u.set_expected_content_hash(ContentHash(source_));
+  (*u.mutable_leaves(3)->mutable_data())[5] ^= 1;
+  EXPECT_EQ(ApplyUpdateParams(u, target_, mesh_.get()).status().code(),
+            StatusCode::kDataLoss);
+  EXPECT_EQ(ContentHash(target_), target_hash_);
+  StatusOr<ApplyReport> bad =
+      ApplyUpdateParams(u, target_, mesh_.get(), prechecked);
+  EXPECT_EQ(bad.status().code(), StatusCode::kInternal) << bad.status();
+  EXPECT_EQ(target_.version(), 3u);
+  // Without a hash in the message the option is ignored: a NaN is refused
+  // before the copy as always.
+  u = HandBuilt(source_, 6);
+  reinterpret_cast<float*>(u.mutable_leaves(0)->mutable_data()->data())[1] =
+      std::numeric_limits<float>::quiet_NaN();
+  ASSERT_TRUE(FillDummy(target_, 2).ok());
+  EXPECT_EQ(
+      ApplyUpdateParams(u, target_, mesh_.get(), prechecked).status().code(),
+      StatusCode::kInvalidArgument);
+  EXPECT_EQ(ContentHash(target_), target_hash_);
+}
+
 }  // namespace
 }  // namespace rlrt

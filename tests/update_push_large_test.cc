@@ -38,8 +38,9 @@ TEST_P(LargePushTest, Qwen3_0_6BShapeReachesTheServerWhole) {
   eo.max_prefill_tokens = 64;
   auto engine = SamplerEngine::Create(eo, rollout.get());
   ASSERT_TRUE(engine.ok()) << engine.status();
-  auto server = RolloutServer::Create(engine->get(), rollout.get(),
-                                      RolloutServerOptions{.port = 0});
+  RolloutServerOptions so;
+  so.port = 0;
+  auto server = RolloutServer::Create(engine->get(), rollout.get(), so);
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_TRUE((*server)->Start().ok());
 
@@ -64,12 +65,16 @@ TEST_P(LargePushTest, Qwen3_0_6BShapeReachesTheServerWhole) {
   EXPECT_EQ((*engine)->WeightsChecksum()->content_hash, want);
   EXPECT_EQ((*engine)->Stats().weight_version, 1u);
   LOG(INFO) << nlohmann::json{
-      {"phase", "large_push"},       {"dtype", GetParam()},
-      {"bytes", trainer->total_bytes()}, {"seconds", seconds},
-      {"build_ms", pushed->build_ms}, {"apply_ms", pushed->apply_ms},
+      {"phase", "large_push"},
+      {"dtype", GetParam()},
+      {"bytes", trainer->total_bytes()},
+      {"seconds", seconds},
+      {"build_ms", pushed->build_ms},
+      {"apply_ms", pushed->apply_ms},
       {"verify_ms", pushed->verify_ms},
-      {"gb_per_s", trainer->total_bytes() / seconds / 1e9}}
-                   .dump();
+      {"gb_per_s",
+       trainer->total_bytes() / seconds /
+           1e9}}.dump();
 
   // The server samples with them, under the new version.
   GenerateRequest r;
