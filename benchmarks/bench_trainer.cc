@@ -1,7 +1,7 @@
 // bench_trainer: the training step against the machine's own limits, and
 // how much the RL loop's bounded staleness hides rollout behind training.
 //
-// BM_TrainStep/<model>/<workers>: one TrainableTransformer Forward (with
+// BM_TrainStep/<model>/<workers>/<bf16>: one TrainableTransformer Forward (with
 // logprobs) + Backward over 8 sequences x 128 tokens, targets on the last
 // half (512 scored tokens), for qwen3-tiny and a ~100M-parameter Qwen3
 // shape (hidden 512, 8 layers, the real 151,936-id vocabulary, tied), dummy
@@ -13,7 +13,10 @@
 //    only) per second; executed_gflops adds Backward's recompute of the
 //    layers and of the LM head's logits (4 x the forward);
 //  - ratio_to_sgemm_peak: gflops / (single-thread sgemm GFLOP/s, measured
-//    in this run, x workers).
+//    in this run, x workers);
+//  - with bf16=1 the matrices are BF16 (the mixed-precision trainer's
+//    compute copy; gradients stay float32) and ratio_to_bf16_peak is
+//    gflops / (the single-thread vdpbf16ps peak x workers).
 // BM_RlLoopOverlap/<staleness>: RunRlLoop for 5 steps of a toy task
 // on qwen3-tiny, the sampler on one core and the learner on the other.
 // Counters are means over steps 2.. (step 1 has nothing to overlap with):
@@ -31,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -86,15 +90,17 @@ struct TrainBench {
   std::unique_ptr<TrainableTransformer> model;
 };
 
-TrainBench& TrainBenchFor(int64_t shape, int workers) {
-  static std::map<std::pair<int64_t, int>, std::unique_ptr<TrainBench>> cache;
-  auto& slot = cache[{shape, workers}];
+TrainBench& TrainBenchFor(int64_t shape, int workers, bool bf16) {
+  static std::map<std::tuple<int64_t, int, bool>, std::unique_ptr<TrainBench>>
+      cache;
+  auto& slot = cache[{shape, workers, bf16}];
   if (slot) return *slot;
   slot = std::make_unique<TrainBench>();
   slot->mesh = BenchMesh(workers);
   slot->config =
       shape == 0 ? PresetConfig("qwen3-tiny").value() : Qwen3Shape100M();
-  auto weights = ParamLeaves::Allocate(LeafSpecsFor(slot->config));
+  auto weights = ParamLeaves::Allocate(
+      LeafSpecsFor(slot->config, bf16 ? DType::kBF16 : DType::kF32));
   auto grads = ParamLeaves::Allocate(LeafSpecsFor(slot->config));
   CHECK(weights.ok() && grads.ok());
   slot->weights = std::make_unique<ParamLeaves>(std::move(weights).value());
@@ -118,7 +124,8 @@ double BatchForwardFlops(const ModelConfig& c, int64_t targets) {
 }
 
 void BM_TrainStep(benchmark::State& state) {
-  TrainBench& b = TrainBenchFor(state.range(0), state.range(1));
+  const bool bf16 = state.range(2) == 1;
+  TrainBench& b = TrainBenchFor(state.range(0), state.range(1), bf16);
   std::mt19937 rng(3);
   std::vector<std::vector<int32_t>> tokens(kSequences);
   std::vector<int32_t> targets;
@@ -153,9 +160,13 @@ void BM_TrainStep(benchmark::State& state) {
   state.counters["executed_gflops"] = 4 * forward / seconds / 1e9;
   state.counters["ratio_to_sgemm_peak"] =
       gflops / (SgemmPeakGflops() * b.mesh->size());
+  if (bf16)
+    state.counters["ratio_to_bf16_peak"] =
+        gflops / (Bf16DotPeakGflops() * b.mesh->size());
   state.counters["params_M"] = b.config.NumParams() / 1e6;
   state.SetLabel((state.range(0) == 0 ? "qwen3-tiny" : "qwen3-100m-shape") +
-                 std::string(" workers=") + std::to_string(b.mesh->size()));
+                 std::string(" workers=") + std::to_string(b.mesh->size()) +
+                 (bf16 ? " bf16" : " f32"));
 }
 
 // Prompts of random ids; the reward is the fraction of completion tokens in
@@ -254,8 +265,8 @@ void BM_RlLoopOverlap(benchmark::State& state) {
 }
 
 BENCHMARK(BM_TrainStep)
-    ->ArgsProduct({{0, 1}, {1, 2}})
-    ->ArgNames({"model", "workers"})
+    ->ArgsProduct({{0, 1}, {1, 2}, {0, 1}})
+    ->ArgNames({"model", "workers", "bf16"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_RlLoopOverlap)

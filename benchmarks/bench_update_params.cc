@@ -11,6 +11,10 @@
 //    (the verification), here also for the real Qwen3-0.6B shape (2.4 GB, "MB"
 //    argument 0). Its `ratio_to_mesh_memcpy` compares it with a memcpy of
 //    the same bytes split across the same mesh, measured alongside.
+//  - BM_HttpStreamPush: the Qwen3-0.6B shape pushed to a rollout server on
+//    loopback as the RL loop pushes it (RemoteRollouts::PushWeights: a
+//    stream of 256 MiB chunks, staged and committed, then the server's
+//    checksum), float32 and BF16; one push per repetition.
 // Each timed benchmark also times a memcpy of the same bytes in the same
 // iteration (untimed by the framework) and reports the ratio of the two as
 // the counter `ratio_to_memcpy`, so noise hits both alike. Quote medians:
@@ -34,7 +38,10 @@
 #include "models/param_leaves.h"
 #include "partition/device.h"
 #include "partition/mesh.h"
+#include "sampler/engine.h"
+#include "sampler/server/rollout_server.h"
 #include "sampler/update_apply.h"
+#include "trainer_bridge/remote/remote_rollouts.h"
 #include "trainer_bridge/update_builder.h"
 
 namespace rlrt {
@@ -237,6 +244,70 @@ void BM_Sync(benchmark::State& state) {
   state.counters["workers"] = mesh->size();
 }
 
+void BM_HttpStreamPush(benchmark::State& state) {
+  const bool bf16 = state.range(0) == 1;
+  auto rollout = MeshOf(1);
+  EngineOptions eo;
+  eo.model.preset = "qwen3-0.6b";
+  eo.model.load_format = "dummy";
+  eo.model.dtype = bf16 ? "bfloat16" : "float32";
+  eo.max_running_requests = 2;
+  eo.max_total_tokens = 256;
+  eo.context_length = 128;
+  eo.max_prefill_tokens = 64;
+  auto engine = SamplerEngine::Create(eo, rollout.get());
+  CHECK(engine.ok()) << engine.status();
+  RolloutServerOptions so;
+  so.port = 0;
+  auto server = RolloutServer::Create(engine->get(), rollout.get(), so);
+  CHECK(server.ok()) << server.status();
+  CHECK((*server)->Start().ok());
+  // Only what the push needs (no Fixture: its extra copies would not fit
+  // beside the server's weights and staging in float32).
+  auto source = ParamLeaves::Allocate((*engine)->weight_specs());
+  CHECK(source.ok()) << source.status();
+  CHECK(FillDummy(*source, 2, rollout.get()).ok());
+  auto copy_dst = PageArena::Create(source->total_bytes());
+  CHECK(copy_dst.ok());
+  std::memset(copy_dst->data(), 1, source->total_bytes());
+  RolloutClientOptions co;
+  co.urls = {"http://127.0.0.1:" + std::to_string((*server)->port())};
+  auto remote = RemoteRollouts::Create(co, nullptr);
+  CHECK(remote.ok()) << remote.status();
+  uint64_t version = 1;
+  double timed = 0, memcpy_total = 0, build_s = 0, apply_s = 0;
+  for (auto _ : state) {
+    const auto m0 = SteadyClock::now();
+    size_t at = 0;
+    for (size_t i = 0; i < source->size(); ++i) {
+      std::memcpy(copy_dst->data() + at, source->data(i), source->bytes(i));
+      at += source->bytes(i);
+    }
+    benchmark::ClobberMemory();
+    memcpy_total += SecondsBetween(m0, SteadyClock::now());
+    const auto t0 = SteadyClock::now();
+    StatusOr<SyncReport> r = (*remote)->PushWeights(*source, version++);
+    const double s = SecondsBetween(t0, SteadyClock::now());
+    if (!r.ok()) state.SkipWithError(r.status().ToString().c_str());
+    if (r.ok()) {
+      build_s += r->build_ms / 1e3;
+      apply_s += r->apply_ms / 1e3;
+    }
+    state.SetIterationTime(s);
+    timed += s;
+  }
+  const double n = static_cast<double>(state.iterations());
+  state.SetBytesProcessed(static_cast<int64_t>(n * source->total_bytes()));
+  state.counters["ratio_to_memcpy"] = timed / memcpy_total;
+  state.counters["memcpy_ms"] = 1e3 * memcpy_total / n;
+  state.counters["MB"] = source->total_bytes() / 1e6;
+  state.counters["build_ms"] = 1e3 * build_s / n;
+  state.counters["transfer_and_apply_ms"] = 1e3 * apply_s / n;
+  state.counters["chunks"] =
+      static_cast<double>((source->total_bytes() + co.update_chunk_bytes - 1) /
+                          co.update_chunk_bytes);
+}
+
 // One read of the payload on one worker: the content hash, the NaN and
 // infinity check, or both (range(1) = 1, 2, 3), against a memcpy.
 void BM_Scan(benchmark::State& state) {
@@ -300,6 +371,13 @@ BENCHMARK(BM_Sync)
       }
       b->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
     }) -> ArgNames({"MB", "workers", "bf16"});
+BENCHMARK(BM_HttpStreamPush)
+    ->Arg(0)
+    ->Arg(1)
+    ->ArgNames({"bf16"})
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace rlrt

@@ -10,6 +10,23 @@
 
 namespace rlrt {
 
+namespace {
+
+constexpr size_t kHugePageWorthIt = size_t{32} << 20;
+
+}  // namespace
+
+void AdviseHugePages(void* data, size_t size) {
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  if (size < kHugePageWorthIt) return;
+  const uintptr_t begin =
+      (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end =
+      (reinterpret_cast<uintptr_t>(data) + size) & ~(kHuge - 1);
+  if (end > begin)
+    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
+
 StatusOr<PageArena> PageArena::Create(size_t bytes) {
   PageArena arena;
   if (bytes == 0) return arena;
@@ -25,7 +42,6 @@ StatusOr<PageArena> PageArena::Create(size_t bytes) {
     return ResourceExhaustedError("cannot map " + std::to_string(rounded) +
                                   " bytes: " + std::strerror(errno));
   }
-  constexpr size_t kHugePageWorthIt = size_t{32} << 20;
   if (rounded >= kHugePageWorthIt) madvise(p, rounded, MADV_HUGEPAGE);
   arena.data_ = static_cast<std::byte*>(p);
   arena.size_ = rounded;

@@ -199,6 +199,32 @@ TEST(GrpoDemoTest, SerialRunHasNoTrainingInferenceMismatch) {
   }
 }
 
+// The same in BF16 (--dtype=bfloat16): the engine says so, and with F32
+// master weights and the BF16 compute copy pushed to the sampler, the
+// trainer's logprobs still equal the sampler's bit for bit.
+TEST(GrpoDemoTest, Bf16SerialRunHasNoTrainingInferenceMismatch) {
+  RunResult r = RunDemo(std::string(kSmall) +
+                        "--steps=3 --max_staleness=0 --weight_decay=0.5 "
+                        "--learning_rate=1e-2 --dtype=bfloat16");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::vector<json> ready = r.Phase("engine_ready_dummy");
+  ASSERT_EQ(ready.size(), 1u) << r.output;
+  EXPECT_EQ(ready[0]["dtype"], "bfloat16");
+  EXPECT_EQ(ready[0]["kv_cache_dtype"], "bfloat16");
+  const std::vector<json> steps = r.Phase("grpo_step");
+  ASSERT_EQ(steps.size(), 3u);
+  std::set<std::string> hashes;
+  for (const json& s : steps) {
+    EXPECT_EQ(s["logprob_mismatch_max"].get<double>(), 0.0) << s.dump();
+    EXPECT_EQ(s["ratio_min"].get<double>(), 1.0) << s.dump();
+    EXPECT_EQ(s["ratio_max"].get<double>(), 1.0) << s.dump();
+    hashes.insert(s["sync"]["content_hash"].get<std::string>());
+  }
+  EXPECT_EQ(hashes.size(), 3u) << "the weights did not change every step";
+  EXPECT_EQ(
+      RunDemo(std::string(kSmall) + "--steps=1 --dtype=float16").exit_code, 1);
+}
+
 TEST(GrpoDemoTest, SupervisedWarmStartIsPushedBeforeGrpo) {
   RunResult r = RunDemo(std::string(kSmall) +
                         "--steps=1 --sft_steps=2 --sft_batch_size=2 "
@@ -245,36 +271,70 @@ namespace {
 
 // --rollout_servers: the same loop with rollouts from a rollout_server
 // process over HTTP and weights pushed through /admin/update_params.
-TEST(GrpoDemoTest, RemoteRolloutsThroughARolloutServer) {
-  const int port = 20000 + (getpid() + 7) % 20000;
+// Starts build/bin/rollout_server with `flags` on a free port; returns its
+// pid and port (pid 0 when it did not come up).
+std::pair<int, int> StartServer(const std::string& flags, int salt) {
+  const int port = 20000 + (getpid() + salt) % 20000;
   const std::string command =
       std::string(ROLLOUT_SERVER_PATH) +
-      " --num_virtual_devices=1 --port=" + std::to_string(port) +
+      " --num_virtual_devices=1 --port=" + std::to_string(port) + " " + flags +
       " 2>/dev/null & echo $!";
   FILE* server = popen(command.c_str(), "r");
-  ASSERT_NE(server, nullptr);
+  if (server == nullptr) return {0, port};
   char buf[4096];
-  ASSERT_NE(fgets(buf, sizeof(buf), server), nullptr);
-  const int pid = std::atoi(buf);
-  ASSERT_NE(fgets(buf, sizeof(buf), server), nullptr);  // server_ready
-  EXPECT_NE(std::string(buf).find("server_ready"), std::string::npos) << buf;
-
-  RunResult r = RunDemo(
-      std::string(kSmall) +
-      "--steps=2 --rollout_servers=http://127.0.0.1:" + std::to_string(port));
-  kill(pid, SIGTERM);
+  int pid = 0;
+  if (fgets(buf, sizeof(buf), server) != nullptr) pid = std::atoi(buf);
+  // The server_ready line, once it listens.
+  const bool ready = fgets(buf, sizeof(buf), server) != nullptr &&
+                     std::string(buf).find("server_ready") != std::string::npos;
   pclose(server);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(r.order,
-            (std::vector<std::string>{
-                "partition", "rollout_servers", "weights_swapped", "grpo_step",
-                "grpo_step", "generate_result", "summary"}));
-  const std::vector<json> steps = r.Phase("grpo_step");
-  // On-policy over HTTP too: the server's logprobs are the trainer's.
-  EXPECT_EQ(steps[0]["ratio_mean"], 1.0);
-  EXPECT_EQ(steps[0]["sync"]["version"], 2);
-  EXPECT_EQ(steps[1]["sync"]["version"], 3);
-  EXPECT_EQ(r.Phase("summary")[0]["sampler_weight_version"], 3);
+  if (!ready && pid > 0) kill(pid, SIGTERM);
+  return {ready ? pid : 0, port};
+}
+
+// Float32 pushes as one UpdateParams each; BF16 ones as streams of 64 KiB
+// chunks (qwen3-tiny is about 10 MB in BF16: some 150 chunks per push).
+TEST(GrpoDemoTest, RemoteRolloutsThroughARolloutServer) {
+  struct Case {
+    std::string server_flags;
+    std::string demo_flags;
+  };
+  const std::vector<Case> cases = {
+      {"", ""},
+      {"--dtype=bfloat16", "--dtype=bfloat16 --update_chunk_bytes=65536"}};
+  int salt = 7;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.demo_flags);
+    const auto [pid, port] = StartServer(c.server_flags, salt++);
+    ASSERT_GT(pid, 0);
+    RunResult r =
+        RunDemo(std::string(kSmall) + "--steps=2 " + c.demo_flags +
+                " --rollout_servers=http://127.0.0.1:" + std::to_string(port));
+    kill(pid, SIGTERM);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(r.order,
+              (std::vector<std::string>{
+                  "partition", "rollout_servers", "weights_swapped",
+                  "grpo_step", "grpo_step", "generate_result", "summary"}));
+    const std::vector<json> steps = r.Phase("grpo_step");
+    // On-policy over HTTP too: the server's logprobs are the trainer's.
+    EXPECT_EQ(steps[0]["ratio_mean"], 1.0);
+    EXPECT_EQ(steps[0]["logprob_mismatch_max"], 0.0);
+    EXPECT_EQ(steps[0]["sync"]["version"], 2);
+    EXPECT_EQ(steps[1]["sync"]["version"], 3);
+    EXPECT_EQ(r.Phase("summary")[0]["sampler_weight_version"], 3);
+  }
+  // A trainer whose dtype differs from the server's is refused with the
+  // reason, not half-applied.
+  const auto [pid, port] = StartServer("", salt++);
+  ASSERT_GT(pid, 0);
+  RunResult mixed = RunDemo(std::string(kSmall) +
+                            "--steps=1 --dtype=bfloat16 "
+                            "--rollout_servers=http://127.0.0.1:" +
+                            std::to_string(port));
+  kill(pid, SIGTERM);
+  EXPECT_EQ(mixed.exit_code, 1) << mixed.output;
+  EXPECT_NE(mixed.output.find("dtype"), std::string::npos) << mixed.output;
   // Unreachable servers fail with the reason.
   RunResult bad =
       RunDemo(std::string(kSmall) + "--rollout_servers=http://127.0.0.1:1");

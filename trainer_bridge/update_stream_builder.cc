@@ -7,6 +7,7 @@
 #include "models/hash.h"
 #include "models/leaf_payload.h"
 #include "models/leaf_scan.h"
+#include "models/page_arena.h"
 
 namespace rlrt {
 
@@ -58,6 +59,10 @@ Status UpdateStreamWriter::FillChunk(uint32_t index,
   out->set_index(index);
   out->set_offset(offset);
   std::string* data = out->mutable_data();
+  if (data->capacity() < size) {
+    data->reserve(size);
+    AdviseHugePages(data->data(), data->capacity());
+  }
   data->resize(size);  // Keeps its capacity from the previous chunk.
   RETURN_IF_ERROR(ForEachPayloadSpan(
       *leaves_, offset, size,
@@ -91,6 +96,8 @@ StatusOr<WireUpdate> SerializeUpdateStream(const ParamLeaves& leaves,
   proto::UpdateChunk chunk;
   for (uint32_t i = 0; i < writer.num_chunks(); ++i) {
     RETURN_IF_ERROR(writer.FillChunk(i, &chunk));
+    out.chunks[i].reserve(chunk.ByteSizeLong());
+    AdviseHugePages(out.chunks[i].data(), out.chunks[i].capacity());
     if (!chunk.SerializeToString(&out.chunks[i]))
       return InternalError("cannot serialize update chunk " +
                            std::to_string(i));

@@ -44,7 +44,7 @@ struct TransformerOptions {
   MatmulKernel matmul = MatmulKernel::kRowInvariant;
   // The KV cache's dtype (the cache given to Forward must have it); unset
   // follows the weight matrices' dtype.
-  std::optional<DType> kv_dtype;
+  std::optional<DType> kv_dtype = std::nullopt;
 };
 
 // One sequence's part of a Forward call.

@@ -61,7 +61,7 @@ struct TrainableTransformerOptions {
   // values are rounded to BF16 values before attention, as the sampler's
   // cache stores them. Unset follows the weight matrices' dtype (as the
   // sampler's default does).
-  std::optional<DType> kv_dtype;
+  std::optional<DType> kv_dtype = std::nullopt;
 };
 
 class TrainableTransformer {

@@ -12,6 +12,7 @@
 
 #include "base/format.h"
 #include "base/json_limits.h"
+#include "models/page_arena.h"
 #include "sampler/server/api_json.h"
 #include "sampler/server/sse_stream.h"
 
@@ -234,7 +235,10 @@ bool RolloutServer::ReadBody(const httplib::Request& req,
   const std::optional<uint64_t> declared =
       ParseU64(req.get_header_value("Content-Length"));
   // Screen() has held the declared length to the limit.
-  if (declared) body->reserve(*declared);
+  if (declared) {
+    body->reserve(*declared);
+    AdviseHugePages(body->data(), body->capacity());
+  }
   double seconds = options_.body_timeout_ms / 1000.0;
   if (spec.body == BodyKind::kProtobuf)
     seconds += static_cast<double>(declared.value_or(spec.body_limit)) /
@@ -658,8 +662,7 @@ void RolloutServer::HandleUpdateParams(Body text, httplib::Response& res) {
                  {"stall_ms", engine_->Stats().last_update_stall_ms}});
 }
 
-void RolloutServer::SendStreamStep(const Status& step,
-                                   httplib::Response& res) {
+void RolloutServer::SendStreamStep(const Status& step, httplib::Response& res) {
   if (!step.ok())
     return SendUpdateRefusal(step, engine_->Stats().weight_version, res);
   json body = StreamProgress(stream_receiver_.status());
