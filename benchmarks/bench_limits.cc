@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <vector>
 
 #include "base/timing.h"
@@ -111,6 +113,45 @@ double MemcpyBytesPerSecond() {
     return best;
   }();
   return bw;
+}
+
+double StreamReadBytesPerSecond(int devices) {
+  static std::mutex mu;
+  static std::map<int, double> measured;
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = measured.find(devices); it != measured.end()) return it->second;
+  const size_t n = size_t{1} << 30;
+  auto buffer = std::move(PageArena::Create(n)).value();
+  std::memset(buffer.data(), 1, n);
+  auto mesh = BenchMesh(devices);
+  const int64_t words = static_cast<int64_t>(n / sizeof(uint64_t));
+  const auto* data = reinterpret_cast<const uint64_t*>(buffer.data());
+  std::vector<uint64_t> sums(mesh->size());
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = SteadyClock::now();
+    CHECK(mesh->ParallelFor(words,
+                            [&](const Shard& shard) {
+                              // Eight independent sums: the loop vectorises,
+                              // and no dependency chain limits it below the
+                              // memory's rate.
+                              uint64_t acc[8] = {};
+                              int64_t i = shard.begin;
+                              for (; i + 8 <= shard.end; i += 8)
+                                for (int k = 0; k < 8; ++k)
+                                  acc[k] += data[i + k];
+                              for (; i < shard.end; ++i) acc[0] += data[i];
+                              uint64_t total = 0;
+                              for (uint64_t a : acc) total += a;
+                              sums[shard.worker] = total;
+                              return OkStatus();
+                            })
+              .ok());
+    benchmark::DoNotOptimize(sums.data());
+    best = std::max(best, n / SecondsBetween(t0, SteadyClock::now()));
+  }
+  measured[devices] = best;
+  return best;
 }
 
 double ForwardFlops(const ModelConfig& c, double tokens, double logit_rows,

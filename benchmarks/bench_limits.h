@@ -27,6 +27,12 @@ double Bf16DotPeakGflops();
 // Bytes one thread's memcpy moves per second over 512 MB, measured once.
 double MemcpyBytesPerSecond();
 
+// Bytes per second `devices` cores read together when each streams through
+// its own part of a 1 GB buffer (summing it, so nothing is written): the
+// limit a batch-1 decode, which reads every weight once per token, runs
+// into. Measured once per device count, best of 5, on a mesh of that size.
+double StreamReadBytesPerSecond(int devices);
+
 // FLOPs actually executed: per token, every layer's matmuls (2 * weights)
 // and attention (4 * context * q_dim); per logit row, the LM head.
 double ForwardFlops(const ModelConfig& config, double tokens, double logit_rows,

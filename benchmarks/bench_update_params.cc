@@ -2,8 +2,10 @@
 //
 // For parameter lists of 4 MB, 64 MB and 512 MB (Qwen3-shaped, F32):
 //  - BM_Memcpy: one memcpy of the same bytes, single-threaded (the limit);
-//  - BM_ApplyInProcess: validate + copy from a built message into the leaves,
-//    on a rollout mesh of 1 and of all devices;
+//  - BM_ApplyInProcess: validate (the payload's hash and NaN scan
+//    included) + copy from a built message into the leaves, on a rollout
+//    mesh of 1 and of all devices, also for the Qwen3-0.6B shape in float32
+//    and BF16 ("MB" 0);
 //  - BM_SerializedApply: serialize + parse + validate + copy;
 //  - BM_Build: trainer-side build of the message;
 //  - BM_Sync: what the GRPO loop does after each step (WeightSync::Push):
@@ -136,7 +138,8 @@ void BM_Memcpy(benchmark::State& state) {
 }
 
 void BM_ApplyInProcess(benchmark::State& state) {
-  Fixture f(state.range(0) << 20);
+  Fixture f(state.range(0) << 20,
+            state.range(2) == 1 ? DType::kBF16 : DType::kF32);
   auto mesh = MeshOf(static_cast<int>(state.range(1)));
   uint64_t version = 1;
   double timed = 0, memcpy_total = 0;
@@ -346,7 +349,18 @@ void Sizes(benchmark::internal::Benchmark* b, bool with_workers) {
 BENCHMARK(BM_Memcpy)->Apply([](auto* b) { Sizes(b, false); })
     -> ArgNames({"MB"});
 BENCHMARK(BM_ApplyInProcess)
-    ->Apply([](auto* b) { Sizes(b, true); }) -> ArgNames({"MB", "workers"});
+    ->Apply([](auto* b) {
+      const int cores = static_cast<int>(DiscoverLocalDevices()->size());
+      for (int64_t mb : {4, 64, 512}) {
+        b->Args({mb, 1, 0});
+        if (cores > 1) b->Args({mb, cores, 0});
+      }
+      for (int64_t bf16 : {0, 1}) {  // Qwen3-0.6B, float32 and BF16.
+        b->Args({0, 1, bf16});
+        if (cores > 1) b->Args({0, cores, bf16});
+      }
+      b->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
+    }) -> ArgNames({"MB", "workers", "bf16"});
 BENCHMARK(BM_SerializedApply)
     ->Apply([](auto* b) { Sizes(b, true); }) -> ArgNames({"MB", "workers"});
 BENCHMARK(BM_Build)->Apply([](auto* b) { Sizes(b, true); })
