@@ -345,6 +345,15 @@ TEST(RolloutServerTest, StreamedUpdateOverHttpStagesThenCommits) {
   const json after = s.Get("/admin/update_stream/status", 200, auth);
   EXPECT_EQ(after["streams_committed"], 1);
   EXPECT_EQ(after["streams_failed"], 1);
+  auto metrics = s.client->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find(
+                "rlrt_update_streams_total{outcome=\"committed\"} 1\n"),
+            std::string::npos)
+      << metrics->body;
+  EXPECT_NE(
+      metrics->body.find("rlrt_update_streams_total{outcome=\"failed\"} 1\n"),
+      std::string::npos);
   // A sender giving up on a stream it began.
   auto v6 =
       SerializeUpdateStream(model.weights, 6, {.chunk_bytes = 100000}, nullptr);

@@ -382,7 +382,8 @@ void RolloutServer::Route() {
   });
   AddGet("/get_load", get_spec, [this](auto& s) { HandleLoad(s); });
   AddGet("/metrics", get_spec, [this](auto& s) {
-    s.set_content(metrics_.Prometheus(engine_->Stats(), reloader_.status()),
+    s.set_content(metrics_.Prometheus(engine_->Stats(), reloader_.status(),
+                                      stream_receiver_.status()),
                   "text/plain; version=0.0.4");
   });
 

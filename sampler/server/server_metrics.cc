@@ -40,7 +40,8 @@ void ServerMetrics::RecordGeneration(int64_t prompt_tokens,
 }
 
 std::string ServerMetrics::Prometheus(const EngineStats& engine,
-                                      const ReloadStatus& reload) const {
+                                      const ReloadStatus& reload,
+                                      const UpdateStreamStatus& streams) const {
   std::ostringstream out;
   Metric(out, "rlrt_requests_total", "counter", "HTTP requests by endpoint.");
   for (int i = 0; i < kEndpoints; ++i)
@@ -97,6 +98,17 @@ std::string ServerMetrics::Prometheus(const EngineStats& engine,
   out << "rlrt_reloads_total{outcome=\"done\"} " << reload.reloads_done << "\n";
   out << "rlrt_reloads_total{outcome=\"failed\"} " << reload.reloads_failed
       << "\n";
+  Metric(out, "rlrt_update_streams_total", "counter",
+         "Streamed weight updates by outcome (failed: refused, broken off, "
+         "superseded or abandoned).");
+  out << "rlrt_update_streams_total{outcome=\"committed\"} "
+      << streams.streams_committed << "\n";
+  out << "rlrt_update_streams_total{outcome=\"failed\"} "
+      << streams.streams_failed << "\n";
+  Metric(out, "rlrt_update_stream_bytes_received", "gauge",
+         "Bytes staged by the stream in progress (0 when none is open).");
+  out << "rlrt_update_stream_bytes_received "
+      << (streams.active ? streams.bytes_received : 0) << "\n";
   Metric(out, "rlrt_update_stall_max_ms", "gauge",
          "Longest decode pause for a weight update.");
   out << "rlrt_update_stall_max_ms " << engine.max_update_stall_ms << "\n";

@@ -12,6 +12,7 @@
 
 #include "sampler/engine.h"
 #include "sampler/server/weight_reloader.h"
+#include "sampler/update_stream.h"
 
 namespace rlrt {
 
@@ -36,8 +37,8 @@ class ServerMetrics {
                         double e2e_seconds, double first_token_seconds);
   void RecordDisconnect() { disconnects_.fetch_add(1); }
 
-  std::string Prometheus(const EngineStats& engine,
-                         const ReloadStatus& reload) const;
+  std::string Prometheus(const EngineStats& engine, const ReloadStatus& reload,
+                         const UpdateStreamStatus& streams) const;
 
  private:
   static constexpr int kEndpoints = static_cast<int>(Endpoint::kCount);
