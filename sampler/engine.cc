@@ -317,11 +317,14 @@ StatusOr<ApplyReport> SamplerEngine::UpdateParams(
 StatusOr<ApplyReport> SamplerEngine::UpdateFromLeaves(const ParamLeaves& source,
                                                       uint64_t version,
                                                       bool flush_cache,
-                                                      VersionRule rule) {
+                                                      VersionRule rule,
+                                                      ApplyOptions options) {
   StatusOr<ApplyReport> result = ApplyReport{};
   RunControl([&] {
     result = ApplyUpdate(
-        [&] { return ApplyLeaves(source, version, weights_, mesh_, rule); },
+        [&] {
+          return ApplyLeaves(source, version, weights_, mesh_, rule, options);
+        },
         flush_cache);
   });
   if (!result.ok()) {

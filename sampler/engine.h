@@ -109,9 +109,10 @@ class SamplerEngine {
   // same contract as UpdateParams: same structure, a version `rule` allows
   // (newer, by default), applied whole at a step boundary or refused with
   // nothing changed.
-  StatusOr<ApplyReport> UpdateFromLeaves(
-      const ParamLeaves& source, uint64_t version, bool flush_cache,
-      VersionRule rule = VersionRule::kNewer);
+  StatusOr<ApplyReport> UpdateFromLeaves(const ParamLeaves& source,
+                                         uint64_t version, bool flush_cache,
+                                         VersionRule rule = VersionRule::kNewer,
+                                         ApplyOptions options = {});
   StatusOr<LeafChecksums> WeightsChecksum();
   // Adds N(0, scale^2) noise to the first num_leaves leaves (a diagnostic).
   // The perturbed weights get the next version, so every result sampled

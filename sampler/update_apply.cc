@@ -68,18 +68,19 @@ Status CheckVersionBound(uint64_t version) {
                               std::to_string(kMaxWeightVersion));
 }
 
-std::string NonFiniteMessage(const ParamLeaves& layout,
-                             const NonFiniteElement& bad) {
-  return "leaf '" + layout.spec(bad.leaf).name +
-         "' holds a non-finite value (NaN or infinity) at element " +
-         std::to_string(bad.element) + "; nothing was applied";
-}
-
 const std::byte* PayloadOf(const proto::UpdateParams& update, size_t i) {
   return reinterpret_cast<const std::byte*>(update.leaves(i).data().data());
 }
 
 }  // namespace
+
+Status NonFiniteRefusal(const ParamLeaves& layout,
+                        const NonFiniteElement& bad) {
+  return InvalidArgumentError(
+      "leaf '" + layout.spec(bad.leaf).name +
+      "' holds a non-finite value (NaN or infinity) at element " +
+      std::to_string(bad.element) + "; nothing was applied");
+}
 
 StatusOr<DType> DTypeFromProto(int proto_dtype) {
   switch (proto_dtype) {
@@ -160,7 +161,7 @@ Status ValidateUpdateParams(const proto::UpdateParams& update,
   // NaN or infinity would make every logit NaN, and the failure would show
   // up in requests, not here.
   if (scan.non_finite) {
-    return InvalidArgumentError(NonFiniteMessage(target, *scan.non_finite));
+    return NonFiniteRefusal(target, *scan.non_finite);
   }
   return OkStatus();
 }
@@ -217,7 +218,7 @@ StatusOr<ApplyReport> ApplyUpdateParams(const proto::UpdateParams& update,
 
 StatusOr<ApplyReport> ApplyLeaves(const ParamLeaves& source, uint64_t version,
                                   ParamLeaves& target, Mesh* mesh,
-                                  VersionRule rule) {
+                                  VersionRule rule, ApplyOptions options) {
   const auto start = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(CheckVersionBound(version));
   if (version < target.version() ||
@@ -245,8 +246,9 @@ StatusOr<ApplyReport> ApplyLeaves(const ParamLeaves& source, uint64_t version,
                                   " vs the receiver's " + describe(b));
     }
   }
-  if (const std::optional<NonFiniteElement> bad = FindNonFinite(source, mesh)) {
-    return InvalidArgumentError(NonFiniteMessage(source, *bad));
+  if (!options.payload_prechecked) {
+    if (const std::optional<NonFiniteElement> bad = FindNonFinite(source, mesh))
+      return NonFiniteRefusal(source, *bad);
   }
   RETURN_IF_ERROR(CopyIntoLeaves(
       target, [&](size_t i) { return source.data(i); }, mesh));

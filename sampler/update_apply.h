@@ -23,6 +23,7 @@
 
 #include "base/status.h"
 #include "models/leaf_checksum.h"
+#include "models/leaf_finite.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
 #include "proto/update_params.pb.h"
@@ -44,15 +45,18 @@ struct ApplyReport {
 };
 
 struct ApplyOptions {
-  // For a message built in this process by BuildUpdateParams with its
-  // content hash (WeightSync): the builder hashed and checked for NaN and
-  // infinity this very payload as it wrote it, so the apply skips its own
-  // pre-copy read of the payload (a third of an in-process sync). Version,
-  // leaf structure and fingerprint are still validated before anything is
-  // written, and the hash of what was written is still compared with the
-  // message's after the copy; a mismatch there means memory changed under
-  // the message (Internal, version not advanced). Ignored for a message
-  // without a content hash.
+  // The caller has already read this very payload and found it sound, so
+  // the apply skips its own pre-copy read (a third of an in-process sync,
+  // and all of it inside the decode pause). Version and leaf structure are
+  // still validated before anything is written.
+  //  - ApplyUpdateParams: for a message built in this process by
+  //    BuildUpdateParams with its content hash (WeightSync), which hashed
+  //    and checked it for NaN and infinity as it wrote it. The hash of what
+  //    was written is still compared with the message's after the copy; a
+  //    mismatch means memory changed under the message (Internal, version
+  //    not advanced). Ignored for a message without a content hash.
+  //  - ApplyLeaves: the caller checked `source` for NaN and infinity (the
+  //    update stream's commit does, with its hash, outside the pause).
   bool payload_prechecked = false;
 };
 
@@ -86,7 +90,8 @@ enum class VersionRule { kNewer, kNewerOrSame };
 // `rule`; then every leaf is copied in place.
 StatusOr<ApplyReport> ApplyLeaves(const ParamLeaves& source, uint64_t version,
                                   ParamLeaves& target, Mesh* mesh,
-                                  VersionRule rule = VersionRule::kNewer);
+                                  VersionRule rule = VersionRule::kNewer,
+                                  ApplyOptions options = {});
 
 // Parses a serialized UpdateParams into *scratch (reuse one message across
 // calls: its buffers are kept, so steady state allocates nothing). A
@@ -108,6 +113,10 @@ StatusOr<ApplyReport> ApplySerializedUpdateParams(std::string_view serialized,
 void FillUpdateParamsReply(const StatusOr<ApplyReport>& result,
                            const ParamLeaves& target,
                            proto::UpdateParamsReply* reply);
+
+// Why a payload laid out like `layout` is refused for holding a NaN or an
+// infinity (InvalidArgument, naming the leaf and element).
+Status NonFiniteRefusal(const ParamLeaves& layout, const NonFiniteElement& bad);
 
 // Conversions between the wire and in-memory dtype enums.
 StatusOr<DType> DTypeFromProto(int proto_dtype);

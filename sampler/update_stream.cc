@@ -83,8 +83,8 @@ void UpdateStreamReceiver::ReaperLoop() {
 
 Status UpdateStreamReceiver::FailLocked(Status error) {
   stream_.reset();  // Frees the staging memory now.
-  ++status_.streams_failed;
-  status_.last_error = error.ToString();
+  ++streams_failed_;
+  last_error_ = error.ToString();
   return error;
 }
 
@@ -119,7 +119,7 @@ Status UpdateStreamReceiver::Begin(const proto::UpdateStreamBegin& begin) {
         label + ": " + std::to_string(begin.num_chunks()) +
         " chunks announced for " + std::to_string(total) + " bytes");
 
-  std::unique_lock<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (stream_) {
     const uint64_t active = stream_->begin.version();
     if (begin.version() < active)
@@ -130,35 +130,17 @@ Status UpdateStreamReceiver::Begin(const proto::UpdateStreamBegin& begin) {
     (void)FailLocked(
         AbortedError(StreamLabel(active) + " superseded by " + label));
   }
-  // The staging memory is allocated with the lock released: zero-filling a
-  // few GB is not something other callers should queue behind. Begin calls
-  // that race are sorted out below.
-  lock.unlock();
+  // Only address space until chunks arrive: the arena is mapped, not
+  // touched, so allocating it under the lock costs nothing.
   StatusOr<ParamLeaves> staging = ParamLeaves::Allocate(specs);
   if (!staging.ok())
     return ResourceExhaustedError(
         label + ": cannot allocate staging: " + staging.status().ToString());
-  lock.lock();
-  if (stopping_) return AbortedError(label + ": the receiver is stopping");
-  if (stream_ && stream_->begin.version() > begin.version())
-    return FailedPreconditionError(label +
-                                   " refused: superseded meanwhile by "
-                                   "the " +
-                                   StreamLabel(stream_->begin.version()));
-  if (stream_) {
-    (void)FailLocked(AbortedError(StreamLabel(stream_->begin.version()) +
-                                  " superseded by " + label));
-  }
   stream_.emplace(Stream{
       .begin = begin,
       .staging = std::move(*staging),
       .deadline = std::chrono::steady_clock::now() + options_.idle_timeout});
-  status_.version = begin.version();
-  status_.bytes_received = 0;
-  status_.total_bytes = total;
-  status_.chunks_received = 0;
-  status_.num_chunks = begin.num_chunks();
-  lock.unlock();
+  last_version_ = begin.version();
   reaper_cv_.notify_all();
   return OkStatus();
 }
@@ -220,8 +202,6 @@ Status UpdateStreamReceiver::AddChunkLocked(const proto::UpdateChunk& chunk) {
   s.bytes_received += data.size();
   ++s.chunks_received;
   s.deadline = std::chrono::steady_clock::now() + options_.idle_timeout;
-  status_.bytes_received = s.bytes_received;
-  status_.chunks_received = s.chunks_received;
   return OkStatus();
 }
 
@@ -248,22 +228,29 @@ StatusOr<ApplyReport> UpdateStreamReceiver::Commit(
         std::to_string(s.begin.total_bytes()) +
         " bytes) arrived; the commit counts " +
         std::to_string(commit.num_chunks())));
+  // One read of the staged payload, here rather than inside the engine's
+  // decode pause: its hash, and NaN or infinity (a hash mismatch is
+  // reported first: NaN in a corrupted payload says nothing of the sender).
   StatusOr<LeafScan> scan = ScanLeaves(
       s.staging,
       [&](size_t i) -> const std::byte* { return s.staging.data(i); },
-      {.hash = true, .find_non_finite = false}, staging_mesh_);
+      {.hash = true, .find_non_finite = true}, staging_mesh_);
   if (!scan.ok()) return FailLocked(scan.status().WithContext(label));
   if (scan->content_hash != s.begin.expected_content_hash())
     return FailLocked(DataLossError(
         label + " refused at commit: the staged payload hashes to " +
         HexU64(scan->content_hash) + ", the begin expected " +
         HexU64(s.begin.expected_content_hash())));
+  if (scan->non_finite)
+    return FailLocked(
+        NonFiniteRefusal(s.staging, *scan->non_finite).WithContext(label));
   StatusOr<ApplyReport> applied = engine_->UpdateFromLeaves(
-      s.staging, s.begin.version(), s.begin.flush_cache());
+      s.staging, s.begin.version(), s.begin.flush_cache(), VersionRule::kNewer,
+      {.payload_prechecked = true});
   if (!applied.ok()) return FailLocked(applied.status().WithContext(label));
   applied->content_hash = scan->content_hash;
   stream_.reset();
-  ++status_.streams_committed;
+  ++streams_committed_;
   return applied;
 }
 
@@ -279,8 +266,18 @@ Status UpdateStreamReceiver::Abort(uint64_t version) {
 
 UpdateStreamStatus UpdateStreamReceiver::status() const {
   std::lock_guard<std::mutex> lock(mu_);
-  UpdateStreamStatus out = status_;
-  out.active = stream_.has_value();
+  UpdateStreamStatus out;
+  out.version = last_version_;
+  out.streams_committed = streams_committed_;
+  out.streams_failed = streams_failed_;
+  out.last_error = last_error_;
+  if (stream_) {
+    out.active = true;
+    out.bytes_received = stream_->bytes_received;
+    out.total_bytes = stream_->begin.total_bytes();
+    out.chunks_received = stream_->chunks_received;
+    out.num_chunks = stream_->begin.num_chunks();
+  }
   return out;
 }
 

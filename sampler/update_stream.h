@@ -45,6 +45,7 @@ struct UpdateStreamOptions {
 struct UpdateStreamStatus {
   bool active = false;   // A stream is staging.
   uint64_t version = 0;  // Of the active stream, or the last one.
+  // The active stream's progress; zero when none is open.
   uint64_t bytes_received = 0;
   uint64_t total_bytes = 0;
   uint32_t chunks_received = 0;
@@ -111,7 +112,10 @@ class UpdateStreamReceiver {
   mutable std::mutex mu_;
   std::condition_variable reaper_cv_;
   std::optional<Stream> stream_;      // Guarded by mu_.
-  UpdateStreamStatus status_;         // Guarded by mu_ (counters).
+  uint64_t last_version_ = 0;         // Guarded by mu_.
+  int64_t streams_committed_ = 0;     // Guarded by mu_.
+  int64_t streams_failed_ = 0;        // Guarded by mu_.
+  std::string last_error_;            // Guarded by mu_.
   proto::UpdateChunk chunk_scratch_;  // Guarded by mu_.
   bool stopping_ = false;             // Guarded by mu_.
   std::thread reaper_;                // Frees abandoned streams; joined in ~.

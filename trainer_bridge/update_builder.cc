@@ -10,7 +10,6 @@
 #include "sampler/update_apply.h"
 
 namespace rlrt {
-namespace {
 
 Status RefuseNonFinite(const ParamLeaves& leaves, const NonFiniteElement& bad) {
   return FailedPreconditionError("leaf '" + leaves.spec(bad.leaf).name +
@@ -18,8 +17,6 @@ Status RefuseNonFinite(const ParamLeaves& leaves, const NonFiniteElement& bad) {
                                  std::to_string(bad.element) +
                                  "; the weights are not sent");
 }
-
-}  // namespace
 
 Status BuildUpdateParams(const ParamLeaves& leaves, uint64_t version,
                          const BuildOptions& options, Mesh* mesh,

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "base/status.h"
+#include "models/leaf_finite.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
 #include "proto/update_params.pb.h"
@@ -29,6 +30,10 @@ struct BuildOptions {
   // copied; a refused message is left with no leaves.
   bool refuse_non_finite = true;
 };
+
+// Why a trainer's weights are not sent (FailedPrecondition, naming the leaf
+// and element of the first NaN or infinity).
+Status RefuseNonFinite(const ParamLeaves& leaves, const NonFiniteElement& bad);
 
 // Fills *out with every leaf of `leaves` and `version`. The copy is split
 // across mesh's workers (mesh may be null).

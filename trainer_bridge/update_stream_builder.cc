@@ -8,6 +8,7 @@
 #include "models/leaf_payload.h"
 #include "models/leaf_scan.h"
 #include "models/page_arena.h"
+#include "trainer_bridge/update_builder.h"
 
 namespace rlrt {
 
@@ -30,12 +31,7 @@ StatusOr<UpdateStreamWriter> UpdateStreamWriter::Start(
       ScanLeaves(
           leaves, [&](size_t i) { return leaves.data(i); },
           {.hash = true, .find_non_finite = options.refuse_non_finite}, mesh));
-  if (scan.non_finite)
-    return FailedPreconditionError("leaf '" +
-                                   leaves.spec(scan.non_finite->leaf).name +
-                                   "' holds a non-finite value at element " +
-                                   std::to_string(scan.non_finite->element) +
-                                   "; the weights are not sent");
+  if (scan.non_finite) return RefuseNonFinite(leaves, *scan.non_finite);
   UpdateStreamWriter writer(leaves, options.chunk_bytes);
   writer.begin_.set_version(version);
   writer.begin_.set_structure_fingerprint(leaves.fingerprint());
