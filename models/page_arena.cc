@@ -42,7 +42,7 @@ StatusOr<PageArena> PageArena::Create(size_t bytes) {
     return ResourceExhaustedError("cannot map " + std::to_string(rounded) +
                                   " bytes: " + std::strerror(errno));
   }
-  if (rounded >= kHugePageWorthIt) madvise(p, rounded, MADV_HUGEPAGE);
+  AdviseHugePages(p, rounded);
   arena.data_ = static_cast<std::byte*>(p);
   arena.size_ = rounded;
   return arena;

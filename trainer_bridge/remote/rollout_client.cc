@@ -394,8 +394,7 @@ RolloutClient::HttpReply RolloutClient::Call(size_t server, Method method,
   // copy it first (a fresh 256 MiB for every update chunk).
   auto provide = [&body](size_t offset, size_t length,
                          httplib::DataSink& sink) {
-    return sink.write(body.data() + offset,
-                      std::min(length, size_t{1} << 20));
+    return sink.write(body.data() + offset, std::min(length, size_t{1} << 20));
   };
   httplib::Result res =
       method == Method::kGet
