@@ -346,21 +346,26 @@ void Sizes(benchmark::internal::Benchmark* b, bool with_workers) {
   b->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
 }
 
+// Sizes(b, true) with a third argument 0, plus the Qwen3-0.6B shape ("MB"
+// 0) in float32 and BF16.
+void SizesAndQwen3Shape(benchmark::internal::Benchmark* b) {
+  const int cores = static_cast<int>(DiscoverLocalDevices()->size());
+  for (int64_t mb : {4, 64, 512}) {
+    b->Args({mb, 1, 0});
+    if (cores > 1) b->Args({mb, cores, 0});
+  }
+  for (int64_t bf16 : {0, 1}) {
+    b->Args({0, 1, bf16});
+    if (cores > 1) b->Args({0, cores, bf16});
+  }
+  b->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
+}
+
 BENCHMARK(BM_Memcpy)->Apply([](auto* b) { Sizes(b, false); })
     -> ArgNames({"MB"});
 BENCHMARK(BM_ApplyInProcess)
-    ->Apply([](auto* b) {
-      const int cores = static_cast<int>(DiscoverLocalDevices()->size());
-      for (int64_t mb : {4, 64, 512}) {
-        b->Args({mb, 1, 0});
-        if (cores > 1) b->Args({mb, cores, 0});
-      }
-      for (int64_t bf16 : {0, 1}) {  // Qwen3-0.6B, float32 and BF16.
-        b->Args({0, 1, bf16});
-        if (cores > 1) b->Args({0, cores, bf16});
-      }
-      b->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
-    }) -> ArgNames({"MB", "workers", "bf16"});
+    ->Apply(SizesAndQwen3Shape)
+    ->ArgNames({"MB", "workers", "bf16"});
 BENCHMARK(BM_SerializedApply)
     ->Apply([](auto* b) { Sizes(b, true); }) -> ArgNames({"MB", "workers"});
 BENCHMARK(BM_Build)->Apply([](auto* b) { Sizes(b, true); })
@@ -373,18 +378,8 @@ BENCHMARK(BM_Scan)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Sync)
-    ->Apply([](auto* b) {
-      const int cores = static_cast<int>(DiscoverLocalDevices()->size());
-      for (int64_t mb : {4, 64, 512}) {
-        b->Args({mb, 1, 0});
-        if (cores > 1) b->Args({mb, cores, 0});
-      }
-      for (int64_t bf16 : {0, 1}) {  // Qwen3-0.6B, float32 and BF16.
-        b->Args({0, 1, bf16});
-        if (cores > 1) b->Args({0, cores, bf16});
-      }
-      b->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
-    }) -> ArgNames({"MB", "workers", "bf16"});
+    ->Apply(SizesAndQwen3Shape)
+    ->ArgNames({"MB", "workers", "bf16"});
 BENCHMARK(BM_HttpStreamPush)
     ->Arg(0)
     ->Arg(1)
