@@ -163,6 +163,22 @@ TEST(GrpoDemoTest, RunsStepsEvaluatesSavesAndLogsMetrics) {
   std::filesystem::remove(metrics);
 }
 
+// A serial run of three steps: every step's trainer logprobs equal the
+// sampler's bit for bit (mismatch 0, ratios exactly 1), and the weights
+// changed at every step.
+void ExpectThreeStepsExactlyOnPolicy(const RunResult& r) {
+  const std::vector<json> steps = r.Phase("grpo_step");
+  ASSERT_EQ(steps.size(), 3u);
+  std::set<std::string> hashes;
+  for (const json& s : steps) {
+    EXPECT_EQ(s["logprob_mismatch_max"].get<double>(), 0.0) << s.dump();
+    EXPECT_EQ(s["ratio_min"].get<double>(), 1.0) << s.dump();
+    EXPECT_EQ(s["ratio_max"].get<double>(), 1.0) << s.dump();
+    hashes.insert(s["sync"]["content_hash"].get<std::string>());
+  }
+  EXPECT_EQ(hashes.size(), 3u) << "the weights did not change every step";
+}
+
 // The training-inference mismatch, measured every step on the real Qwen3
 // tokenizer and the qwen3-tiny shape: with fresh rollouts (staleness 0) and
 // the sync on, the trainer's logprobs are the sampler's, bit for bit. Weight
@@ -173,18 +189,11 @@ TEST(GrpoDemoTest, SerialRunHasNoTrainingInferenceMismatch) {
                         "--steps=3 --max_staleness=0 --weight_decay=0.5 "
                         "--learning_rate=1e-2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  const std::vector<json> steps = r.Phase("grpo_step");
-  ASSERT_EQ(steps.size(), 3u);
-  std::set<std::string> hashes;
-  for (const json& s : steps) {
+  ExpectThreeStepsExactlyOnPolicy(r);
+  for (const json& s : r.Phase("grpo_step")) {
     EXPECT_EQ(s["version_lag"], 0) << s.dump();
-    EXPECT_EQ(s["logprob_mismatch_max"].get<double>(), 0.0) << s.dump();
     EXPECT_EQ(s["logprob_mismatch_mean"].get<double>(), 0.0) << s.dump();
-    EXPECT_EQ(s["ratio_min"].get<double>(), 1.0) << s.dump();
-    EXPECT_EQ(s["ratio_max"].get<double>(), 1.0) << s.dump();
-    hashes.insert(s["sync"]["content_hash"].get<std::string>());
   }
-  EXPECT_EQ(hashes.size(), 3u) << "the weights did not change every step";
 
   // The same run overlapped: batches sampled with the previous weights
   // show the lag in the metric.
@@ -211,16 +220,7 @@ TEST(GrpoDemoTest, Bf16SerialRunHasNoTrainingInferenceMismatch) {
   ASSERT_EQ(ready.size(), 1u) << r.output;
   EXPECT_EQ(ready[0]["dtype"], "bfloat16");
   EXPECT_EQ(ready[0]["kv_cache_dtype"], "bfloat16");
-  const std::vector<json> steps = r.Phase("grpo_step");
-  ASSERT_EQ(steps.size(), 3u);
-  std::set<std::string> hashes;
-  for (const json& s : steps) {
-    EXPECT_EQ(s["logprob_mismatch_max"].get<double>(), 0.0) << s.dump();
-    EXPECT_EQ(s["ratio_min"].get<double>(), 1.0) << s.dump();
-    EXPECT_EQ(s["ratio_max"].get<double>(), 1.0) << s.dump();
-    hashes.insert(s["sync"]["content_hash"].get<std::string>());
-  }
-  EXPECT_EQ(hashes.size(), 3u) << "the weights did not change every step";
+  ExpectThreeStepsExactlyOnPolicy(r);
   EXPECT_EQ(
       RunDemo(std::string(kSmall) + "--steps=1 --dtype=float16").exit_code, 1);
 }
