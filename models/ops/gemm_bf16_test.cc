@@ -46,15 +46,19 @@ struct Problem {
 // scalar emulation of its per-lane order give the same bits, for K that
 // fill whole 32-element steps, leave a tail, or are odd.
 TEST(GemmBf16Test, VectorAndScalarPathsGiveIdenticalBits) {
+  // Row counts 1 to 4 take the wide column tiles, more take the tall ones.
   for (int64_t k : {1, 5, 32, 37, 63, 64, 1024, 1031}) {
-    const Problem p(19, k, 23, static_cast<uint32_t>(k));
-    std::vector<float> fast(p.rows * p.n), scalar(p.rows * p.n),
-        avx512f(p.rows * p.n);
-    RowInvariantGemmBf16(p.Args(fast.data()), 0, p.n);
-    RowInvariantGemmBf16ScalarForTest(p.Args(scalar.data()), 0, p.n);
-    RowInvariantGemmBf16Avx512fForTest(p.Args(avx512f.data()), 0, p.n);
-    EXPECT_EQ(fast, scalar) << "k=" << k << " path=" << Bf16GemmPath();
-    EXPECT_EQ(avx512f, scalar) << "k=" << k;
+    for (int64_t rows : {1, 2, 3, 4, 6, 19}) {
+      const Problem p(rows, k, 23, static_cast<uint32_t>(k + rows));
+      std::vector<float> fast(p.rows * p.n), scalar(p.rows * p.n),
+          avx512f(p.rows * p.n);
+      RowInvariantGemmBf16(p.Args(fast.data()), 0, p.n);
+      RowInvariantGemmBf16ScalarForTest(p.Args(scalar.data()), 0, p.n);
+      RowInvariantGemmBf16Avx512fForTest(p.Args(avx512f.data()), 0, p.n);
+      EXPECT_EQ(fast, scalar)
+          << "k=" << k << " rows=" << rows << " path=" << Bf16GemmPath();
+      EXPECT_EQ(avx512f, scalar) << "k=" << k << " rows=" << rows;
+    }
   }
 }
 
@@ -68,15 +72,16 @@ TEST(GemmBf16Test, RowsAndColumnRangesAreInvariant) {
     RowInvariantGemmBf16(p.Args(pieces.data()), n0,
                          std::min<int64_t>(p.n, n0 + 7));
   EXPECT_EQ(whole, pieces);
-  for (int64_t row : {0, 8, 36}) {
-    std::vector<float> alone(p.n);
-    GemmBf16Args a = p.Args(alone.data());
-    a.x = p.x.data() + row * p.k;
-    a.rows = 1;
-    RowInvariantGemmBf16(a, 0, p.n);
-    EXPECT_EQ(alone, std::vector<float>(whole.begin() + row * p.n,
-                                        whole.begin() + (row + 1) * p.n))
-        << "row " << row;
+  // Batches of 1 to 9 rows: every tile shape gives a row the same bits.
+  for (int64_t batch = 1; batch <= 9; ++batch) {
+    std::vector<float> parts(p.rows * p.n);
+    for (int64_t r0 = 0; r0 < p.rows; r0 += batch) {
+      GemmBf16Args a = p.Args(parts.data() + r0 * p.n);
+      a.x = p.x.data() + r0 * p.k;
+      a.rows = std::min(batch, p.rows - r0);
+      RowInvariantGemmBf16(a, 0, p.n);
+    }
+    EXPECT_EQ(whole, parts) << "batches of " << batch;
   }
 }
 

@@ -70,9 +70,11 @@ void Tile(const TileArgs<typename Kernel::Elem>& a, int64_t row, int64_t col) {
       for (int c = 0; c < C; ++c) Kernel::Step(acc[r][c], xv, wv[c]);
     }
   }
+  float dots[R * C];
+  ReduceMany(&acc[0][0], R * C, dots);
   for (int r = 0; r < R; ++r) {
     for (int c = 0; c < C; ++c)
-      WriteOutput(a, row + r, col + c, acc[r][c].Reduce());
+      WriteOutput(a, row + r, col + c, dots[r * C + c]);
   }
 }
 
@@ -99,6 +101,37 @@ void RowsTile(const TileArgs<typename Kernel::Elem>& a, int64_t row,
   }
 }
 
+// Eight columns from `col` for `rows` (1 to 8) rows from `row`. A tile's
+// sums are independent chains of multiply-adds; with few rows, wider tiles
+// keep enough of them in flight to hide the instruction's latency (decode
+// of one sequence would otherwise run two chains at a time).
+template <typename Kernel>
+void ColumnStrip8(const TileArgs<typename Kernel::Elem>& a, int64_t row,
+                  int64_t rows, int64_t col) {
+  switch (rows) {
+    case 1:
+      return Tile<Kernel, 1, 8>(a, row, col);
+    case 2:
+      return Tile<Kernel, 2, 8>(a, row, col);
+    case 3:
+      Tile<Kernel, 3, 4>(a, row, col);
+      return Tile<Kernel, 3, 4>(a, row, col + 4);
+    case 4:
+      Tile<Kernel, 4, 4>(a, row, col);
+      return Tile<Kernel, 4, 4>(a, row, col + 4);
+    case 8:
+      for (int64_t c = col; c < col + 8; c += 4) {
+        Tile<Kernel, 4, 4>(a, row, c);
+        Tile<Kernel, 4, 4>(a, row + 4, c);
+      }
+      return;
+    default:
+      for (int64_t c = col; c < col + 8; c += 2) {
+        RowsTile<Kernel, 2>(a, row, rows, c);
+      }
+  }
+}
+
 // Output columns [n_begin, n_end) on the calling thread.
 template <typename Kernel>
 void TiledGemm(const TileArgs<typename Kernel::Elem>& a, int64_t n_begin,
@@ -113,6 +146,11 @@ void TiledGemm(const TileArgs<typename Kernel::Elem>& a, int64_t n_begin,
   for (int64_t r0 = 0; r0 < a.rows; r0 += block_rows) {
     const int64_t r1 = std::min(a.rows, r0 + block_rows);
     int64_t col = n_begin;
+    for (; col + 8 <= n_end; col += 8) {
+      for (int64_t row = r0; row < r1; row += 8) {
+        ColumnStrip8<Kernel>(a, row, std::min<int64_t>(8, r1 - row), col);
+      }
+    }
     for (; col + 2 <= n_end; col += 2) {
       for (int64_t row = r0; row < r1; row += 8) {
         RowsTile<Kernel, 2>(a, row, std::min<int64_t>(8, r1 - row), col);

@@ -40,6 +40,45 @@ struct Lanes {
     return l[0];
   }
 };
+
+// out[i] = acc[i].Reduce() for i < n, four sums at a time in vector
+// registers: every addition pairs the same two partial sums as Reduce's
+// tree (and a + b == b + a exactly), so the bits are Reduce's. The scalar
+// tree costs about as much as 8 steps of a K = 1024 tile per output.
+inline void ReduceMany(const Lanes* acc, int n, float* out) {
+  // The zero-masking forms, as in Reduce: the plain shuffles' undefined
+  // filler trips GCC 12's uninitialised-value warning.
+  constexpr __mmask16 kAll = 0xffff;
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const __m512 a = acc[i].v, b = acc[i + 1].v;
+    const __m512 c = acc[i + 2].v, d = acc[i + 3].v;
+    // Width 8: 128-bit blocks (a0 a1 b0 b1) + (a2 a3 b2 b3).
+    const __m512 ab =
+        _mm512_add_ps(_mm512_maskz_shuffle_f32x4(kAll, a, b, 0x44),
+                      _mm512_maskz_shuffle_f32x4(kAll, a, b, 0xee));
+    const __m512 cd =
+        _mm512_add_ps(_mm512_maskz_shuffle_f32x4(kAll, c, d, 0x44),
+                      _mm512_maskz_shuffle_f32x4(kAll, c, d, 0xee));
+    // Width 4: blocks (ab0 ab2 cd0 cd2) + (ab1 ab3 cd1 cd3), one block
+    // per accumulator from here on.
+    const __m512 w4 =
+        _mm512_add_ps(_mm512_maskz_shuffle_f32x4(kAll, ab, cd, 0x88),
+                      _mm512_maskz_shuffle_f32x4(kAll, ab, cd, 0xdd));
+    // Width 2 and 1 within each block: (e0 + e2) + (e1 + e3).
+    const __m512 w2 =
+        _mm512_add_ps(w4, _mm512_maskz_permute_ps(kAll, w4, 0x0e));
+    const __m512 w1 =
+        _mm512_add_ps(w2, _mm512_maskz_permute_ps(kAll, w2, 0x01));
+    alignas(64) float l[16];
+    _mm512_store_ps(l, w1);
+    out[i] = l[0];
+    out[i + 1] = l[4];
+    out[i + 2] = l[8];
+    out[i + 3] = l[12];
+  }
+  for (; i < n; ++i) out[i] = acc[i].Reduce();
+}
 #elif defined(__AVX2__) && defined(__FMA__) && !defined(RLRT_GEMM_SCALAR_ONLY)
 struct Lanes {
   __m256 lo, hi;
@@ -95,6 +134,12 @@ struct Lanes {
     return l[0];
   }
 };
+#endif
+
+#if !(defined(__AVX512F__) && !defined(RLRT_GEMM_SCALAR_ONLY))
+inline void ReduceMany(const Lanes* acc, int n, float* out) {
+  for (int i = 0; i < n; ++i) out[i] = acc[i].Reduce();
+}
 #endif
 
 }  // namespace
