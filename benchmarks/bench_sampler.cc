@@ -40,6 +40,9 @@ DEFINE_int32(prompts, 16, "Prompts per rollout batch.");
 DEFINE_int32(samples, 8, "Samples per prompt (n).");
 DEFINE_int32(prompt_tokens, 128, "Tokens per prompt.");
 DEFINE_int32(new_tokens, 256, "New tokens per sample.");
+DEFINE_string(dtype, "auto",
+              "Weight dtype: auto (dummy weights: bfloat16), bfloat16 or "
+              "float32.");
 DEFINE_int32(sequential_requests_0_6b, 1,
              "Requests timed one at a time for the 0.6B shape (all of them "
              "for qwen3-tiny).");
@@ -55,6 +58,7 @@ std::unique_ptr<SamplerEngine> MakeEngine(const std::string& preset, Mesh* mesh,
   o.model.preset = preset;
   o.model.load_format = "dummy";
   o.model.seed = 1;
+  o.model.dtype = FLAGS_dtype;
   o.max_running_requests = sequences;
   o.context_length = FLAGS_prompt_tokens + FLAGS_new_tokens;
   o.page_size = 16;
@@ -149,7 +153,8 @@ void BM_Rollout(benchmark::State& state) {
   state.counters["GFLOPs"] = gflops;
   state.counters["ratio_to_sgemm_peak"] =
       gflops / (SgemmPeakGflops() * mesh->size());
-  state.SetLabel(preset + " devices=" + std::to_string(mesh->size()));
+  state.SetLabel(preset + " devices=" + std::to_string(mesh->size()) +
+                 " dtype=" + FLAGS_dtype);
 }
 
 void BM_UpdateStall(benchmark::State& state) {
@@ -195,7 +200,8 @@ void BM_UpdateStall(benchmark::State& state) {
   state.counters["memcpy_ms"] = memcpy_ms;
   state.counters["ratio_to_memcpy"] = stall_ms / memcpy_ms;
   state.counters["bytes"] = bytes;
-  state.SetLabel(preset + " devices=" + std::to_string(mesh->size()));
+  state.SetLabel(preset + " devices=" + std::to_string(mesh->size()) +
+                 " dtype=" + FLAGS_dtype);
 }
 
 BENCHMARK(BM_Rollout)

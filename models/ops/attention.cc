@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "models/ops/fixed_order_dot.h"
 #include "partition/parallel.h"
 
 namespace rlrt {
@@ -13,21 +14,9 @@ namespace {
 inline float Widen(float x) { return x; }
 inline float Widen(uint16_t bits) { return Bf16ToF32(bits); }
 
-// Sixteen independent lanes summed in a fixed tree: a reduction order that
-// does not depend on the compiler's choices, and that it can vectorise.
-// With BF16 b the operations are those on b widened, so the bits are too.
 template <typename T>
 float Dot(const float* a, const T* b, int64_t n) {
-  float lanes[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (int l = 0; l < 16; ++l) lanes[l] += a[i + l] * Widen(b[i + l]);
-  }
-  for (int l = 0; i < n; ++i, ++l) lanes[l] += a[i] * Widen(b[i]);
-  for (int width = 8; width > 0; width /= 2) {
-    for (int l = 0; l < width; ++l) lanes[l] += lanes[l + width];
-  }
-  return lanes[0];
+  return gemm_internal::FixedOrderDot(a, b, n);
 }
 
 // Scores s_p = (q . k_p) * scale for p < context, then e_p = exp(s_p - max)
@@ -42,11 +31,19 @@ struct SoftmaxStats {
 template <typename KeyAt>
 SoftmaxStats ExpScores(const float* q, KeyAt key, int64_t context, int64_t d,
                        float scale, float* scores) {
+  using Key = decltype(key(0));
+  constexpr int kKeysAtOnce = 8;
+  int64_t p = 0;
+  for (; p + kKeysAtOnce <= context; p += kKeysAtOnce) {
+    Key keys[kKeysAtOnce];
+    for (int j = 0; j < kKeysAtOnce; ++j) keys[j] = key(p + j);
+    gemm_internal::FixedOrderDots<kKeysAtOnce>(q, keys, d, scores + p);
+  }
+  for (; p < context; ++p) scores[p] = Dot(q, key(p), d);
   float max_score = -INFINITY;
-  for (int64_t p = 0; p < context; ++p) {
-    const float s = Dot(q, key(p), d) * scale;
-    scores[p] = s;
-    max_score = std::max(max_score, s);
+  for (p = 0; p < context; ++p) {
+    scores[p] *= scale;
+    max_score = std::max(max_score, scores[p]);
   }
   float denom = 0;
   for (int64_t p = 0; p < context; ++p) {

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 namespace rlrt::gemm_internal {
@@ -25,6 +26,12 @@ struct Lanes {
   // Loads n < 16 floats, zeros in the other lanes.
   static Lanes LoadPartial(const float* p, int n) {
     return {_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p)};
+  }
+  // Sixteen BF16 values, widened exactly.
+  static Lanes LoadBf16(const uint16_t* p) {
+    const __m512i wide = _mm512_maskz_cvtepu16_epi32(
+        0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return {_mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, wide, 16))};
   }
   void Fma(const Lanes& a, const Lanes& b) { v = _mm512_fmadd_ps(a.v, b.v, v); }
   void Store(float* out) const { _mm512_storeu_ps(out, v); }
@@ -91,6 +98,14 @@ struct Lanes {
     std::memcpy(buf, p, n * sizeof(float));
     return Load(buf);
   }
+  static Lanes LoadBf16(const uint16_t* p) {
+    return {Widen8(p), Widen8(p + 8)};
+  }
+  static __m256 Widen8(const uint16_t* p) {
+    const __m256i wide = _mm256_cvtepu16_epi32(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
   void Fma(const Lanes& a, const Lanes& b) {
     lo = _mm256_fmadd_ps(a.lo, b.lo, lo);
     hi = _mm256_fmadd_ps(a.hi, b.hi, hi);
@@ -119,6 +134,14 @@ struct Lanes {
   static Lanes LoadPartial(const float* p, int n) {
     Lanes l{};
     std::memcpy(l.v, p, n * sizeof(float));
+    return l;
+  }
+  static Lanes LoadBf16(const uint16_t* p) {
+    Lanes l;
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t bits = static_cast<uint32_t>(p[i]) << 16;
+      std::memcpy(&l.v[i], &bits, sizeof(float));
+    }
     return l;
   }
   void Fma(const Lanes& a, const Lanes& b) {
