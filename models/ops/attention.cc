@@ -10,10 +10,6 @@
 namespace rlrt {
 namespace {
 
-// An element of a cached key or value as float (exact for BF16).
-inline float Widen(float x) { return x; }
-inline float Widen(uint16_t bits) { return Bf16ToF32(bits); }
-
 template <typename T>
 float Dot(const float* a, const T* b, int64_t n) {
   return gemm_internal::FixedOrderDot(a, b, n);
@@ -75,13 +71,10 @@ void AttendOne(const AttentionArgs& a, const AttentionSequence& seq,
   const SoftmaxStats stats = ExpScores(
       q, [&](int64_t p) { return at(a.kv.keys, p); }, context, d, Scale(d),
       scores);
-  float* out = a.out + (row * a.num_heads + head) * d;
-  std::fill(out, out + d, 0.0f);
-  for (int64_t p = 0; p < context; ++p) {
-    const T* v = at(a.kv.values, p);
-    const float w = scores[p] * stats.inv_sum;
-    for (int64_t i = 0; i < d; ++i) out[i] += w * Widen(v[i]);
-  }
+  for (int64_t p = 0; p < context; ++p) scores[p] *= stats.inv_sum;
+  gemm_internal::WeightedRowSum(
+      scores, [&](int64_t p) { return at(a.kv.values, p); }, context, d,
+      a.out + (row * a.num_heads + head) * d);
 }
 
 // The sequence holding `row`.

@@ -59,5 +59,36 @@ TEST(FixedOrderDotTest, EveryGroupSizeGivesTheDocumentedBits) {
   }
 }
 
+// Each element is the FMA chain over the rows in order, from zero, for
+// widths that fill blocks of 16, leave a tail, or need more than one pass.
+TEST(FixedOrderDotTest, WeightedRowSumIsTheFmaChainOfEachElement) {
+  for (int64_t n : {1, 7, 16, 40, 128, 131, 300}) {
+    const int64_t count = 13;
+    auto weights = testing::RandomVector(count, 3 + n);
+    auto rows = testing::RandomVector(count * n, 4 + n);
+    std::vector<uint16_t> rows16(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) rows16[i] = F32ToBf16(rows[i]);
+    std::vector<float> out(n + 1, -7.0f), out16(n + 1, -7.0f);
+    gemm_internal::WeightedRowSum(
+        weights.data(), [&](int64_t p) { return rows.data() + p * n; }, count,
+        n, out.data());
+    gemm_internal::WeightedRowSum(
+        weights.data(), [&](int64_t p) { return rows16.data() + p * n; }, count,
+        n, out16.data());
+    for (int64_t i = 0; i < n; ++i) {
+      float expected = 0, expected16 = 0;
+      for (int64_t p = 0; p < count; ++p) {
+        expected = std::fma(weights[p], rows[p * n + i], expected);
+        expected16 =
+            std::fma(weights[p], Bf16ToF32(rows16[p * n + i]), expected16);
+      }
+      ASSERT_EQ(out[i], expected) << "n=" << n << " i=" << i;
+      ASSERT_EQ(out16[i], expected16) << "n=" << n << " i=" << i;
+    }
+    EXPECT_EQ(out[n], -7.0f) << "wrote past the end, n=" << n;
+    EXPECT_EQ(out16[n], -7.0f) << "wrote past the end, n=" << n;
+  }
+}
+
 }  // namespace
 }  // namespace rlrt

@@ -22,6 +22,7 @@ namespace {
 struct Lanes {
   __m512 v;
   static Lanes Zero() { return {_mm512_setzero_ps()}; }
+  static Lanes Splat(float x) { return {_mm512_set1_ps(x)}; }
   static Lanes Load(const float* p) { return {_mm512_loadu_ps(p)}; }
   // Loads n < 16 floats, zeros in the other lanes.
   static Lanes LoadPartial(const float* p, int n) {
@@ -90,6 +91,7 @@ inline void ReduceMany(const Lanes* acc, int n, float* out) {
 struct Lanes {
   __m256 lo, hi;
   static Lanes Zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+  static Lanes Splat(float x) { return {_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
   static Lanes Load(const float* p) {
     return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)};
   }
@@ -126,6 +128,11 @@ struct Lanes {
 struct Lanes {
   float v[16];
   static Lanes Zero() { return {}; }
+  static Lanes Splat(float x) {
+    Lanes l;
+    for (float& e : l.v) e = x;
+    return l;
+  }
   static Lanes Load(const float* p) {
     Lanes l;
     std::memcpy(l.v, p, sizeof(l.v));
