@@ -53,6 +53,41 @@ float Scale(int64_t head_dim) {
   return 1.0f / std::sqrt(static_cast<float>(head_dim));
 }
 
+// Position p's row of one KV head in a paged cache. Callers walk positions
+// in order, so the page is looked up once per page rather than divided out
+// for every position (a 64-bit division costs about as much as the dot
+// product of a 128-element key).
+template <typename T>
+class PagedRows {
+ public:
+  PagedRows(const void* base, const int32_t* pages, int64_t page_size,
+            int64_t page_stride, int64_t head_offset, int64_t head_dim)
+      : base_(static_cast<const T*>(base) + head_offset),
+        pages_(pages),
+        page_size_(page_size),
+        page_stride_(page_stride),
+        head_dim_(head_dim),
+        page_first_(-page_size) {}
+
+  const T* operator()(int64_t p) {
+    if (p < page_first_ || p >= page_first_ + page_size_) {
+      const int64_t page = p / page_size_;
+      page_first_ = page * page_size_;
+      page_base_ = base_ + pages_[page] * page_stride_;
+    }
+    return page_base_ + (p - page_first_) * head_dim_;
+  }
+
+ private:
+  const T* base_;
+  const int32_t* pages_;
+  int64_t page_size_, page_stride_, head_dim_;
+  // First position of the page looked up last; initially a page before 0,
+  // so that the first call looks one up.
+  int64_t page_first_;
+  const T* page_base_ = nullptr;
+};
+
 // Attention of one query head of one row, over a cache of elements T.
 template <typename T>
 void AttendOne(const AttentionArgs& a, const AttentionSequence& seq,
@@ -64,16 +99,14 @@ void AttendOne(const AttentionArgs& a, const AttentionSequence& seq,
   const float* q = a.q + (row * a.num_heads + head) * d;
   const int64_t ps = a.kv.page_size;
   const int64_t head_offset = kv_head * ps * d;
-  auto at = [&](const void* base, int64_t p) {
-    return static_cast<const T*>(base) + seq.pages[p / ps] * a.kv.page_stride +
-           head_offset + (p % ps) * d;
-  };
+  PagedRows<T> keys(a.kv.keys, seq.pages, ps, a.kv.page_stride, head_offset, d);
+  PagedRows<T> values(a.kv.values, seq.pages, ps, a.kv.page_stride, head_offset,
+                      d);
   const SoftmaxStats stats = ExpScores(
-      q, [&](int64_t p) { return at(a.kv.keys, p); }, context, d, Scale(d),
-      scores);
+      q, [&](int64_t p) { return keys(p); }, context, d, Scale(d), scores);
   for (int64_t p = 0; p < context; ++p) scores[p] *= stats.inv_sum;
   gemm_internal::WeightedRowSum(
-      scores, [&](int64_t p) { return at(a.kv.values, p); }, context, d,
+      scores, [&](int64_t p) { return values(p); }, context, d,
       a.out + (row * a.num_heads + head) * d);
 }
 
