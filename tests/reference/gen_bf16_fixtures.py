@@ -28,8 +28,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from gen_grad_fixtures import batch_logprobs  # noqa: E402
-from gen_tiny_models import FIXTURES, MODELS, round9, write_json  # noqa: E402
-from hf_reference import CausalLM, next_token_logprobs  # noqa: E402
+from gen_tiny_models import FIXTURES, MODELS, logits_cases, round9, write_json  # noqa: E402
+from hf_reference import CausalLM  # noqa: E402
 from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
 
 
@@ -44,17 +44,8 @@ def generate(name):
     weights, _ = read_safetensors(os.path.join(out, "model.safetensors"))
     model = CausalLM.from_state_dict(config, weights, torch.float64).round_matmul_inputs_to_bf16()
 
-    logits_cases = []
-    with torch.no_grad():
-        for ids in sequences:
-            logits = model(ids)
-            logits_cases.append(
-                {
-                    "ids": ids,
-                    "logits": [[round9(v) for v in row] for row in logits.tolist()],
-                    "next_token_logprobs": [round9(v) for v in next_token_logprobs(logits, ids).tolist()],
-                }
-            )
+    sequence_cases = logits_cases(model, sequences)
+
 
     grad_cases, tensors = [], {}
     for case in grad_fixture["cases"]:
@@ -89,7 +80,7 @@ def generate(name):
             "and 'gradient_cases': the batch of ../gradients.json and, per "
             "case, its logprobs and loss; bf16_gradients.safetensors holds "
             "dLoss/dparameter as '<case>/<parameter name>' (F32).",
-            "cases": logits_cases,
+            "cases": sequence_cases,
             "sequences": grad_fixture["sequences"],
             "gradient_cases": grad_cases,
         },

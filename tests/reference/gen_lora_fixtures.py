@@ -40,8 +40,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from gen_grad_fixtures import batch_logprobs  # noqa: E402
-from gen_tiny_models import FIXTURES, MODELS, round9, write_json  # noqa: E402
-from hf_reference import CausalLM, next_token_logprobs  # noqa: E402
+from gen_tiny_models import FIXTURES, MODELS, logits_cases, round9, write_json  # noqa: E402
+from hf_reference import CausalLM  # noqa: E402
 from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
 
 ALL_SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -150,17 +150,7 @@ def generate(name, seed):
             {k: v.detach().to(torch.float32) for k, v in params.items()},
             {"format": "pt"},
         )
-        logits_cases = []
-        with torch.no_grad():
-            for ids in sequences:
-                logits = model(ids)
-                logits_cases.append(
-                    {
-                        "ids": ids,
-                        "logits": [[round9(v) for v in row] for row in logits.tolist()],
-                        "next_token_logprobs": [round9(v) for v in next_token_logprobs(logits, ids).tolist()],
-                    }
-                )
+        sequence_cases = logits_cases(model, sequences)
         check_merge_identity(config, weights, params, adapter, model, sequences)
         grad_cases, tensors = [], {}
         for case in grad_fixture["cases"]:
@@ -189,7 +179,7 @@ def generate(name, seed):
                 "dloss_dlogprob of each case of ../gradients.json, the logprobs "
                 "and the loss. gradients.safetensors holds dLoss/dA and dLoss/dB "
                 "as '<case>/<PEFT tensor name>' (F32), the base frozen.",
-                "cases": logits_cases,
+                "cases": sequence_cases,
                 "gradient_cases": grad_cases,
             },
         )

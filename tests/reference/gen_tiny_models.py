@@ -119,8 +119,9 @@ def float32_deviation(config, state, sequences, expected):
         )
 
 
-def expected_outputs(config, state, sequences, weights_note):
-    model = CausalLM.from_state_dict(config, state, torch.float64)
+def logits_cases(model, sequences):
+    """Per sequence: its ids, the model's logits and next-token logprobs,
+    rounded to 9 significant digits (the cases of every expected.json)."""
     cases = []
     with torch.no_grad():
         for ids in sequences:
@@ -133,6 +134,11 @@ def expected_outputs(config, state, sequences, weights_note):
                     "next_token_logprobs": [round9(v) for v in logprobs.tolist()],
                 }
             )
+    return cases
+
+
+def expected_outputs(config, state, sequences, weights_note):
+    cases = logits_cases(CausalLM.from_state_dict(config, state, torch.float64), sequences)
     return {
         "description": "Logits [T, vocab] and log p(ids[t+1] | ids[..t]) for "
         "each sequence (positions 0..T-1), computed in float64 by "
