@@ -7,6 +7,12 @@
 // tokens 0..i ("logprobs", T-1 values) and the most likely next token
 // ("argmax", T values). --dump_logits=FILE writes all logits as
 // little-endian float32 [T, vocab].
+//
+// With --lora_dir=ADAPTER (a PEFT adapter directory) the model runs with the
+// adapter, unmerged, as the sampler serves it. --merge_lora=OUT also folds
+// the adapter into the base (W + s B A) and writes the merged Hugging Face
+// checkpoint (config.json and safetensors in the base's dtype) to OUT; the
+// scores are then the merged model's.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
@@ -22,6 +28,9 @@
 #include "models/forward/kv_cache.h"
 #include "models/forward/model_source.h"
 #include "models/forward/transformer.h"
+#include "models/io/checkpoint.h"
+#include "models/lora/lora_merge.h"
+#include "models/lora/peft_io.h"
 #include "models/ops/log_softmax.h"
 #include "partition/device.h"
 #include "partition/mesh.h"
@@ -33,6 +42,10 @@ DEFINE_uint64(seed, 0, "Seed of dummy weights.");
 DEFINE_string(token_ids, "", "Comma-separated token ids to score.");
 DEFINE_string(dump_logits, "", "Write float32 logits [T, vocab] to this file.");
 DEFINE_int32(num_devices, 0, "Devices to run on (0: every core).");
+DEFINE_string(lora_dir, "", "PEFT LoRA adapter directory to score with.");
+DEFINE_string(merge_lora, "",
+              "Write the base with --lora_dir merged in to this directory "
+              "(a Hugging Face checkpoint) and score the merged model.");
 
 namespace rlrt {
 namespace {
@@ -68,6 +81,21 @@ Status Run() {
                    LoadModel({FLAGS_model_dir, FLAGS_preset, FLAGS_load_format,
                               FLAGS_seed, FLAGS_dtype},
                              mesh.get()));
+  std::unique_ptr<LoraAdapter> adapter;
+  if (!FLAGS_merge_lora.empty() && FLAGS_lora_dir.empty()) {
+    return InvalidArgumentError("--merge_lora needs --lora_dir");
+  }
+  if (!FLAGS_lora_dir.empty()) {
+    ASSIGN_OR_RETURN(adapter, LoadPeftAdapter(FLAGS_lora_dir, model.config));
+  }
+  if (!FLAGS_merge_lora.empty()) {
+    RETURN_IF_ERROR(MergeLoraInto(*adapter, model.config, model.weights));
+    SaveCheckpointOptions save;
+    save.dtype = DecoderMatrixDType(model.weights.specs());
+    RETURN_IF_ERROR(
+        SaveCheckpoint(model.weights, model.config, FLAGS_merge_lora, save));
+    adapter.reset();
+  }
   const int64_t t = static_cast<int64_t>(ids.size());
   if (t > model.config.max_position_embeddings) {
     return InvalidArgumentError(
@@ -76,6 +104,7 @@ Status Run() {
   TransformerOptions options;
   options.max_batch_tokens = t;
   options.max_context = t;
+  if (adapter != nullptr) options.max_lora_rank = adapter->rank();
   ASSIGN_OR_RETURN(
       std::unique_ptr<Transformer> transformer,
       Transformer::Create(model.config, model.weights, mesh.get(), options));
@@ -90,7 +119,7 @@ Status Run() {
   const int64_t vocab = model.config.vocab_size;
   std::vector<float> logits(t * vocab);
   const auto start = SteadyClock::now();
-  SequenceInput input{ids, 0, pages, /*all_logits=*/true};
+  SequenceInput input{ids, 0, pages, /*all_logits=*/true, adapter.get()};
   RETURN_IF_ERROR(transformer->Forward({&input, 1}, *cache, logits));
   const double ms = MillisecondsSince(start);
 
@@ -113,6 +142,9 @@ Status Run() {
       {"vocab_size", vocab},
       {"logprobs", logprobs},
       {"argmax", argmax},
+      {"lora", FLAGS_lora_dir.empty() || !FLAGS_merge_lora.empty()
+                   ? nlohmann::json(nullptr)
+                   : nlohmann::json(FLAGS_lora_dir)},
       {"forward_ms", ms}};
   std::cout << line.dump() << std::endl;
   return OkStatus();

@@ -85,6 +85,51 @@ TEST(ScoreToolTest, BadInputFailsCleanly) {
   }
 }
 
+// The PyTorch LoRA fixture (tests/reference/gen_lora_fixtures.py): score
+// with the adapter unmerged, and with it merged into an exported checkpoint.
+TEST(ScoreToolTest, LoraAdapterUnmergedAndMergedMatchPyTorch) {
+  const std::string base = RLRT_SOURCE_DIR "/tests/reference/fixtures/llama";
+  const std::string lora = base + "/lora_all7";
+  std::ifstream in(lora + "/expected.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  const json want = json::parse(text.str(), nullptr, false)["cases"][2];
+  std::string list;
+  for (const auto& id : want["ids"])
+    list += (list.empty() ? "" : ",") + std::to_string(id.get<int>());
+  const std::string merged = ::testing::TempDir() + "/merged_lora";
+  for (const std::string& extra : {std::string(), " --merge_lora=" + merged}) {
+    Output out =
+        RunCommand(std::string(SCORE_PATH) + " --model_dir=" + base +
+                   " --lora_dir=" + lora + " --token_ids=" + list + extra);
+    ASSERT_EQ(out.exit_code, 0) << extra << "\n" << out.text;
+    const json line = ParseLine(out.text);
+    ASSERT_EQ(line["logprobs"].size(), want["next_token_logprobs"].size());
+    for (size_t i = 0; i < line["logprobs"].size(); ++i) {
+      EXPECT_NEAR(line["logprobs"][i].get<double>(),
+                  want["next_token_logprobs"][i].get<double>(), 1e-5)
+          << extra << " " << i;
+    }
+  }
+  // The exported checkpoint alone scores as base + adapter.
+  Output out = RunCommand(std::string(SCORE_PATH) + " --model_dir=" + merged +
+                          " --token_ids=" + list);
+  ASSERT_EQ(out.exit_code, 0) << out.text;
+  const json line = ParseLine(out.text);
+  for (size_t i = 0; i < line["logprobs"].size(); ++i) {
+    EXPECT_NEAR(line["logprobs"][i].get<double>(),
+                want["next_token_logprobs"][i].get<double>(), 1e-5);
+  }
+  for (const std::string& args : std::vector<std::string>{
+           "--model_dir=" + base + " --lora_dir=/nonexistent --token_ids=1",
+           "--model_dir=" + base + " --merge_lora=" + merged + " --token_ids=1",
+           "--model_dir=" + kStories + " --lora_dir=" + lora +
+               " --token_ids=1"}) {
+    EXPECT_EQ(RunCommand(std::string(SCORE_PATH) + " " + args).exit_code, 1)
+        << args;
+  }
+}
+
 TEST(TokenizeToolTest, EncodesDecodesAndAppliesTheChatTemplate) {
   Output enc = RunCommand(std::string(TOKENIZE_PATH) +
                           " --tokenizer_dir=" + kQwenTokenizer +

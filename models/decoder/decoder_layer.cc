@@ -6,6 +6,7 @@
 
 #include "models/ops/bf16_activations.h"
 #include "models/ops/embedding.h"
+#include "models/ops/lora_linear.h"
 #include "models/ops/rmsnorm.h"
 #include "models/ops/rope.h"
 #include "models/ops/swiglu.h"
@@ -58,7 +59,8 @@ Status DecoderLayers::Linear(const float* x, int64_t rows, int64_t in,
 
 Status DecoderLayers::Project(int64_t layer, LayerParam projection,
                               const float* x, int64_t rows, float* y,
-                              bool accumulate) const {
+                              bool accumulate,
+                              const AdapterRows& adapters) const {
   const std::array<int64_t, 2> shape = ProjectionShape(config_, projection);
   if (shape[0] == 0) {
     return InvalidArgumentError("layer parameter " +
@@ -66,9 +68,33 @@ Status DecoderLayers::Project(int64_t layer, LayerParam projection,
                                 " is not a projection");
   }
   const LayerParam bias = BiasOf(projection);
-  return Linear(x, rows, shape[1], leaves_.Matrix(weights_, layer, projection),
-                bias == LayerParam::kCount ? nullptr : Weight(layer, bias),
-                shape[0], y, accumulate);
+  RETURN_IF_ERROR(
+      Linear(x, rows, shape[1], leaves_.Matrix(weights_, layer, projection),
+             bias == LayerParam::kCount ? nullptr : Weight(layer, bias),
+             shape[0], y, accumulate));
+  const auto [out, in] = shape;
+  for (const AdapterSegment& segment : adapters.segments) {
+    if (segment.adapter == nullptr) continue;
+    const LoraFactors factors = segment.adapter->Factors(layer, projection);
+    if (factors.rank == 0) continue;
+    if (segment.begin < 0 || segment.end > rows ||
+        segment.begin > segment.end) {
+      return InvalidArgumentError(
+          "adapter segment [" + std::to_string(segment.begin) + ", " +
+          std::to_string(segment.end) + ") is outside the call's " +
+          std::to_string(rows) + " rows");
+    }
+    // Segments run one after another, so each reuses the scratch.
+    RETURN_IF_ERROR(LoraForward({.factors = factors,
+                                 .x = x + segment.begin * in,
+                                 .rows = segment.end - segment.begin,
+                                 .in = in,
+                                 .out = out,
+                                 .u = adapters.scratch,
+                                 .y = y + segment.begin * out},
+                                mesh_));
+  }
+  return OkStatus();
 }
 
 Status DecoderLayers::Embed(const int32_t* tokens, int64_t rows,
@@ -108,9 +134,12 @@ Status DecoderLayers::Forward(int64_t layer, const float* x, int64_t rows,
                                  a.normed_attn, rows, h, eps_, mesh_));
   float* q = config_.qk_norm ? a.q_raw : a.q;
   float* k = config_.qk_norm ? a.k_raw : a.k;
-  RETURN_IF_ERROR(Project(layer, LayerParam::kQProj, a.normed_attn, rows, q));
-  RETURN_IF_ERROR(Project(layer, LayerParam::kKProj, a.normed_attn, rows, k));
-  RETURN_IF_ERROR(Project(layer, LayerParam::kVProj, a.normed_attn, rows, a.v));
+  RETURN_IF_ERROR(Project(layer, LayerParam::kQProj, a.normed_attn, rows, q,
+                          false, a.adapters));
+  RETURN_IF_ERROR(Project(layer, LayerParam::kKProj, a.normed_attn, rows, k,
+                          false, a.adapters));
+  RETURN_IF_ERROR(Project(layer, LayerParam::kVProj, a.normed_attn, rows, a.v,
+                          false, a.adapters));
   if (config_.qk_norm) {
     RETURN_IF_ERROR(RmsNormForward(a.q_raw, Weight(layer, LayerParam::kQNorm),
                                    a.q, rows * heads, d, eps_, mesh_));
@@ -128,20 +157,20 @@ Status DecoderLayers::Forward(int64_t layer, const float* x, int64_t rows,
   RETURN_IF_ERROR(attend());
   if (a.mid != x) std::memcpy(a.mid, x, rows * h * sizeof(float));
   RETURN_IF_ERROR(Project(layer, LayerParam::kOProj, a.attn, rows, a.mid,
-                          /*accumulate=*/true));
+                          /*accumulate=*/true, a.adapters));
 
   // MLP block.
   RETURN_IF_ERROR(RmsNormForward(a.mid, Weight(layer, LayerParam::kPostNorm),
                                  a.normed_mlp, rows, h, eps_, mesh_));
-  RETURN_IF_ERROR(
-      Project(layer, LayerParam::kGateProj, a.normed_mlp, rows, a.gate));
-  RETURN_IF_ERROR(
-      Project(layer, LayerParam::kUpProj, a.normed_mlp, rows, a.up));
+  RETURN_IF_ERROR(Project(layer, LayerParam::kGateProj, a.normed_mlp, rows,
+                          a.gate, false, a.adapters));
+  RETURN_IF_ERROR(Project(layer, LayerParam::kUpProj, a.normed_mlp, rows, a.up,
+                          false, a.adapters));
   RETURN_IF_ERROR(SwigluForward(a.gate, a.up, a.act, rows * inter, mesh_));
   if (x_out == nullptr) return OkStatus();
   if (x_out != a.mid) std::memcpy(x_out, a.mid, rows * h * sizeof(float));
   return Project(layer, LayerParam::kDownProj, a.act, rows, x_out,
-                 /*accumulate=*/true);
+                 /*accumulate=*/true, a.adapters);
 }
 
 Status DecoderLayers::Head(const float* x, int64_t rows, float* normed,

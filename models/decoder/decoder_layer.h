@@ -21,6 +21,12 @@
 // and at the top, logits = lm_head(rms_norm(x, norm)), where lm_head is
 // embed_tokens when the embeddings are tied.
 //
+// LoRA adapters (models/lora/lora_adapter.h) add their low-rank path to
+// each adapted projection inside Project(), after the base product
+// (models/ops/lora_linear.h); the rows of one call may run with different
+// adapters or none (AdapterRows), each row's result being what it gets
+// alone with its adapter.
+//
 // Attention is the one step the callers do their own way (the sampler
 // writes k and v into its cache pages first), so the layer takes it as a
 // callback; Attend() is the shared call both make.
@@ -35,12 +41,29 @@
 #include "base/status.h"
 #include "models/config/model_config.h"
 #include "models/decoder/decoder_leaves.h"
+#include "models/lora/lora_adapter.h"
 #include "models/ops/attention.h"
 #include "models/ops/linear.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
 
 namespace rlrt {
+
+// Rows [begin, end) of a call that run with `adapter`.
+struct AdapterSegment {
+  int64_t begin = 0;
+  int64_t end = 0;
+  const LoraAdapter* adapter = nullptr;
+};
+
+// The adapters of a call's rows: rows in no segment run with the base alone.
+// Segments must not overlap; the adapters must be made for this model
+// (callers check LoraAdapter::base_shape_fingerprint once per call).
+struct AdapterRows {
+  std::span<const AdapterSegment> segments;
+  // [rows, largest rank] floats, for s * (x A^T).
+  float* scratch = nullptr;
+};
 
 // Where one layer's forward leaves its activations, row-major with `rows`
 // rows each. A caller that needs none of them again (the sampler) may
@@ -60,6 +83,7 @@ struct LayerActivations {
   float* gate = nullptr;         // [rows, intermediate] gate_proj(n2)
   float* up = nullptr;           // [rows, intermediate] up_proj(n2)
   float* act = nullptr;          // [rows, intermediate] silu(gate) * up
+  AdapterRows adapters;          // the rows' LoRA adapters, if any
 };
 
 // Rotary tables of the rows: [rows, head_dim / 2] each (RopeTables).
@@ -101,9 +125,11 @@ class DecoderLayers {
   Status Head(const float* x, int64_t rows, float* normed, float* logits) const;
 
   // y (+)= x W^T (+ b) for one of the layer's projections (kQProj ...
-  // kDownProj, with its bias when the model has one).
+  // kDownProj, with its bias when the model has one), plus the low-rank
+  // path of each segment's adapter on the segment's rows.
   Status Project(int64_t layer, LayerParam projection, const float* x,
-                 int64_t rows, float* y, bool accumulate = false) const;
+                 int64_t rows, float* y, bool accumulate = false,
+                 const AdapterRows& adapters = {}) const;
 
   const ModelConfig& config() const { return config_; }
   DType kv_dtype() const { return kv_dtype_; }

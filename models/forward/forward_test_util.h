@@ -33,7 +33,8 @@ inline ModelConfig SmallQwen3() {
 inline std::vector<float> SequenceLogits(Transformer& model,
                                          const std::vector<int32_t>& tokens,
                                          bool token_by_token,
-                                         int64_t page_size = 4) {
+                                         int64_t page_size = 4,
+                                         const LoraAdapter* adapter = nullptr) {
   const int64_t vocab = model.config().vocab_size;
   auto cache = KvCache::Create(
       KvCacheShape::For(model.config(), static_cast<int64_t>(tokens.size()),
@@ -45,12 +46,13 @@ inline std::vector<float> SequenceLogits(Transformer& model,
       pool.Allocate((tokens.size() + page_size - 1) / page_size, &pages).ok());
   std::vector<float> logits(tokens.size() * vocab);
   if (!token_by_token) {
-    SequenceInput in{tokens, 0, pages, true};
+    SequenceInput in{tokens, 0, pages, true, adapter};
     EXPECT_TRUE(model.Forward({&in, 1}, **cache, logits).ok());
     return logits;
   }
   for (size_t i = 0; i < tokens.size(); ++i) {
-    SequenceInput in{{&tokens[i], 1}, static_cast<int64_t>(i), pages, false};
+    SequenceInput in{
+        {&tokens[i], 1}, static_cast<int64_t>(i), pages, false, adapter};
     Status s = model.Forward({&in, 1}, **cache,
                              {logits.data() + i * vocab, size_t(vocab)});
     EXPECT_TRUE(s.ok()) << s;

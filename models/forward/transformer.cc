@@ -38,6 +38,9 @@ StatusOr<std::unique_ptr<Transformer>> Transformer::CreateResolved(
     return InvalidArgumentError(
         "max_batch_tokens and max_context must be positive");
   }
+  if (options.max_lora_rank < 0) {
+    return InvalidArgumentError("max_lora_rank must not be negative");
+  }
   if (options.max_context > config.max_position_embeddings) {
     return InvalidArgumentError(
         "max_context " + std::to_string(options.max_context) +
@@ -75,11 +78,12 @@ Status Transformer::AllocateWorkspace() {
                            t * config_.intermediate_size,
                            t * half,
                            t * half,
-                           workers * options_.max_context};
+                           workers * options_.max_context,
+                           t * options_.max_lora_rank};
   float* normed = nullptr;
   float** targets[] = {&x_,     &normed,    &act_.q,    &act_.k,
                        &act_.v, &act_.attn, &act_.gate, &act_.up,
-                       &cos_,   &sin_,      &scores_};
+                       &cos_,   &sin_,      &scores_,   &lora_scratch_};
   int64_t total = 0;
   for (int64_t s : sizes) total += (s + 15) / 16 * 16;
   ASSIGN_OR_RETURN(arena_, PageArena::Create(total * sizeof(float)));
@@ -99,6 +103,8 @@ Status Transformer::AllocateWorkspace() {
   row_pages_.resize(t);
   logit_rows_.reserve(t);
   sequences_.reserve(t);
+  adapter_segments_.reserve(t);
+  act_.adapters.scratch = lora_scratch_;
   return OkStatus();
 }
 
@@ -125,9 +131,21 @@ Status Transformer::Validate(std::span<const SequenceInput> batch,
         " is not the model's " + std::string(DTypeName(*options_.kv_dtype)));
   }
   int64_t total = 0;
+  const uint64_t lora_base = LoraBaseShapeFingerprint(config_);
   for (size_t i = 0; i < batch.size(); ++i) {
     const SequenceInput& s = batch[i];
     const std::string where = "sequence " + std::to_string(i);
+    if (s.adapter != nullptr) {
+      if (s.adapter->base_shape_fingerprint() != lora_base) {
+        return InvalidArgumentError(
+            where + ": its adapter was made for another base model");
+      }
+      if (s.adapter->rank() > options_.max_lora_rank) {
+        return InvalidArgumentError(
+            where + ": adapter rank " + std::to_string(s.adapter->rank()) +
+            " exceeds max_lora_rank " + std::to_string(options_.max_lora_rank));
+      }
+    }
     const int64_t n = static_cast<int64_t>(s.tokens.size());
     total += n;
     if (s.start_position < 0)
@@ -182,9 +200,21 @@ Status Transformer::Forward(std::span<const SequenceInput> batch,
   int64_t rows = 0;
   sequences_.clear();
   logit_rows_.clear();
+  adapter_segments_.clear();
   for (const SequenceInput& s : batch) {
     const int64_t n = static_cast<int64_t>(s.tokens.size());
     if (n == 0) continue;
+    if (s.adapter != nullptr) {
+      // Neighbours with one adapter share a segment: fewer, larger matmuls,
+      // the same bits (rows do not affect each other).
+      if (!adapter_segments_.empty() &&
+          adapter_segments_.back().adapter == s.adapter &&
+          adapter_segments_.back().end == rows) {
+        adapter_segments_.back().end = rows + n;
+      } else {
+        adapter_segments_.push_back({rows, rows + n, s.adapter});
+      }
+    }
     sequences_.push_back(
         AttentionSequence{rows, n, s.start_position, s.pages.data()});
     for (int64_t i = 0; i < n; ++i) {
@@ -196,6 +226,7 @@ Status Transformer::Forward(std::span<const SequenceInput> batch,
     rows += n;
   }
   if (rows == 0) return OkStatus();
+  act_.adapters.segments = adapter_segments_;
 
   const int64_t h = config_.hidden_size;
   RETURN_IF_ERROR(layers_.Embed(tokens_.data(), rows, x_));

@@ -45,6 +45,8 @@ struct TransformerOptions {
   // The KV cache's dtype (the cache given to Forward must have it); unset
   // follows the weight matrices' dtype.
   std::optional<DType> kv_dtype = std::nullopt;
+  // The largest LoRA adapter rank a sequence may bring (0: no adapters).
+  int64_t max_lora_rank = 0;
 };
 
 // One sequence's part of a Forward call.
@@ -54,6 +56,10 @@ struct SequenceInput {
   std::span<const int32_t> pages;   // Page table covering start + new tokens.
   // Logits for every new token; otherwise only for the last one.
   bool all_logits = false;
+  // The LoRA adapter this sequence runs with (null: the base alone). Must
+  // be made for this model, of rank at most max_lora_rank; each sequence's
+  // results are bitwise those it gets alone, whatever the others use.
+  const LoraAdapter* adapter = nullptr;
 };
 
 class Transformer {
@@ -111,6 +117,8 @@ class Transformer {
   std::vector<const int32_t*> row_pages_;  // [T] the page table of each row
   std::vector<int64_t> logit_rows_;        // rows whose logits are returned
   std::vector<AttentionSequence> sequences_;
+  std::vector<AdapterSegment> adapter_segments_;  // runs of one adapter
+  float* lora_scratch_ = nullptr;                 // [T, max_lora_rank]
 };
 
 }  // namespace rlrt

@@ -8,30 +8,15 @@
 
 #include "base/json_limits.h"
 #include "models/io/checkpoint.h"
+#include "models/io/small_file.h"
 
 namespace rlrt {
 namespace {
 
 using Json = nlohmann::json;
 
-StatusOr<std::string> ReadSmallFile(const std::filesystem::path& path) {
-  // An index of a huge model is a few hundred KB.
-  constexpr uintmax_t kMaxBytes = uintmax_t{64} << 20;
-  std::error_code ec;
-  const uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec) return NotFoundError(path.string() + ": " + ec.message());
-  if (size > kMaxBytes) {
-    return InvalidArgumentError(path.string() + ": " + std::to_string(size) +
-                                " bytes is too large for an index");
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in.good() && !in.eof()) {
-    return DataLossError("failed to read " + path.string());
-  }
-  return text.str();
-}
+// An index of a huge model is a few hundred KB.
+constexpr uintmax_t kMaxIndexBytes = uintmax_t{64} << 20;
 
 // A shard must sit beside the index: no directories, no "..".
 bool IsPlainFileName(const std::string& name) {
@@ -43,7 +28,7 @@ bool IsPlainFileName(const std::string& name) {
 // weight_map: tensor name -> shard file name.
 StatusOr<std::map<std::string, std::string>> ParseIndex(
     const std::filesystem::path& path) {
-  ASSIGN_OR_RETURN(const std::string text, ReadSmallFile(path));
+  ASSIGN_OR_RETURN(const std::string text, ReadSmallFile(path, kMaxIndexBytes, "an index"));
   RETURN_IF_ERROR(CheckJsonDepth(text, path.string()));
   Json root;
   try {

@@ -71,7 +71,12 @@ StatusOr<std::unique_ptr<TrainWorkspace>> TrainWorkspace::Create(
   plan.Add(&w->attention_stats, t * c.num_attention_heads * 3);
   plan.Add(&w->norm_scratch,
            t * std::max(c.num_attention_heads, c.num_key_value_heads));
+  if (shape.lora_rank > 0) {
+    plan.Add(&w->lora_u, t * shape.lora_rank);
+    plan.Add(&w->lora_du, t * shape.lora_rank);
+  }
   ASSIGN_OR_RETURN(w->arena_, plan.Carve());
+  a.adapters.scratch = w->lora_u;
   return w;
 }
 

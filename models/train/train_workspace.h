@@ -8,6 +8,7 @@
 //   one layer's gradients                    T (2h + 2q + 2kv + I)
 //   one LM-head chunk                        C (V + 4h)
 //   rotary tables, attention and norm stats  T (head_dim + 5 heads) + 2 W T
+//   LoRA path, with adapters of rank r       2 T r
 #ifndef RLRT_MODELS_TRAIN_TRAIN_WORKSPACE_H_
 #define RLRT_MODELS_TRAIN_TRAIN_WORKSPACE_H_
 
@@ -26,6 +27,7 @@ struct TrainWorkspaceShape {
   int64_t max_tokens = 0;
   int64_t logits_chunk_rows = 0;
   int workers = 1;
+  int64_t lora_rank = 0;  // largest adapter rank; 0: no adapters
 };
 
 class TrainWorkspace {
@@ -69,6 +71,10 @@ class TrainWorkspace {
   int64_t attention_stride = 0;
   float* attention_stats = nullptr;  // [T, heads, 3]
   double* norm_scratch = nullptr;    // [T * heads]: 1/rms per row
+  // [T, lora_rank] each: s * (x A^T) and its gradient (layer.adapters'
+  // scratch is lora_u).
+  float* lora_u = nullptr;
+  float* lora_du = nullptr;
 
  private:
   TrainWorkspace() = default;

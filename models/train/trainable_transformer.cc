@@ -49,12 +49,39 @@ StatusOr<std::unique_ptr<TrainableTransformer>> TrainableTransformer::Create(
                                 " exceeds the backward's limit of " +
                                 std::to_string(kMaxAttentionHeadDim));
   }
+  if (options.max_lora_rank < 0) {
+    return InvalidArgumentError("max_lora_rank must not be negative");
+  }
   std::unique_ptr<TrainableTransformer> model(new TrainableTransformer(
       config, options, weights, std::move(leaves), mesh));
+  model->lora_capacity_ = std::max(
+      options.max_lora_rank,
+      options.adapter != nullptr ? options.adapter->rank() : int64_t{0});
   const TrainWorkspaceShape shape{options.max_tokens, model->LogitsChunkRows(),
-                                  NumWorkers(mesh)};
+                                  NumWorkers(mesh), model->lora_capacity_};
   ASSIGN_OR_RETURN(model->workspace_, TrainWorkspace::Create(config, shape));
+  RETURN_IF_ERROR(model->SetAdapter(options.adapter));
   return model;
+}
+
+Status TrainableTransformer::SetAdapter(const LoraAdapter* adapter) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (adapter != nullptr) {
+    if (adapter->base_shape_fingerprint() !=
+        LoraBaseShapeFingerprint(config_)) {
+      return InvalidArgumentError(
+          "the adapter was made for a base of other layer count or shapes");
+    }
+    if (adapter->rank() > lora_capacity_) {
+      return InvalidArgumentError(
+          "adapter rank " + std::to_string(adapter->rank()) +
+          " exceeds this model's capacity of " +
+          std::to_string(lora_capacity_) + " (max_lora_rank)");
+    }
+  }
+  adapter_ = adapter;
+  forward_done_ = false;
+  return OkStatus();
 }
 
 int64_t TrainableTransformer::num_targets() const {
@@ -92,8 +119,13 @@ Status TrainableTransformer::Forward(std::span<const TrainSequence> batch,
   temperature_ = temperature;
   weights_version_ = weights_.version();
   const int64_t rows = batch_.rows();
+  TrainWorkspace& w = *workspace_;
+  adapter_rows_[0] = {0, rows, adapter_};
+  w.layer.adapters.segments =
+      adapter_ != nullptr ? std::span<const AdapterSegment>(adapter_rows_)
+                          : std::span<const AdapterSegment>();
+  adapter_version_ = adapter_ != nullptr ? adapter_->leaves().version() : 0;
   if (rows > 0) {
-    TrainWorkspace& w = *workspace_;
     RETURN_IF_ERROR(layers_.Embed(batch_.tokens(), rows, w.residual(0)));
     RopeTables(batch_.positions(), rows, rope_inv_freq_, w.cos, w.sin);
     for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {

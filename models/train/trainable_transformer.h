@@ -27,6 +27,7 @@
 #define RLRT_MODELS_TRAIN_TRAINABLE_TRANSFORMER_H_
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,7 @@
 #include "models/config/model_config.h"
 #include "models/decoder/decoder_layer.h"
 #include "models/decoder/decoder_leaves.h"
+#include "models/lora/lora_adapter.h"
 #include "models/param_leaves.h"
 #include "models/train/train_batch.h"
 #include "models/train/train_workspace.h"
@@ -62,6 +64,10 @@ struct TrainableTransformerOptions {
   // cache stores them. Unset follows the weight matrices' dtype (as the
   // sampler's default does).
   std::optional<DType> kv_dtype = std::nullopt;
+  // A LoRA adapter to run with from the start (SetAdapter), and the largest
+  // rank SetAdapter may bring later (0: the start adapter's rank).
+  const LoraAdapter* adapter = nullptr;
+  int64_t max_lora_rank = 0;
 };
 
 class TrainableTransformer {
@@ -88,10 +94,19 @@ class TrainableTransformer {
 
   // Adds dLoss/dparameter into `grads` (zero it to start a step; several
   // Backward calls accumulate), given dloss_dlogprob[i] = dLoss/dlogprobs[i]
-  // for the last Forward's targets. `grads` must have the weights'
-  // structure; with tied embeddings the LM head's gradient adds into
-  // model.embed_tokens.weight. May run several times per Forward.
+  // for the last Forward's targets. Without an adapter, `grads` has the
+  // weights' structure; with tied embeddings the LM head's gradient adds
+  // into model.embed_tokens.weight. With one, the base is frozen: `grads`
+  // has the adapter's structure and receives dLoss/dA and dLoss/dB only
+  // (no base gradient is computed). May run several times per Forward.
   Status Backward(std::span<const float> dloss_dlogprob, ParamLeaves& grads);
+
+  // Runs later calls with `adapter` on every row (null: the base alone, as
+  // a reference model that shares the base). It must be made for this
+  // model, with rank at most the capacity set at creation, and outlive its
+  // use; its contents are read in place like the weights'. Backward
+  // refuses to run if the adapter changed since Forward.
+  Status SetAdapter(const LoraAdapter* adapter);
 
   // Targets of the last successful Forward (0 before any).
   int64_t num_targets() const;
@@ -114,7 +129,9 @@ class TrainableTransformer {
   // activations in workspace_->layer; when x_out is not null, writes the
   // residual stream leaving it there.
   Status LayerForward(int64_t layer, float* x_out);
-  Status LayerBackward(int64_t layer, ParamLeaves& grads);
+  // Base gradients go into `base` and adapter gradients into `lora`; either
+  // may be null (frozen).
+  Status LayerBackward(int64_t layer, ParamLeaves* base, ParamLeaves* lora);
   // Logits of targets [first, first + rows) into workspace_->head.logits
   // (the final norm and the LM head on those rows only).
   Status HeadForward(int64_t first, int64_t rows);
@@ -122,8 +139,7 @@ class TrainableTransformer {
   Status ChunkLogprobs(int64_t first, int64_t rows, std::span<float> logprobs);
   // The chunk's gradient into the LM head, the final norm and the residual.
   Status HeadBackward(int64_t first, int64_t rows,
-                      std::span<const float> dloss_dlogprob,
-                      ParamLeaves& grads);
+                      std::span<const float> dloss_dlogprob, ParamLeaves* base);
   Status ValidateBackward(std::span<const float> dloss_dlogprob,
                           const ParamLeaves& grads) const;
   int64_t LogitsChunkRows() const {
@@ -150,6 +166,10 @@ class TrainableTransformer {
   FlatBatch batch_;
   float temperature_ = 1.0f;
   uint64_t weights_version_ = 0;  // weights_.version() at the last Forward.
+  const LoraAdapter* adapter_ = nullptr;
+  uint64_t adapter_version_ = 0;  // adapter_'s version at the last Forward.
+  int64_t lora_capacity_ = 0;     // the workspace's largest rank
+  std::array<AdapterSegment, 1> adapter_rows_{};  // every row: adapter_
   bool forward_done_ = false;
 };
 

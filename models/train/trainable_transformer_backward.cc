@@ -10,6 +10,7 @@
 #include "models/ops/embedding.h"
 #include "models/ops/linear.h"
 #include "models/ops/log_softmax.h"
+#include "models/ops/lora_linear.h"
 #include "models/ops/rmsnorm.h"
 #include "models/ops/rope.h"
 #include "models/ops/swiglu.h"
@@ -41,6 +42,23 @@ Status TrainableTransformer::ValidateBackward(
                                   "] is not finite");
     }
   }
+  if (adapter_ != nullptr) {
+    if (adapter_->leaves().version() != adapter_version_) {
+      return FailedPreconditionError(
+          "the adapter changed since Forward; run Forward again");
+    }
+    if (grads.fingerprint() != adapter_->leaves().fingerprint()) {
+      return InvalidArgumentError(
+          "with an adapter the base is frozen: gradients must have the "
+          "adapter's structure\n" +
+          DiffStructures(adapter_->leaves().specs(), grads.specs()));
+    }
+    if (grads.size() > 0 && grads.data(0) == adapter_->leaves().data(0)) {
+      return InvalidArgumentError(
+          "gradients must not be the adapter's weights themselves");
+    }
+    return OkStatus();
+  }
   RETURN_IF_ERROR(leaves_.CheckStructure(grads, "gradients"));
   if (grads.size() > 0 && grads.data(0) == weights_.data(0)) {
     return InvalidArgumentError("gradients must not be the weights themselves");
@@ -55,26 +73,29 @@ Status TrainableTransformer::Backward(std::span<const float> dloss_dlogprob,
   const int64_t rows = batch_.rows();
   if (rows == 0) return OkStatus();
   TrainWorkspace& w = *workspace_;
+  ParamLeaves* base = adapter_ != nullptr ? nullptr : &grads;
+  ParamLeaves* lora = adapter_ != nullptr ? &grads : nullptr;
   std::memset(w.grad.residual, 0, rows * config_.hidden_size * sizeof(float));
   const int64_t targets = batch_.num_targets();
   const int64_t chunk = LogitsChunkRows();
   for (int64_t first = 0; first < targets; first += chunk) {
     const int64_t n = std::min(chunk, targets - first);
     RETURN_IF_ERROR(HeadForward(first, n));
-    RETURN_IF_ERROR(HeadBackward(first, n, dloss_dlogprob, grads));
+    RETURN_IF_ERROR(HeadBackward(first, n, dloss_dlogprob, base));
   }
   for (int64_t l = config_.num_hidden_layers - 1; l >= 0; --l) {
     RETURN_IF_ERROR(LayerForward(l, nullptr));
-    RETURN_IF_ERROR(LayerBackward(l, grads));
+    RETURN_IF_ERROR(LayerBackward(l, base, lora));
   }
+  if (base == nullptr) return OkStatus();
   return EmbeddingBackward(
       w.grad.residual, config_.hidden_size, batch_.tokens(), rows,
-      leaves_.Get(grads, ModelParam::kEmbedding), config_.vocab_size, mesh_);
+      leaves_.Get(*base, ModelParam::kEmbedding), config_.vocab_size, mesh_);
 }
 
 Status TrainableTransformer::HeadBackward(int64_t first, int64_t rows,
                                           std::span<const float> dloss_dlogprob,
-                                          ParamLeaves& grads) {
+                                          ParamLeaves* base) {
   TrainWorkspace::Head& head = workspace_->head;
   const int64_t h = config_.hidden_size;
   const int64_t vocab = config_.vocab_size;
@@ -92,19 +113,22 @@ Status TrainableTransformer::HeadBackward(int64_t first, int64_t rows,
     }
     return OkStatus();
   }));
-  RETURN_IF_ERROR(
-      LinearBackward({.x = head.normed,
-                      .weight = leaves_.Matrix(weights_, ModelParam::kLmHead),
-                      .dy = head.logits,
-                      .rows = rows,
-                      .in = h,
-                      .out = vocab,
-                      .dx = head.d_normed,
-                      .dweight = leaves_.Get(grads, ModelParam::kLmHead)},
-                     mesh_));
+  RETURN_IF_ERROR(LinearBackward(
+      {.x = head.normed,
+       .weight = leaves_.Matrix(weights_, ModelParam::kLmHead),
+       .dy = head.logits,
+       .rows = rows,
+       .in = h,
+       .out = vocab,
+       .dx = head.d_normed,
+       .dweight =
+           base != nullptr ? leaves_.Get(*base, ModelParam::kLmHead) : nullptr},
+      mesh_));
   RETURN_IF_ERROR(RmsNormGrad(
       head.x, leaves_.Get(weights_, ModelParam::kFinalNorm), head.d_normed,
-      head.d_x, false, leaves_.Get(grads, ModelParam::kFinalNorm), rows, h));
+      head.d_x, false,
+      base != nullptr ? leaves_.Get(*base, ModelParam::kFinalNorm) : nullptr,
+      rows, h));
   // Targets are distinct rows, so each worker adds into rows of its own.
   float* residual = workspace_->grad.residual;
   const std::span<const int64_t> target_rows = batch_.target_rows();
@@ -137,7 +161,8 @@ Status TrainableTransformer::RmsNormGrad(const float* x, const float* weight,
 
 // Walks LayerForward backwards. On entry grad.residual holds dLoss/d(the
 // residual leaving the layer); on exit, dLoss/d(the residual entering it).
-Status TrainableTransformer::LayerBackward(int64_t layer, ParamLeaves& grads) {
+Status TrainableTransformer::LayerBackward(int64_t layer, ParamLeaves* base,
+                                           ParamLeaves* lora) {
   TrainWorkspace::Layer& a = workspace_->layer;
   TrainWorkspace::LayerGrads& g = workspace_->grad;
   const int64_t rows = batch_.rows();
@@ -147,23 +172,44 @@ Status TrainableTransformer::LayerBackward(int64_t layer, ParamLeaves& grads) {
   const int64_t inter = config_.intermediate_size;
   const int64_t q_dim = config_.q_dim(), kv_dim = config_.kv_dim();
   auto w = [&](LayerParam p) { return leaves_.Get(weights_, layer, p); };
-  auto dw = [&](LayerParam p) { return leaves_.Get(grads, layer, p); };
+  auto dw = [&](LayerParam p) {
+    return base != nullptr ? leaves_.Get(*base, layer, p) : nullptr;
+  };
 
   // dx = dy W (+= with accumulate); dW and db add into the gradients.
+  // With an adapter on the projection, its path adds to dx and its dA and
+  // dB add into `lora`.
   auto linear_grad = [&](const float* x, LayerParam weight, const float* dy,
                          int64_t in, int64_t out, float* dx, bool accumulate,
-                         float* dbias = nullptr) {
-    return LinearBackward({.x = x,
-                           .weight = leaves_.Matrix(weights_, layer, weight),
-                           .dy = dy,
-                           .rows = rows,
-                           .in = in,
-                           .out = out,
-                           .dx = dx,
-                           .accumulate_dx = accumulate,
-                           .dweight = dw(weight),
-                           .dbias = dbias},
-                          mesh_);
+                         float* dbias = nullptr) -> Status {
+    RETURN_IF_ERROR(
+        LinearBackward({.x = x,
+                        .weight = leaves_.Matrix(weights_, layer, weight),
+                        .dy = dy,
+                        .rows = rows,
+                        .in = in,
+                        .out = out,
+                        .dx = dx,
+                        .accumulate_dx = accumulate,
+                        .dweight = dw(weight),
+                        .dbias = dbias},
+                       mesh_));
+    if (lora == nullptr) return OkStatus();
+    const LoraFactors factors = adapter_->Factors(layer, weight);
+    if (factors.rank == 0) return OkStatus();
+    const auto [a_leaf, b_leaf] = adapter_->LeafIndices(layer, weight);
+    return LoraBackward({.factors = factors,
+                         .x = x,
+                         .dy = dy,
+                         .rows = rows,
+                         .in = in,
+                         .out = out,
+                         .u = workspace_->lora_u,
+                         .du = workspace_->lora_du,
+                         .dx = dx,
+                         .da = lora->F32(a_leaf).data(),
+                         .db = lora->F32(b_leaf).data()},
+                        mesh_);
   };
 
   // MLP: out = mid + down(silu(gate(n2)) * up(n2)), n2 = norm(mid).
