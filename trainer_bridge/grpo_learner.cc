@@ -85,6 +85,9 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::Create(
     return InvalidArgumentError(
         "the learner's temperature must be > 0 (greedy rollouts have no "
         "policy gradient)");
+  if (options.lora) {
+    return CreateLora(config, initial, actor, reference_mesh, options);
+  }
   // The master weights are F32 whatever `initial` is (widening is exact).
   ASSIGN_OR_RETURN(ParamLeaves weights,
                    ConvertedCopy(initial, AllF32(initial.specs()), actor));
@@ -117,6 +120,40 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::Create(
   }
   ASSIGN_OR_RETURN(AdamW optimizer,
                    AdamW::Create(learner->weights_, options.adamw));
+  learner->optimizer_ = std::make_unique<AdamW>(std::move(optimizer));
+  return learner;
+}
+
+StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::CreateLora(
+    const ModelConfig& config, const ParamLeaves& base, Mesh* actor,
+    Mesh* reference_mesh, const GrpoOptions& options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapter> adapter,
+                   LoraAdapter::Create(config, *options.lora));
+  RETURN_IF_ERROR(adapter->InitLikePeft(options.lora_seed, actor));
+  ASSIGN_OR_RETURN(ParamLeaves grads,
+                   ParamLeaves::Allocate(adapter->leaves().specs()));
+  ASSIGN_OR_RETURN(ParamLeaves no_master, ParamLeaves::Allocate({}));
+  std::unique_ptr<GrpoLearner> learner(
+      new GrpoLearner(config, options, actor, reference_mesh,
+                      std::move(no_master), std::move(grads)));
+  learner->adapter_ = std::move(adapter);
+  TrainableTransformerOptions model_options;
+  model_options.max_tokens = options.max_micro_batch_tokens;
+  model_options.sample_vocab = options.sample_vocab;
+  model_options.kv_dtype = options.kv_dtype;
+  model_options.adapter = learner->adapter_.get();
+  ASSIGN_OR_RETURN(learner->policy_, TrainableTransformer::Create(
+                                         config, base, actor, model_options));
+  if (options.loss.beta > 0) {
+    // The reference is the base itself: a second workspace, no weights.
+    model_options.adapter = nullptr;
+    ASSIGN_OR_RETURN(
+        learner->reference_,
+        TrainableTransformer::Create(config, base, learner->reference_mesh_,
+                                     model_options));
+  }
+  ASSIGN_OR_RETURN(AdamW optimizer,
+                   AdamW::Create(learner->adapter_->leaves(), options.adamw));
   learner->optimizer_ = std::make_unique<AdamW>(std::move(optimizer));
   return learner;
 }
@@ -312,13 +349,13 @@ Status GrpoLearner::Iterate(std::span<const Completion> batch,
 }
 
 Status GrpoLearner::SaveSnapshot() {
+  const ParamLeaves& trained = Trained();
   if (snapshot_ == nullptr) {
     ASSIGN_OR_RETURN(ParamLeaves weights,
-                     ParamLeaves::Allocate(weights_.specs()));
-    ASSIGN_OR_RETURN(ParamLeaves first,
-                     ParamLeaves::Allocate(weights_.specs()));
+                     ParamLeaves::Allocate(trained.specs()));
+    ASSIGN_OR_RETURN(ParamLeaves first, ParamLeaves::Allocate(trained.specs()));
     ASSIGN_OR_RETURN(ParamLeaves second,
-                     ParamLeaves::Allocate(weights_.specs()));
+                     ParamLeaves::Allocate(trained.specs()));
     snapshot_.reset(new Snapshot{std::move(weights), std::move(first),
                                  std::move(second), 0});
   }
@@ -326,7 +363,7 @@ Status GrpoLearner::SaveSnapshot() {
     return CopyIntoLeaves(
         to, [&](size_t i) { return from.data(i); }, actor_);
   };
-  RETURN_IF_ERROR(copy(snapshot_->weights, weights_));
+  RETURN_IF_ERROR(copy(snapshot_->weights, trained));
   RETURN_IF_ERROR(copy(snapshot_->first_moment, optimizer_->first_moment()));
   RETURN_IF_ERROR(copy(snapshot_->second_moment, optimizer_->second_moment()));
   snapshot_->optimizer_steps = optimizer_->steps();
@@ -338,18 +375,24 @@ Status GrpoLearner::RestoreSnapshot() {
                                       snapshot_->second_moment,
                                       snapshot_->optimizer_steps));
   RETURN_IF_ERROR(CopyIntoLeaves(
-      weights_, [&](size_t i) { return snapshot_->weights.data(i); }, actor_));
+      Trained(), [&](size_t i) { return snapshot_->weights.data(i); }, actor_));
   return RefreshComputeCopy();
 }
 
 StatusOr<OptimizerStepStats> GrpoLearner::OptimizerStep(double learning_rate) {
   ASSIGN_OR_RETURN(OptimizerStepStats step,
-                   optimizer_->Step(weights_, grads_, learning_rate, actor_));
+                   optimizer_->Step(Trained(), grads_, learning_rate, actor_));
   RETURN_IF_ERROR(RefreshComputeCopy());
   return step;
 }
 
 Status GrpoLearner::RefreshComputeCopy() {
+  if (adapter_ != nullptr) {
+    // As for the compute copy below: the policy's Backward must see that
+    // the adapter moved since its Forward.
+    adapter_->leaves().set_version(adapter_->leaves().version() + 1);
+    return OkStatus();
+  }
   if (compute_copy_ == nullptr) return OkStatus();
   RETURN_IF_ERROR(ConvertLeaves(weights_, *compute_copy_, actor_));
   // The policy's Backward checks that its weights did not move since its
@@ -415,14 +458,14 @@ Status GrpoLearner::RestoreState(const ParamLeaves& weights,
                                  const ParamLeaves& first_moment,
                                  const ParamLeaves& second_moment,
                                  int64_t optimizer_steps) {
-  if (weights.fingerprint() != weights_.fingerprint())
+  if (weights.fingerprint() != Trained().fingerprint())
     return InvalidArgumentError(
         "the saved weights have another structure than the learner's "
-        "float32 master weights");
+        "float32 master weights (or its adapter)");
   RETURN_IF_ERROR(
       optimizer_->Restore(first_moment, second_moment, optimizer_steps));
   RETURN_IF_ERROR(CopyIntoLeaves(
-      weights_, [&](size_t i) { return weights.data(i); }, actor_));
+      Trained(), [&](size_t i) { return weights.data(i); }, actor_));
   return RefreshComputeCopy();
 }
 

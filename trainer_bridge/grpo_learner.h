@@ -13,6 +13,14 @@
 // completions (groups of G consecutive completions of one prompt), their
 // rewards and the behaviour logprobs the sampler reported, and runs
 // num_iterations optimizer steps on it.
+//
+// With GrpoOptions::lora the learner trains a LoRA adapter instead
+// (models/lora): the base is `initial` itself, read in place and never
+// written (no copy, no gradient, no optimizer state), the adapter starts as
+// PEFT starts it (B = 0, so step 0 is the base exactly), gradients and AdamW
+// moments exist for the adapter's leaves alone, and the KL reference is the
+// base with the adapter off, so beta > 0 costs no second copy of the
+// weights. weights() is then the adapter: what the sampler must receive.
 #ifndef RLRT_TRAINER_BRIDGE_GRPO_LEARNER_H_
 #define RLRT_TRAINER_BRIDGE_GRPO_LEARNER_H_
 
@@ -24,6 +32,7 @@
 
 #include "base/status.h"
 #include "models/config/model_config.h"
+#include "models/lora/lora_adapter.h"
 #include "models/param_leaves.h"
 #include "models/train/trainable_transformer.h"
 #include "partition/mesh.h"
@@ -50,6 +59,10 @@ struct GrpoOptions {
   // The sampler's KV cache dtype (TrainableTransformerOptions::kv_dtype);
   // unset follows the weights, as the sampler's default does.
   std::optional<DType> kv_dtype;
+  // Train a LoRA adapter of this shape on a frozen base (see above); unset:
+  // full fine-tuning. lora_seed draws the adapter's A.
+  std::optional<LoraConfig> lora;
+  uint64_t lora_seed = 0;
 };
 
 struct Completion {
@@ -106,7 +119,9 @@ struct GrpoStepMetrics {
 
 class GrpoLearner {
  public:
-  // Copies `initial` into the learner's own weights (and the reference's).
+  // Copies `initial` into the learner's own weights (and the reference's);
+  // with options.lora, `initial` is the frozen base instead, read in place:
+  // it must outlive the learner and stay unchanged.
   // `reference_mesh` may be null (the actor mesh then runs the reference).
   static StatusOr<std::unique_ptr<GrpoLearner>> Create(
       const ModelConfig& config, const ParamLeaves& initial, Mesh* actor,
@@ -141,12 +156,16 @@ class GrpoLearner {
 
   // The weights the policy computes with, and the sampler must serve: the
   // master itself in float32, the compute copy in mixed precision.
+  // With LoRA, the adapter's leaves.
   const ParamLeaves& weights() const {
+    if (adapter_ != nullptr) return adapter_->leaves();
     return compute_copy_ != nullptr ? *compute_copy_ : weights_;
   }
   // The float32 weights the optimizer updates (what a training checkpoint
-  // saves, so a resumed run continues exactly).
-  const ParamLeaves& master_weights() const { return weights_; }
+  // saves, so a resumed run continues exactly); with LoRA, the adapter's.
+  const ParamLeaves& master_weights() const { return Trained(); }
+  // The adapter being trained (null in full fine-tuning).
+  const LoraAdapter* adapter() const { return adapter_.get(); }
   // The gradients of the last optimizer step, before clipping.
   const ParamLeaves& gradients() const { return grads_; }
   int64_t optimizer_steps() const { return optimizer_->steps(); }
@@ -158,6 +177,16 @@ class GrpoLearner {
   GrpoLearner(const ModelConfig& config, const GrpoOptions& options,
               Mesh* actor, Mesh* reference_mesh, ParamLeaves weights,
               ParamLeaves grads);
+  static StatusOr<std::unique_ptr<GrpoLearner>> CreateLora(
+      const ModelConfig& config, const ParamLeaves& base, Mesh* actor,
+      Mesh* reference_mesh, const GrpoOptions& options);
+  // What the optimizer updates: the master weights, or the adapter.
+  ParamLeaves& Trained() {
+    return adapter_ != nullptr ? adapter_->leaves() : weights_;
+  }
+  const ParamLeaves& Trained() const {
+    return adapter_ != nullptr ? adapter_->leaves() : weights_;
+  }
   // Logprobs of every completion token under `model`, micro-batch by
   // micro-batch, into out[i].
   Status ScoreAll(TrainableTransformer& model,
@@ -185,7 +214,8 @@ class GrpoLearner {
   const GrpoOptions options_;
   Mesh* const actor_;
   Mesh* const reference_mesh_;
-  ParamLeaves weights_;  // The float32 master.
+  ParamLeaves weights_;  // The float32 master (empty with LoRA).
+  std::unique_ptr<LoraAdapter> adapter_;  // LoRA only.
   ParamLeaves grads_;
   std::unique_ptr<ParamLeaves> compute_copy_;  // Mixed precision only.
   std::unique_ptr<ParamLeaves> reference_weights_;
