@@ -131,11 +131,14 @@ Status Transformer::Validate(std::span<const SequenceInput> batch,
         " is not the model's " + std::string(DTypeName(*options_.kv_dtype)));
   }
   int64_t total = 0;
-  const uint64_t lora_base = LoraBaseShapeFingerprint(config_);
+  // Computed at the first adapter only: a batch without adapters (every
+  // decode step of a base-only engine) pays nothing for LoRA.
+  uint64_t lora_base = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     const SequenceInput& s = batch[i];
     const std::string where = "sequence " + std::to_string(i);
     if (s.adapter != nullptr) {
+      if (lora_base == 0) lora_base = LoraBaseShapeFingerprint(config_);
       if (s.adapter->base_shape_fingerprint() != lora_base) {
         return InvalidArgumentError(
             where + ": its adapter was made for another base model");

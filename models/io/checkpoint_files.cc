@@ -28,7 +28,8 @@ bool IsPlainFileName(const std::string& name) {
 // weight_map: tensor name -> shard file name.
 StatusOr<std::map<std::string, std::string>> ParseIndex(
     const std::filesystem::path& path) {
-  ASSIGN_OR_RETURN(const std::string text, ReadSmallFile(path, kMaxIndexBytes, "an index"));
+  ASSIGN_OR_RETURN(const std::string text,
+                   ReadSmallFile(path, kMaxIndexBytes, "an index"));
   RETURN_IF_ERROR(CheckJsonDepth(text, path.string()));
   Json root;
   try {

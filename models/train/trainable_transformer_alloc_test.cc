@@ -47,7 +47,8 @@ TEST(TrainableTransformerAllocTest, ForwardAndBackwardAllocateNothing) {
   EXPECT_EQ(testing::AllocationCount() - before, 0);
 }
 
-TEST(TrainableTransformerAllocTest, WithAnAdapterForwardAndBackwardAllocateNothing) {
+TEST(TrainableTransformerAllocTest,
+     WithAnAdapterForwardAndBackwardAllocateNothing) {
   const ModelConfig config = testing::SmallQwen3();
   auto weights = ParamLeaves::Allocate(LeafSpecsFor(config));
   ASSERT_TRUE(weights.ok());
