@@ -10,7 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "base/timing.h"
+#include "models/leaf_finite.h"
 #include "models/leaf_init.h"
+#include "models/lora/peft_io.h"
 #include "models/tokenizer/chat_template.h"
 #include "partition/device.h"
 #include "sampler/transformer_batch_model.h"
@@ -39,11 +41,15 @@ bool IsDummy(const ModelSource& source) {
 }  // namespace
 
 SamplerEngine::SamplerEngine(const EngineOptions& options, Mesh* mesh,
-                             ModelConfig config, ParamLeaves weights)
+                             ModelConfig config,
+                             std::unique_ptr<ParamLeaves> owned,
+                             const ParamLeaves& weights)
     : options_(options),
       mesh_(mesh),
       config_(std::move(config)),
-      weights_(std::move(weights)),
+      owned_weights_(std::move(owned)),
+      writable_weights_(owned_weights_.get()),
+      weights_(weights),
       fingerprint_(weights_.fingerprint()),
       weight_dtype_(DecoderMatrixDType(weights_.specs())),
       next_seed_(std::random_device{}()) {}
@@ -54,10 +60,31 @@ StatusOr<std::unique_ptr<SamplerEngine>> SamplerEngine::Create(
   RETURN_IF_ERROR(ValidateEngineOptions(options));
   const SteadyClock::time_point start = SteadyClock::now();
   ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(options.model, mesh));
+  auto owned = std::make_unique<ParamLeaves>(std::move(loaded.weights));
+  const ParamLeaves& weights = *owned;
   std::unique_ptr<SamplerEngine> engine(new SamplerEngine(
-      options, mesh, std::move(loaded.config), std::move(loaded.weights)));
+      options, mesh, std::move(loaded.config), std::move(owned), weights));
   RETURN_IF_ERROR(engine->Start(MillisecondsSince(start) / 1000.0));
   return engine;
+}
+
+StatusOr<std::unique_ptr<SamplerEngine>> SamplerEngine::CreateOnSharedBase(
+    const EngineOptions& options, Mesh* mesh, const ModelConfig& config,
+    const ParamLeaves& base) {
+  if (mesh == nullptr) return InvalidArgumentError("engine needs a mesh");
+  RETURN_IF_ERROR(ValidateEngineOptions(options));
+  std::unique_ptr<SamplerEngine> engine(
+      new SamplerEngine(options, mesh, config, nullptr, base));
+  RETURN_IF_ERROR(engine->Start(0.0));
+  return engine;
+}
+
+Status SamplerEngine::CheckBaseWritable() const {
+  if (writable_weights_ != nullptr) return OkStatus();
+  return FailedPreconditionError(
+      "this engine's base weights are shared with the trainer and frozen "
+      "(LoRA training): update the adapter (UpdateParams with lora_name), "
+      "not the base");
 }
 
 Status SamplerEngine::Start(double load_seconds) {
@@ -104,11 +131,17 @@ Status SamplerEngine::Start(double load_seconds) {
       options_.max_prefill_tokens + options_.max_running_requests;
   transformer_options.max_context = context_length_;
   transformer_options.matmul = options_.matmul;
+  transformer_options.max_lora_rank =
+      options_.max_loras > 0 ? options_.max_lora_rank : 0;
   ASSIGN_OR_RETURN(
       std::unique_ptr<Transformer> transformer,
       Transformer::Create(config_, weights_, mesh_, transformer_options));
   model_ = std::make_unique<TransformerBatchModel>(std::move(transformer),
                                                    std::move(cache), weights_);
+  adapters_ = std::make_unique<AdapterRegistry>(
+      config_, options_.max_loras, options_.max_lora_rank,
+      *ParseLoraVersionPolicy(options_.lora_version_policy),
+      options_.lora_resident_versions);
   scheduler_config_ =
       SchedulerConfig{.max_running_requests = options_.max_running_requests,
                       .max_prefill_tokens = options_.max_prefill_tokens,
@@ -142,6 +175,10 @@ Status SamplerEngine::Start(double load_seconds) {
       {"tokenizer", tokenizer_dir},
       {"chat_template", ChatTemplateKindName(chat_template_)},
       {"weight_version", weights_.version()},
+      {"base_shared", base_is_shared()},
+      {"max_loras", options_.max_loras},
+      {"max_lora_rank", options_.max_lora_rank},
+      {"lora_version_policy", options_.lora_version_policy},
       {"load_seconds", load_seconds}};
   ready_line_ = ready.dump();
   LOG(INFO) << ready_line_;
@@ -243,6 +280,14 @@ StatusOr<RequestHandle> SamplerEngine::Submit(GenerateRequest request) {
   }
   prepared->return_logprobs = request.return_logprobs;
   prepared->on_token = std::move(request.on_token);
+  if (!request.lora_name.empty()) {
+    if (options_.max_loras == 0) {
+      return InvalidArgumentError(
+          "this engine serves no LoRA adapters (max_loras = 0); lora_name '" +
+          request.lora_name + "' cannot be used");
+    }
+    ASSIGN_OR_RETURN(prepared->adapter, adapters_->Acquire(request.lora_name));
+  }
   auto completion = std::make_shared<RequestCompletion>();
   prepared->completion = completion;
   RequestHandle handle(prepared->id, completion);
@@ -301,11 +346,18 @@ StatusOr<ApplyReport> SamplerEngine::ApplyUpdate(
 
 StatusOr<ApplyReport> SamplerEngine::UpdateParams(
     const proto::UpdateParams& update, ApplyOptions options) {
+  if (!update.lora_name().empty()) return UpdateAdapter(update, options);
+  if (Status s = CheckBaseWritable(); !s.ok()) {
+    LOG(WARNING) << "UpdateParams refused: " << s;
+    return s;
+  }
   // Not an error placeholder: building an error message would allocate.
   StatusOr<ApplyReport> result = ApplyReport{};
   RunControl([&] {
     result = ApplyUpdate(
-        [&] { return ApplyUpdateParams(update, weights_, mesh_, options); },
+        [&] {
+          return ApplyUpdateParams(update, *writable_weights_, mesh_, options);
+        },
         update.flush_cache());
   });
   if (!result.ok()) {
@@ -319,11 +371,13 @@ StatusOr<ApplyReport> SamplerEngine::UpdateFromLeaves(const ParamLeaves& source,
                                                       bool flush_cache,
                                                       VersionRule rule,
                                                       ApplyOptions options) {
+  RETURN_IF_ERROR(CheckBaseWritable());
   StatusOr<ApplyReport> result = ApplyReport{};
   RunControl([&] {
     result = ApplyUpdate(
         [&] {
-          return ApplyLeaves(source, version, weights_, mesh_, rule, options);
+          return ApplyLeaves(source, version, *writable_weights_, mesh_, rule,
+                             options);
         },
         flush_cache);
   });
@@ -341,6 +395,143 @@ StatusOr<ApplyReport> SamplerEngine::UpdateParamsSerialized(
   return UpdateParams(parse_scratch_);
 }
 
+StatusOr<ApplyReport> SamplerEngine::UpdateAdapter(
+    const proto::UpdateParams& update, ApplyOptions options) {
+  const std::string& name = update.lora_name();
+  auto refuse = [&](Status s) {
+    LOG(WARNING) << "adapter update of '" << name << "' refused: " << s;
+    return s;
+  };
+  if (options_.max_loras == 0) {
+    return refuse(FailedPreconditionError(
+        "this engine serves no LoRA adapters (max_loras = 0)"));
+  }
+  // A config in the message is parsed here, off the step boundary; for a
+  // name not yet resident it also allocates the adapter the update fills.
+  std::optional<LoraConfig> config;
+  if (!update.lora_config_json().empty()) {
+    StatusOr<LoraConfig> parsed = LoraConfigFromJson(update.lora_config_json());
+    if (!parsed.ok())
+      return refuse(parsed.status().WithContext("lora_config_json"));
+    config = *parsed;
+  }
+  std::unique_ptr<LoraAdapter> fresh;
+  if (!AdapterVersion(name).ok()) {
+    if (!config) {
+      return refuse(NotFoundError(
+          "no LoRA adapter named '" + name +
+          "' is resident, and the update carries no lora_config_json to "
+          "create it from"));
+    }
+    StatusOr<std::unique_ptr<LoraAdapter>> made =
+        LoraAdapter::Create(config_, *config, options_.max_lora_rank);
+    if (!made.ok()) return refuse(made.status());
+    fresh = *std::move(made);
+  }
+  StatusOr<ApplyReport> result = ApplyReport{};
+  RunControl([&] {
+    result = ApplyUpdate(
+        [&]() -> StatusOr<ApplyReport> {
+          ASSIGN_OR_RETURN(AdapterUpdateTarget target,
+                           adapters_->UpdateTarget(name));
+          if (!target.copy) {
+            if (!fresh) {
+              return NotFoundError("LoRA adapter '" + name +
+                                   "' was unloaded before its update ran");
+            }
+            ASSIGN_OR_RETURN(
+                ApplyReport report,
+                ApplyUpdateParams(update, fresh->leaves(), mesh_, options));
+            ASSIGN_OR_RETURN(
+                std::string evicted,
+                adapters_->Insert(name, std::move(fresh), "update"));
+            if (!evicted.empty()) {
+              LOG(INFO) << "adapter '" << evicted << "' evicted for '" << name
+                        << "'";
+            }
+            return report;
+          }
+          const LoraAdapter& resident = *target.copy->adapter;
+          if (config && !SameLoraShapeAndScale(*config, resident.config())) {
+            return InvalidArgumentError(
+                "LoRA adapter '" + name +
+                "' is resident with another "
+                "config (r=" +
+                std::to_string(resident.rank()) + ", " +
+                LoraTargetModulesString(resident.config().target_mask) +
+                "); unload it before sending a different one");
+          }
+          if (update.version() <= target.version_in_force) {
+            return FailedPreconditionError(
+                "update version " + std::to_string(update.version()) +
+                " of adapter '" + name +
+                "' is not newer than its version in force (" +
+                std::to_string(target.version_in_force) + ")");
+          }
+          ASSIGN_OR_RETURN(
+              ApplyReport report,
+              ApplyUpdateParams(update, target.copy->adapter->leaves(), mesh_,
+                                options));
+          adapters_->Publish(name, target.copy);
+          return report;
+        },
+        // Pages an adapter computed are keyed by its version: no flush.
+        /*flush_cache=*/false);
+  });
+  if (!result.ok()) return refuse(result.status());
+  return result;
+}
+
+StatusOr<std::string> SamplerEngine::LoadAdapter(std::string_view name,
+                                                 const std::string& dir) {
+  if (options_.max_loras == 0) {
+    return FailedPreconditionError(
+        "this engine serves no LoRA adapters (max_loras = 0)");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapter> adapter,
+                   LoadPeftAdapter(dir, config_, options_.max_lora_rank));
+  return AddAdapter(name, std::move(adapter), dir);
+}
+
+StatusOr<std::string> SamplerEngine::AddAdapter(
+    std::string_view name, std::unique_ptr<LoraAdapter> adapter,
+    std::string source) {
+  if (options_.max_loras == 0) {
+    return FailedPreconditionError(
+        "this engine serves no LoRA adapters (max_loras = 0)");
+  }
+  if (adapter == nullptr) return InvalidArgumentError("null adapter");
+  if (const std::optional<NonFiniteElement> bad =
+          FindNonFinite(adapter->leaves(), nullptr)) {
+    return NonFiniteRefusal(adapter->leaves(), *bad);
+  }
+  ASSIGN_OR_RETURN(std::string evicted,
+                   adapters_->Insert(name, std::move(adapter), source));
+  LOG(INFO) << nlohmann::json{
+      {"phase", "lora_loaded"},
+      {"name", name},
+      {"source", source},
+      {"evicted",
+       evicted}}.dump();
+  return evicted;
+}
+
+Status SamplerEngine::UnloadAdapter(std::string_view name) {
+  return adapters_->Remove(name);
+}
+
+std::vector<AdapterInfo> SamplerEngine::Adapters() const {
+  return adapters_->List();
+}
+
+StatusOr<uint64_t> SamplerEngine::AdapterVersion(std::string_view name) const {
+  for (const AdapterInfo& info : adapters_->List()) {
+    if (info.name == name) return info.version;
+  }
+  return NotFoundError("no LoRA adapter named '" + std::string(name) +
+                       "' is loaded");
+}
+
 StatusOr<LeafChecksums> SamplerEngine::WeightsChecksum() {
   LeafChecksums sums;
   RunControl([&] { sums = ComputeChecksums(weights_, mesh_); });
@@ -350,23 +541,25 @@ StatusOr<LeafChecksums> SamplerEngine::WeightsChecksum() {
 StatusOr<PerturbReport> SamplerEngine::PerturbWeights(uint64_t seed,
                                                       double scale,
                                                       int64_t num_leaves) {
+  RETURN_IF_ERROR(CheckBaseWritable());
   PerturbReport report;
   Status status;
   RunControl([&] {
-    if (weights_.version() >= kMaxWeightVersion) {
+    ParamLeaves& weights = *writable_weights_;
+    if (weights.version() >= kMaxWeightVersion) {
       status = FailedPreconditionError(
           "the weight version is at its maximum; perturbed weights would "
           "have no version of their own");
       return;
     }
-    report.before = ComputeChecksums(weights_, mesh_);
-    status = Perturb(weights_, seed, scale, num_leaves, mesh_);
-    report.after = ComputeChecksums(weights_, mesh_);
+    report.before = ComputeChecksums(weights, mesh_);
+    status = Perturb(weights, seed, scale, num_leaves, mesh_);
+    report.after = ComputeChecksums(weights, mesh_);
     if (!status.ok()) return;
     // Other weights, another version: results never name a version whose
     // weights changed under it. Cached KV was computed by the old weights.
-    weights_.set_version(weights_.version() + 1);
-    report.version = weights_.version();
+    weights.set_version(weights.version() + 1);
+    report.version = weights.version();
     scheduler_->FlushPrefixCache();
     PublishStats();
   });

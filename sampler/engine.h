@@ -37,11 +37,13 @@
 #include "models/forward/kv_cache.h"
 #include "models/forward/transformer.h"
 #include "models/leaf_checksum.h"
+#include "models/lora/lora_adapter.h"
 #include "models/param_leaves.h"
 #include "models/tokenizer/chat_template.h"
 #include "models/tokenizer/tokenizer.h"
 #include "partition/mesh.h"
 #include "proto/update_params.pb.h"
+#include "sampler/adapter_registry.h"
 #include "sampler/engine_options.h"
 #include "sampler/request.h"
 #include "sampler/request_handle.h"
@@ -84,6 +86,15 @@ class SamplerEngine {
   // the engine, allocates every buffer and starts the scheduler thread.
   static StatusOr<std::unique_ptr<SamplerEngine>> Create(
       const EngineOptions& options, Mesh* mesh);
+  // An engine over base weights someone else owns (the LoRA trainer's
+  // frozen base, so one copy serves both meshes): `base` is read in place
+  // and must outlive the engine and stay unchanged. Base updates, reloads
+  // and perturbations are refused; adapters are served and updated as
+  // usual. options.model is ignored (the tokenizer still comes from
+  // options.tokenizer_dir).
+  static StatusOr<std::unique_ptr<SamplerEngine>> CreateOnSharedBase(
+      const EngineOptions& options, Mesh* mesh, const ModelConfig& config,
+      const ParamLeaves& base);
   // Stops the scheduler; unfinished requests complete as aborted.
   ~SamplerEngine();
   SamplerEngine(const SamplerEngine&) = delete;
@@ -101,6 +112,8 @@ class SamplerEngine {
 
   // Validated, atomic, in place, at a step boundary (see update_apply.h);
   // with flush_cache, cached prefixes are dropped too. Blocks until done.
+  // An update with lora_name carries one adapter's leaves instead (see
+  // UpdateAdapter below).
   StatusOr<ApplyReport> UpdateParams(const proto::UpdateParams& update,
                                      ApplyOptions options = {});
   // Parses (on the calling thread, into a reused message) then applies.
@@ -114,6 +127,25 @@ class SamplerEngine {
                                          VersionRule rule = VersionRule::kNewer,
                                          ApplyOptions options = {});
   StatusOr<LeafChecksums> WeightsChecksum();
+
+  // ---- LoRA adapters (resident by name; see adapter_registry.h) ---------
+  // Reads a PEFT adapter directory on the calling thread and makes it
+  // resident as `name`; returns the name it evicted (or ""). A bad adapter
+  // (files missing or truncated, another base's shapes, rank above
+  // max_lora_rank, unknown target module) is refused with nothing changed.
+  StatusOr<std::string> LoadAdapter(std::string_view name,
+                                    const std::string& dir);
+  // The same for an adapter already in memory.
+  StatusOr<std::string> AddAdapter(std::string_view name,
+                                   std::unique_ptr<LoraAdapter> adapter,
+                                   std::string source);
+  // Requests already running with it finish with it.
+  Status UnloadAdapter(std::string_view name);
+  std::vector<AdapterInfo> Adapters() const;
+  // The version of adapter `name` new requests get; NotFound if absent.
+  StatusOr<uint64_t> AdapterVersion(std::string_view name) const;
+  // Whether the base weights are shared and frozen (CreateOnSharedBase).
+  bool base_is_shared() const { return writable_weights_ == nullptr; }
   // Adds N(0, scale^2) noise to the first num_leaves leaves (a diagnostic).
   // The perturbed weights get the next version, so every result sampled
   // from them says so, and the prefix cache is flushed; an update must then
@@ -134,6 +166,7 @@ class SamplerEngine {
   // The served leaf structure (fixed for the engine's life, so readable
   // from any thread): what an update must match, leaf by leaf.
   const std::vector<LeafSpec>& weight_specs() const { return weights_.specs(); }
+  const AdapterRegistry* adapters() const { return adapters_.get(); }
   const EngineOptions& options() const { return options_; }
   // Null when the engine has no tokenizer.
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
@@ -156,8 +189,16 @@ class SamplerEngine {
   };
 
   SamplerEngine(const EngineOptions& options, Mesh* mesh, ModelConfig config,
-                ParamLeaves weights);
+                std::unique_ptr<ParamLeaves> owned, const ParamLeaves& weights);
   Status Start(double load_seconds);
+  // UpdateParams for an update with lora_name: into the resident adapter of
+  // that name (its version must be newer; under "pin" another copy of it),
+  // or, for a name not resident and a message with lora_config_json, into
+  // a new adapter made resident once the update is applied.
+  StatusOr<ApplyReport> UpdateAdapter(const proto::UpdateParams& update,
+                                      ApplyOptions options);
+  // Base writes are refused on a shared base.
+  Status CheckBaseWritable() const;
   StatusOr<std::vector<int32_t>> PromptIds(
       const GenerateRequest& request) const;
   // Runs `op` on the scheduler thread between two steps; blocks until done.
@@ -174,8 +215,13 @@ class SamplerEngine {
   const EngineOptions options_;
   Mesh* const mesh_;
   const ModelConfig config_;
-  // Written only by control operations on the scheduler thread.
-  ParamLeaves weights_;
+  // The base weights: owned_weights_, or a shared base (then
+  // writable_weights_ is null). Written only by control operations on the
+  // scheduler thread.
+  std::unique_ptr<ParamLeaves> owned_weights_;
+  ParamLeaves* const writable_weights_;
+  const ParamLeaves& weights_;
+  std::unique_ptr<AdapterRegistry> adapters_;
   const uint64_t fingerprint_;
   const DType weight_dtype_;
   std::unique_ptr<Tokenizer> tokenizer_;

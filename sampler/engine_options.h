@@ -38,6 +38,20 @@ struct EngineOptions {
   // Reuse the KV of cached prompt pages (full pages only).
   bool enable_prefix_cache = true;
   MatmulKernel matmul = MatmulKernel::kRowInvariant;
+
+  // LoRA adapters served unmerged beside the base (requests name one with
+  // GenerateRequest::lora_name): at most max_loras resident at once (0:
+  // none; loading one more evicts the least recently used idle adapter),
+  // each of rank at most max_lora_rank (which sizes the forward's
+  // workspace).
+  int64_t max_loras = 4;
+  int64_t max_lora_rank = 64;
+  // "latest": an adapter update reaches running requests at the next step.
+  // "pin": a request finishes under the adapter version it was submitted
+  // with; up to lora_resident_versions copies of an adapter are kept for
+  // that (max_staleness + 1 in an RL run).
+  std::string lora_version_policy = "latest";
+  int64_t lora_resident_versions = 2;
 };
 
 // Every size positive and consistent; names the offending option.

@@ -10,6 +10,10 @@ namespace {
 // The key of the empty prefix; any fixed value works.
 constexpr uint64_t kRootKey = 0x9ae16a3b2f90404full;
 
+uint64_t RootKey(uint64_t space) {
+  return space == 0 ? kRootKey : HashBytes(&space, sizeof(space), kRootKey);
+}
+
 }  // namespace
 
 bool PrefixCache::Entry::Holds(uint64_t parent_key,
@@ -25,9 +29,10 @@ uint64_t PrefixCache::PageKey(uint64_t parent,
 }
 
 int64_t PrefixCache::Match(std::span<const int32_t> tokens, int64_t max_tokens,
-                           PagePool& pool, std::vector<int32_t>* pages) {
+                           PagePool& pool, std::vector<int32_t>* pages,
+                           uint64_t space) {
   const int64_t limit = std::min<int64_t>(max_tokens, tokens.size());
-  uint64_t parent = kRootKey;
+  uint64_t parent = RootKey(space);
   int64_t matched = 0;
   ++clock_;
   while (matched + page_size_ <= limit) {
@@ -46,10 +51,11 @@ int64_t PrefixCache::Match(std::span<const int32_t> tokens, int64_t max_tokens,
 }
 
 void PrefixCache::Insert(std::span<const int32_t> tokens,
-                         std::span<const int32_t> pages, PagePool& pool) {
+                         std::span<const int32_t> pages, PagePool& pool,
+                         uint64_t space) {
   const int64_t full =
       std::min<int64_t>(tokens.size() / page_size_, pages.size());
-  uint64_t parent = kRootKey;
+  uint64_t parent = RootKey(space);
   ++clock_;
   for (int64_t i = 0; i < full; ++i) {
     std::span<const int32_t> page_tokens =

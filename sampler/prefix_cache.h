@@ -7,8 +7,12 @@
 // hand out the wrong KV. The cache holds one reference on each of its pages;
 // a page only the cache holds can be evicted, least recently used first.
 //
-// The cache does not know which weights computed a page: after a weight
-// update the engine clears it when the update asks for flush_cache.
+// The cache does not know which base weights computed a page: after a base
+// weight update the engine clears it when the update asks for flush_cache.
+// Pages computed with a LoRA adapter live in a key space of their own (the
+// `space` argument: the adapter's identity and version), so they never
+// match a request for the base or for another adapter or version, and the
+// stale ones age out like any other.
 //
 // Not thread-safe: the scheduler owns it along with the page pool.
 #ifndef RLRT_SAMPLER_PREFIX_CACHE_H_
@@ -31,13 +35,14 @@ class PrefixCache {
   // of `tokens` no longer than `max_tokens`, taking a reference on each for
   // the caller; returns the number of tokens they hold.
   int64_t Match(std::span<const int32_t> tokens, int64_t max_tokens,
-                PagePool& pool, std::vector<int32_t>* pages);
+                PagePool& pool, std::vector<int32_t>* pages,
+                uint64_t space = 0);
 
   // Offers the whole pages of a computed prefix: pages[i] holds tokens
   // [i * page_size, (i + 1) * page_size). Pages not yet cached are added
   // (the cache takes a reference); ones already cached are marked used.
   void Insert(std::span<const int32_t> tokens, std::span<const int32_t> pages,
-              PagePool& pool);
+              PagePool& pool, uint64_t space = 0);
 
   // Frees up to `n` pages that only the cache holds, least recently used
   // (and, among equals, deepest) first; returns how many were freed.

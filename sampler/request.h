@@ -54,6 +54,10 @@ struct GenerateRequest {
   std::optional<uint64_t> seed;
   bool return_logprobs = false;
   TokenCallback on_token;
+  // The resident LoRA adapter to run with (SamplerEngine::LoadAdapter, or
+  // an adapter update); empty: the base model alone. Each token's
+  // weight_version is then the adapter's version.
+  std::string lora_name;
 };
 
 struct SampleOutput {

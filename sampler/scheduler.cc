@@ -11,6 +11,10 @@ namespace {
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+const LoraAdapter* AdapterOf(const PreparedRequest& r) {
+  return r.adapter ? r.adapter->adapter.get() : nullptr;
+}
+
 }  // namespace
 
 struct Scheduler::Sample {
@@ -38,6 +42,9 @@ struct Scheduler::Active {
   PageTable prompt_table;  // Until the prompt is prefilled and forked.
   int64_t prefilled = 0;   // Prompt positions whose KV is computed.
   int64_t cached_tokens = 0;
+  // The prefix cache's key space when admitted: the prompt's pages are
+  // offered to it only if the adapter version did not change meanwhile.
+  uint64_t cache_space = 0;
   int64_t reserved_pages = 0;   // Of Scheduler::reserved_pages_.
   std::vector<Sample> samples;  // Empty while prefilling.
   int64_t unfinished = 0;
@@ -147,7 +154,8 @@ void Scheduler::Admit() {
     std::vector<int32_t> matched_pages;
     const int64_t matched =
         config_.enable_prefix_cache
-            ? prefix_cache_.Match(r.prompt, prompt - 1, pool_, &matched_pages)
+            ? prefix_cache_.Match(r.prompt, prompt - 1, pool_, &matched_pages,
+                                  CacheSpace(r))
             : 0;
     const int64_t needed = AdmissionPages(config_.page_size, prompt,
                                           r.stop.max_new_tokens, n, matched);
@@ -176,6 +184,7 @@ void Scheduler::Admit() {
       active->stop_hold = std::max(active->stop_hold, stop.size() - 1);
     active->prefilled = matched;
     active->cached_tokens = matched;
+    active->cache_space = CacheSpace(*active->req);
     stats_.cached_prompt_tokens += matched;
     if (!reserved.ok()) {
       active->error = reserved;
@@ -198,8 +207,11 @@ void Scheduler::BuildBatch() {
       for (int32_t i = 0; i < static_cast<int32_t>(a->samples.size()); ++i) {
         Sample& s = a->samples[i];
         if (s.finished) continue;
-        batch_.push_back(
-            {{&s.pending_token, 1}, s.table.filled(), s.table.pages(), false});
+        batch_.push_back({{&s.pending_token, 1},
+                          s.table.filled(),
+                          s.table.pages(),
+                          false,
+                          AdapterOf(*a->req)});
         rows_.push_back({a.get(), i, s.table.filled() + 1});
       }
     } else if (prefill_budget > 0) {
@@ -207,7 +219,8 @@ void Scheduler::BuildBatch() {
           std::min(prefill_budget, a->prompt_size() - a->prefilled);
       std::span<const int32_t> tokens(a->req->prompt.data() + a->prefilled,
                                       chunk);
-      batch_.push_back({tokens, a->prefilled, a->prompt_table.pages(), false});
+      batch_.push_back({tokens, a->prefilled, a->prompt_table.pages(), false,
+                        AdapterOf(*a->req)});
       rows_.push_back({a.get(), -1, a->prefilled + chunk});
       prefill_budget -= chunk;
     }
@@ -221,8 +234,8 @@ Status Scheduler::StartSamples(Active& a) {
   a.samples.emplace_back(0, std::move(a.prompt_table), tokenizer_, r);
   a.prompt_table = PageTable(config_.page_size);
   PageTable& first = a.samples[0].table;
-  if (config_.enable_prefix_cache) {
-    prefix_cache_.Insert(r.prompt, first.pages(), pool_);
+  if (config_.enable_prefix_cache && a.cache_space == CacheSpace(r)) {
+    prefix_cache_.Insert(r.prompt, first.pages(), pool_, a.cache_space);
   }
   for (int32_t i = 1; i < a.n(); ++i) {
     // Fork and reserve draw on this request's reservation.
@@ -262,11 +275,20 @@ void Scheduler::RunDraws() {
   }
 }
 
-void Scheduler::CommitDraws(uint64_t version) {
+uint64_t Scheduler::CacheSpace(const PreparedRequest& r) {
+  return r.adapter ? r.adapter->CacheSpace() : 0;
+}
+
+void Scheduler::CommitDraws(uint64_t base_version) {
   const SteadyClock::time_point now = SteadyClock::now();
   for (Draw& d : draws_) {
     Active& a = *d.active;
     if (a.done()) continue;
+    // With an adapter over a frozen base, the adapter's version is the
+    // policy's version.
+    const uint64_t version = a.req->adapter
+                                 ? a.req->adapter->adapter->leaves().version()
+                                 : base_version;
     if (!d.status.ok()) {
       Fail(a, d.status);
       continue;

@@ -37,6 +37,7 @@
 #include "models/forward/page_table.h"
 #include "models/tokenizer/tokenizer.h"
 #include "partition/mesh.h"
+#include "sampler/adapter_registry.h"
 #include "sampler/batch_model.h"
 #include "sampler/prefix_cache.h"
 #include "sampler/request.h"
@@ -66,6 +67,8 @@ struct PreparedRequest {
   TokenCallback on_token;
   std::shared_ptr<RequestCompletion> completion;
   std::chrono::steady_clock::time_point submitted;
+  // The adapter every step of this request runs with; null: the base.
+  std::shared_ptr<ResidentAdapter> adapter;
 };
 
 struct SchedulerLoad {
@@ -151,7 +154,9 @@ class Scheduler {
   void BuildBatch();
   Status StartSamples(Active& a);
   void RunDraws();
-  void CommitDraws(uint64_t version);
+  void CommitDraws(uint64_t base_version);
+  // The key space of the prefix cache for `r`'s pages (0: the base).
+  static uint64_t CacheSpace(const PreparedRequest& r);
   void FinishSample(Active& a, Sample& s, FinishReason reason);
   void Fail(Active& a, const Status& status);
   void AbortActive(Active& a);

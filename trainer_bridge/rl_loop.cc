@@ -58,8 +58,10 @@ Status CheckOptions(const RlLoopOptions& o, const GrpoLearner& learner,
   return OkStatus();
 }
 
+// `lora_name`: the adapter the requests run with (empty: the base).
 StatusOr<InFlight> Submit(RolloutBackend& rollouts, RlTask& task, int64_t index,
-                          const RlLoopOptions& o) {
+                          const RlLoopOptions& o,
+                          const std::string& lora_name) {
   InFlight batch;
   batch.index = index;
   ASSIGN_OR_RETURN(batch.prompts, task.Prompts(index, o.batch_size));
@@ -76,6 +78,7 @@ StatusOr<InFlight> Submit(RolloutBackend& rollouts, RlTask& task, int64_t index,
     r.stop.max_new_tokens = o.max_new_tokens;
     r.seed = SampleSeed(batch_seed, static_cast<int32_t>(p));
     r.return_logprobs = true;
+    r.lora_name = lora_name;
     StatusOr<RequestHandle> handle = rollouts.Submit(std::move(r));
     if (!handle.ok()) {
       std::deque<InFlight> partial;
@@ -142,7 +145,28 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
   RETURN_IF_ERROR(CheckOptions(options, learner, rollouts));
   RlRunSummary summary;
   const SteadyClock::time_point run_start = SteadyClock::now();
-  ASSIGN_OR_RETURN(uint64_t policy_version, rollouts.WeightVersion());
+  const LoraAdapter* adapter = learner.adapter();
+  const std::string lora_name = adapter ? options.lora_name : "";
+  if (adapter && lora_name.empty())
+    return InvalidArgumentError("a LoRA run needs RlLoopOptions::lora_name");
+  // Sends the learner's policy as `version`: the adapter alone with LoRA.
+  auto push = [&](uint64_t version) {
+    return adapter ? rollouts.PushAdapter(*adapter, lora_name, version)
+                   : rollouts.PushWeights(learner.weights(), version);
+  };
+  uint64_t policy_version = 0;
+  if (adapter) {
+    ASSIGN_OR_RETURN(policy_version, rollouts.AdapterVersion(lora_name));
+    ++policy_version;
+    StatusOr<SyncReport> first = push(policy_version);
+    if (!first.ok()) {
+      return Status(first.status().code(),
+                    "the initial adapter push failed: " +
+                        std::string(first.status().message()));
+    }
+  } else {
+    ASSIGN_OR_RETURN(policy_version, rollouts.WeightVersion());
+  }
   std::deque<InFlight> pending;
   int64_t next_submit = options.first_step;
   // Every exit path aborts what is still generating.
@@ -156,7 +180,8 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
     // Batches up to k + s may be sampled with the weights of step k - 1.
     while (next_submit < options.steps &&
            next_submit <= k + options.max_staleness) {
-      StatusOr<InFlight> batch = Submit(rollouts, task, next_submit, options);
+      StatusOr<InFlight> batch =
+          Submit(rollouts, task, next_submit, options, lora_name);
       if (!batch.ok()) return fail(batch.status());
       pending.push_back(*std::move(batch));
       ++next_submit;
@@ -187,8 +212,7 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
 
     if ((k + 1) % options.sync_every == 0 || last) {
       const SteadyClock::time_point sync_start = SteadyClock::now();
-      StatusOr<SyncReport> report =
-          rollouts.PushWeights(learner.weights(), policy_version);
+      StatusOr<SyncReport> report = push(policy_version);
       if (!report.ok()) {
         return fail(Status(report.status().code(),
                            "sync after step " + std::to_string(k + 1) +

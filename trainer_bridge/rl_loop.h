@@ -14,6 +14,12 @@
 // Versions. The trainer's policy version starts at the engine's version
 // and goes up by one per GRPO step; a sync sends the current one.
 //
+// LoRA. With a learner training an adapter (GrpoOptions::lora), rollouts
+// run with the samplers' adapter options.lora_name, and syncs send the
+// adapter alone. The run first pushes the learner's adapter as the next
+// version of that adapter (creating it), so step 1 samples exactly the
+// policy it trains; versions are then the adapter's.
+//
 // Failure. A refused or mismatched sync stops the run with the reason (the
 // sampler keeps its previous weights, see WeightSync); so does a learner
 // error (e.g. a non-finite loss: the learner refused it, nothing reached
@@ -50,6 +56,8 @@ struct RlLoopOptions {
   bool verify_sync = true;
   bool flush_cache = true;
   uint64_t seed = 0;
+  // The samplers' name for the adapter a LoRA learner trains.
+  std::string lora_name = "policy";
   // Asked once per step, after training (may be empty). True makes that
   // step the last: its weights are pushed, batches sampled ahead are
   // abandoned, and the run returns normally (summary.stopped_early). For a

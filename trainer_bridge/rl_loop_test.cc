@@ -109,6 +109,18 @@ RlLoopOptions SmallLoop(int64_t steps, int64_t staleness) {
   return o;
 }
 
+// Runs the loop, keeping every step's metrics.
+Status RunCollecting(SamplerEngine& engine, GrpoLearner& learner, RlTask& task,
+                     const RlLoopOptions& options,
+                     std::vector<RlStepMetrics>* steps) {
+  return RunRlLoop(engine, learner, task, options,
+                   [steps](const RlStepMetrics& m) {
+                     steps->push_back(m);
+                     return OkStatus();
+                   })
+      .status();
+}
+
 void ExpectNothingInFlight(SamplerEngine& engine) {
   // A control operation runs after the step that finished the last
   // request has published its stats, so it is a barrier for Stats().
@@ -168,12 +180,9 @@ TEST(RlLoopTest, SerialLoopIsExactlyOnPolicy) {
   Rig rig;
   TargetTokenTask task;
   std::vector<RlStepMetrics> steps;
-  ASSERT_TRUE(RunRlLoop(*rig.engine, *rig.learner, task, SmallLoop(3, 0),
-                        [&](const RlStepMetrics& m) {
-                          steps.push_back(m);
-                          return OkStatus();
-                        })
-                  .ok());
+  ASSERT_TRUE(
+      RunCollecting(*rig.engine, *rig.learner, task, SmallLoop(3, 0), &steps)
+          .ok());
   for (const RlStepMetrics& m : steps) {
     EXPECT_EQ(m.version_lag, 0);
     EXPECT_EQ(m.sampled_version_min, uint64_t(m.step - 1));
@@ -188,6 +197,101 @@ TEST(RlLoopTest, SerialLoopIsExactlyOnPolicy) {
   }
 }
 
+// LoRA: the learner trains an adapter on a frozen base that the engine
+// reads in place (one copy for both meshes); syncs carry the adapter alone.
+struct LoraRig {
+  std::unique_ptr<Mesh> rollout = testing::MakeMesh(1, "rollout");
+  std::unique_ptr<Mesh> actor = testing::MakeMesh(1, "actor");
+  LoadedModel base;
+  std::unique_ptr<SamplerEngine> engine;
+  std::unique_ptr<GrpoLearner> learner;
+
+  explicit LoraRig(std::string policy = "latest", std::string dtype = "auto")
+      : base(*LoadModel(ModelSource{.model_dir = kUntied,
+                                    .load_format = "dummy",
+                                    .seed = 3,
+                                    .dtype = dtype},
+                        nullptr)) {
+    EngineOptions o;
+    o.max_total_tokens = 4096;
+    o.lora_version_policy = std::move(policy);
+    o.lora_resident_versions = 2;
+    auto e = SamplerEngine::CreateOnSharedBase(o, rollout.get(), base.config,
+                                               base.weights);
+    EXPECT_TRUE(e.ok()) << e.status();
+    engine = std::move(e).value();
+    GrpoOptions g;
+    g.lr.peak = 5e-2;
+    g.adamw.max_grad_norm = 1.0;
+    g.sample_vocab = engine->vocab_size();
+    g.lora = LoraConfig{.rank = 8, .alpha = 16};
+    auto l =
+        GrpoLearner::Create(base.config, base.weights, actor.get(), nullptr, g);
+    EXPECT_TRUE(l.ok()) << l.status();
+    learner = std::move(l).value();
+  }
+};
+
+void ExpectSerialLoraLoopOnPolicy(LoraRig& rig) {
+  TargetTokenTask task;
+  const uint64_t base_hash = ContentHash(rig.base.weights);
+  const uint64_t base_version = rig.engine->Stats().weight_version;
+  std::vector<RlStepMetrics> steps;
+  ASSERT_TRUE(
+      RunCollecting(*rig.engine, *rig.learner, task, SmallLoop(3, 0), &steps)
+          .ok());
+  ASSERT_EQ(steps.size(), 3u);
+  for (const RlStepMetrics& m : steps) {
+    // Version 1 is the initial adapter, pushed before the first batch.
+    EXPECT_EQ(m.sampled_version_min, uint64_t(m.step));
+    EXPECT_EQ(m.sampled_version_max, uint64_t(m.step));
+    EXPECT_EQ(m.policy_version, uint64_t(m.step + 1));
+    EXPECT_EQ(m.grpo.logprob_mismatch_max, 0.0) << m.step;
+    EXPECT_EQ(m.grpo.ratio_min, 1.0) << m.step;
+    EXPECT_EQ(m.grpo.ratio_max, 1.0) << m.step;
+    // Only the adapter travels.
+    EXPECT_EQ(m.sync.bytes, rig.learner->adapter()->leaves().total_bytes());
+    EXPECT_NE(m.sync.bytes, rig.base.weights.total_bytes());
+  }
+  EXPECT_EQ(*rig.engine->AdapterVersion("policy"), 4u);
+  EXPECT_EQ(rig.engine->Stats().weight_version, base_version);
+  EXPECT_EQ(ContentHash(rig.base.weights), base_hash);
+  ExpectNothingInFlight(*rig.engine);
+}
+
+TEST(RlLoopTest, SerialLoraLoopIsExactlyOnPolicyAndSendsOnlyTheAdapter) {
+  LoraRig rig;
+  ExpectSerialLoraLoopOnPolicy(rig);
+}
+
+TEST(RlLoopTest, SerialLoraLoopOnABf16BaseIsExactlyOnPolicy) {
+  LoraRig rig("latest", "bfloat16");
+  ASSERT_EQ(rig.engine->weight_dtype(), DType::kBF16);
+  ExpectSerialLoraLoopOnPolicy(rig);
+}
+
+// Under "pin" every sequence finishes with the adapter version it was
+// submitted under, so each batch (submitted between two syncs) is sampled
+// by one version even while the next sync lands.
+TEST(RlLoopTest, OverlappedLoraLoopWithPinnedVersionsSamplesEachBatchWithOne) {
+  LoraRig rig("pin");
+  TargetTokenTask task;
+  std::vector<RlStepMetrics> steps;
+  RlLoopOptions loop = SmallLoop(8, 1);
+  loop.max_new_tokens = 24;
+  ASSERT_TRUE(
+      RunCollecting(*rig.engine, *rig.learner, task, loop, &steps).ok());
+  for (const RlStepMetrics& m : steps) {
+    EXPECT_EQ(m.sampled_version_min, m.sampled_version_max) << m.step;
+    EXPECT_LE(m.version_lag, 2) << m.step;
+    // A batch of the policy it trains has no mismatch at all.
+    if (m.sampled_version_min + 1 == m.policy_version) {
+      EXPECT_EQ(m.grpo.logprob_mismatch_max, 0.0) << m.step;
+    }
+  }
+  ExpectNothingInFlight(*rig.engine);
+}
+
 // Mixed precision: the learner keeps float32 master weights and trains a
 // BF16 copy, which is what the sampler receives, so the two sides still
 // agree bit for bit, and the synthetic reward is still learned.
@@ -199,12 +303,9 @@ TEST(RlLoopTest, Bf16LoopIsExactlyOnPolicyAndLearns) {
             DType::kF32);
   TargetTokenTask task;
   std::vector<RlStepMetrics> steps;
-  ASSERT_TRUE(RunRlLoop(*rig.engine, *rig.learner, task, SmallLoop(20, 0),
-                        [&](const RlStepMetrics& m) {
-                          steps.push_back(m);
-                          return OkStatus();
-                        })
-                  .ok());
+  ASSERT_TRUE(
+      RunCollecting(*rig.engine, *rig.learner, task, SmallLoop(20, 0), &steps)
+          .ok());
   double best_late = 0;
   std::string curve;
   for (const RlStepMetrics& m : steps) {
@@ -249,12 +350,9 @@ TEST(RlLoopTest, SerialLoopOnStories260KHasNoTrainingInferenceMismatch) {
   TargetTokenTask task;
   task.reward_even_ids = true;
   std::vector<RlStepMetrics> steps;
-  ASSERT_TRUE(RunRlLoop(*rig.engine, *rig.learner, task, SmallLoop(3, 0),
-                        [&](const RlStepMetrics& m) {
-                          steps.push_back(m);
-                          return OkStatus();
-                        })
-                  .ok());
+  ASSERT_TRUE(
+      RunCollecting(*rig.engine, *rig.learner, task, SmallLoop(3, 0), &steps)
+          .ok());
   ASSERT_EQ(steps.size(), 3u);
   std::set<uint64_t> pushed;
   for (const RlStepMetrics& m : steps) {

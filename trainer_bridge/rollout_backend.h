@@ -5,6 +5,7 @@
 #define RLRT_TRAINER_BRIDGE_ROLLOUT_BACKEND_H_
 
 #include <cstdint>
+#include <string_view>
 
 #include "base/status.h"
 #include "models/param_leaves.h"
@@ -33,6 +34,24 @@ class RolloutBackend {
   virtual StatusOr<uint64_t> NewestWeightVersion() { return WeightVersion(); }
   // Ids below this can be sampled.
   virtual int64_t vocab_size() const = 0;
+
+  // LoRA runs: sends `adapter` as the samplers' adapter `name` (created by
+  // the first push; the base is not touched) and verifies it like
+  // PushWeights.
+  virtual StatusOr<SyncReport> PushAdapter(const LoraAdapter& /*adapter*/,
+                                           std::string_view /*name*/,
+                                           uint64_t /*version*/) {
+    return UnimplementedError(
+        "this rollout backend does not sync LoRA "
+        "adapters");
+  }
+  // The version of adapter `name` new requests run with (the oldest over
+  // several samplers); 0 when no sampler holds it yet.
+  virtual StatusOr<uint64_t> AdapterVersion(std::string_view /*name*/) {
+    return UnimplementedError(
+        "this rollout backend does not serve LoRA "
+        "adapters");
+  }
 };
 
 // The in-process engine, with WeightSync for the pushes.
@@ -58,6 +77,16 @@ class LocalRollouts : public RolloutBackend {
     return engine_->Stats().weight_version;
   }
   int64_t vocab_size() const override { return engine_->vocab_size(); }
+  StatusOr<SyncReport> PushAdapter(const LoraAdapter& adapter,
+                                   std::string_view name,
+                                   uint64_t version) override {
+    return sync_.PushAdapter(adapter, name, version);
+  }
+  StatusOr<uint64_t> AdapterVersion(std::string_view name) override {
+    StatusOr<uint64_t> v = engine_->AdapterVersion(name);
+    if (v.status().code() == StatusCode::kNotFound) return uint64_t{0};
+    return v;
+  }
 
  private:
   SamplerEngine* const engine_;

@@ -66,6 +66,8 @@ Status BuildUpdateParams(const ParamLeaves& leaves, uint64_t version,
     out->clear_expected_content_hash();
   }
   out->set_flush_cache(options.flush_cache);
+  out->set_lora_name(options.lora_name);
+  out->set_lora_config_json(options.lora_config_json);
   out->set_return_checksums(options.return_checksums);
   return OkStatus();
 }

@@ -10,6 +10,7 @@
 #define RLRT_TRAINER_BRIDGE_UPDATE_BUILDER_H_
 
 #include <cstdint>
+#include <string>
 
 #include "base/status.h"
 #include "models/leaf_finite.h"
@@ -29,6 +30,11 @@ struct BuildOptions {
   // diverged trainer never reaches a sampler. Checked on each chunk as it is
   // copied; a refused message is left with no leaves.
   bool refuse_non_finite = true;
+  // LoRA: the leaves are the adapter `lora_name` (UpdateParams.lora_name),
+  // created from lora_config_json by a receiver that lacks it. Empty: the
+  // leaves are the base weights.
+  std::string lora_name;
+  std::string lora_config_json;
 };
 
 // Why a trainer's weights are not sent (FailedPrecondition, naming the leaf

@@ -6,11 +6,10 @@
 
 #include "base/format.h"
 #include "base/timing.h"
+#include "models/lora/lora_config.h"
 #include "trainer_bridge/update_builder.h"
 
 namespace rlrt {
-namespace {}  // namespace
-
 WeightSync::WeightSync(SamplerEngine* engine, Mesh* trainer_mesh, bool verify,
                        bool flush_cache)
     : engine_(engine),
@@ -20,11 +19,26 @@ WeightSync::WeightSync(SamplerEngine* engine, Mesh* trainer_mesh, bool verify,
 
 StatusOr<SyncReport> WeightSync::Push(const ParamLeaves& weights,
                                       uint64_t version) {
+  BuildOptions build;
+  build.flush_cache = flush_cache_;
+  return Send(weights, version, std::move(build));
+}
+
+StatusOr<SyncReport> WeightSync::PushAdapter(const LoraAdapter& adapter,
+                                             std::string_view name,
+                                             uint64_t version) {
+  if (name.empty()) return InvalidArgumentError("an adapter push needs a name");
+  BuildOptions build;
+  build.lora_name = std::string(name);
+  build.lora_config_json = LoraConfigToJson(adapter.config());
+  return Send(adapter.leaves(), version, std::move(build));
+}
+
+StatusOr<SyncReport> WeightSync::Send(const ParamLeaves& weights,
+                                      uint64_t version, BuildOptions build) {
   SyncReport report;
   const SteadyClock::time_point start = SteadyClock::now();
-  BuildOptions build;
   build.include_content_hash = true;
-  build.flush_cache = flush_cache_;
   RETURN_IF_ERROR(
       BuildUpdateParams(weights, version, build, trainer_mesh_, &message_));
   report.content_hash = message_.expected_content_hash();
@@ -36,10 +50,17 @@ StatusOr<SyncReport> WeightSync::Push(const ParamLeaves& weights,
   StatusOr<ApplyReport> applied =
       engine_->UpdateParams(message_, {.payload_prechecked = true});
   if (!applied.ok()) {
+    const std::string& lora = build.lora_name;
+    StatusOr<uint64_t> adapter_version = engine_->AdapterVersion(lora);
+    const uint64_t kept = lora.empty()
+                              ? engine_->Stats().weight_version
+                              : (adapter_version.ok() ? *adapter_version : 0);
     return Status(applied.status().code(),
-                  "weight sync to version " + std::to_string(version) +
+                  std::string(lora.empty() ? "weight sync"
+                                           : "sync of adapter '" + lora + "'") +
+                      " to version " + std::to_string(version) +
                       " refused by the sampler, which keeps version " +
-                      std::to_string(engine_->Stats().weight_version) + ": " +
+                      std::to_string(kept) + ": " +
                       std::string(applied.status().message()));
   }
   report.apply_ms = MillisecondsSince(apply_start);

@@ -11,12 +11,14 @@
 #define RLRT_TRAINER_BRIDGE_WEIGHT_SYNC_H_
 
 #include <cstdint>
+#include <string_view>
 
 #include "base/status.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
 #include "proto/update_params.pb.h"
 #include "sampler/engine.h"
+#include "trainer_bridge/update_builder.h"
 
 namespace rlrt {
 
@@ -44,12 +46,20 @@ class WeightSync {
   // A refused update leaves the engine's weights and version unchanged; the
   // error says why. A hash mismatch after an applied update is DataLoss.
   StatusOr<SyncReport> Push(const ParamLeaves& weights, uint64_t version);
+  // The same for a LoRA adapter: only its leaves travel, as adapter `name`
+  // (created on the engine by the first push), and `version` must be newer
+  // than that adapter's version there. The base is not touched.
+  StatusOr<SyncReport> PushAdapter(const LoraAdapter& adapter,
+                                   std::string_view name, uint64_t version);
 
  private:
   SamplerEngine* const engine_;
   Mesh* const trainer_mesh_;
   const bool verify_;
   const bool flush_cache_;
+  StatusOr<SyncReport> Send(const ParamLeaves& leaves, uint64_t version,
+                            BuildOptions build);
+
   proto::UpdateParams message_;
 };
 

@@ -150,6 +150,11 @@ float LoraConfig::Scale() const {
   return static_cast<float>(use_rslora ? alpha / std::sqrt(r) : alpha / r);
 }
 
+bool SameLoraShapeAndScale(const LoraConfig& a, const LoraConfig& b) {
+  return a.rank == b.rank && a.target_mask == b.target_mask &&
+         a.Scale() == b.Scale();
+}
+
 Status ValidateLoraConfig(const LoraConfig& config, int64_t max_rank) {
   if (config.rank < 1 || config.rank > max_rank) {
     return InvalidArgumentError("LoRA rank " + std::to_string(config.rank) +

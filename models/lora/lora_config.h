@@ -44,6 +44,10 @@ struct LoraConfig {
   float Scale() const;
 };
 
+// Whether adapters of configs a and b compute alike given the same leaves:
+// same rank, targets and scale (dropout and the base's name aside).
+bool SameLoraShapeAndScale(const LoraConfig& a, const LoraConfig& b);
+
 // Rank in [1, max_rank], alpha finite and positive, dropout in [0, 1), at
 // least one module.
 Status ValidateLoraConfig(const LoraConfig& config, int64_t max_rank);
