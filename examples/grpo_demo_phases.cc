@@ -14,6 +14,7 @@
 #include "models/forward/model_source.h"
 #include "models/io/checkpoint.h"
 #include "models/leaf_checksum.h"
+#include "models/lora/peft_io.h"
 #include "partition/device.h"
 #include "trainer_bridge/rl_metrics_json.h"
 #include "trainer_bridge/train_checkpoint.h"
@@ -69,12 +70,42 @@ StatusOr<Sampler> StartRemoteSampler(const DemoConfig& config,
   return sampler;
 }
 
-// The in-process engine starts with dummy weights of the model's structure.
+// Pushes the learner's policy to the samplers as `version`: the adapter
+// alone with LoRA.
+StatusOr<SyncReport> PushPolicy(RolloutBackend& rollouts,
+                                const Learner& learner, uint64_t version) {
+  if (learner.grpo->adapter() != nullptr) {
+    return rollouts.PushAdapter(*learner.grpo->adapter(), learner.lora_name,
+                                version);
+  }
+  return rollouts.PushWeights(learner.grpo->weights(), version);
+}
+
+// The version of the policy the samplers hold.
+StatusOr<uint64_t> PolicyVersion(RolloutBackend& rollouts,
+                                 const Learner& learner) {
+  if (!learner.lora_name.empty())
+    return rollouts.AdapterVersion(learner.lora_name);
+  return rollouts.WeightVersion();
+}
+
+// The in-process engine starts with dummy weights of the model's structure;
+// with LoRA it reads the trainer's base in place instead.
 StatusOr<Sampler> StartLocalSampler(const DemoConfig& config,
                                     const Meshes& meshes, JsonLines& out) {
   Sampler sampler;
-  ASSIGN_OR_RETURN(sampler.engine,
-                   SamplerEngine::Create(config.engine, meshes.rollout));
+  if (config.learner.lora) {
+    ASSIGN_OR_RETURN(LoadedModel base,
+                     LoadModel(config.trainer_model, meshes.actor));
+    sampler.shared_base = std::make_shared<const LoadedModel>(std::move(base));
+    ASSIGN_OR_RETURN(sampler.engine, SamplerEngine::CreateOnSharedBase(
+                                         config.engine, meshes.rollout,
+                                         sampler.shared_base->config,
+                                         sampler.shared_base->weights));
+  } else {
+    ASSIGN_OR_RETURN(sampler.engine,
+                     SamplerEngine::Create(config.engine, meshes.rollout));
+  }
   out.EmitText(sampler.engine->ready_line());
   sampler.rollouts =
       std::make_unique<LocalRollouts>(sampler.engine.get(), meshes.actor);
@@ -140,16 +171,18 @@ Status SaveCheckpointIfDue(const DemoConfig& config, const Learner& learner,
 // version.
 StatusOr<uint64_t> ShowGreedyAnswer(const DemoConfig& config,
                                     const Gsm8kTask& task,
-                                    RolloutBackend& rollouts, JsonLines& out) {
+                                    RolloutBackend& rollouts,
+                                    const Learner& learner, JsonLines& out) {
   const Gsm8kExample& shown = task.example(0);
   GenerateRequest request;
   request.input_ids = task.prompt_ids(0);
   request.sampling.temperature = 0.0f;
   request.stop.max_new_tokens = config.loop.max_new_tokens;
+  request.lora_name = learner.lora_name;
   ASSIGN_OR_RETURN(RequestHandle handle, rollouts.Submit(request));
   ASSIGN_OR_RETURN(GenerateResult result, handle.Wait());
   const SampleOutput& sample = result.samples[0];
-  ASSIGN_OR_RETURN(uint64_t final_version, rollouts.WeightVersion());
+  ASSIGN_OR_RETURN(uint64_t final_version, PolicyVersion(rollouts, learner));
   out.Emit({{"phase", "generate_result"},
             {"question", shown.question},
             {"gold_answer", shown.final_answer},
@@ -171,8 +204,14 @@ StatusOr<uint64_t> ShowGreedyAnswer(const DemoConfig& config,
 // tokenizer, so the directory is a complete checkpoint.
 Status SavePolicy(const DemoConfig& config, const Learner& learner) {
   if (config.save_dir.empty()) return OkStatus();
-  RETURN_IF_ERROR(SaveCheckpoint(learner.grpo->master_weights(),
-                                 learner.model_config, config.save_dir));
+  if (learner.grpo->adapter() != nullptr) {
+    // A PEFT adapter directory (adapter_config.json and
+    // adapter_model.safetensors) over the base it was trained on.
+    RETURN_IF_ERROR(SavePeftAdapter(config.save_dir, *learner.grpo->adapter()));
+  } else {
+    RETURN_IF_ERROR(SaveCheckpoint(learner.grpo->master_weights(),
+                                   learner.model_config, config.save_dir));
+  }
   // chat_template.jinja, where the tokenizer keeps its template apart.
   for (const char* name :
        {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"}) {
@@ -193,19 +232,21 @@ json SummaryJson(const DemoConfig& config, const Tasks& tasks,
                  const Sampler& sampler, const LoopResult& result,
                  uint64_t final_version) {
   const RlRunSummary& summary = result.summary;
-  json line = {{"phase", "summary"},
-               {"steps", summary.steps},
-               {"seconds", summary.seconds},
-               {"mean_step_seconds", result.step_seconds / summary.steps},
-               {"rollout_seconds", summary.rollout_seconds},
-               {"train_seconds", summary.train_seconds},
-               {"wait_seconds", summary.wait_seconds},
-               {"sync_seconds", summary.sync_seconds},
-               {"first_reward_mean", summary.first_reward_mean},
-               {"last_reward_mean", summary.last_reward_mean},
-               {"sampler_weight_version", final_version},
-               {"stopped_early", summary.stopped_early},
-               {"questions_skipped_too_long", tasks.train->skipped()}};
+  json line = {
+      {"phase", "summary"},
+      {"steps", summary.steps},
+      {"seconds", summary.seconds},
+      {"mean_step_seconds", result.step_seconds / summary.steps},
+      {"rollout_seconds", summary.rollout_seconds},
+      {"train_seconds", summary.train_seconds},
+      {"wait_seconds", summary.wait_seconds},
+      {"sync_seconds", summary.sync_seconds},
+      {"first_reward_mean", summary.first_reward_mean},
+      {"last_reward_mean", summary.last_reward_mean},
+      {"sampler_weight_version", final_version},
+      {"lora_rank", config.learner.lora ? config.learner.lora->rank : 0},
+      {"stopped_early", summary.stopped_early},
+      {"questions_skipped_too_long", tasks.train->skipped()}};
   if (sampler.engine) {
     const EngineStats stats = sampler.engine->Stats();
     line["updates_applied"] = stats.updates_applied;
@@ -286,10 +327,23 @@ StatusOr<Learner> CreateLearner(const DemoConfig& config, const Meshes& meshes,
                                 const Sampler& sampler) {
   GrpoOptions options = config.learner;
   options.sample_vocab = sampler.rollouts->vocab_size();
+  Learner learner;
+  if (options.lora) {
+    // The base the engine already reads; the learner reads it too.
+    learner.base = sampler.shared_base;
+    if (learner.base == nullptr)
+      return InternalError("LoRA training needs the sampler's shared base");
+    learner.model_config = learner.base->config;
+    learner.lora_name = config.loop.lora_name;
+    ASSIGN_OR_RETURN(
+        learner.grpo,
+        GrpoLearner::Create(learner.base->config, learner.base->weights,
+                            meshes.actor, meshes.reference, options));
+    return learner;
+  }
   // The loaded weights are freed once the learner has its own copy.
   ASSIGN_OR_RETURN(LoadedModel initial,
                    LoadModel(config.trainer_model, meshes.actor));
-  Learner learner;
   learner.model_config = initial.config;
   ASSIGN_OR_RETURN(learner.grpo, GrpoLearner::Create(
                                      initial.config, initial.weights,
@@ -301,6 +355,14 @@ StatusOr<TrainingStart> ResumeOrSwap(const DemoConfig& config,
                                      const Meshes& meshes, Sampler& sampler,
                                      Learner& learner, JsonLines& out) {
   RolloutBackend& rollouts = *sampler.rollouts;
+  if (learner.grpo->adapter() != nullptr) {
+    // The base is shared; the adapter starts as PEFT's (the base exactly)
+    // and becomes resident with its first push.
+    ASSIGN_OR_RETURN(uint64_t version, PolicyVersion(rollouts, learner));
+    ASSIGN_OR_RETURN(SyncReport r, PushPolicy(rollouts, learner, ++version));
+    out.Emit(SwapJson(r, "lora_init"));
+    return TrainingStart{0, version};
+  }
   ASSIGN_OR_RETURN(uint64_t version, rollouts.NewestWeightVersion());
   if (config.resume)
     return Resume(config, meshes, version, sampler, learner, out);
@@ -351,9 +413,8 @@ Status WarmStartSft(const DemoConfig& config, const TrainingStart& start,
     ASSIGN_OR_RETURN(SftStepMetrics m, learner.grpo->SftStep(batch));
     out.Emit(SftStepJson(s + 1, m));
   }
-  ASSIGN_OR_RETURN(SyncReport r,
-                   sampler.rollouts->PushWeights(learner.grpo->weights(),
-                                                 start.weight_version + 1));
+  ASSIGN_OR_RETURN(SyncReport r, PushPolicy(*sampler.rollouts, learner,
+                                            start.weight_version + 1));
   out.Emit(SwapJson(r, "sft"));
   return OkStatus();
 }
@@ -365,9 +426,10 @@ StatusOr<LoopResult> RunGrpoLoop(const DemoConfig& config,
   RolloutBackend& rollouts = *sampler.rollouts;
   LoopResult result;
   auto evaluate = [&](int64_t step) -> Status {
-    ASSIGN_OR_RETURN(Gsm8kEvalResult r,
-                     EvaluateGsm8k(rollouts, *tasks.eval, config.eval_examples,
-                                   config.loop.max_new_tokens));
+    ASSIGN_OR_RETURN(
+        Gsm8kEvalResult r,
+        EvaluateGsm8k(rollouts, *tasks.eval, config.eval_examples,
+                      config.loop.max_new_tokens, learner.lora_name));
     result.final_eval_accuracy = r.accuracy;
     out.Emit(EvalJson(step, r));
     return OkStatus();
@@ -401,7 +463,7 @@ Status Report(const DemoConfig& config, const Tasks& tasks,
               const LoopResult& result, JsonLines& out) {
   ASSIGN_OR_RETURN(
       uint64_t final_version,
-      ShowGreedyAnswer(config, *tasks.train, *sampler.rollouts, out));
+      ShowGreedyAnswer(config, *tasks.train, *sampler.rollouts, learner, out));
   RETURN_IF_ERROR(SavePolicy(config, learner));
   out.Emit(SummaryJson(config, tasks, sampler, result, final_version));
   return OkStatus();

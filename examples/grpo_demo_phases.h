@@ -25,6 +25,7 @@
 #include "base/status.h"
 #include "examples/grpo_demo_config.h"
 #include "models/config/model_config.h"
+#include "models/forward/model_source.h"
 #include "models/tokenizer/tokenizer.h"
 #include "partition/mesh.h"
 #include "partition/partition_spec.h"
@@ -75,6 +76,9 @@ StatusOr<Gsm8kData> LoadGsm8kData(const DemoConfig& config);
 // dummy weights), or remote rollout servers. Either way a RolloutBackend and
 // a tokenizer.
 struct Sampler {
+  // LoRA: the frozen base, loaded once, read in place by the engine and the
+  // learner (so it lives as long as either).
+  std::shared_ptr<const LoadedModel> shared_base;
   std::unique_ptr<SamplerEngine> engine;  // In-process only.
   std::unique_ptr<Tokenizer> tokenizer;   // Remote only (engine's otherwise).
   std::unique_ptr<RolloutBackend> rollouts;
@@ -88,8 +92,11 @@ StatusOr<Sampler> StartSampler(const DemoConfig& config, const Meshes& meshes,
 
 // The GRPO learner on the actor mesh, from --model_dir or dummy weights.
 struct Learner {
+  std::shared_ptr<const LoadedModel> base;  // LoRA: read by grpo in place.
   std::unique_ptr<GrpoLearner> grpo;
   ModelConfig model_config;  // For the checkpoints it saves.
+  // The samplers' name of the adapter being trained; empty without LoRA.
+  std::string lora_name;
 };
 StatusOr<Learner> CreateLearner(const DemoConfig& config, const Meshes& meshes,
                                 const Sampler& sampler);

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -29,6 +30,8 @@
 #include "examples/grpo_demo_phases.h"
 #include "examples/learner_flags.h"
 #include "examples/model_flags.h"
+#include "models/lora/lora_config.h"
+#include "sampler/adapter_registry.h"
 
 // Model and data.
 DEFINE_string(model_dir, "",
@@ -114,6 +117,24 @@ DEFINE_int32(debug_sigkill_after_step, 0,
 DEFINE_string(save_dir, "",
               "Write the final policy here as a Hugging Face checkpoint.");
 
+DEFINE_int32(lora_rank, 0,
+             "Train a LoRA adapter of this rank on the frozen model (PEFT's "
+             "r); 0: full fine-tuning. The in-process sampler then reads "
+             "the trainer's base in place and receives the adapter alone.");
+DEFINE_double(lora_alpha, 32.0,
+              "LoRA alpha: the update is scaled by "
+              "alpha / rank (alpha / sqrt(rank) with "
+              "--use_rslora).");
+DEFINE_bool(use_rslora, false, "rsLoRA scaling, alpha / sqrt(rank).");
+DEFINE_string(lora_target_modules, "all",
+              "Comma-separated projections to adapt (q_proj, k_proj, v_proj, "
+              "o_proj, gate_proj, up_proj, down_proj), or 'all'.");
+DEFINE_string(lora_version_policy, "latest",
+              "When an adapter update lands mid-rollout: 'latest' moves "
+              "running sequences to it at the next step; 'pin' lets each "
+              "finish under the version it started with (keeping "
+              "--max_staleness + 1 versions resident).");
+
 namespace rlrt {
 namespace {
 
@@ -148,7 +169,36 @@ Status CheckFlags() {
       FLAGS_checkpoint_dir.empty())
     return InvalidArgumentError(
         "--checkpoint_every and --resume need --checkpoint_dir");
+  if (StatusOr<LoraVersionPolicy> policy =
+          ParseLoraVersionPolicy(FLAGS_lora_version_policy);
+      !policy.ok())
+    return policy.status().WithContext("--lora_version_policy");
+  if (FLAGS_lora_rank < 0)
+    return InvalidArgumentError(
+        "--lora_rank must be >= 0 (0: full fine-tuning)");
+  if (FLAGS_lora_rank > 0 && (!FLAGS_rollout_servers.empty() ||
+                              FLAGS_checkpoint_every > 0 || FLAGS_resume))
+    return UnimplementedError(
+        "--lora_rank does not yet work with --rollout_servers, "
+        "--checkpoint_every or --resume (in-process rollouts only; "
+        "--save_dir writes the adapter)");
   return OkStatus();
+}
+
+// --lora_*: the adapter the learner trains, or none.
+StatusOr<std::optional<LoraConfig>> LoraFromFlags() {
+  if (FLAGS_lora_rank == 0) return std::optional<LoraConfig>();
+  LoraConfig lora;
+  lora.rank = FLAGS_lora_rank;
+  lora.alpha = FLAGS_lora_alpha;
+  lora.use_rslora = FLAGS_use_rslora;
+  StatusOr<uint32_t> targets =
+      ParseLoraTargetModules(FLAGS_lora_target_modules);
+  if (!targets.ok())
+    return targets.status().WithContext("--lora_target_modules");
+  lora.target_mask = *targets;
+  RETURN_IF_ERROR(ValidateLoraConfig(lora, int64_t{1} << 16));
+  return std::optional<LoraConfig>(lora);
 }
 
 // The trainer's initial weights; --load_format defaults to safetensors with
@@ -172,6 +222,8 @@ StatusOr<ModelSource> TrainerModelFromFlags() {
 
 StatusOr<GrpoOptions> LearnerOptionsFromFlags() {
   ASSIGN_OR_RETURN(GrpoOptions g, GrpoOptionsFromFlags());
+  ASSIGN_OR_RETURN(g.lora, LoraFromFlags());
+  g.lora_seed = FLAGS_seed;
   g.loss.constant_normalizer = FLAGS_max_new_tokens;
   ASSIGN_OR_RETURN(g.kv_dtype, ParseDTypeFlag(FLAGS_kv_cache_dtype));
   g.lr.total_steps = static_cast<int64_t>(FLAGS_steps) * FLAGS_num_iterations +
@@ -211,6 +263,9 @@ EngineOptions EngineOptionsFromFlags(const ModelSource& trainer_model,
                            ? FLAGS_max_total_tokens
                            : (in_flight + eval_requests) * sequence;
   o.context_length = sequence;
+  o.max_lora_rank = std::max<int64_t>(o.max_lora_rank, FLAGS_lora_rank);
+  o.lora_version_policy = FLAGS_lora_version_policy;
+  o.lora_resident_versions = FLAGS_max_staleness + 1;
   return o;
 }
 

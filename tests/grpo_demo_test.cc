@@ -225,6 +225,50 @@ TEST(GrpoDemoTest, Bf16SerialRunHasNoTrainingInferenceMismatch) {
       RunDemo(std::string(kSmall) + "--steps=1 --dtype=float16").exit_code, 1);
 }
 
+// --lora_rank: the learner trains an adapter on the frozen base, which the
+// engine reads in place; each sync carries the adapter alone, and the run
+// is still exactly on-policy. --save_dir then holds a PEFT adapter.
+TEST(GrpoDemoTest, LoraRunIsExactlyOnPolicyAndSavesAPeftAdapter) {
+  const std::filesystem::path dir = TempDir("lora");
+  RunResult r = RunDemo(std::string(kSmall) +
+                        "--steps=3 --max_staleness=0 --weight_decay=0.5 "
+                        "--learning_rate=1e-2 --lora_rank=4 --lora_alpha=8 "
+                        "--lora_target_modules=q_proj,v_proj,down_proj "
+                        "--save_dir=" +
+                        dir.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::vector<json> ready = r.Phase("engine_ready_dummy");
+  ASSERT_EQ(ready.size(), 1u) << r.output;
+  EXPECT_EQ(ready[0]["base_shared"], true);
+  ExpectThreeStepsExactlyOnPolicy(r);
+  const json first = r.Phase("weights_swapped")[0];
+  EXPECT_EQ(first["source"], "lora_init");
+  for (const json& s : r.Phase("grpo_step")) {
+    EXPECT_EQ(s["version_lag"], 0) << s.dump();
+    // Only the adapter travels: the same few bytes every sync.
+    EXPECT_EQ(s["sync"]["bytes"], first["bytes"]) << s.dump();
+  }
+  EXPECT_LT(first["bytes"].get<int64_t>(), 1 << 20);
+  EXPECT_EQ(r.Phase("summary")[0]["lora_rank"], 4);
+  std::ifstream config(dir / "adapter_config.json");
+  ASSERT_TRUE(config.good());
+  const json adapter = json::parse(config);
+  EXPECT_EQ(adapter["r"], 4);
+  EXPECT_EQ(adapter["lora_alpha"], 8.0);
+  EXPECT_EQ(adapter["target_modules"].size(), 3u);
+  EXPECT_TRUE(std::filesystem::exists(dir / "adapter_model.safetensors"));
+  std::filesystem::remove_all(dir);
+
+  for (const std::string& bad :
+       {std::string("--lora_rank=4 --lora_target_modules=bogus_proj"),
+        std::string("--lora_rank=4 --lora_version_policy=newest"),
+        std::string("--lora_rank=-1")}) {
+    RunResult refused = RunDemo(std::string(kSmall) + "--steps=1 " + bad);
+    EXPECT_EQ(refused.exit_code, 1) << bad << "\n" << refused.output;
+    EXPECT_EQ(refused.Phase("grpo_step").size(), 0u) << bad;
+  }
+}
+
 TEST(GrpoDemoTest, SupervisedWarmStartIsPushedBeforeGrpo) {
   RunResult r = RunDemo(std::string(kSmall) +
                         "--steps=1 --sft_steps=2 --sft_batch_size=2 "

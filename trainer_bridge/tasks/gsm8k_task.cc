@@ -114,7 +114,8 @@ std::vector<SftExample> Gsm8kTask::SftBatch(int64_t offset,
 
 StatusOr<Gsm8kEvalResult> EvaluateGsm8k(RolloutBackend& rollouts,
                                         const Gsm8kTask& task, int64_t count,
-                                        int64_t max_new_tokens) {
+                                        int64_t max_new_tokens,
+                                        const std::string& lora_name) {
   if (count < 1) return InvalidArgumentError("eval count must be >= 1");
   const auto start = SteadyClock::now();
   count = std::min(count, task.size());
@@ -124,11 +125,14 @@ StatusOr<Gsm8kEvalResult> EvaluateGsm8k(RolloutBackend& rollouts,
     r.input_ids = task.prompt_ids(i);
     r.sampling.temperature = 0.0f;
     r.stop.max_new_tokens = max_new_tokens;
+    r.lora_name = lora_name;
     ASSIGN_OR_RETURN(RequestHandle h, rollouts.Submit(std::move(r)));
     handles.push_back(std::move(h));
   }
   Gsm8kEvalResult out;
-  ASSIGN_OR_RETURN(out.weight_version, rollouts.WeightVersion());
+  ASSIGN_OR_RETURN(out.weight_version,
+                   lora_name.empty() ? rollouts.WeightVersion()
+                                     : rollouts.AdapterVersion(lora_name));
   int64_t tokens = 0;
   Status first_error;
   for (int64_t i = 0; i < count; ++i) {

@@ -91,10 +91,12 @@ struct Gsm8kEvalResult {
 };
 
 // Greedy decoding of the first `count` examples of `task` (all at once, so
-// the engine batches them), scored for exact answers.
+// the engine batches them), scored for exact answers; with `lora_name`,
+// under that adapter of the samplers.
 StatusOr<Gsm8kEvalResult> EvaluateGsm8k(RolloutBackend& rollouts,
                                         const Gsm8kTask& task, int64_t count,
-                                        int64_t max_new_tokens);
+                                        int64_t max_new_tokens,
+                                        const std::string& lora_name = "");
 
 }  // namespace rlrt
 
