@@ -24,13 +24,24 @@
 // sum_seconds = rollout + train, max_seconds = max(rollout, train), and
 // overlap_efficiency = max_seconds / step_seconds (1: the shorter phase is
 // fully hidden; a serial loop gets max / sum).
+// BM_LoraStep/<model>/<workers>: a GRPO learner step (forward with
+// logprobs, backward, AdamW) over the same 8 x 128-token batch, for full
+// fine-tuning and for a LoRA adapter (rank 16, all seven projections) on
+// the same shape and weights. Counters: full_tokens_per_s,
+// lora_tokens_per_s and their ratio `ratio_lora_to_full_step`; memory as
+// the process's resident-set growth from creating each learner through
+// its first step (full_step_rss_MB, lora_step_rss_MB, LoRA first), and the
+// trained state each holds (weights or adapter, gradients, two AdamW
+// moments: full_state_MB, lora_state_MB).
 // Quote medians: --benchmark_repetitions=3
 // --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 #include <glog/logging.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -42,6 +53,7 @@
 #include "benchmarks/bench_limits.h"
 #include "models/forward/dummy_weights.h"
 #include "models/forward/model_source.h"
+#include "models/lora/lora_config.h"
 #include "models/train/trainable_transformer.h"
 #include "partition/device.h"
 #include "partition/partition_spec.h"
@@ -264,9 +276,86 @@ void BM_RlLoopOverlap(benchmark::State& state) {
   state.SetLabel("qwen3-tiny staleness=" + std::to_string(staleness));
 }
 
+int64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+void BM_LoraStep(benchmark::State& state) {
+  auto mesh = BenchMesh(static_cast<int>(state.range(1)));
+  const ModelConfig config = state.range(0) == 0
+                                 ? PresetConfig("qwen3-tiny").value()
+                                 : Qwen3Shape100M();
+  auto base = ParamLeaves::Allocate(LeafSpecsFor(config));
+  CHECK(base.ok());
+  CHECK(InitDummyWeights(*base, 1, mesh.get()).ok());
+  std::mt19937 rng(3);
+  std::vector<Completion> batch;
+  for (int64_t i = 0; i < kSequences; ++i) {
+    Completion c;
+    for (int64_t t = 0; t < kSequenceTokens / 2; ++t) {
+      c.prompt.push_back(static_cast<int32_t>(rng() % config.vocab_size));
+      c.tokens.push_back(static_cast<int32_t>(rng() % config.vocab_size));
+    }
+    c.behaviour_logprobs.assign(c.tokens.size(), -12.0f);
+    c.reward = static_cast<double>(i % 2);
+    batch.push_back(std::move(c));
+  }
+  GrpoOptions g;
+  g.lr.peak = 1e-4;
+  g.loss.beta = 0;       // No reference pass: the step alone.
+  g.loss.epsilon = 1e9;  // Nothing clipped: every token has a gradient.
+  g.max_micro_batch_tokens = kSequences * kSequenceTokens;
+  struct Measured {
+    double tokens_per_s = 0;
+    double rss_mb = 0;
+    double state_mb = 0;
+  };
+  auto measure = [&](bool lora) {
+    GrpoOptions o = g;
+    if (lora) o.lora = LoraConfig{.rank = 16, .alpha = 32};
+    const int64_t rss0 = ResidentBytes();
+    auto learner = GrpoLearner::Create(config, *base, mesh.get(), nullptr, o);
+    CHECK(learner.ok()) << learner.status();
+    CHECK((*learner)->Step(batch, 2).ok());  // Faults in every buffer.
+    Measured m;
+    m.rss_mb = (ResidentBytes() - rss0) / 1e6;
+    m.state_mb = 4.0 * (*learner)->master_weights().total_bytes() / 1e6;
+    constexpr int kSteps = 3;
+    const auto t0 = SteadyClock::now();
+    for (int i = 0; i < kSteps; ++i) CHECK((*learner)->Step(batch, 2).ok());
+    m.tokens_per_s = kSteps * kSequences * kSequenceTokens /
+                     SecondsBetween(t0, SteadyClock::now());
+    return m;
+  };
+  Measured lora, full;
+  for (auto _ : state) {
+    lora = measure(true);
+    full = measure(false);
+  }
+  state.counters["full_tokens_per_s"] = full.tokens_per_s;
+  state.counters["lora_tokens_per_s"] = lora.tokens_per_s;
+  state.counters["ratio_lora_to_full_step"] =
+      lora.tokens_per_s / full.tokens_per_s;
+  state.counters["full_step_rss_MB"] = full.rss_mb;
+  state.counters["lora_step_rss_MB"] = lora.rss_mb;
+  state.counters["full_state_MB"] = full.state_mb;
+  state.counters["lora_state_MB"] = lora.state_mb;
+  state.SetLabel((state.range(0) == 0 ? "qwen3-tiny" : "qwen3-100m-shape") +
+                 std::string(" workers=") + std::to_string(mesh->size()));
+}
+
 BENCHMARK(BM_TrainStep)
     ->ArgsProduct({{0, 1}, {1, 2}, {0, 1}})
     ->ArgNames({"model", "workers", "bf16"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_LoraStep)
+    ->ArgsProduct({{0, 1}, {1, 2}})
+    ->ArgNames({"model", "workers"})
+    ->Iterations(1)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_RlLoopOverlap)

@@ -17,6 +17,13 @@
 //    loopback as the RL loop pushes it (RemoteRollouts::PushWeights: a
 //    stream of 256 MiB chunks, staged and committed, then the server's
 //    checksum), float32 and BF16; one push per repetition.
+//  - BM_AdapterSync: LoRA's sync, the adapter alone (rank 16 on all seven
+//    projections of the Qwen3-0.6B shape, 39 MB) into an engine serving the
+//    float32 base, in process (WeightSync::PushAdapter) and over HTTP
+//    (RemoteRollouts::PushAdapter to a rollout server on loopback). Beside
+//    `ratio_to_memcpy` (of the adapter's bytes) it reports
+//    `speedup_vs_full_sync`: one full-weight sync of the same engine, the
+//    same way, timed in the same run, over the adapter sync's mean.
 // Each timed benchmark also times a memcpy of the same bytes in the same
 // iteration (untimed by the framework) and reports the ratio of the two as
 // the counter `ratio_to_memcpy`, so noise hits both alike. Quote medians:
@@ -36,6 +43,7 @@
 #include "models/leaf_copy.h"
 #include "models/leaf_init.h"
 #include "models/leaf_scan.h"
+#include "models/lora/lora_adapter.h"
 #include "models/page_arena.h"
 #include "models/param_leaves.h"
 #include "partition/device.h"
@@ -45,6 +53,7 @@
 #include "sampler/update_apply.h"
 #include "trainer_bridge/remote/remote_rollouts.h"
 #include "trainer_bridge/update_builder.h"
+#include "trainer_bridge/weight_sync.h"
 
 namespace rlrt {
 namespace {
@@ -247,9 +256,9 @@ void BM_Sync(benchmark::State& state) {
   state.counters["workers"] = mesh->size();
 }
 
-void BM_HttpStreamPush(benchmark::State& state) {
-  const bool bf16 = state.range(0) == 1;
-  auto rollout = MeshOf(1);
+// An engine serving the Qwen3-0.6B shape (dummy weights) with the smallest
+// KV pool: what receives the pushes.
+std::unique_ptr<SamplerEngine> Qwen3ShapeEngine(bool bf16, Mesh* mesh) {
   EngineOptions eo;
   eo.model.preset = "qwen3-0.6b";
   eo.model.load_format = "dummy";
@@ -258,16 +267,23 @@ void BM_HttpStreamPush(benchmark::State& state) {
   eo.max_total_tokens = 256;
   eo.context_length = 128;
   eo.max_prefill_tokens = 64;
-  auto engine = SamplerEngine::Create(eo, rollout.get());
+  auto engine = SamplerEngine::Create(eo, mesh);
   CHECK(engine.ok()) << engine.status();
+  return std::move(engine).value();
+}
+
+void BM_HttpStreamPush(benchmark::State& state) {
+  const bool bf16 = state.range(0) == 1;
+  auto rollout = MeshOf(1);
+  auto engine = Qwen3ShapeEngine(bf16, rollout.get());
   RolloutServerOptions so;
   so.port = 0;
-  auto server = RolloutServer::Create(engine->get(), rollout.get(), so);
+  auto server = RolloutServer::Create(engine.get(), rollout.get(), so);
   CHECK(server.ok()) << server.status();
   CHECK((*server)->Start().ok());
   // Only what the push needs (no Fixture: its extra copies would not fit
   // beside the server's weights and staging in float32).
-  auto source = ParamLeaves::Allocate((*engine)->weight_specs());
+  auto source = ParamLeaves::Allocate(engine->weight_specs());
   CHECK(source.ok()) << source.status();
   CHECK(FillDummy(*source, 2, rollout.get()).ok());
   auto copy_dst = PageArena::Create(source->total_bytes());
@@ -309,6 +325,81 @@ void BM_HttpStreamPush(benchmark::State& state) {
   state.counters["chunks"] =
       static_cast<double>((source->total_bytes() + co.update_chunk_bytes - 1) /
                           co.update_chunk_bytes);
+}
+
+void BM_AdapterSync(benchmark::State& state) {
+  const bool http = state.range(0) == 1;
+  auto rollout = MeshOf(1);
+  auto engine = Qwen3ShapeEngine(/*bf16=*/false, rollout.get());
+  auto adapter = LoraAdapter::Create(engine->config(),
+                                     LoraConfig{.rank = 16, .alpha = 32});
+  CHECK(adapter.ok()) << adapter.status();
+  CHECK((*adapter)->InitLikePeft(1, rollout.get()).ok());
+  CHECK(Perturb((*adapter)->leaves(), 2, 0.01, 1 << 20, rollout.get()).ok());
+  const ParamLeaves& leaves = (*adapter)->leaves();
+  std::unique_ptr<RolloutServer> server;
+  std::unique_ptr<RemoteRollouts> remote;
+  std::unique_ptr<WeightSync> local;
+  if (http) {
+    RolloutServerOptions so;
+    so.port = 0;
+    server =
+        std::move(RolloutServer::Create(engine.get(), nullptr, so)).value();
+    CHECK(server->Start().ok());
+    RolloutClientOptions co;
+    co.urls = {"http://127.0.0.1:" + std::to_string(server->port())};
+    remote = std::move(RemoteRollouts::Create(co, nullptr)).value();
+  } else {
+    local = std::make_unique<WeightSync>(engine.get(), rollout.get());
+  }
+  auto push = [&](uint64_t version) {
+    return http ? remote->PushAdapter(**adapter, "policy", version)
+                : local->PushAdapter(**adapter, "policy", version);
+  };
+  // The full-weight sync of the same engine, the same way, once.
+  double full_s = 0;
+  {
+    auto source = ParamLeaves::Allocate(engine->weight_specs());
+    CHECK(source.ok());
+    CHECK(FillDummy(*source, 3, rollout.get()).ok());
+    const auto t0 = SteadyClock::now();
+    StatusOr<SyncReport> full =
+        http ? remote->PushWeights(*source, 1) : local->Push(*source, 1);
+    full_s = SecondsBetween(t0, SteadyClock::now());
+    CHECK(full.ok()) << full.status();
+  }
+  auto copy_src = PageArena::Create(leaves.total_bytes());
+  auto copy_dst = PageArena::Create(leaves.total_bytes());
+  CHECK(copy_src.ok() && copy_dst.ok());
+  std::memset(copy_src->data(), 1, leaves.total_bytes());
+  std::memset(copy_dst->data(), 2, leaves.total_bytes());
+  uint64_t version = 1;
+  CHECK(push(version++).ok());  // Creates the adapter on the engine.
+  double timed = 0, memcpy_total = 0, stall_s = 0;
+  for (auto _ : state) {
+    const auto m0 = SteadyClock::now();
+    std::memcpy(copy_dst->data(), copy_src->data(), leaves.total_bytes());
+    benchmark::ClobberMemory();
+    memcpy_total += SecondsBetween(m0, SteadyClock::now());
+    const auto t0 = SteadyClock::now();
+    StatusOr<SyncReport> r = push(version++);
+    const double t = SecondsBetween(t0, SteadyClock::now());
+    if (!r.ok()) state.SkipWithError(r.status().ToString().c_str());
+    if (r.ok()) stall_s += r->stall_ms / 1e3;
+    state.SetIterationTime(t);
+    timed += t;
+  }
+  const double n = static_cast<double>(state.iterations());
+  state.SetBytesProcessed(static_cast<int64_t>(n * leaves.total_bytes()));
+  state.counters["ratio_to_memcpy"] = timed / memcpy_total;
+  state.counters["speedup_vs_full_sync"] = full_s / (timed / n);
+  state.counters["full_sync_ms"] = 1e3 * full_s;
+  state.counters["stall_ms"] = 1e3 * stall_s / n;
+  state.counters["MB"] = leaves.total_bytes() / 1e6;
+  double full_bytes = 0;
+  for (const LeafSpec& spec : engine->weight_specs())
+    full_bytes += static_cast<double>(spec.NumBytes());
+  state.counters["full_MB"] = full_bytes / 1e6;
 }
 
 // One read of the payload on one worker: the content hash, the NaN and
@@ -380,6 +471,13 @@ BENCHMARK(BM_Scan)
 BENCHMARK(BM_Sync)
     ->Apply(SizesAndQwen3Shape)
     ->ArgNames({"MB", "workers", "bf16"});
+BENCHMARK(BM_AdapterSync)
+    ->Arg(0)
+    ->Arg(1)
+    ->ArgNames({"http"})
+    ->UseManualTime()
+    ->MinTime(1.0)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_HttpStreamPush)
     ->Arg(0)
     ->Arg(1)

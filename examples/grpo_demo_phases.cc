@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/format.h"
 #include "base/timing.h"
 #include "examples/cli_support.h"
 #include "models/forward/model_source.h"
@@ -329,10 +330,14 @@ StatusOr<Learner> CreateLearner(const DemoConfig& config, const Meshes& meshes,
   options.sample_vocab = sampler.rollouts->vocab_size();
   Learner learner;
   if (options.lora) {
-    // The base the engine already reads; the learner reads it too.
+    // The base the in-process engine already reads; remote servers hold
+    // their own copy, so the learner loads one.
     learner.base = sampler.shared_base;
-    if (learner.base == nullptr)
-      return InternalError("LoRA training needs the sampler's shared base");
+    if (learner.base == nullptr) {
+      ASSIGN_OR_RETURN(LoadedModel base,
+                       LoadModel(config.trainer_model, meshes.actor));
+      learner.base = std::make_shared<const LoadedModel>(std::move(base));
+    }
     learner.model_config = learner.base->config;
     learner.lora_name = config.loop.lora_name;
     ASSIGN_OR_RETURN(
@@ -356,8 +361,23 @@ StatusOr<TrainingStart> ResumeOrSwap(const DemoConfig& config,
                                      Learner& learner, JsonLines& out) {
   RolloutBackend& rollouts = *sampler.rollouts;
   if (learner.grpo->adapter() != nullptr) {
-    // The base is shared; the adapter starts as PEFT's (the base exactly)
-    // and becomes resident with its first push.
+    // The base is shared in process; remote servers must hold the very
+    // base the adapter is trained on, or their logprobs would not be the
+    // trainer's. The adapter starts as PEFT's (the base exactly) and
+    // becomes resident with its first push.
+    if (sampler.remote != nullptr) {
+      const std::string want = HexU64(ContentHash(learner.base->weights));
+      for (const ServerResult& r : sampler.remote->client().Checksums()) {
+        RETURN_IF_ERROR(r.status);
+        if (r.reply.value("content_hash", std::string()) != want)
+          return FailedPreconditionError(
+              r.url + " serves a base with content hash " +
+              r.reply.value("content_hash", std::string("?")) +
+              ", not the trainer's " + want +
+              ": start it from the same --model_dir (or --preset and "
+              "--seed) for LoRA training");
+      }
+    }
     ASSIGN_OR_RETURN(uint64_t version, PolicyVersion(rollouts, learner));
     ASSIGN_OR_RETURN(SyncReport r, PushPolicy(rollouts, learner, ++version));
     out.Emit(SwapJson(r, "lora_init"));

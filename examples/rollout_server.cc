@@ -80,8 +80,35 @@ DEFINE_string(allowed_origins, "",
               "Comma-separated browser origins (http://name:port) allowed "
               "besides the server's own.");
 
+DEFINE_int64(max_loras, 4,
+             "LoRA adapters resident at once (0: none); loading one more "
+             "evicts the least recently used idle one.");
+DEFINE_int64(max_lora_rank, 64, "Largest LoRA rank served.");
+DEFINE_string(lora_modules, "",
+              "Adapters to load at start: comma-separated name=directory "
+              "pairs (PEFT adapter directories).");
+DEFINE_string(lora_version_policy, "latest",
+              "'latest': an adapter update reaches running requests at the "
+              "next step; 'pin': they finish under the version they started "
+              "with.");
+DEFINE_int64(lora_resident_versions, 2,
+             "Copies of an adapter kept under --lora_version_policy=pin.");
+
 namespace rlrt {
 namespace {
+
+// --lora_modules: name=directory pairs.
+StatusOr<std::vector<std::pair<std::string, std::string>>> LoraModules() {
+  std::vector<std::pair<std::string, std::string>> modules;
+  for (const std::string& item : SplitList(FLAGS_lora_modules)) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
+      return InvalidArgumentError("--lora_modules: '" + item +
+                                  "' is not name=directory");
+    modules.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+  }
+  return modules;
+}
 
 using nlohmann::json;
 
@@ -137,8 +164,18 @@ Status Run(const sigset_t& signals) {
     o.context_length = FLAGS_context_length;
     o.max_prefill_tokens = FLAGS_max_prefill_tokens;
     o.enable_prefix_cache = FLAGS_enable_prefix_cache;
+    o.max_loras = FLAGS_max_loras;
+    o.max_lora_rank = FLAGS_max_lora_rank;
+    o.lora_version_policy = FLAGS_lora_version_policy;
+    o.lora_resident_versions = FLAGS_lora_resident_versions;
     ASSIGN_OR_RETURN(servers[i].engine,
                      SamplerEngine::Create(o, servers[i].mesh.get()));
+    ASSIGN_OR_RETURN(auto modules, LoraModules());
+    for (const auto& [name, dir] : modules) {
+      RETURN_IF_ERROR(
+          servers[i].engine->LoadAdapter(name, dir).status().WithContext(
+              "--lora_modules " + name));
+    }
     RolloutServerOptions so;
     so.host = FLAGS_host;
     so.port = FLAGS_num_servers > 1 || FLAGS_base_port > 0

@@ -388,10 +388,11 @@ StatusOr<ApplyReport> SamplerEngine::UpdateFromLeaves(const ParamLeaves& source,
 }
 
 StatusOr<ApplyReport> SamplerEngine::UpdateParamsSerialized(
-    std::string_view serialized) {
+    std::string_view serialized, std::string* lora_name) {
   std::lock_guard<std::mutex> lock(parse_mu_);
   // Parsed before the step boundary, so decoding is not paused for it.
   RETURN_IF_ERROR(ParseUpdateParams(serialized, &parse_scratch_));
+  if (lora_name != nullptr) *lora_name = parse_scratch_.lora_name();
   return UpdateParams(parse_scratch_);
 }
 
@@ -488,9 +489,15 @@ StatusOr<std::string> SamplerEngine::LoadAdapter(std::string_view name,
     return FailedPreconditionError(
         "this engine serves no LoRA adapters (max_loras = 0)");
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapter> adapter,
-                   LoadPeftAdapter(dir, config_, options_.max_lora_rank));
-  return AddAdapter(name, std::move(adapter), dir);
+  StatusOr<std::unique_ptr<LoraAdapter>> adapter =
+      LoadPeftAdapter(dir, config_, options_.max_lora_rank);
+  if (!adapter.ok()) {
+    return adapter.status().WithContext(
+        "LoRA adapter '" + std::string(name) + "' from " + dir +
+        " (this engine: max_lora_rank " +
+        std::to_string(options_.max_lora_rank) + ")");
+  }
+  return AddAdapter(name, *std::move(adapter), dir);
 }
 
 StatusOr<std::string> SamplerEngine::AddAdapter(

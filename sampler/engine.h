@@ -116,8 +116,10 @@ class SamplerEngine {
   // UpdateAdapter below).
   StatusOr<ApplyReport> UpdateParams(const proto::UpdateParams& update,
                                      ApplyOptions options = {});
-  // Parses (on the calling thread, into a reused message) then applies.
-  StatusOr<ApplyReport> UpdateParamsSerialized(std::string_view serialized);
+  // Parses (on the calling thread, into a reused message) then applies;
+  // *lora_name (may be null) receives the message's lora_name.
+  StatusOr<ApplyReport> UpdateParamsSerialized(
+      std::string_view serialized, std::string* lora_name = nullptr);
   // Weights already in memory (e.g. a checkpoint read from disk), with the
   // same contract as UpdateParams: same structure, a version `rule` allows
   // (newer, by default), applied whole at a step boundary or refused with

@@ -386,6 +386,38 @@ TEST(GrpoDemoTest, RemoteRolloutsThroughARolloutServer) {
   EXPECT_NE(bad.output.find("127.0.0.1:1"), std::string::npos) << bad.output;
 }
 
+// --lora_rank over HTTP: the server must serve the trainer's very base
+// (same preset and seed here); each sync is then the adapter alone, and
+// rollouts stay exactly on-policy. A server with another base is refused
+// before anything is trained.
+TEST(GrpoDemoTest, RemoteLoraRolloutsGetTheAdapterAlone) {
+  const std::string lora = std::string(kSmall) +
+                           "--steps=2 --max_staleness=0 --weight_decay=0.5 "
+                           "--learning_rate=1e-2 --lora_rank=4 "
+                           "--rollout_servers=http://127.0.0.1:";
+  const auto [pid, port] = StartServer("--seed=3", 31);
+  ASSERT_GT(pid, 0);
+  RunResult r = RunDemo(lora + std::to_string(port));
+  kill(pid, SIGTERM);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const json first = r.Phase("weights_swapped")[0];
+  EXPECT_EQ(first["source"], "lora_init");
+  const std::vector<json> steps = r.Phase("grpo_step");
+  ASSERT_EQ(steps.size(), 2u);
+  for (const json& s : steps) {
+    EXPECT_EQ(s["logprob_mismatch_max"], 0.0) << s.dump();
+    EXPECT_EQ(s["sync"]["bytes"], first["bytes"]) << s.dump();
+  }
+  const auto [other_pid, other_port] = StartServer("--seed=4", 32);
+  ASSERT_GT(other_pid, 0);
+  RunResult other = RunDemo(lora + std::to_string(other_port));
+  kill(other_pid, SIGTERM);
+  EXPECT_EQ(other.exit_code, 1) << other.output;
+  EXPECT_NE(other.output.find("content hash"), std::string::npos)
+      << other.output;
+  EXPECT_EQ(other.Phase("grpo_step").size(), 0u);
+}
+
 }  // namespace
 
 namespace {

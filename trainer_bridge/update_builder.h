@@ -33,8 +33,8 @@ struct BuildOptions {
   // LoRA: the leaves are the adapter `lora_name` (UpdateParams.lora_name),
   // created from lora_config_json by a receiver that lacks it. Empty: the
   // leaves are the base weights.
-  std::string lora_name;
-  std::string lora_config_json;
+  std::string lora_name{};
+  std::string lora_config_json{};
 };
 
 // Why a trainer's weights are not sent (FailedPrecondition, naming the leaf

@@ -36,7 +36,7 @@ struct LoraConfig {
   uint32_t target_mask = kAllLoraModules;
   // Kept for the file; training here runs without dropout.
   double dropout = 0.0;
-  std::string base_model_name_or_path;
+  std::string base_model_name_or_path{};
 
   bool Targets(LayerParam projection) const;
   // s in y += s (x A^T) B^T, rounded to float once, as PyTorch multiplies

@@ -213,6 +213,9 @@ StatusOr<ParsedGenerate> ParseGenerate(const json& body) {
   }
   RETURN_IF_ERROR(ReadBool(body, "return_logprob", r.return_logprobs));
   RETURN_IF_ERROR(ReadBool(body, "stream", out.stream));
+  // SGLang's per-request adapter: the name of a loaded adapter (never a
+  // path: a client does not choose files on the server).
+  RETURN_IF_ERROR(ReadString(body, "lora_path", r.lora_name));
   RETURN_IF_ERROR(ValidateRanges(r));
   return out;
 }

@@ -50,7 +50,8 @@ struct ParsedGenerate {
 // Exactly one of "text" (a string) and "input_ids" (token ids); optional
 // "sampling_params" {temperature, top_p, top_k, min_p, max_new_tokens, stop
 // (a string or strings), stop_token_ids, n, seed, ignore_eos}; top-level
-// "return_logprob" and "stream". Defaults are the engine's.
+// "return_logprob" and "stream"; "lora_path": the name of a loaded LoRA
+// adapter to run with. Defaults are the engine's.
 StatusOr<ParsedGenerate> ParseGenerateRequest(const nlohmann::json& body);
 
 // {"text", "output_ids", "meta_info": {"id", "prompt_tokens",

@@ -329,17 +329,8 @@ void RolloutServer::Route() {
           {Endpoint::kChatCompletions, false, BodyKind::kJson, json_limit},
           [this](auto& q, Body b, auto& s) { HandleOpenAi(q, b, s, true); });
   const RouteSpec get_spec{Endpoint::kOther, false, BodyKind::kNone, 0};
-  AddGet("/v1/models", get_spec, [this](auto& s) {
-    json model = {{"id", options_.model_name},
-                  {"object", "model"},
-                  {"owned_by", "rlrt"},
-                  {"max_model_len", engine_->context_length()},
-                  // Extensions a trainer needs to match the sampler: the
-                  // ids it can draw, and the version in force.
-                  {"vocab_size", engine_->vocab_size()},
-                  {"weight_version", engine_->Stats().weight_version}};
-    SendJson(s, {{"object", "list"}, {"data", json::array({model})}});
-  });
+  AddGet("/v1/models", get_spec,
+         [this](auto& s) { SendJson(s, ModelsJson()); });
   AddGet("/health", get_spec, [this](auto& s) {
     SendJson(s, {{"status", "ok"},
                  {"weight_version", engine_->Stats().weight_version}});
@@ -354,6 +345,10 @@ void RolloutServer::Route() {
   const RouteSpec admin_get{Endpoint::kAdmin, true, BodyKind::kNone, 0};
   const RouteSpec admin_json{Endpoint::kAdmin, true, BodyKind::kJson,
                              json_limit};
+  AddPost("/v1/load_lora_adapter", admin_json,
+          [this](auto&, Body b, auto& s) { HandleLoadLora(b, s); });
+  AddPost("/v1/unload_lora_adapter", admin_json,
+          [this](auto&, Body b, auto& s) { HandleUnloadLora(b, s); });
   AddPost("/admin/reload_weights", admin_json,
           [this](auto&, Body b, auto& s) { HandleReloadWeights(b, s); });
   AddGet("/admin/reload_status", admin_get,
@@ -426,19 +421,14 @@ void RolloutServer::HandleOpenAi(const httplib::Request& req, Body text,
   StatusOr<OpenAiRequest> parsed = chat ? ParseChatCompletionsRequest(*body)
                                         : ParseCompletionsRequest(*body);
   if (!parsed.ok()) return SendError(res, parsed.status());
-  // Only the served name is echoed back (a long "model" would otherwise be
+  // Only a served name is echoed back (a long "model" would otherwise be
   // repeated in every streamed chunk).
-  if (!parsed->model.empty() && parsed->model != options_.model_name) {
-    constexpr size_t kShown = 64;
-    return SendError(
-        res, NotFoundError("model \"" + parsed->model.substr(0, kShown) +
-                           (parsed->model.size() > kShown ? "..." : "") +
-                           "\" is not served here; this server serves \"" +
-                           options_.model_name + "\""));
-  }
+  StatusOr<std::string> adapter = AdapterForModel(parsed->model);
+  if (!adapter.ok()) return SendError(res, adapter.status());
+  parsed->request.lora_name = *adapter;
   const std::string id = (chat ? "chatcmpl-" : "cmpl-") +
                          std::to_string(next_completion_id_.fetch_add(1));
-  const std::string& model = options_.model_name;
+  const std::string& model = adapter->empty() ? options_.model_name : *adapter;
   const int64_t created =
       std::chrono::duration_cast<std::chrono::seconds>(
           std::chrono::system_clock::now().time_since_epoch())

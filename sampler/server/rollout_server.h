@@ -3,7 +3,13 @@
 //   POST /generate                 SGLang-style generation
 //   POST /v1/completions           OpenAI-compatible (+ server-sent events)
 //   POST /v1/chat/completions      OpenAI-compatible, through the chat template
-//   GET  /v1/models, /health, /get_load, /metrics (Prometheus text)
+//   GET  /v1/models                the base and every loaded LoRA adapter
+//   GET  /health, /get_load, /metrics (Prometheus text)
+//   POST /v1/load_lora_adapter     {"lora_name", "lora_path"} (admin): a PEFT
+//                                  adapter directory on the server, served
+//                                  unmerged; requests pick it by "model"
+//                                  (OpenAI) or "lora_path" (/generate)
+//   POST /v1/unload_lora_adapter   {"lora_name"} (admin)
 //   POST /admin/reload_weights     {"model_path", "load_format"}: background
 //   GET  /admin/reload_status      idle/loading/applying/done/failed
 //   GET  /admin/weights_checksum   float64 sum and content hash
@@ -42,6 +48,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <utility>
@@ -141,6 +148,13 @@ class RolloutServer {
   void HandleStreamAbort(Body body, httplib::Response& res);
   void HandleStreamStatus(httplib::Response& res);
   void HandleLoad(httplib::Response& res);
+  // rollout_server_lora.cc.
+  void HandleLoadLora(Body body, httplib::Response& res);
+  void HandleUnloadLora(Body body, httplib::Response& res);
+  nlohmann::json ModelsJson() const;
+  // The adapter an OpenAI request's "model" names: "" for the base (or no
+  // model); NotFound, listing what is served, for anything else.
+  StatusOr<std::string> AdapterForModel(const std::string& model) const;
 
   // Runs on the head alone, before any body byte is read: answers and
   // returns true when the request is refused.

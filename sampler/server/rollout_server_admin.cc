@@ -187,11 +187,25 @@ void RolloutServer::HandlePerturb(Body text, httplib::Response& res) {
 
 void RolloutServer::HandleUpdateParams(Body text, httplib::Response& res) {
   // The engine parses into one reused message; it serialises callers.
-  StatusOr<ApplyReport> applied = engine_->UpdateParamsSerialized(text);
-  if (!applied.ok())
-    return SendUpdateRefusal(applied.status(), engine_->Stats().weight_version,
-                             res);
-  SendJson(res, AppliedBody(*applied, engine_->Stats().last_update_stall_ms));
+  std::string lora_name;
+  StatusOr<ApplyReport> applied =
+      engine_->UpdateParamsSerialized(text, &lora_name);
+  if (!applied.ok()) {
+    // The version in force of what the update was for: the base, or the
+    // adapter it named (0 when that adapter is not loaded).
+    uint64_t in_force = engine_->Stats().weight_version;
+    if (!lora_name.empty()) {
+      StatusOr<uint64_t> adapter = engine_->AdapterVersion(lora_name);
+      in_force = adapter.ok() ? *adapter : 0;
+    }
+    return SendUpdateRefusal(applied.status(), in_force, res);
+  }
+  json body = AppliedBody(*applied, engine_->Stats().last_update_stall_ms);
+  if (!lora_name.empty()) {
+    body["lora_name"] = lora_name;
+    body["content_hash"] = HexU64(applied->content_hash);
+  }
+  SendJson(res, body);
 }
 
 void RolloutServer::SendStreamStep(const Status& step, httplib::Response& res) {

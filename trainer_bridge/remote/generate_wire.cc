@@ -55,6 +55,7 @@ json GenerateBody(const GenerateRequest& r) {
   } else {
     body["input_ids"] = r.input_ids;
   }
+  if (!r.lora_name.empty()) body["lora_path"] = r.lora_name;
   return body;
 }
 

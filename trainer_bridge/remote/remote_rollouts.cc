@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <limits>
+#include <nlohmann/json.hpp>
 
 #include "base/format.h"
 #include "base/timing.h"
+#include "models/lora/lora_config.h"
 #include "trainer_bridge/update_builder.h"
 #include "trainer_bridge/update_stream_builder.h"
 
@@ -178,6 +181,76 @@ StatusOr<SyncReport> RemoteRollouts::PushWeights(const ParamLeaves& weights,
                            ", the trainer " + want);
   }
   report.verify_ms = MillisecondsSince(verify_start);
+  report.total_ms = MillisecondsSince(start);
+  return report;
+}
+
+StatusOr<uint64_t> RemoteRollouts::AdapterVersion(std::string_view name) {
+  uint64_t oldest = std::numeric_limits<uint64_t>::max();
+  for (const ServerResult& r : client_->Models()) {
+    RETURN_IF_ERROR(r.status);
+    uint64_t held = 0;
+    const nlohmann::json* data =
+        r.reply.contains("data") ? &r.reply["data"] : nullptr;
+    if (data == nullptr || !data->is_array())
+      return DataLossError(r.url + "/v1/models has no data list");
+    for (const nlohmann::json& model : *data) {
+      if (model.value("id", std::string()) == name &&
+          model.contains("weight_version") &&
+          model["weight_version"].is_number_unsigned()) {
+        held = model["weight_version"].get<uint64_t>();
+      }
+    }
+    oldest = std::min(oldest, held);
+  }
+  return oldest == std::numeric_limits<uint64_t>::max() ? 0 : oldest;
+}
+
+StatusOr<SyncReport> RemoteRollouts::PushAdapter(const LoraAdapter& adapter,
+                                                 std::string_view name,
+                                                 uint64_t version) {
+  SyncReport report;
+  const SteadyClock::time_point start = SteadyClock::now();
+  BuildOptions build;
+  build.include_content_hash = true;
+  build.lora_name = std::string(name);
+  build.lora_config_json = LoraConfigToJson(adapter.config());
+  RETURN_IF_ERROR(BuildUpdateParams(adapter.leaves(), version, build,
+                                    trainer_mesh_, &message_));
+  WireUpdate update = WireUpdate::Single(version, std::string());
+  update.content_hash = message_.expected_content_hash();
+  if (!message_.SerializeToString(&update.message))
+    return InternalError("cannot serialize the adapter's UpdateParams");
+  report.content_hash = update.content_hash;
+  report.build_ms = MillisecondsSince(start);
+
+  const SteadyClock::time_point apply_start = SteadyClock::now();
+  const std::string want = HexU64(report.content_hash);
+  std::string failed;
+  for (const ServerResult& r : client_->BroadcastUpdate(update)) {
+    if (!r.status.ok()) {
+      failed +=
+          (failed.empty() ? "" : "; ") + r.url + ": " + r.status.ToString();
+      continue;
+    }
+    // The server hashed the adapter as it wrote it.
+    if (r.reply.value("content_hash", std::string()) != want) {
+      return DataLossError("after the push of adapter '" + std::string(name) +
+                           "' version " + std::to_string(version) + ", " +
+                           r.url + " holds content hash " +
+                           r.reply.value("content_hash", std::string("?")) +
+                           ", the trainer " + want);
+    }
+    report.bytes = r.reply.value("bytes_copied", report.bytes);
+    report.stall_ms = std::max(report.stall_ms, r.reply.value("stall_ms", 0.0));
+  }
+  if (!failed.empty()) {
+    return FailedPreconditionError("push of adapter '" + std::string(name) +
+                                   "' version " + std::to_string(version) +
+                                   " failed: " + failed);
+  }
+  report.version = version;
+  report.apply_ms = MillisecondsSince(apply_start);
   report.total_ms = MillisecondsSince(start);
   return report;
 }

@@ -33,6 +33,16 @@ class RemoteRollouts : public RolloutBackend {
   // Each server that took it must then report the trainer's content hash.
   StatusOr<SyncReport> PushWeights(const ParamLeaves& weights,
                                    uint64_t version) override;
+  // The adapter alone, as one UpdateParams with lora_name to every server;
+  // each must apply it (200) and report the trainer's content hash. Unlike
+  // PushWeights there is no catch-up yet: a server that cannot be reached
+  // fails the push (Unavailable).
+  StatusOr<SyncReport> PushAdapter(const LoraAdapter& adapter,
+                                   std::string_view name,
+                                   uint64_t version) override;
+  // The oldest version of adapter `name` over the servers (GET /v1/models);
+  // 0 when a server does not hold it.
+  StatusOr<uint64_t> AdapterVersion(std::string_view name) override;
   // Over the servers that answer and are not behind.
   StatusOr<uint64_t> WeightVersion() override;
   StatusOr<uint64_t> NewestWeightVersion() override;

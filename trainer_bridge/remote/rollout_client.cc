@@ -531,6 +531,11 @@ ServerResult RolloutClient::WaitForReload(size_t server) {
   }
 }
 
+std::vector<ServerResult> RolloutClient::Models() {
+  return FanOut(
+      [&](size_t i) { return CallJson(i, Method::kGet, "/v1/models"); });
+}
+
 std::vector<ServerResult> RolloutClient::Loads() {
   return FanOut(
       [&](size_t i) { return CallJson(i, Method::kGet, "/get_load"); });

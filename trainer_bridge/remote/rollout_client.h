@@ -136,6 +136,8 @@ class RolloutClient {
                                    std::optional<uint64_t> weight_version = {});
   // GET /get_load.
   std::vector<ServerResult> Loads();
+  // GET /v1/models: the base and the LoRA adapters each server holds.
+  std::vector<ServerResult> Models();
 
   // From now on generation needs weights of at least `version`; `update`
   // (of that version) is what the catch-up thread sends to servers that
