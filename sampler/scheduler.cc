@@ -41,6 +41,7 @@ struct Scheduler::Active {
   std::unique_ptr<PreparedRequest> req;
   PageTable prompt_table;  // Until the prompt is prefilled and forked.
   int64_t prefilled = 0;   // Prompt positions whose KV is computed.
+  int64_t step_chunk = 0;  // Prompt tokens in this step's batch.
   int64_t cached_tokens = 0;
   // The prefix cache's key space when admitted: the prompt's pages are
   // offered to it only if the adapter version did not change meanwhile.
@@ -71,6 +72,7 @@ Scheduler::Scheduler(const SchedulerConfig& config, BatchModel& model,
       pool_(model.cache().shape().num_pages),
       prefix_cache_(config.page_size) {
   batch_.reserve(config_.max_running_requests);
+  adapter_groups_.reserve(8);
   rows_.reserve(config_.max_running_requests);
   draws_.reserve(config_.max_running_requests);
   logits_.resize(static_cast<size_t>(config_.max_running_requests) *
@@ -200,29 +202,46 @@ void Scheduler::Admit() {
 void Scheduler::BuildBatch() {
   batch_.clear();
   rows_.clear();
+  // Prompt chunks are budgeted first come, first served.
   int64_t prefill_budget = config_.max_prefill_tokens;
+  adapter_groups_.clear();
   for (auto& a : active_) {
+    a->step_chunk = 0;
     if (a->done()) continue;
-    if (!a->samples.empty()) {
-      for (int32_t i = 0; i < static_cast<int32_t>(a->samples.size()); ++i) {
-        Sample& s = a->samples[i];
-        if (s.finished) continue;
-        batch_.push_back({{&s.pending_token, 1},
-                          s.table.filled(),
-                          s.table.pages(),
-                          false,
-                          AdapterOf(*a->req)});
-        rows_.push_back({a.get(), i, s.table.filled() + 1});
+    if (a->samples.empty() && prefill_budget > 0) {
+      a->step_chunk = std::min(prefill_budget, a->prompt_size() - a->prefilled);
+      prefill_budget -= a->step_chunk;
+    }
+    const LoraAdapter* adapter = AdapterOf(*a->req);
+    if (std::find(adapter_groups_.begin(), adapter_groups_.end(), adapter) ==
+        adapter_groups_.end()) {
+      adapter_groups_.push_back(adapter);
+    }
+  }
+  // Rows of one adapter are emitted together: the forward runs each run of
+  // rows with one adapter as one low-rank product, not one per row. Every
+  // row's result is the same wherever it sits in the batch.
+  for (const LoraAdapter* adapter : adapter_groups_) {
+    for (auto& a : active_) {
+      if (a->done() || AdapterOf(*a->req) != adapter) continue;
+      if (!a->samples.empty()) {
+        for (int32_t i = 0; i < static_cast<int32_t>(a->samples.size()); ++i) {
+          Sample& s = a->samples[i];
+          if (s.finished) continue;
+          batch_.push_back({{&s.pending_token, 1},
+                            s.table.filled(),
+                            s.table.pages(),
+                            false,
+                            adapter});
+          rows_.push_back({a.get(), i, s.table.filled() + 1});
+        }
+      } else if (a->step_chunk > 0) {
+        std::span<const int32_t> tokens(a->req->prompt.data() + a->prefilled,
+                                        a->step_chunk);
+        batch_.push_back(
+            {tokens, a->prefilled, a->prompt_table.pages(), false, adapter});
+        rows_.push_back({a.get(), -1, a->prefilled + a->step_chunk});
       }
-    } else if (prefill_budget > 0) {
-      const int64_t chunk =
-          std::min(prefill_budget, a->prompt_size() - a->prefilled);
-      std::span<const int32_t> tokens(a->req->prompt.data() + a->prefilled,
-                                      chunk);
-      batch_.push_back({tokens, a->prefilled, a->prompt_table.pages(), false,
-                        AdapterOf(*a->req)});
-      rows_.push_back({a.get(), -1, a->prefilled + chunk});
-      prefill_budget -= chunk;
     }
   }
 }

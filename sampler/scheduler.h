@@ -184,6 +184,9 @@ class Scheduler {
 
   // Per-step buffers, reused.
   std::vector<SequenceInput> batch_;
+  // The distinct adapters (null: the base) of this step's rows, in order of
+  // first appearance; BuildBatch groups rows by them.
+  std::vector<const LoraAdapter*> adapter_groups_;
   std::vector<Row> rows_;
   std::vector<Draw> draws_;
   std::vector<float> logits_;
