@@ -71,23 +71,16 @@ StatusOr<Sampler> StartRemoteSampler(const DemoConfig& config,
   return sampler;
 }
 
-// Pushes the learner's policy to the samplers as `version`: the adapter
-// alone with LoRA.
+// The learner's policy to the samplers, and its version there
+// (rl_loop.h's, under the learner's adapter name).
 StatusOr<SyncReport> PushPolicy(RolloutBackend& rollouts,
                                 const Learner& learner, uint64_t version) {
-  if (learner.grpo->adapter() != nullptr) {
-    return rollouts.PushAdapter(*learner.grpo->adapter(), learner.lora_name,
-                                version);
-  }
-  return rollouts.PushWeights(learner.grpo->weights(), version);
+  return PushPolicy(rollouts, *learner.grpo, learner.lora_name, version);
 }
 
-// The version of the policy the samplers hold.
 StatusOr<uint64_t> PolicyVersion(RolloutBackend& rollouts,
                                  const Learner& learner) {
-  if (!learner.lora_name.empty())
-    return rollouts.AdapterVersion(learner.lora_name);
-  return rollouts.WeightVersion();
+  return PolicyVersion(rollouts, *learner.grpo, learner.lora_name);
 }
 
 // The in-process engine starts with dummy weights of the model's structure;

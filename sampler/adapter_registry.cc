@@ -16,10 +16,6 @@ StatusOr<LoraVersionPolicy> ParseLoraVersionPolicy(std::string_view text) {
       std::string(text) + "'");
 }
 
-std::string_view LoraVersionPolicyName(LoraVersionPolicy policy) {
-  return policy == LoraVersionPolicy::kPin ? "pin" : "latest";
-}
-
 uint64_t ResidentAdapter::CacheSpace() const {
   const std::array<uint64_t, 2> key = {serial, adapter->leaves().version()};
   // Never 0: that is the base's space.
@@ -76,14 +72,15 @@ const AdapterRegistry::Entry* AdapterRegistry::FindLocked(
   return nullptr;
 }
 
-std::string AdapterRegistry::NamesLocked() const {
-  if (entries_.empty()) return "none";
+Status AdapterRegistry::NotLoadedLocked(std::string_view name) const {
   std::string names;
   for (const Entry& e : entries_) {
     if (!names.empty()) names += ", ";
     names += "'" + e.name + "'";
   }
-  return names;
+  return NotFoundError(
+      "no LoRA adapter named '" + std::string(name) +
+      "' is loaded (loaded: " + (names.empty() ? "none" : names) + ")");
 }
 
 StatusOr<std::shared_ptr<ResidentAdapter>> AdapterRegistry::Acquire(
@@ -91,8 +88,7 @@ StatusOr<std::shared_ptr<ResidentAdapter>> AdapterRegistry::Acquire(
   std::lock_guard<std::mutex> lock(mu_);
   Entry* e = FindLocked(name);
   if (e == nullptr) {
-    return NotFoundError("no LoRA adapter named '" + std::string(name) +
-                         "' is loaded (loaded: " + NamesLocked() + ")");
+    return NotLoadedLocked(name);
   }
   e->last_used = ++clock_;
   return e->copies[e->current];
@@ -136,13 +132,9 @@ StatusOr<std::string> AdapterRegistry::Insert(
 
 Status AdapterRegistry::Remove(std::string_view name) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = std::find_if(entries_.begin(), entries_.end(),
-                         [&](const Entry& e) { return e.name == name; });
-  if (it == entries_.end()) {
-    return NotFoundError("no LoRA adapter named '" + std::string(name) +
-                         "' is loaded (loaded: " + NamesLocked() + ")");
-  }
-  entries_.erase(it);
+  const Entry* e = FindLocked(name);
+  if (e == nullptr) return NotLoadedLocked(name);
+  entries_.erase(entries_.begin() + (e - entries_.data()));
   return OkStatus();
 }
 
@@ -159,15 +151,18 @@ std::vector<AdapterInfo> AdapterRegistry::List() const {
         .version = r.version.load(),
         .rank = config.rank,
         .target_modules = LoraTargetModulesString(config.target_mask),
-        .resident_copies = static_cast<int64_t>(e.copies.size()),
         .busy = e.Busy()});
   }
   return out;
 }
 
-int64_t AdapterRegistry::size() const {
+StatusOr<uint64_t> AdapterRegistry::Version(std::string_view name) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return static_cast<int64_t>(entries_.size());
+  const Entry* e = FindLocked(name);
+  if (e == nullptr) {
+    return NotLoadedLocked(name);
+  }
+  return e->copies[e->current]->version.load();
 }
 
 StatusOr<AdapterUpdateTarget> AdapterRegistry::UpdateTarget(

@@ -42,7 +42,6 @@ namespace rlrt {
 
 enum class LoraVersionPolicy { kLatest, kPin };
 StatusOr<LoraVersionPolicy> ParseLoraVersionPolicy(std::string_view text);
-std::string_view LoraVersionPolicyName(LoraVersionPolicy policy);
 
 struct ResidentAdapter {
   ResidentAdapter(std::string name, uint64_t serial,
@@ -82,7 +81,6 @@ struct AdapterInfo {
   uint64_t version = 0;
   int64_t rank = 0;
   std::string target_modules;
-  int64_t resident_copies = 0;
   bool busy = false;  // A request holds one of its copies.
 };
 
@@ -111,7 +109,8 @@ class AdapterRegistry {
   // finish with it.
   Status Remove(std::string_view name);
   std::vector<AdapterInfo> List() const;
-  int64_t size() const;
+  // The version new requests of `name` get; NotFound when not loaded.
+  StatusOr<uint64_t> Version(std::string_view name) const;
 
   // Update support, scheduler thread only. The copy an update of `name`
   // should write (see the policy above). Allocates a new copy under kPin
@@ -122,9 +121,6 @@ class AdapterRegistry {
   void Publish(std::string_view name,
                const std::shared_ptr<ResidentAdapter>& target);
 
-  LoraVersionPolicy policy() const { return policy_; }
-  int64_t max_loras() const { return max_loras_; }
-  int64_t max_lora_rank() const { return max_lora_rank_; }
   // Updates that found every copy in use and wrote one still held.
   int64_t pin_overflows() const { return pin_overflows_.load(); }
 
@@ -140,7 +136,8 @@ class AdapterRegistry {
   };
   Entry* FindLocked(std::string_view name);
   const Entry* FindLocked(std::string_view name) const;
-  std::string NamesLocked() const;
+  // NotFound for `name`, listing what is loaded.
+  Status NotLoadedLocked(std::string_view name) const;
 
   const ModelConfig model_;
   const uint64_t base_fingerprint_;

@@ -532,11 +532,7 @@ std::vector<AdapterInfo> SamplerEngine::Adapters() const {
 }
 
 StatusOr<uint64_t> SamplerEngine::AdapterVersion(std::string_view name) const {
-  for (const AdapterInfo& info : adapters_->List()) {
-    if (info.name == name) return info.version;
-  }
-  return NotFoundError("no LoRA adapter named '" + std::string(name) +
-                       "' is loaded");
+  return adapters_->Version(name);
 }
 
 StatusOr<LeafChecksums> SamplerEngine::WeightsChecksum() {

@@ -6,24 +6,13 @@
 
 #include <vector>
 
-#include "models/forward/model_source.h"
 #include "models/leaf_checksum.h"
+#include "models/train/train_test_util.h"
 #include "models/train/trainable_transformer.h"
 #include "trainer_bridge/grpo_learner.h"
 
 namespace rlrt {
 namespace {
-
-constexpr char kModel[] =
-    RLRT_SOURCE_DIR "/tests/reference/fixtures/qwen3_untied";
-
-LoadedModel LoadFixture() {
-  auto model = LoadModel(
-      {.model_dir = kModel, .preset = "", .load_format = "auto", .seed = 0},
-      nullptr);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return std::move(model).value();
-}
 
 uint64_t Hash(const ParamLeaves& leaves) {
   return ContentHash(
@@ -32,9 +21,9 @@ uint64_t Hash(const ParamLeaves& leaves) {
 
 // Two groups of two completions, rewards 0 and 1, with behaviour logprobs
 // the base itself gives (what a sampler serving the base reports).
-std::vector<Completion> TwoGroupsScoredByTheBase(const LoadedModel& model) {
-  auto base =
-      TrainableTransformer::Create(model.config, model.weights, nullptr);
+std::vector<Completion> TwoGroupsScoredByTheBase(
+    const LoadedCheckpoint& model) {
+  auto base = TrainableTransformer::Create(model.config, model.leaves, nullptr);
   EXPECT_TRUE(base.ok());
   std::vector<Completion> batch;
   for (int group = 0; group < 2; ++group) {
@@ -56,20 +45,20 @@ std::vector<Completion> TwoGroupsScoredByTheBase(const LoadedModel& model) {
 }
 
 TEST(GrpoLoraLearnerTest, StepZeroIsTheBaseAndOnlyTheAdapterMoves) {
-  const LoadedModel model = LoadFixture();
+  const LoadedCheckpoint model = testing::LoadFixture("qwen3_untied");
   GrpoOptions options;
   options.lora = LoraConfig{};
   options.lora->rank = 4;
   options.lora->alpha = 8;
   options.loss.beta = 0.04;
   options.lr.peak = 1e-2;
-  auto learner = GrpoLearner::Create(model.config, model.weights, nullptr,
+  auto learner = GrpoLearner::Create(model.config, model.leaves, nullptr,
                                      nullptr, options);
   ASSERT_TRUE(learner.ok()) << learner.status();
   ASSERT_NE((*learner)->adapter(), nullptr);
   EXPECT_EQ((*learner)->weights().fingerprint(),
             (*learner)->adapter()->leaves().fingerprint());
-  const uint64_t base_before = Hash(model.weights);
+  const uint64_t base_before = Hash(model.leaves);
   const uint64_t adapter_before = Hash((*learner)->weights());
 
   const std::vector<Completion> batch = TwoGroupsScoredByTheBase(model);
@@ -80,7 +69,7 @@ TEST(GrpoLoraLearnerTest, StepZeroIsTheBaseAndOnlyTheAdapterMoves) {
   EXPECT_DOUBLE_EQ(step->ratio_mean, 1.0);
   EXPECT_EQ(step->kl, 0.0);
   EXPECT_GT(step->grad_norm, 0.0);
-  EXPECT_EQ(Hash(model.weights), base_before) << "the base must stay frozen";
+  EXPECT_EQ(Hash(model.leaves), base_before) << "the base must stay frozen";
   EXPECT_NE(Hash((*learner)->weights()), adapter_before);
 
   // The next step sees a policy that moved away from the reference.
@@ -88,17 +77,17 @@ TEST(GrpoLoraLearnerTest, StepZeroIsTheBaseAndOnlyTheAdapterMoves) {
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_GT(second->kl, 0.0);
   EXPECT_GT(second->logprob_mismatch_max, 0.0);
-  EXPECT_EQ(Hash(model.weights), base_before);
+  EXPECT_EQ(Hash(model.leaves), base_before);
 }
 
 TEST(GrpoLoraLearnerTest, SftOnTheAdapterLowersTheLoss) {
-  const LoadedModel model = LoadFixture();
+  const LoadedCheckpoint model = testing::LoadFixture("qwen3_untied");
   GrpoOptions options;
   options.lora = LoraConfig{};
   options.lora->rank = 8;
   options.lora->alpha = 16;
   options.lr.peak = 3e-2;
-  auto learner = GrpoLearner::Create(model.config, model.weights, nullptr,
+  auto learner = GrpoLearner::Create(model.config, model.leaves, nullptr,
                                      nullptr, options);
   ASSERT_TRUE(learner.ok()) << learner.status();
   const std::vector<SftExample> batch = {{{3, 4, 5}, {40, 41, 42, 43}},
@@ -114,18 +103,18 @@ TEST(GrpoLoraLearnerTest, SftOnTheAdapterLowersTheLoss) {
 }
 
 TEST(GrpoLoraLearnerTest, BadLoraConfigIsRefused) {
-  const LoadedModel model = LoadFixture();
+  const LoadedCheckpoint model = testing::LoadFixture("qwen3_untied");
   GrpoOptions options;
   options.lora = LoraConfig{};
   options.lora->rank = 0;
-  EXPECT_FALSE(GrpoLearner::Create(model.config, model.weights, nullptr,
-                                   nullptr, options)
-                   .ok());
+  EXPECT_FALSE(
+      GrpoLearner::Create(model.config, model.leaves, nullptr, nullptr, options)
+          .ok());
   options.lora->rank = 4;
   options.lora->target_mask = 0;
-  EXPECT_FALSE(GrpoLearner::Create(model.config, model.weights, nullptr,
-                                   nullptr, options)
-                   .ok());
+  EXPECT_FALSE(
+      GrpoLearner::Create(model.config, model.leaves, nullptr, nullptr, options)
+          .ok());
 }
 
 }  // namespace

@@ -131,6 +131,22 @@ StatusOr<std::vector<Completion>> Collect(InFlight& batch, RlTask& task,
 
 }  // namespace
 
+StatusOr<SyncReport> PushPolicy(RolloutBackend& rollouts,
+                                const GrpoLearner& learner,
+                                const std::string& lora_name,
+                                uint64_t version) {
+  if (learner.adapter() != nullptr)
+    return rollouts.PushAdapter(*learner.adapter(), lora_name, version);
+  return rollouts.PushWeights(learner.weights(), version);
+}
+
+StatusOr<uint64_t> PolicyVersion(RolloutBackend& rollouts,
+                                 const GrpoLearner& learner,
+                                 const std::string& lora_name) {
+  if (learner.adapter() != nullptr) return rollouts.AdapterVersion(lora_name);
+  return rollouts.WeightVersion();
+}
+
 StatusOr<RlRunSummary> RunRlLoop(SamplerEngine& engine, GrpoLearner& learner,
                                  RlTask& task, const RlLoopOptions& options,
                                  const RlStepCallback& on_step) {
@@ -149,23 +165,18 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
   const std::string lora_name = adapter ? options.lora_name : "";
   if (adapter && lora_name.empty())
     return InvalidArgumentError("a LoRA run needs RlLoopOptions::lora_name");
-  // Sends the learner's policy as `version`: the adapter alone with LoRA.
   auto push = [&](uint64_t version) {
-    return adapter ? rollouts.PushAdapter(*adapter, lora_name, version)
-                   : rollouts.PushWeights(learner.weights(), version);
+    return PushPolicy(rollouts, learner, lora_name, version);
   };
-  uint64_t policy_version = 0;
+  ASSIGN_OR_RETURN(uint64_t policy_version,
+                   PolicyVersion(rollouts, learner, lora_name));
   if (adapter) {
-    ASSIGN_OR_RETURN(policy_version, rollouts.AdapterVersion(lora_name));
-    ++policy_version;
-    StatusOr<SyncReport> first = push(policy_version);
+    StatusOr<SyncReport> first = push(++policy_version);
     if (!first.ok()) {
       return Status(first.status().code(),
                     "the initial adapter push failed: " +
                         std::string(first.status().message()));
     }
-  } else {
-    ASSIGN_OR_RETURN(policy_version, rollouts.WeightVersion());
   }
   std::deque<InFlight> pending;
   int64_t next_submit = options.first_step;

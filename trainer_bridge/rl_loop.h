@@ -100,6 +100,18 @@ struct RlRunSummary {
 
 using RlStepCallback = std::function<Status(const RlStepMetrics&)>;
 
+// Sends `learner`'s policy to the samplers as `version`: its weights, or,
+// for a LoRA learner, the adapter alone as the samplers' adapter
+// `lora_name`.
+StatusOr<SyncReport> PushPolicy(RolloutBackend& rollouts,
+                                const GrpoLearner& learner,
+                                const std::string& lora_name, uint64_t version);
+// The version of that policy the samplers hold (the adapter's for a LoRA
+// learner: 0 before its first push).
+StatusOr<uint64_t> PolicyVersion(RolloutBackend& rollouts,
+                                 const GrpoLearner& learner,
+                                 const std::string& lora_name);
+
 // Runs options.steps GRPO steps. `on_step` (may be empty) sees each step's
 // metrics after its sync; an error from it stops the run.
 StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,

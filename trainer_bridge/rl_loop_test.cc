@@ -208,6 +208,7 @@ struct LoraRig {
 
   explicit LoraRig(std::string policy = "latest", std::string dtype = "auto")
       : base(*LoadModel(ModelSource{.model_dir = kUntied,
+                                    .preset = "",
                                     .load_format = "dummy",
                                     .seed = 3,
                                     .dtype = dtype},
