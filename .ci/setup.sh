@@ -16,6 +16,7 @@ packages=(
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev nlohmann-json3-dev   # the server (httplib is built with TLS, zlib, brotli)
   libpcre2-dev libutf8proc-dev   # tokenizer: pre-tokenizer regex, NFC
   clang libclang-rt-14-dev   # make fuzz-smoke: clang-14 with libFuzzer and the sanitizer runtimes
+  libopenmpi-dev openmpi-bin   # data parallelism over MPI (optional at configure time)
 )
 
 missing=()

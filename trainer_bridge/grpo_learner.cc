@@ -35,10 +35,10 @@ StatusOr<ParamLeaves> CopyOf(const ParamLeaves& src, Mesh* mesh) {
 }
 
 // The training-inference mismatch of the first iteration (see
-// GrpoStepMetrics).
-void RecordMismatch(std::span<const Completion> batch,
-                    const std::vector<std::vector<float>>& logp,
-                    GrpoStepMetrics& m) {
+// GrpoStepMetrics), over the global batch.
+Status RecordMismatch(std::span<const Completion> batch,
+                      const std::vector<std::vector<float>>& logp,
+                      DataParallelGroup* group, GrpoStepMetrics& m) {
   double max_abs = 0, sum_abs = 0;
   double min_delta = std::numeric_limits<double>::infinity();
   double max_delta = -std::numeric_limits<double>::infinity();
@@ -53,10 +53,15 @@ void RecordMismatch(std::span<const Completion> batch,
       ++tokens;
     }
   }
-  m.logprob_mismatch_max = max_abs;
-  m.logprob_mismatch_mean = tokens > 0 ? sum_abs / tokens : 0;
-  m.ratio_min = tokens > 0 ? std::exp(min_delta) : 1;
-  m.ratio_max = tokens > 0 ? std::exp(max_delta) : 1;
+  double sums[] = {sum_abs, double(tokens)};
+  double maxima[] = {max_abs, max_delta, -min_delta};
+  RETURN_IF_ERROR(ReduceMetrics(group, sums, ReduceOp::kSum));
+  RETURN_IF_ERROR(ReduceMetrics(group, maxima, ReduceOp::kMax));
+  m.logprob_mismatch_max = maxima[0];
+  m.logprob_mismatch_mean = sums[1] > 0 ? sums[0] / sums[1] : 0;
+  m.ratio_min = sums[1] > 0 ? std::exp(-maxima[2]) : 1;
+  m.ratio_max = sums[1] > 0 ? std::exp(maxima[1]) : 1;
+  return OkStatus();
 }
 
 void Zero(ParamLeaves& leaves) {
@@ -218,8 +223,7 @@ Status GrpoLearner::ScoreAll(TrainableTransformer& model,
   return OkStatus();
 }
 
-StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
-                                            int64_t group_size) {
+Status GrpoLearner::CheckBatch(std::span<const Completion> batch) const {
   if (batch.empty()) return InvalidArgumentError("empty GRPO batch");
   for (size_t i = 0; i < batch.size(); ++i) {
     const Completion& c = batch[i];
@@ -238,13 +242,27 @@ StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
       return InvalidArgumentError("completion " + std::to_string(i) +
                                   " is longer than a micro-batch");
   }
+  return OkStatus();
+}
+
+Status GrpoLearner::ReduceGradients() {
+  if (data_parallel_ == nullptr) return OkStatus();
+  return SumLeavesInRankOrder(*data_parallel_, grads_);
+}
+
+StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
+                                            int64_t group_size) {
   GrpoStepMetrics m;
   const SteadyClock::time_point start = SteadyClock::now();
   std::vector<double> rewards;
   for (const Completion& c : batch) rewards.push_back(c.reward);
-  ASSIGN_OR_RETURN(
-      std::vector<double> advantages,
-      GroupAdvantages(rewards, group_size, options_.scale_rewards));
+  // Groups never straddle ranks, so advantages are computed where the group
+  // is; a bad batch on any rank stops every rank.
+  const Status valid = CheckBatch(batch);
+  StatusOr<std::vector<double>> advantages =
+      valid.ok() ? GroupAdvantages(rewards, group_size, options_.scale_rewards)
+                 : StatusOr<std::vector<double>>(valid);
+  RETURN_IF_ERROR(AgreeOnStatus(data_parallel_, advantages.status()));
 
   std::vector<std::vector<float>> ref_logp;
   if (reference_) {
@@ -254,7 +272,7 @@ StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
   }
 
   if (options_.num_iterations > 1) RETURN_IF_ERROR(SaveSnapshot());
-  if (Status status = Iterate(batch, advantages, ref_logp, m); !status.ok()) {
+  if (Status status = Iterate(batch, *advantages, ref_logp, m); !status.ok()) {
     if (options_.num_iterations > 1) {
       const Status restored = RestoreSnapshot();
       if (!restored.ok()) {
@@ -267,19 +285,26 @@ StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
     return status;
   }
 
-  double sum = 0, sum2 = 0, adv_sum = 0, adv2 = 0, length = 0;
-  int64_t truncated = 0;
+  // Sums over the global batch: [n, sum, sum2, adv_sum, adv2, length,
+  // truncated, train_tokens].
+  double sums[8] = {double(batch.size())};
+  double longest = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
-    sum += rewards[i];
-    sum2 += rewards[i] * rewards[i];
-    adv_sum += advantages[i];
-    adv2 += advantages[i] * advantages[i];
-    length += batch[i].tokens.size();
-    m.completion_length_max =
-        std::max<int64_t>(m.completion_length_max, batch[i].tokens.size());
-    truncated += batch[i].truncated;
+    sums[1] += rewards[i];
+    sums[2] += rewards[i] * rewards[i];
+    sums[3] += (*advantages)[i];
+    sums[4] += (*advantages)[i] * (*advantages)[i];
+    sums[5] += batch[i].tokens.size();
+    sums[6] += batch[i].truncated;
+    longest = std::max<double>(longest, batch[i].tokens.size());
   }
-  const double n = static_cast<double>(batch.size());
+  sums[7] = static_cast<double>(m.train_tokens);
+  RETURN_IF_ERROR(ReduceMetrics(data_parallel_, sums, ReduceOp::kSum));
+  RETURN_IF_ERROR(ReduceMetrics(data_parallel_, {&longest, 1}, ReduceOp::kMax));
+  const auto [n, sum, sum2, adv_sum, adv2, length, truncated, train_tokens] =
+      sums;
+  m.completion_length_max = static_cast<int64_t>(longest);
+  m.train_tokens = static_cast<int64_t>(train_tokens);
   m.reward_mean = sum / n;
   m.reward_std =
       std::sqrt(std::max(0.0, sum2 / n - m.reward_mean * m.reward_mean));
@@ -303,7 +328,8 @@ Status GrpoLearner::Iterate(std::span<const Completion> batch,
     dlogp[i].resize(batch[i].tokens.size());
   for (int iteration = 0; iteration < options_.num_iterations; ++iteration) {
     RETURN_IF_ERROR(ScoreAll(*policy_, batch, logp));
-    if (iteration == 0) RecordMismatch(batch, logp, m);
+    if (iteration == 0)
+      RETURN_IF_ERROR(RecordMismatch(batch, logp, data_parallel_, m));
     std::vector<CompletionTerms> terms;
     std::vector<std::span<float>> grads;
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -313,7 +339,23 @@ Status GrpoLearner::Iterate(std::span<const Completion> batch,
                        advantages[i], batch[i].truncated});
       grads.push_back(dlogp[i]);
     }
-    ASSIGN_OR_RETURN(GrpoLossStats loss, GrpoLoss(terms, options_.loss, grads));
+    // The loss is normalised by the global batch's counts, so every rank's
+    // gradient is its share of the global gradient, and the shares add up.
+    const LossCounts local = CountLossTerms(terms, options_.loss);
+    double counts[] = {double(local.sequences), double(local.tokens)};
+    RETURN_IF_ERROR(ReduceMetrics(data_parallel_, counts, ReduceOp::kSum));
+    ASSIGN_OR_RETURN(GrpoLossStats loss,
+                     GrpoLoss(terms, options_.loss, grads,
+                              LossCounts{static_cast<int64_t>(counts[0]),
+                                         static_cast<int64_t>(counts[1])}));
+    double stats[] = {loss.loss, loss.clip_fraction, loss.kl_mean,
+                      loss.ratio_mean};
+    RETURN_IF_ERROR(ReduceMetrics(data_parallel_, stats, ReduceOp::kSum));
+    loss.loss = stats[0];
+    loss.clip_fraction = stats[1];
+    loss.kl_mean = stats[2];
+    loss.ratio_mean = stats[3];
+    // The global loss: every rank takes the same decision.
     if (!std::isfinite(loss.loss)) {
       return FailedPreconditionError(
           "non-finite GRPO loss at iteration " + std::to_string(iteration) +
@@ -335,6 +377,7 @@ Status GrpoLearner::Iterate(std::span<const Completion> batch,
       RETURN_IF_ERROR(policy_->Backward(flat_grad, grads_));
       m.train_tokens += static_cast<int64_t>(flat_grad.size());
     }
+    RETURN_IF_ERROR(ReduceGradients());
     m.learning_rate = options_.lr.At(optimizer_->steps());
     ASSIGN_OR_RETURN(OptimizerStepStats step, OptimizerStep(m.learning_rate));
     if (iteration == 0) {
@@ -403,27 +446,35 @@ Status GrpoLearner::RefreshComputeCopy() {
 
 StatusOr<SftStepMetrics> GrpoLearner::SftStep(
     std::span<const SftExample> batch) {
-  if (batch.empty()) return InvalidArgumentError("empty SFT batch");
   // The micro-batching and forward of Step work on Completions.
   std::vector<Completion> as_completions(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const SftExample& e = batch[i];
-    if (e.prompt.empty() || e.tokens.empty())
-      return InvalidArgumentError("SFT example " + std::to_string(i) +
-                                  " has an empty prompt or no tokens");
-    if (static_cast<int64_t>(e.prompt.size() + e.tokens.size()) >
-        options_.max_micro_batch_tokens)
-      return InvalidArgumentError("SFT example " + std::to_string(i) +
-                                  " is longer than a micro-batch");
-    as_completions[i].prompt = e.prompt;
-    as_completions[i].tokens = e.tokens;
-  }
+  auto convert = [&]() -> Status {
+    if (batch.empty()) return InvalidArgumentError("empty SFT batch");
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const SftExample& e = batch[i];
+      if (e.prompt.empty() || e.tokens.empty())
+        return InvalidArgumentError("SFT example " + std::to_string(i) +
+                                    " has an empty prompt or no tokens");
+      if (static_cast<int64_t>(e.prompt.size() + e.tokens.size()) >
+          options_.max_micro_batch_tokens)
+        return InvalidArgumentError("SFT example " + std::to_string(i) +
+                                    " is longer than a micro-batch");
+      as_completions[i].prompt = e.prompt;
+      as_completions[i].tokens = e.tokens;
+    }
+    return OkStatus();
+  };
+  RETURN_IF_ERROR(AgreeOnStatus(data_parallel_, convert()));
   SftStepMetrics m;
   const SteadyClock::time_point start = SteadyClock::now();
   Zero(grads_);
   std::vector<float> logp, dlogp;
-  int64_t total = 0;
-  for (const SftExample& e : batch) total += e.tokens.size();
+  // The mean is over the global batch's tokens (all ranks).
+  double global_tokens = 0;
+  for (const SftExample& e : batch) global_tokens += e.tokens.size();
+  RETURN_IF_ERROR(
+      ReduceMetrics(data_parallel_, {&global_tokens, 1}, ReduceOp::kSum));
+  const int64_t total = static_cast<int64_t>(global_tokens);
   double loss_sum = 0;
   for (auto [begin, end] : MicroBatches(as_completions)) {
     int64_t n = 0;
@@ -440,6 +491,9 @@ StatusOr<SftStepMetrics> GrpoLearner::SftStep(
     loss_sum += micro_loss * n;
     RETURN_IF_ERROR(policy_->Backward(dlogp, grads_));
   }
+  RETURN_IF_ERROR(
+      ReduceMetrics(data_parallel_, {&loss_sum, 1}, ReduceOp::kSum));
+  RETURN_IF_ERROR(ReduceGradients());
   m.loss = loss_sum / total;
   if (!std::isfinite(m.loss)) {
     return FailedPreconditionError(

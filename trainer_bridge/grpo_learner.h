@@ -36,6 +36,7 @@
 #include "models/param_leaves.h"
 #include "models/train/trainable_transformer.h"
 #include "partition/mesh.h"
+#include "trainer_bridge/data_parallel.h"
 #include "trainer_bridge/grpo_loss.h"
 #include "trainer_bridge/optimizer.h"
 
@@ -171,6 +172,16 @@ class GrpoLearner {
   int64_t optimizer_steps() const { return optimizer_->steps(); }
   const GrpoOptions& options() const { return options_; }
   Mesh* mesh() const { return actor_; }
+
+  // Data parallelism (data_parallel.h): from now on Step and SftStep take
+  // this rank's share of a global batch, normalise the loss by the global
+  // batch's counts, sum the gradients over the ranks in rank order before
+  // every optimizer step (so all replicas apply the same update), and
+  // report metrics of the global batch. Every rank must call them in the
+  // same order with its share; a step that fails on one rank fails on all.
+  // Null (the default) is one process. `group` must outlive the learner.
+  void set_data_parallel(DataParallelGroup* group) { data_parallel_ = group; }
+  DataParallelGroup* data_parallel() const { return data_parallel_; }
   int64_t sample_vocab() const { return policy_->sample_vocab(); }
 
  private:
@@ -210,8 +221,14 @@ class GrpoLearner {
                       std::span<const Completion> batch, size_t begin,
                       size_t end, float temperature, std::span<float> logprobs);
 
+  // Sums the gradients over the ranks (nothing in one process).
+  Status ReduceGradients();
+  // Sizes, token counts and rewards of a GRPO batch.
+  Status CheckBatch(std::span<const Completion> batch) const;
+
   const ModelConfig config_;
   const GrpoOptions options_;
+  DataParallelGroup* data_parallel_ = nullptr;
   Mesh* const actor_;
   Mesh* const reference_mesh_;
   ParamLeaves weights_;  // The float32 master (empty with LoRA).

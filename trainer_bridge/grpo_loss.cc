@@ -41,9 +41,21 @@ StatusOr<std::vector<double>> GroupAdvantages(std::span<const double> rewards,
   return advantages;
 }
 
+LossCounts CountLossTerms(std::span<const CompletionTerms> completions,
+                          const GrpoLossOptions& options) {
+  LossCounts counts;
+  for (const CompletionTerms& c : completions) {
+    if (options.drop_truncated && c.truncated) continue;
+    ++counts.sequences;
+    counts.tokens += static_cast<int64_t>(c.logp.size());
+  }
+  return counts;
+}
+
 StatusOr<GrpoLossStats> GrpoLoss(std::span<const CompletionTerms> completions,
                                  const GrpoLossOptions& options,
-                                 std::span<const std::span<float>> dlogp) {
+                                 std::span<const std::span<float>> dlogp,
+                                 std::optional<LossCounts> global) {
   if (dlogp.size() != completions.size())
     return InvalidArgumentError("one gradient span per completion is needed");
   if (!(options.epsilon >= 0) ||
@@ -57,8 +69,6 @@ StatusOr<GrpoLossStats> GrpoLoss(std::span<const CompletionTerms> completions,
   }
   const double low = 1.0 - options.epsilon;
   const double high = 1.0 + options.epsilon_high.value_or(options.epsilon);
-  int64_t counted_sequences = 0;
-  int64_t counted_tokens = 0;
   for (size_t i = 0; i < completions.size(); ++i) {
     const CompletionTerms& c = completions[i];
     if (c.old_logp.size() != c.logp.size() ||
@@ -67,10 +77,16 @@ StatusOr<GrpoLossStats> GrpoLoss(std::span<const CompletionTerms> completions,
       return InvalidArgumentError("completion " + std::to_string(i) +
                                   ": logprob spans differ in length");
     }
-    if (options.drop_truncated && c.truncated) continue;
-    ++counted_sequences;
-    counted_tokens += static_cast<int64_t>(c.logp.size());
   }
+  const LossCounts local = CountLossTerms(completions, options);
+  if (global &&
+      (global->sequences < local.sequences || global->tokens < local.tokens))
+    return InvalidArgumentError(
+        "the global batch counts fewer completions or tokens than this "
+        "share of it");
+  const int64_t counted_sequences =
+      global ? global->sequences : local.sequences;
+  const int64_t counted_tokens = global ? global->tokens : local.tokens;
 
   GrpoLossStats stats;
   int64_t clipped = 0;
@@ -115,7 +131,7 @@ StatusOr<GrpoLossStats> GrpoLoss(std::span<const CompletionTerms> completions,
       dlogp[i][t] = static_cast<float>(weight * grad);
     }
   }
-  stats.tokens = counted_tokens;
+  stats.tokens = local.tokens;
   if (counted_tokens > 0) {
     stats.clip_fraction = double(clipped) / counted_tokens;
     stats.kl_mean = kl_sum / counted_tokens;

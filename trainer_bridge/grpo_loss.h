@@ -63,11 +63,25 @@ struct GrpoLossStats {
   int64_t tokens = 0;  // Tokens that count.
 };
 
+// What the aggregation divides by: the completions and tokens that count.
+struct LossCounts {
+  int64_t sequences = 0;
+  int64_t tokens = 0;
+};
+LossCounts CountLossTerms(std::span<const CompletionTerms> completions,
+                          const GrpoLossOptions& options);
+
 // Computes the loss and writes dLoss/dlogp for every token of completion i
 // into dlogp[i] (same length as its logp; zeros where it does not count).
+// `global` (data parallelism) gives the counts of the whole batch across
+// ranks: the loss, its gradient and the stats' means (clip fraction, KL,
+// ratio) are then this share's part of the global ones, so summing them
+// over the ranks gives the global batch's exactly as one rank would compute
+// it; stats.tokens stays the local count.
 StatusOr<GrpoLossStats> GrpoLoss(std::span<const CompletionTerms> completions,
                                  const GrpoLossOptions& options,
-                                 std::span<const std::span<float>> dlogp);
+                                 std::span<const std::span<float>> dlogp,
+                                 std::optional<LossCounts> global = {});
 
 }  // namespace rlrt
 

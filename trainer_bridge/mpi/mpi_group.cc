@@ -1,0 +1,195 @@
+#include "trainer_bridge/mpi/mpi_group.h"
+
+#include <glog/logging.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "base/timing.h"
+#include "models/dtype.h"
+
+namespace rlrt {
+namespace {
+
+// Collectives move at most this many elements at a time, so every MPI
+// count fits an int whatever the caller passes.
+constexpr size_t kMaxElementsPerCall = size_t{1} << 26;
+
+template <typename T>
+MPI_Datatype MpiType();
+template <>
+MPI_Datatype MpiType<float>() {
+  return MPI_FLOAT;
+}
+template <>
+MPI_Datatype MpiType<uint16_t>() {
+  return MPI_UINT16_T;
+}
+
+float Load(float v) { return v; }
+float Load(uint16_t v) { return Bf16ToF32(v); }
+void Store(float& to, float v) { to = v; }
+void Store(uint16_t& to, float v) { to = F32ToBf16(v); }
+
+}  // namespace
+
+StatusOr<std::unique_ptr<MpiGroup>> MpiGroup::Create(
+    int* argc, char*** argv, std::chrono::milliseconds timeout) {
+  if (timeout.count() <= 0)
+    return InvalidArgumentError("the collective timeout must be positive");
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (initialized)
+    return FailedPreconditionError("MPI is already initialised here");
+  // Only the thread that created the group calls MPI; SERIALIZED still
+  // lets a test drive it from another thread.
+  int provided = 0;
+  if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) !=
+      MPI_SUCCESS)
+    return UnavailableError("MPI_Init_thread failed");
+  if (provided < MPI_THREAD_SERIALIZED) {
+    MPI_Finalize();
+    return UnavailableError(
+        "this MPI does not allow calls from more than one thread");
+  }
+  // Errors come back as codes (and become a Status) instead of aborting.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return std::unique_ptr<MpiGroup>(new MpiGroup(rank, size, timeout));
+}
+
+MpiGroup::~MpiGroup() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+void MpiGroup::AbortJob(int exit_code) {
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::_Exit(exit_code);  // MPI_Abort does not return; this is for the type.
+}
+
+// Waits for `request` until the deadline; past it the job ends on every
+// rank: a peer that died or hangs would otherwise block this one forever.
+static Status WaitOrAbort(MPI_Request& request, const char* what,
+                          std::chrono::milliseconds timeout, MpiGroup& group) {
+  const SteadyClock::time_point deadline = SteadyClock::now() + timeout;
+  int spins = 0;
+  while (true) {
+    int done = 0;
+    MPI_Status status;
+    if (MPI_Test(&request, &done, &status) != MPI_SUCCESS)
+      return InternalError(std::string("MPI ") + what + " failed");
+    if (done) return OkStatus();
+    if (SteadyClock::now() > deadline) {
+      LOG(ERROR) << "rank " << group.rank() << ": " << what
+                 << " did not complete within " << timeout.count()
+                 << " ms (a rank died or hangs); ending the job on every "
+                    "rank";
+      group.AbortJob(3);
+    }
+    // Spin briefly (collectives on loopback finish in microseconds), then
+    // sleep so a long wait for a slower rank does not burn its core.
+    if (++spins > 1000)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+template <typename T>
+Status MpiGroup::Sum(std::span<T> values) {
+  if (size_ == 1) return OkStatus();
+  const MPI_Datatype type = MpiType<T>();
+  std::vector<int> counts(size_), displs(size_);
+  std::vector<int> recv_counts(size_), recv_displs(size_);
+  std::vector<T> received;
+  for (size_t base = 0; base < values.size(); base += kMaxElementsPerCall) {
+    const size_t n = std::min(kMaxElementsPerCall, values.size() - base);
+    T* data = values.data() + base;
+    // Rank r owns elements [n*r/size, n*(r+1)/size) and adds the ranks'
+    // values there in rank order; then everyone gathers the owners' sums.
+    for (int r = 0; r < size_; ++r) {
+      displs[r] = static_cast<int>(n * r / size_);
+      counts[r] = static_cast<int>(n * (r + 1) / size_) - displs[r];
+    }
+    const int mine = counts[rank_];
+    for (int r = 0; r < size_; ++r) {
+      recv_counts[r] = mine;
+      recv_displs[r] = mine * r;
+    }
+    received.resize(static_cast<size_t>(mine) * size_);
+    MPI_Request request;
+    if (MPI_Ialltoallv(data, counts.data(), displs.data(), type,
+                       received.data(), recv_counts.data(), recv_displs.data(),
+                       type, MPI_COMM_WORLD, &request) != MPI_SUCCESS)
+      return InternalError("MPI_Ialltoallv failed");
+    RETURN_IF_ERROR(WaitOrAbort(request, "the gradient exchange (alltoall)",
+                                timeout_, *this));
+    T* owned = data + displs[rank_];
+    for (int i = 0; i < mine; ++i) {
+      float s = Load(received[i]);
+      for (int r = 1; r < size_; ++r)
+        s += Load(received[static_cast<size_t>(r) * mine + i]);
+      Store(owned[i], s);
+    }
+    if (MPI_Iallgatherv(MPI_IN_PLACE, 0, type, data, counts.data(),
+                        displs.data(), type, MPI_COMM_WORLD,
+                        &request) != MPI_SUCCESS)
+      return InternalError("MPI_Iallgatherv failed");
+    RETURN_IF_ERROR(WaitOrAbort(request, "the gradient exchange (allgather)",
+                                timeout_, *this));
+  }
+  return OkStatus();
+}
+
+Status MpiGroup::SumInRankOrder(std::span<float> values) { return Sum(values); }
+
+Status MpiGroup::SumInRankOrderBf16(std::span<uint16_t> values) {
+  return Sum(values);
+}
+
+Status MpiGroup::AllReduce(std::span<double> values, ReduceOp op) {
+  if (size_ == 1) return OkStatus();
+  if (values.size() > kMaxElementsPerCall)
+    return InvalidArgumentError("AllReduce is for small vectors");
+  // Gathered whole and reduced here, so a sum adds in rank order.
+  const int n = static_cast<int>(values.size());
+  std::vector<double> all(values.size() * size_);
+  MPI_Request request;
+  if (MPI_Iallgather(values.data(), n, MPI_DOUBLE, all.data(), n, MPI_DOUBLE,
+                     MPI_COMM_WORLD, &request) != MPI_SUCCESS)
+    return InternalError("MPI_Iallgather failed");
+  RETURN_IF_ERROR(WaitOrAbort(request, "a metrics reduction", timeout_, *this));
+  for (size_t i = 0; i < values.size(); ++i) {
+    double v = all[i];
+    for (int r = 1; r < size_; ++r) {
+      const double x = all[static_cast<size_t>(r) * n + i];
+      v = op == ReduceOp::kSum   ? v + x
+          : op == ReduceOp::kMax ? std::max(v, x)
+                                 : std::min(v, x);
+    }
+    values[i] = v;
+  }
+  return OkStatus();
+}
+
+StatusOr<std::vector<uint64_t>> MpiGroup::AllGather(uint64_t value) {
+  std::vector<uint64_t> all(size_);
+  if (size_ == 1) {
+    all[0] = value;
+    return all;
+  }
+  MPI_Request request;
+  if (MPI_Iallgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T,
+                     MPI_COMM_WORLD, &request) != MPI_SUCCESS)
+    return InternalError("MPI_Iallgather failed");
+  RETURN_IF_ERROR(WaitOrAbort(request, "a hash exchange", timeout_, *this));
+  return all;
+}
+
+}  // namespace rlrt
