@@ -7,6 +7,8 @@
 #include <string>
 
 #include "base/timing.h"
+#include "models/leaf_checksum.h"
+#include "trainer_bridge/data_parallel.h"
 
 namespace rlrt {
 namespace {
@@ -14,6 +16,7 @@ namespace {
 // One batch submitted to the engine and not yet trained on.
 struct InFlight {
   int64_t index = 0;
+  int64_t first_prompt = 0;  // This rank's share starts here in the batch.
   std::vector<std::vector<int32_t>> prompts;
   std::vector<RequestHandle> handles;
 };
@@ -41,6 +44,11 @@ Status CheckOptions(const RlLoopOptions& o, const GrpoLearner& learner,
   if (o.max_staleness < 0)
     return InvalidArgumentError("max_staleness must be >= 0");
   if (o.sync_every < 1) return InvalidArgumentError("sync_every must be >= 1");
+  if (const DataParallelGroup* group = learner.data_parallel()) {
+    StatusOr<RankShare> share =
+        ShareOf(o.batch_size, group->rank(), group->size(), "the batch size");
+    if (!share.ok()) return share.status();
+  }
   // The learner scores tokens under the tempered distribution; any other
   // temperature would make every importance ratio wrong.
   if (o.temperature != learner.options().temperature)
@@ -59,16 +67,23 @@ Status CheckOptions(const RlLoopOptions& o, const GrpoLearner& learner,
 }
 
 // `lora_name`: the adapter the requests run with (empty: the base).
+// With data parallelism `share` is this rank's part of the batch's prompts;
+// seeds and prompt numbers stay those of the whole batch, so a prompt is
+// sampled exactly as one process would sample it.
 StatusOr<InFlight> Submit(RolloutBackend& rollouts, RlTask& task, int64_t index,
-                          const RlLoopOptions& o,
-                          const std::string& lora_name) {
+                          const RlLoopOptions& o, const std::string& lora_name,
+                          RankShare share) {
   InFlight batch;
   batch.index = index;
+  batch.first_prompt = share.begin;
   ASSIGN_OR_RETURN(batch.prompts, task.Prompts(index, o.batch_size));
   if (static_cast<int64_t>(batch.prompts.size()) != o.batch_size)
     return InternalError(
         "the task gave " + std::to_string(batch.prompts.size()) +
         " prompts for a batch of " + std::to_string(o.batch_size));
+  batch.prompts.erase(batch.prompts.begin() + share.end, batch.prompts.end());
+  batch.prompts.erase(batch.prompts.begin(),
+                      batch.prompts.begin() + share.begin);
   const uint64_t batch_seed = SampleSeed(o.seed, static_cast<int32_t>(index));
   for (size_t p = 0; p < batch.prompts.size(); ++p) {
     GenerateRequest r;
@@ -76,7 +91,8 @@ StatusOr<InFlight> Submit(RolloutBackend& rollouts, RlTask& task, int64_t index,
     r.n = static_cast<int32_t>(o.num_generations);
     r.sampling.temperature = o.temperature;
     r.stop.max_new_tokens = o.max_new_tokens;
-    r.seed = SampleSeed(batch_seed, static_cast<int32_t>(p));
+    r.seed =
+        SampleSeed(batch_seed, static_cast<int32_t>(batch.first_prompt + p));
     r.return_logprobs = true;
     r.lora_name = lora_name;
     StatusOr<RequestHandle> handle = rollouts.Submit(std::move(r));
@@ -94,7 +110,8 @@ StatusOr<InFlight> Submit(RolloutBackend& rollouts, RlTask& task, int64_t index,
   return batch;
 }
 
-// Waits for `batch`, scores it and fills the rollout half of `m`.
+// Waits for `batch`, scores it and fills the rollout half of `m` (this
+// rank's; see ReduceRolloutMetrics).
 StatusOr<std::vector<Completion>> Collect(InFlight& batch, RlTask& task,
                                           RlStepMetrics& m) {
   std::vector<Completion> completions;
@@ -108,7 +125,8 @@ StatusOr<std::vector<Completion>> Collect(InFlight& batch, RlTask& task,
       if (s.finish_reason == FinishReason::kAbort)
         return AbortedError("a rollout of batch " +
                             std::to_string(batch.index) + " was aborted");
-      const Reward reward = task.Score(batch.index, static_cast<int64_t>(p), s);
+      const Reward reward = task.Score(
+          batch.index, batch.first_prompt + static_cast<int64_t>(p), s);
       for (const auto& [name, value] : reward.parts) part_sums[name] += value;
       for (uint64_t v : s.weight_versions) {
         vmin = std::min(vmin, v);
@@ -121,12 +139,41 @@ StatusOr<std::vector<Completion>> Collect(InFlight& batch, RlTask& task,
     }
   }
   m.wait_seconds = SecondsSince(wait_start);
-  for (auto& [name, sum] : part_sums)
-    m.reward_parts[name] = sum / static_cast<double>(completions.size());
+  // Sums for now: ReduceRolloutMetrics divides by the global count.
+  m.reward_parts = std::move(part_sums);
   m.sampled_version_min =
       vmin == std::numeric_limits<uint64_t>::max() ? 0 : vmin;
   m.sampled_version_max = vmax;
   return completions;
+}
+
+// The rollout metrics of the global batch: reward parts as means over all
+// ranks' completions, tokens summed, times and version lag of the slowest.
+// Every rank scores with the same task, so the part names agree.
+Status ReduceRolloutMetrics(DataParallelGroup* group, int64_t completions,
+                            RlStepMetrics& m) {
+  std::vector<double> sums = {double(completions), double(m.rollout_tokens)};
+  for (const auto& [name, sum] : m.reward_parts) sums.push_back(sum);
+  RETURN_IF_ERROR(ReduceMetrics(group, sums, ReduceOp::kSum));
+  double maxima[] = {m.rollout_seconds, m.wait_seconds,
+                     double(m.sampled_version_max),
+                     -double(m.sampled_version_min)};
+  RETURN_IF_ERROR(ReduceMetrics(group, maxima, ReduceOp::kMax));
+  m.rollout_tokens = static_cast<int64_t>(sums[1]);
+  size_t i = 2;
+  for (auto& [name, value] : m.reward_parts) value = sums[i++] / sums[0];
+  m.rollout_seconds = maxima[0];
+  m.wait_seconds = maxima[1];
+  m.sampled_version_max = static_cast<uint64_t>(maxima[2]);
+  m.sampled_version_min = static_cast<uint64_t>(-maxima[3]);
+  return OkStatus();
+}
+
+// With data parallelism, every rank stops when any rank is asked to.
+StatusOr<bool> AgreeToStop(DataParallelGroup* group, bool local) {
+  double stop = local ? 1 : 0;
+  RETURN_IF_ERROR(ReduceMetrics(group, {&stop, 1}, ReduceOp::kMax));
+  return stop > 0;
 }
 
 }  // namespace
@@ -159,6 +206,12 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
                                  RlTask& task, const RlLoopOptions& options,
                                  const RlStepCallback& on_step) {
   RETURN_IF_ERROR(CheckOptions(options, learner, rollouts));
+  DataParallelGroup* const group = learner.data_parallel();
+  RankShare share{0, options.batch_size};
+  if (group != nullptr) {
+    ASSIGN_OR_RETURN(share, ShareOf(options.batch_size, group->rank(),
+                                    group->size(), "the batch size"));
+  }
   RlRunSummary summary;
   const SteadyClock::time_point run_start = SteadyClock::now();
   const LoraAdapter* adapter = learner.adapter();
@@ -172,7 +225,8 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
                    PolicyVersion(rollouts, learner, lora_name));
   if (adapter) {
     StatusOr<SyncReport> first = push(++policy_version);
-    if (!first.ok()) {
+    if (Status agreed = AgreeOnStatus(group, first.status()); !agreed.ok()) {
+      if (first.ok()) return agreed;
       return Status(first.status().code(),
                     "the initial adapter push failed: " +
                         std::string(first.status().message()));
@@ -192,7 +246,7 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
     while (next_submit < options.steps &&
            next_submit <= k + options.max_staleness) {
       StatusOr<InFlight> batch =
-          Submit(rollouts, task, next_submit, options, lora_name);
+          Submit(rollouts, task, next_submit, options, lora_name, share);
       if (!batch.ok()) return fail(batch.status());
       pending.push_back(*std::move(batch));
       ++next_submit;
@@ -202,8 +256,11 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
     StatusOr<std::vector<Completion>> completions =
         Collect(pending.front(), task, m);
     // A failed batch stays pending, so fail() aborts what is left of it.
-    if (!completions.ok()) return fail(completions.status());
+    if (Status s = AgreeOnStatus(group, completions.status()); !s.ok())
+      return fail(s);
     pending.pop_front();
+    if (Status s = ReduceRolloutMetrics(group, completions->size(), m); !s.ok())
+      return fail(s);
     m.version_lag = static_cast<int64_t>(policy_version) -
                     static_cast<int64_t>(m.sampled_version_min);
 
@@ -217,14 +274,24 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
     m.grpo = *grpo;
     ++policy_version;
     m.policy_version = policy_version;
-    const bool stop_now = options.stop_requested && k + 1 < options.steps &&
-                          options.stop_requested();
-    const bool last = k + 1 == options.steps || stop_now;
+    if (group != nullptr) {
+      // Same gradient, same update: the replicas must be identical.
+      Status same = CheckReplicasIdentical(
+          *group, ContentHash(learner.master_weights(), learner.mesh()),
+          "the policy weights after step " + std::to_string(k + 1));
+      if (!same.ok()) return fail(same);
+    }
+    StatusOr<bool> stop_now =
+        AgreeToStop(group, options.stop_requested && k + 1 < options.steps &&
+                               options.stop_requested());
+    if (!stop_now.ok()) return fail(stop_now.status());
+    const bool last = k + 1 == options.steps || *stop_now;
 
     if ((k + 1) % options.sync_every == 0 || last) {
       const SteadyClock::time_point sync_start = SteadyClock::now();
       StatusOr<SyncReport> report = push(policy_version);
-      if (!report.ok()) {
+      if (Status agreed = AgreeOnStatus(group, report.status()); !agreed.ok()) {
+        if (report.ok()) return fail(agreed);
         return fail(Status(report.status().code(),
                            "sync after step " + std::to_string(k + 1) +
                                " failed, the run stops: " +
@@ -245,10 +312,11 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
     if (k == options.first_step) summary.first_reward_mean = m.grpo.reward_mean;
     summary.last_reward_mean = m.grpo.reward_mean;
     if (on_step) {
-      Status s = on_step(m);
+      // E.g. rank 0 writing a checkpoint: its failure stops every rank.
+      Status s = AgreeOnStatus(group, on_step(m));
       if (!s.ok()) return fail(s);
     }
-    if (stop_now) {
+    if (*stop_now) {
       summary.stopped_early = true;
       AbortAndDrain(rollouts, pending);
       break;

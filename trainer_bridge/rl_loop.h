@@ -20,6 +20,17 @@
 // version of that adapter (creating it), so step 1 samples exactly the
 // policy it trains; versions are then the adapter's.
 //
+// Data parallelism. When the learner has a DataParallelGroup (see
+// GrpoLearner::set_data_parallel), every rank runs this loop with its own
+// rollouts and the same options: rank r samples and trains its share of
+// each batch's prompts (batch_size must divide among the ranks), with the
+// seeds and prompt numbers of the whole batch, so every prompt is sampled
+// as one process would sample it. Step metrics are the global batch's on
+// every rank; after each step the ranks compare a content hash of their
+// weights and stop, naming the ranks, if they differ. A failure on one
+// rank (a rollout, a sync, on_step) stops every rank, and a stop request
+// on any rank stops all after the same step.
+//
 // Failure. A refused or mismatched sync stops the run with the reason (the
 // sampler keeps its previous weights, see WeightSync); so does a learner
 // error (e.g. a non-finite loss: the learner refused it, nothing reached
