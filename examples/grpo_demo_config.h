@@ -32,6 +32,13 @@ struct DemoConfig {
   std::string partition;        // In-process only; remote: all devices train.
   int num_virtual_devices = 0;
 
+  // Data parallelism (--distributed under mpirun): this process's rank and
+  // the number of ranks; each rank has its own devices and samplers (its
+  // share of --rollout_servers: urls r, r + N, ...) and trains its share of
+  // every batch.
+  int rank = 0;
+  int num_ranks = 1;
+
   // Learning.
   GrpoOptions learner;  // All but sample_vocab, which the sampler sets.
   RlLoopOptions loop;   // All but first_step and stop_requested.
@@ -48,6 +55,8 @@ struct DemoConfig {
   bool resume = false;
   double max_seconds = 0;  // 0: no time budget.
   int debug_sigkill_after_step = 0;
+  int debug_hang_after_step = 0;
+  int debug_fault_rank = -1;  // -1: every rank.
   std::string save_dir;
   std::string metrics_out;
 };

@@ -146,7 +146,10 @@ StatusOr<TrainingStart> Resume(const DemoConfig& config, const Meshes& meshes,
 // Saves a training checkpoint after every --checkpoint_every steps.
 Status SaveCheckpointIfDue(const DemoConfig& config, const Learner& learner,
                            const RlStepMetrics& m, JsonLines& out) {
-  if (config.checkpoint_every <= 0 || m.step % config.checkpoint_every != 0)
+  // Every replica holds the same state (the loop checks it), so rank 0
+  // alone writes.
+  if (config.checkpoint_every <= 0 || m.step % config.checkpoint_every != 0 ||
+      config.rank != 0)
     return OkStatus();
   const auto start = SteadyClock::now();
   RETURN_IF_ERROR(SaveTrainingCheckpoint(
@@ -197,7 +200,7 @@ StatusOr<uint64_t> ShowGreedyAnswer(const DemoConfig& config,
 // The final policy as a Hugging Face checkpoint in --save_dir, with the
 // tokenizer, so the directory is a complete checkpoint.
 Status SavePolicy(const DemoConfig& config, const Learner& learner) {
-  if (config.save_dir.empty()) return OkStatus();
+  if (config.save_dir.empty() || config.rank != 0) return OkStatus();
   if (learner.grpo->adapter() != nullptr) {
     // A PEFT adapter directory (adapter_config.json and
     // adapter_model.safetensors) over the base it was trained on.
@@ -265,6 +268,7 @@ json SummaryJson(const DemoConfig& config, const Tasks& tasks,
 void JsonLines::Emit(const json& line) { EmitText(JsonLine(line)); }
 
 void JsonLines::EmitText(const std::string& line) {
+  if (quiet_) return;
   std::cout << line << std::endl;
   if (file_ != nullptr) *file_ << line << std::endl;
 }
@@ -293,7 +297,8 @@ StatusOr<Meshes> CreateMeshes(const DemoConfig& config, JsonLines& out) {
   meshes.rollout = &meshes.partition->rollout();
   out.Emit({{"phase", "partition"},
             {"devices", devices.size()},
-            {"meshes", meshes.partition->ToString()}});
+            {"meshes", meshes.partition->ToString()},
+            {"ranks", config.num_ranks}});
   return meshes;
 }
 
@@ -317,8 +322,10 @@ StatusOr<Sampler> StartSampler(const DemoConfig& config, const Meshes& meshes,
   return sampler;
 }
 
-StatusOr<Learner> CreateLearner(const DemoConfig& config, const Meshes& meshes,
-                                const Sampler& sampler) {
+// The learner of one process (one replica of a distributed run).
+static StatusOr<Learner> CreateReplica(const DemoConfig& config,
+                                       const Meshes& meshes,
+                                       const Sampler& sampler) {
   GrpoOptions options = config.learner;
   options.sample_vocab = sampler.rollouts->vocab_size();
   Learner learner;
@@ -346,6 +353,14 @@ StatusOr<Learner> CreateLearner(const DemoConfig& config, const Meshes& meshes,
   ASSIGN_OR_RETURN(learner.grpo, GrpoLearner::Create(
                                      initial.config, initial.weights,
                                      meshes.actor, meshes.reference, options));
+  return learner;
+}
+
+StatusOr<Learner> CreateLearner(const DemoConfig& config, const Meshes& meshes,
+                                const Sampler& sampler,
+                                DataParallelGroup* group) {
+  ASSIGN_OR_RETURN(Learner learner, CreateReplica(config, meshes, sampler));
+  learner.grpo->set_data_parallel(group);
   return learner;
 }
 
@@ -420,9 +435,14 @@ Status WarmStartSft(const DemoConfig& config, const TrainingStart& start,
                     const Tasks& tasks, Sampler& sampler, Learner& learner,
                     JsonLines& out) {
   if (config.resume || config.sft_steps == 0) return OkStatus();
+  // Each rank trains on its share of every SFT batch.
+  ASSIGN_OR_RETURN(RankShare share,
+                   ShareOf(config.sft_batch_size, config.rank, config.num_ranks,
+                           "--sft_batch_size"));
   for (int s = 0; s < config.sft_steps; ++s) {
-    const std::vector<SftExample> batch = tasks.train->SftBatch(
-        int64_t{s} * config.sft_batch_size, config.sft_batch_size);
+    const std::vector<SftExample> batch =
+        tasks.train->SftBatch(int64_t{s} * config.sft_batch_size + share.begin,
+                              share.end - share.begin);
     ASSIGN_OR_RETURN(SftStepMetrics m, learner.grpo->SftStep(batch));
     out.Emit(SftStepJson(s + 1, m));
   }
@@ -442,7 +462,8 @@ StatusOr<LoopResult> RunGrpoLoop(const DemoConfig& config,
     ASSIGN_OR_RETURN(
         Gsm8kEvalResult r,
         EvaluateGsm8k(rollouts, *tasks.eval, config.eval_examples,
-                      config.loop.max_new_tokens, learner.lora_name));
+                      config.loop.max_new_tokens, learner.lora_name,
+                      learner.grpo->data_parallel()));
     result.final_eval_accuracy = r.accuracy;
     out.Emit(EvalJson(step, r));
     return OkStatus();
@@ -463,7 +484,12 @@ StatusOr<LoopResult> RunGrpoLoop(const DemoConfig& config,
                   out.Emit(RlStepJson(m));
                   result.step_seconds += m.step_seconds;
                   RETURN_IF_ERROR(SaveCheckpointIfDue(config, learner, m, out));
-                  if (m.step == config.debug_sigkill_after_step) raise(SIGKILL);
+                  const bool faulty = config.debug_fault_rank < 0 ||
+                                      config.debug_fault_rank == config.rank;
+                  if (faulty && m.step == config.debug_sigkill_after_step)
+                    raise(SIGKILL);
+                  if (faulty && m.step == config.debug_hang_after_step)
+                    raise(SIGSTOP);
                   if (config.eval_every > 0 && m.step % config.eval_every == 0)
                     return evaluate(m.step);
                   return OkStatus();

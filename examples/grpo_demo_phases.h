@@ -40,15 +40,18 @@
 namespace rlrt {
 
 // Where the JSON lines go: stdout, and also `file` (--metrics_out) when
-// not null.
+// not null. A quiet one (ranks other than 0 of a distributed run) prints
+// nothing: rank 0's lines already hold the global figures.
 class JsonLines {
  public:
-  explicit JsonLines(std::ostream* file) : file_(file) {}
+  explicit JsonLines(std::ostream* file, bool quiet = false)
+      : file_(file), quiet_(quiet) {}
   void Emit(const nlohmann::json& line);
   void EmitText(const std::string& line);  // A line already in JSON.
 
  private:
   std::ostream* file_;
+  const bool quiet_;
 };
 
 // SIGTERM and SIGINT end the GRPO loop after the step in progress (as
@@ -90,7 +93,8 @@ struct Sampler {
 StatusOr<Sampler> StartSampler(const DemoConfig& config, const Meshes& meshes,
                                JsonLines& out);
 
-// The GRPO learner on the actor mesh, from --model_dir or dummy weights.
+// The GRPO learner on the actor mesh, from --model_dir or dummy weights;
+// with a data-parallel `group` (may be null), one replica of it.
 struct Learner {
   std::shared_ptr<const LoadedModel> base;  // LoRA: read by grpo in place.
   std::unique_ptr<GrpoLearner> grpo;
@@ -99,7 +103,8 @@ struct Learner {
   std::string lora_name;
 };
 StatusOr<Learner> CreateLearner(const DemoConfig& config, const Meshes& meshes,
-                                const Sampler& sampler);
+                                const Sampler& sampler,
+                                DataParallelGroup* group);
 
 // Where the GRPO steps start, and the weight version the sampler then holds.
 struct TrainingStart {

@@ -17,9 +17,12 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -32,6 +35,10 @@
 #include "examples/model_flags.h"
 #include "models/lora/lora_config.h"
 #include "sampler/adapter_registry.h"
+#include "trainer_bridge/data_parallel.h"
+#ifdef RLRT_HAVE_MPI
+#include "trainer_bridge/mpi/mpi_group.h"
+#endif
 
 // Model and data.
 DEFINE_string(model_dir, "",
@@ -114,6 +121,22 @@ DEFINE_bool(resume, false,
 DEFINE_int32(debug_sigkill_after_step, 0,
              "Testing aid: SIGKILL this process right after step N (and its "
              "checkpoint).");
+// Data parallelism.
+DEFINE_bool(distributed, false,
+            "Run as one rank of `mpirun -np N`: every rank has its own "
+            "devices (rollout and actor meshes) and trains its share of each "
+            "batch; gradients are summed over the ranks (Open MPI) and every "
+            "rank applies the same step. --batch_size and --sft_batch_size "
+            "must divide by N.");
+DEFINE_int32(collective_timeout_s, 600,
+             "With --distributed: a rank waiting longer than this for the "
+             "others (one died or hangs) ends the job on every rank.");
+DEFINE_int32(debug_hang_after_step, 0,
+             "Testing aid: stop this process (SIGSTOP, as a hung rank) right "
+             "after step N.");
+DEFINE_int32(debug_fault_rank, -1,
+             "Testing aid: the rank --debug_sigkill_after_step and "
+             "--debug_hang_after_step act on (-1: every rank).");
 DEFINE_string(save_dir, "",
               "Write the final policy here as a Hugging Face checkpoint.");
 
@@ -176,6 +199,8 @@ Status CheckFlags() {
   if (FLAGS_lora_rank < 0)
     return InvalidArgumentError(
         "--lora_rank must be >= 0 (0: full fine-tuning)");
+  if (FLAGS_collective_timeout_s < 1)
+    return InvalidArgumentError("--collective_timeout_s must be >= 1");
   if (FLAGS_lora_rank > 0 && (FLAGS_checkpoint_every > 0 || FLAGS_resume))
     return UnimplementedError(
         "--lora_rank does not yet work with --checkpoint_every or --resume "
@@ -267,9 +292,17 @@ EngineOptions EngineOptionsFromFlags(const ModelSource& trainer_model,
   return o;
 }
 
-RolloutClientOptions RemoteOptionsFromFlags() {
+// A distributed run shares the servers out: rank r drives urls r, r + N, ...
+StatusOr<RolloutClientOptions> RemoteOptionsFromFlags(int rank, int ranks) {
   RolloutClientOptions client;
-  client.urls = SplitList(FLAGS_rollout_servers);
+  const std::vector<std::string> urls = SplitList(FLAGS_rollout_servers);
+  if (!urls.empty() && static_cast<int>(urls.size()) < ranks)
+    return InvalidArgumentError(
+        "--rollout_servers lists " + std::to_string(urls.size()) +
+        " servers for " + std::to_string(ranks) +
+        " ranks: every rank needs at least one of its own");
+  for (size_t i = rank; i < urls.size(); i += ranks)
+    client.urls.push_back(urls[i]);
   client.admin_token = FLAGS_admin_token;
   client.update_chunk_bytes = static_cast<size_t>(FLAGS_update_chunk_bytes);
   return client;
@@ -298,16 +331,24 @@ Gsm8kTaskOptions TaskOptionsFromFlags() {
   return task;
 }
 
-// Validates the flags and resolves their defaults, once.
-StatusOr<DemoConfig> ResolveFlags() {
+// Validates the flags and resolves their defaults, once. `rank` of
+// `ranks`: this process's place in a distributed run (0 of 1 otherwise).
+StatusOr<DemoConfig> ResolveFlags(int rank, int ranks) {
   RETURN_IF_ERROR(CheckFlags());
   DemoConfig c;
+  c.rank = rank;
+  c.num_ranks = ranks;
+  if (FLAGS_batch_size % ranks != 0 || FLAGS_sft_batch_size % ranks != 0)
+    return InvalidArgumentError(
+        "--batch_size and --sft_batch_size must divide by the number of "
+        "ranks (" +
+        std::to_string(ranks) + "): a rank trains whole groups");
   ASSIGN_OR_RETURN(c.trainer_model, TrainerModelFromFlags());
   ASSIGN_OR_RETURN(c.learner, LearnerOptionsFromFlags());
   c.tokenizer_dir = ResolveTokenizerDir(FLAGS_tokenizer_dir, FLAGS_model_dir);
   c.gsm8k_dir = FLAGS_gsm8k_dir;
   c.remote_rollouts = !FLAGS_rollout_servers.empty();
-  c.remote = RemoteOptionsFromFlags();
+  ASSIGN_OR_RETURN(c.remote, RemoteOptionsFromFlags(rank, ranks));
   c.engine = EngineOptionsFromFlags(c.trainer_model, c.tokenizer_dir);
   c.partition = FLAGS_partition;
   c.num_virtual_devices = FLAGS_num_virtual_devices;
@@ -323,18 +364,22 @@ StatusOr<DemoConfig> ResolveFlags() {
   c.resume = FLAGS_resume;
   c.max_seconds = FLAGS_max_seconds;
   c.debug_sigkill_after_step = FLAGS_debug_sigkill_after_step;
+  c.debug_fault_rank = FLAGS_debug_fault_rank;
+  c.debug_hang_after_step = FLAGS_debug_hang_after_step;
   c.save_dir = FLAGS_save_dir;
   c.metrics_out = FLAGS_metrics_out;
   return c;
 }
 
 // The reference flow: each phase is one call (grpo_demo_phases.h).
-Status Run(const DemoConfig& config, JsonLines& out) {
+// `group`: the ranks of a distributed run (null: one process).
+Status Run(const DemoConfig& config, DataParallelGroup* group, JsonLines& out) {
   ASSIGN_OR_RETURN(Meshes meshes, CreateMeshes(config, out));
   // Data first: a missing file should fail before anything heavy starts.
   ASSIGN_OR_RETURN(Gsm8kData data, LoadGsm8kData(config));
   ASSIGN_OR_RETURN(Sampler sampler, StartSampler(config, meshes, out));
-  ASSIGN_OR_RETURN(Learner learner, CreateLearner(config, meshes, sampler));
+  ASSIGN_OR_RETURN(Learner learner,
+                   CreateLearner(config, meshes, sampler, group));
   ASSIGN_OR_RETURN(TrainingStart start,
                    ResumeOrSwap(config, meshes, sampler, learner, out));
   ASSIGN_OR_RETURN(Tasks tasks,
@@ -350,6 +395,33 @@ int Fail(const Status& status) {
   return 1;
 }
 
+// --distributed: the MPI ranks (null without the flag).
+StatusOr<std::unique_ptr<DataParallelGroup>> JoinRanks(int* argc,
+                                                       char*** argv) {
+  if (!FLAGS_distributed) return std::unique_ptr<DataParallelGroup>();
+#ifdef RLRT_HAVE_MPI
+  ASSIGN_OR_RETURN(std::unique_ptr<MpiGroup> group,
+                   MpiGroup::Create(argc, argv,
+                                    std::chrono::seconds(std::max(
+                                        1, FLAGS_collective_timeout_s))));
+  return std::unique_ptr<DataParallelGroup>(std::move(group));
+#else
+  return UnimplementedError(
+      "--distributed needs Open MPI, and this build has none: install "
+      "libopenmpi-dev (make setup does) and rebuild");
+#endif
+}
+
+// Ends a distributed run on every rank at once: a rank that returned
+// while others wait in a collective would otherwise leave them waiting for
+// the timeout.
+[[noreturn]] void AbortRanks(DataParallelGroup* group, int exit_code) {
+#ifdef RLRT_HAVE_MPI
+  static_cast<MpiGroup*>(group)->AbortJob(exit_code);
+#endif
+  std::exit(exit_code);
+}
+
 }  // namespace
 }  // namespace rlrt
 
@@ -361,19 +433,29 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr = true;  // glog's own flag, set before it starts.
   google::InitGoogleLogging(argv[0]);
   rlrt::ReturnLargeBuffersToTheSystem();
-  const rlrt::StatusOr<rlrt::DemoConfig> config = rlrt::ResolveFlags();
-  if (!config.ok()) return rlrt::Fail(config.status());
+  rlrt::StatusOr<std::unique_ptr<rlrt::DataParallelGroup>> group =
+      rlrt::JoinRanks(&argc, &argv);
+  if (!group.ok()) return rlrt::Fail(group.status());
+  rlrt::DataParallelGroup* ranks = group->get();
+  auto fail = [&](const rlrt::Status& status) {
+    const int code = rlrt::Fail(status);
+    if (ranks != nullptr && ranks->size() > 1) rlrt::AbortRanks(ranks, code);
+    return code;
+  };
+  const rlrt::StatusOr<rlrt::DemoConfig> config =
+      ranks != nullptr ? rlrt::ResolveFlags(ranks->rank(), ranks->size())
+                       : rlrt::ResolveFlags(0, 1);
+  if (!config.ok()) return fail(config.status());
   std::ofstream metrics;
-  if (!config->metrics_out.empty()) {
+  if (!config->metrics_out.empty() && config->rank == 0) {
     metrics.open(config->metrics_out, std::ios::app);
-    if (!metrics) {
-      std::cerr << "grpo_gsm8k_10steps: cannot open --metrics_out "
-                << config->metrics_out << std::endl;
-      return 1;
-    }
+    if (!metrics)
+      return fail(rlrt::InvalidArgumentError("cannot open --metrics_out " +
+                                             config->metrics_out));
   }
-  rlrt::JsonLines out(metrics.is_open() ? &metrics : nullptr);
+  rlrt::JsonLines out(metrics.is_open() ? &metrics : nullptr,
+                      /*quiet=*/config->rank != 0);
   rlrt::InstallStopHandlers();
-  const rlrt::Status status = rlrt::Run(*config, out);
-  return status.ok() ? 0 : rlrt::Fail(status);
+  const rlrt::Status status = rlrt::Run(*config, ranks, out);
+  return status.ok() ? 0 : fail(status);
 }

@@ -276,8 +276,11 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
     m.policy_version = policy_version;
     if (group != nullptr) {
       // Same gradient, same update: the replicas must be identical.
+      m.ranks = group->size();
+      m.replica_weights_hash =
+          ContentHash(learner.master_weights(), learner.mesh());
       Status same = CheckReplicasIdentical(
-          *group, ContentHash(learner.master_weights(), learner.mesh()),
+          *group, m.replica_weights_hash,
           "the policy weights after step " + std::to_string(k + 1));
       if (!same.ok()) return fail(same);
     }

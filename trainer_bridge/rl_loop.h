@@ -94,6 +94,10 @@ struct RlStepMetrics {
   int64_t version_lag = 0;
   bool synced = false;
   SyncReport sync;
+  // Data parallelism: the number of ranks, and the content hash of the
+  // master weights every rank holds after this step (they compared it).
+  int ranks = 1;
+  uint64_t replica_weights_hash = 0;
 };
 
 struct RlRunSummary {

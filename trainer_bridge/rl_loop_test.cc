@@ -21,84 +21,16 @@
 #include "models/leaf_copy.h"
 #include "models/test_util.h"
 #include "trainer_bridge/data_parallel_local.h"
+#include "trainer_bridge/rl_test_util.h"
 
 namespace rlrt {
 namespace {
 
-constexpr int32_t kTarget = 7;
-constexpr char kUntied[] =
-    RLRT_SOURCE_DIR "/tests/reference/fixtures/qwen3_untied";
-constexpr char kTied[] = RLRT_SOURCE_DIR "/tests/reference/fixtures/qwen3_tied";
-
-// Reward: the fraction of completion tokens equal to kTarget. Prompts are
-// four pseudo-random ids drawn from the batch index.
-class TargetTokenTask : public RlTask {
- public:
-  int64_t nan_at_batch = -1;  // This batch gets a NaN reward.
-  int64_t short_batch = -1;   // This batch has one prompt too few.
-  // Reward the fraction of even token ids instead: a signal for a real
-  // model that never emits kTarget.
-  bool reward_even_ids = false;
-
-  StatusOr<std::vector<std::vector<int32_t>>> Prompts(
-      int64_t index, int64_t batch_size) override {
-    std::mt19937 rng(static_cast<uint32_t>(index) + 11);
-    std::vector<std::vector<int32_t>> prompts(
-        index == short_batch ? batch_size - 1 : batch_size);
-    for (auto& p : prompts)
-      for (int t = 0; t < 4; ++t) p.push_back(10 + rng() % 80);
-    return prompts;
-  }
-  Reward Score(int64_t index, int64_t, const SampleOutput& s) override {
-    if (index == nan_at_batch)
-      return {std::numeric_limits<double>::quiet_NaN(), {}};
-    const double hit =
-        reward_even_ids
-            ? double(std::count_if(s.token_ids.begin(), s.token_ids.end(),
-                                   [](int32_t id) { return id % 2 == 0; })) /
-                  s.token_ids.size()
-            : double(
-                  std::count(s.token_ids.begin(), s.token_ids.end(), kTarget)) /
-                  s.token_ids.size();
-    return {hit, {{"target", hit}}};
-  }
-};
-
-struct Rig {
-  std::unique_ptr<Mesh> rollout = testing::MakeMesh(1, "rollout");
-  std::unique_ptr<Mesh> actor = testing::MakeMesh(1, "actor");
-  std::unique_ptr<SamplerEngine> engine;
-  std::unique_ptr<GrpoLearner> learner;
-
-  // The engine and the learner start from the same weights of `engine_dir`
-  // (dummy ones unless `load_format` says otherwise) in `dtype`; the
-  // learner's model comes from `learner_dir`.
-  explicit Rig(const char* learner_dir = kUntied,
-               std::string engine_dir = kUntied,
-               std::string load_format = "dummy", std::string dtype = "auto") {
-    EngineOptions o;
-    o.model.model_dir = std::move(engine_dir);
-    o.model.load_format = std::move(load_format);
-    o.model.dtype = std::move(dtype);
-    o.model.seed = 3;
-    o.max_total_tokens = 4096;
-    auto e = SamplerEngine::Create(o, rollout.get());
-    EXPECT_TRUE(e.ok()) << e.status();
-    engine = std::move(e).value();
-    ModelSource source = o.model;
-    source.model_dir = learner_dir;
-    auto initial = LoadModel(source, actor.get());
-    EXPECT_TRUE(initial.ok()) << initial.status();
-    GrpoOptions g;
-    g.lr.peak = 2e-2;
-    g.adamw.max_grad_norm = 1.0;
-    g.sample_vocab = engine->vocab_size();
-    auto l = GrpoLearner::Create(initial->config, initial->weights, actor.get(),
-                                 nullptr, g);
-    EXPECT_TRUE(l.ok()) << l.status();
-    learner = std::move(l).value();
-  }
-};
+using testing::kTarget;
+using testing::kTied;
+using testing::kUntied;
+using testing::Rig;
+using testing::TargetTokenTask;
 
 RlLoopOptions SmallLoop(int64_t steps, int64_t staleness) {
   RlLoopOptions o;

@@ -65,6 +65,10 @@ nlohmann::json RlStepJson(const RlStepMetrics& m) {
       {"version_lag", m.version_lag},
   };
   if (m.synced) line["sync"] = SyncJson(m.sync);
+  if (m.ranks > 1) {
+    line["ranks"] = m.ranks;
+    line["replica_weights_hash"] = HexU64(m.replica_weights_hash);
+  }
   return line;
 }
 

@@ -188,7 +188,8 @@ StatusOr<std::vector<uint64_t>> MpiGroup::AllGather(uint64_t value) {
   if (MPI_Iallgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T,
                      MPI_COMM_WORLD, &request) != MPI_SUCCESS)
     return InternalError("MPI_Iallgather failed");
-  RETURN_IF_ERROR(WaitOrAbort(request, "a hash exchange", timeout_, *this));
+  RETURN_IF_ERROR(WaitOrAbort(request, "an exchange with the other ranks",
+                              timeout_, *this));
   return all;
 }
 

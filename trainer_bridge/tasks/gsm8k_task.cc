@@ -112,15 +112,16 @@ std::vector<SftExample> Gsm8kTask::SftBatch(int64_t offset,
   return batch;
 }
 
-StatusOr<Gsm8kEvalResult> EvaluateGsm8k(RolloutBackend& rollouts,
-                                        const Gsm8kTask& task, int64_t count,
-                                        int64_t max_new_tokens,
-                                        const std::string& lora_name) {
-  if (count < 1) return InvalidArgumentError("eval count must be >= 1");
-  const auto start = SteadyClock::now();
-  count = std::min(count, task.size());
+namespace {
+// Greedy answers to `indices`; mean_completion_tokens holds their token
+// sum (EvaluateGsm8k divides), accuracy is left to the caller.
+StatusOr<Gsm8kEvalResult> EvaluateExamples(RolloutBackend& rollouts,
+                                           const Gsm8kTask& task,
+                                           std::span<const int64_t> indices,
+                                           int64_t max_new_tokens,
+                                           const std::string& lora_name) {
   std::vector<RequestHandle> handles;
-  for (int64_t i = 0; i < count; ++i) {
+  for (int64_t i : indices) {
     GenerateRequest r;
     r.input_ids = task.prompt_ids(i);
     r.sampling.temperature = 0.0f;
@@ -135,8 +136,9 @@ StatusOr<Gsm8kEvalResult> EvaluateGsm8k(RolloutBackend& rollouts,
                                      : rollouts.AdapterVersion(lora_name));
   int64_t tokens = 0;
   Status first_error;
-  for (int64_t i = 0; i < count; ++i) {
-    StatusOr<GenerateResult> result = handles[i].Wait();
+  for (size_t k = 0; k < indices.size(); ++k) {
+    const int64_t i = indices[k];
+    StatusOr<GenerateResult> result = handles[k].Wait();
     if (!result.ok()) {
       if (first_error.ok()) first_error = result.status();
       continue;
@@ -150,9 +152,39 @@ StatusOr<Gsm8kEvalResult> EvaluateGsm8k(RolloutBackend& rollouts,
       out.weight_version = std::min(out.weight_version, v);
   }
   RETURN_IF_ERROR(first_error);
+  out.examples = static_cast<int64_t>(indices.size());
+  out.mean_completion_tokens = double(tokens);
+  return out;
+}
+}  // namespace
+
+StatusOr<Gsm8kEvalResult> EvaluateGsm8k(RolloutBackend& rollouts,
+                                        const Gsm8kTask& task, int64_t count,
+                                        int64_t max_new_tokens,
+                                        const std::string& lora_name,
+                                        DataParallelGroup* group) {
+  if (count < 1) return InvalidArgumentError("eval count must be >= 1");
+  const auto start = SteadyClock::now();
+  count = std::min(count, task.size());
+  const int64_t first = group != nullptr ? group->rank() : 0;
+  const int64_t stride = group != nullptr ? group->size() : 1;
+  std::vector<int64_t> mine;
+  for (int64_t i = first; i < count; i += stride) mine.push_back(i);
+  StatusOr<Gsm8kEvalResult> local =
+      EvaluateExamples(rollouts, task, mine, max_new_tokens, lora_name);
+  RETURN_IF_ERROR(AgreeOnStatus(group, local.status()));
+  Gsm8kEvalResult out = *local;
+  double sums[] = {double(out.correct), double(out.strict_format),
+                   out.mean_completion_tokens};
+  double maxima[] = {-double(out.weight_version), 0};
+  RETURN_IF_ERROR(ReduceMetrics(group, sums, ReduceOp::kSum));
+  RETURN_IF_ERROR(ReduceMetrics(group, maxima, ReduceOp::kMax));
   out.examples = count;
+  out.correct = static_cast<int64_t>(sums[0]);
+  out.strict_format = static_cast<int64_t>(sums[1]);
   out.accuracy = double(out.correct) / double(count);
-  out.mean_completion_tokens = double(tokens) / double(count);
+  out.mean_completion_tokens = sums[2] / double(count);
+  out.weight_version = static_cast<uint64_t>(-maxima[0]);
   out.seconds = SecondsSince(start);
   return out;
 }

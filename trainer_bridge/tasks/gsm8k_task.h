@@ -14,6 +14,7 @@
 #include "models/tokenizer/chat_template.h"
 #include "models/tokenizer/tokenizer.h"
 #include "sampler/engine.h"
+#include "trainer_bridge/data_parallel.h"
 #include "trainer_bridge/grpo_learner.h"
 #include "trainer_bridge/rl_task.h"
 #include "trainer_bridge/rollout_backend.h"
@@ -92,11 +93,14 @@ struct Gsm8kEvalResult {
 
 // Greedy decoding of the first `count` examples of `task` (all at once, so
 // the engine batches them), scored for exact answers; with `lora_name`,
-// under that adapter of the samplers.
+// under that adapter of the samplers. With a data-parallel `group`, rank r
+// decodes examples r, r + size, ... on its own samplers and the result is
+// the whole evaluation's, on every rank.
 StatusOr<Gsm8kEvalResult> EvaluateGsm8k(RolloutBackend& rollouts,
                                         const Gsm8kTask& task, int64_t count,
                                         int64_t max_new_tokens,
-                                        const std::string& lora_name = "");
+                                        const std::string& lora_name = "",
+                                        DataParallelGroup* group = nullptr);
 
 }  // namespace rlrt
 
