@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "models/io/safetensors.h"
+#include "tests/rollout_server_process.h"
 
 namespace {
 
@@ -177,6 +178,55 @@ TEST(GrpoDemoMpiTest, TwoRanksMatchOneProcessAndRepeatBitwise) {
   }
   EXPECT_GT(a.Phase("grpo_step")[2]["grad_norm"].get<double>(), 0);
   for (const fs::path& d : {one, two_a, two_b}) fs::remove_all(d);
+}
+
+// LoRA: only the adapter's gradients cross between ranks.
+TEST(GrpoDemoMpiTest, LoraAdaptersTrainDataParallel) {
+  const fs::path one = TempDir("lora_one"), two = TempDir("lora_two");
+  const std::string flags =
+      std::string(kFlags) + "--steps=3 --lora_rank=4 --save_dir=";
+  RunResult a = RunDemo(0, flags + one.string());
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  RunResult b = RunDemo(2, flags + two.string());
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  ASSERT_EQ(b.Phase("grpo_step").size(), 3u);
+  EXPECT_GT(b.Phase("grpo_step")[2]["grad_norm"].get<double>(), 0);
+  const double diff = MaxAbsDiff(one / "adapter_model.safetensors",
+                                 two / "adapter_model.safetensors");
+  EXPECT_LE(diff, 5e-5);
+  std::printf("LoRA, 1 process vs 2 ranks: max |dA|,|dB| %.3g\n", diff);
+  for (const fs::path& d : {one, two}) fs::remove_all(d);
+}
+
+// --rollout_servers: the servers are shared out among the ranks (rank r
+// drives server r here), each rank pushing its weights to its own.
+TEST(GrpoDemoMpiTest, RanksShareOutTheRolloutServers) {
+  const auto [pid0, port0] = rlrt::testing::StartServer("--seed=3", 41);
+  const auto [pid1, port1] = rlrt::testing::StartServer("--seed=3", 42);
+  ASSERT_GT(pid0, 0);
+  ASSERT_GT(pid1, 0);
+  const std::string urls = "http://127.0.0.1:" + std::to_string(port0) +
+                           ",http://127.0.0.1:" + std::to_string(port1);
+  RunResult r =
+      RunDemo(2, std::string(kFlags) + "--steps=2 --rollout_servers=" + urls);
+  RunResult too_few = RunDemo(
+      2, std::string(kFlags) + "--steps=1 --rollout_servers=http://127.0.0.1:" +
+             std::to_string(port0));
+  kill(pid0, SIGTERM);
+  kill(pid1, SIGTERM);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::vector<json> steps = r.Phase("grpo_step");
+  ASSERT_EQ(steps.size(), 2u);
+  // Each rank's rollouts come from its own server, on-policy.
+  EXPECT_EQ(steps[1]["logprob_mismatch_max"], 0.0);
+  EXPECT_EQ(steps[1]["ranks"], 2);
+  // Rank 0 names only its own server.
+  ASSERT_EQ(r.Phase("rollout_servers").size(), 1u);
+  EXPECT_EQ(r.Phase("rollout_servers")[0]["urls"].size(), 1u);
+  EXPECT_NE(too_few.exit_code, 0);
+  EXPECT_NE(too_few.output.find("every rank needs at least one"),
+            std::string::npos)
+      << too_few.output;
 }
 
 TEST(GrpoDemoMpiTest, AKilledRankEndsTheJobAndResumeReachesTheSameWeights) {

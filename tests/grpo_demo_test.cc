@@ -13,9 +13,12 @@
 #include <sstream>
 #include <string>
 
+#include "tests/rollout_server_process.h"
+
 namespace {
 
 using nlohmann::json;
+using rlrt::testing::StartServer;
 
 struct RunResult {
   int exit_code = -1;
@@ -315,27 +318,6 @@ namespace {
 
 // --rollout_servers: the same loop with rollouts from a rollout_server
 // process over HTTP and weights pushed through /admin/update_params.
-// Starts build/bin/rollout_server with `flags` on a free port; returns its
-// pid and port (pid 0 when it did not come up).
-std::pair<int, int> StartServer(const std::string& flags, int salt) {
-  const int port = 20000 + (getpid() + salt) % 20000;
-  const std::string command =
-      std::string(ROLLOUT_SERVER_PATH) +
-      " --num_virtual_devices=1 --port=" + std::to_string(port) + " " + flags +
-      " 2>/dev/null & echo $!";
-  FILE* server = popen(command.c_str(), "r");
-  if (server == nullptr) return {0, port};
-  char buf[4096];
-  int pid = 0;
-  if (fgets(buf, sizeof(buf), server) != nullptr) pid = std::atoi(buf);
-  // The server_ready line, once it listens.
-  const bool ready = fgets(buf, sizeof(buf), server) != nullptr &&
-                     std::string(buf).find("server_ready") != std::string::npos;
-  pclose(server);
-  if (!ready && pid > 0) kill(pid, SIGTERM);
-  return {ready ? pid : 0, port};
-}
-
 // Float32 pushes as one UpdateParams each; BF16 ones as streams of 64 KiB
 // chunks (qwen3-tiny is about 10 MB in BF16: some 150 chunks per push).
 TEST(GrpoDemoTest, RemoteRolloutsThroughARolloutServer) {
