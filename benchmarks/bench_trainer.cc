@@ -51,6 +51,7 @@
 
 #include "base/timing.h"
 #include "benchmarks/bench_limits.h"
+#include "benchmarks/bench_workloads.h"
 #include "models/forward/dummy_weights.h"
 #include "models/forward/model_source.h"
 #include "models/lora/lora_config.h"
@@ -78,20 +79,6 @@ constexpr int64_t kRlPrompts = 4;
 constexpr int64_t kRlGenerations = 4;
 constexpr int64_t kRlPromptTokens = 32;
 constexpr int64_t kRlNewTokens = 64;
-
-// Qwen3-0.6B's family (tied embeddings, qk-norm, the real vocabulary)
-// shrunk to about 100M parameters, 78M of them the embedding.
-ModelConfig Qwen3Shape100M() {
-  ModelConfig c = PresetConfig("qwen3-0.6b").value();
-  c.hidden_size = 512;
-  c.intermediate_size = 1536;
-  c.num_hidden_layers = 8;
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = 4;
-  c.head_dim = 64;
-  CHECK(ValidateModelConfig(c).ok());
-  return c;
-}
 
 // One model per (shape, workers), built once and kept for the run.
 struct TrainBench {
@@ -181,37 +168,6 @@ void BM_TrainStep(benchmark::State& state) {
                  (bf16 ? " bf16" : " f32"));
 }
 
-// Prompts of random ids; the reward is the fraction of completion tokens in
-// the lower half of the vocabulary, so rewards vary within a group and the
-// gradient is not zero.
-class LowerHalfTask : public RlTask {
- public:
-  explicit LowerHalfTask(int64_t vocab) : vocab_(vocab) {}
-
-  StatusOr<std::vector<std::vector<int32_t>>> Prompts(
-      int64_t index, int64_t batch_size) override {
-    std::mt19937_64 rng(static_cast<uint64_t>(index));
-    std::vector<std::vector<int32_t>> prompts(batch_size);
-    for (auto& p : prompts)
-      for (int t = 0; t < kRlPromptTokens; ++t)
-        p.push_back(static_cast<int32_t>(rng() % vocab_));
-    return prompts;
-  }
-
-  Reward Score(int64_t, int64_t, const SampleOutput& completion) override {
-    if (completion.token_ids.empty()) return {};
-    const auto lower =
-        std::count_if(completion.token_ids.begin(), completion.token_ids.end(),
-                      [&](int32_t id) { return id < vocab_ / 2; });
-    const double fraction =
-        static_cast<double>(lower) / completion.token_ids.size();
-    return {fraction, {{"lower_half", fraction}}};
-  }
-
- private:
-  const int64_t vocab_;
-};
-
 void BM_RlLoopOverlap(benchmark::State& state) {
   const int64_t staleness = state.range(0);
   auto devices = DiscoverLocalDevices();
@@ -248,7 +204,7 @@ void BM_RlLoopOverlap(benchmark::State& state) {
   auto learner = GrpoLearner::Create(initial->config, initial->weights,
                                      &partition->actor(), nullptr, options);
   CHECK(learner.ok()) << learner.status();
-  LowerHalfTask task((*engine)->vocab_size());
+  LowerHalfTask task((*engine)->vocab_size(), kRlPromptTokens);
 
   double step = 0, rollout = 0, train = 0, sync = 0;
   int64_t counted = 0;

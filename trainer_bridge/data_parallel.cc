@@ -22,9 +22,9 @@ StatusOr<RankShare> ShareOf(int64_t total, int rank, int size,
   return RankShare{each * rank, each * (rank + 1)};
 }
 
-Status SumLeavesInRankOrder(DataParallelGroup& group, ParamLeaves& leaves,
-                            int64_t block_elements) {
-  if (group.size() == 1) return OkStatus();
+Status DataParallelGroup::SumLeavesInRankOrder(ParamLeaves& leaves,
+                                               int64_t block_elements) {
+  if (size() == 1) return OkStatus();
   if (block_elements < 1)
     return InvalidArgumentError("block_elements must be >= 1");
   for (size_t i = 0; i < leaves.size(); ++i) {
@@ -35,8 +35,10 @@ Status SumLeavesInRankOrder(DataParallelGroup& group, ParamLeaves& leaves,
   // Every rank walks the same leaves in the same order, so the blocks line
   // up without any exchange of layout.
   const int64_t total = leaves.total_elements();
-  std::vector<float> staging(
-      static_cast<size_t>(std::min<int64_t>(block_elements, total)));
+  const size_t needed =
+      static_cast<size_t>(std::min<int64_t>(block_elements, total));
+  if (staging_.size() < needed) staging_.resize(needed);
+  std::vector<float>& staging = staging_;
   size_t leaf = 0;
   int64_t offset = 0;  // Elements into `leaf`.
   int64_t done = 0;
@@ -58,7 +60,7 @@ Status SumLeavesInRankOrder(DataParallelGroup& group, ParamLeaves& leaves,
         offset = 0;
       }
     }
-    RETURN_IF_ERROR(group.SumInRankOrder(
+    RETURN_IF_ERROR(SumInRankOrder(
         std::span<float>(staging.data(), static_cast<size_t>(block))));
     leaf = leaf_start;
     offset = offset_start;

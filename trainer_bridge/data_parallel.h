@@ -48,6 +48,19 @@ class DataParallelGroup {
   virtual Status AllReduce(std::span<double> values, ReduceOp op) = 0;
   // Every rank's value, indexed by rank.
   virtual StatusOr<std::vector<uint64_t>> AllGather(uint64_t value) = 0;
+
+  // Sums F32 leaves (gradients) over the ranks in rank order, in blocks of
+  // at most `block_elements` packed across leaves, so small leaves do not
+  // cost a collective each and the staging memory stays bounded. A group
+  // of one changes nothing.
+  Status SumLeavesInRankOrder(ParamLeaves& leaves,
+                              int64_t block_elements = int64_t{1} << 24);
+
+ private:
+  // The packed block, kept across calls: fresh pages for every block cost
+  // more than the exchange itself (measured: 250 ms of page faults per
+  // 64 MB block on this VM, against 60 ms for the MPI exchange).
+  std::vector<float> staging_;
 };
 
 // The ranks' share of `total` items: [begin, end). Items must divide evenly
@@ -59,13 +72,6 @@ struct RankShare {
 };
 StatusOr<RankShare> ShareOf(int64_t total, int rank, int size,
                             std::string_view what);
-
-// Sums F32 leaves (gradients) over the ranks in rank order, in blocks of at
-// most `block_elements` packed across leaves, so small leaves do not cost a
-// collective each and the staging memory stays bounded. A group of one
-// changes nothing.
-Status SumLeavesInRankOrder(DataParallelGroup& group, ParamLeaves& leaves,
-                            int64_t block_elements = int64_t{1} << 24);
 
 // All-gathers `hash` (of `what`, e.g. "the policy weights") and fails on
 // every rank, naming the ranks whose hash differs from rank 0's, unless all

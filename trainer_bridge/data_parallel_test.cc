@@ -76,7 +76,7 @@ TEST(DataParallelTest, LeavesAreSummedAcrossLeafBoundariesInSmallBlocks) {
   }
   // Blocks of 4 elements straddle every leaf boundary (3 | 5 | 1).
   OnRanks(2, [&](int rank, DataParallelGroup& group) {
-    EXPECT_TRUE(SumLeavesInRankOrder(group, leaves[rank], 4).ok());
+    EXPECT_TRUE(group.SumLeavesInRankOrder(leaves[rank], 4).ok());
   });
   for (int r = 0; r < 2; ++r) {
     for (size_t i = 0; i < specs.size(); ++i) {

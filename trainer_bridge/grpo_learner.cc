@@ -247,7 +247,7 @@ Status GrpoLearner::CheckBatch(std::span<const Completion> batch) const {
 
 Status GrpoLearner::ReduceGradients() {
   if (data_parallel_ == nullptr) return OkStatus();
-  return SumLeavesInRankOrder(*data_parallel_, grads_);
+  return data_parallel_->SumLeavesInRankOrder(grads_);
 }
 
 StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
@@ -377,7 +377,9 @@ Status GrpoLearner::Iterate(std::span<const Completion> batch,
       RETURN_IF_ERROR(policy_->Backward(flat_grad, grads_));
       m.train_tokens += static_cast<int64_t>(flat_grad.size());
     }
+    const SteadyClock::time_point reduce_start = SteadyClock::now();
     RETURN_IF_ERROR(ReduceGradients());
+    m.gradient_reduce_seconds += SecondsSince(reduce_start);
     m.learning_rate = options_.lr.At(optimizer_->steps());
     ASSIGN_OR_RETURN(OptimizerStepStats step, OptimizerStep(m.learning_rate));
     if (iteration == 0) {

@@ -116,6 +116,9 @@ struct GrpoStepMetrics {
   int64_t train_tokens = 0;
   double train_seconds = 0;
   double reference_seconds = 0;
+  // Data parallelism: time spent summing gradients over the ranks (part of
+  // train_seconds; it includes waiting for the slowest rank).
+  double gradient_reduce_seconds = 0;
 };
 
 class GrpoLearner {

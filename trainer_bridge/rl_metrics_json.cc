@@ -67,6 +67,7 @@ nlohmann::json RlStepJson(const RlStepMetrics& m) {
   if (m.synced) line["sync"] = SyncJson(m.sync);
   if (m.ranks > 1) {
     line["ranks"] = m.ranks;
+    line["gradient_reduce_seconds"] = m.grpo.gradient_reduce_seconds;
     line["replica_weights_hash"] = HexU64(m.replica_weights_hash);
   }
   return line;

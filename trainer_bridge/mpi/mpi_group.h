@@ -1,9 +1,9 @@
 // The data-parallel group over MPI (Debian's Open MPI): one rank per
 // process of `mpirun -np N`, over MPI_COMM_WORLD.
 //
-// Every collective is non-blocking underneath and waited on with a
+// Every collective starts with a non-blocking barrier waited on with a
 // deadline: a rank that died or hangs would otherwise leave the others
-// blocked forever. When a collective has not completed within `timeout`,
+// blocked forever. When the other ranks have not arrived within `timeout`,
 // the rank logs which collective it was waiting in and calls MPI_Abort,
 // which ends the job on every rank with a non-zero exit. (A rank that
 // crashes is also noticed by mpirun itself, which then kills the others.)
@@ -11,7 +11,9 @@
 #define RLRT_TRAINER_BRIDGE_MPI_MPI_GROUP_H_
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
+#include <vector>
 
 #include "trainer_bridge/data_parallel.h"
 
@@ -45,6 +47,9 @@ class MpiGroup : public DataParallelGroup {
   const int rank_;
   const int size_;
   const std::chrono::milliseconds timeout_;
+  // What the other ranks send this rank's slice of, kept across calls
+  // (fresh pages per call cost more than the exchange).
+  std::vector<std::byte> received_;
 };
 
 }  // namespace rlrt
