@@ -195,6 +195,8 @@ void BM_RlStepScaling(benchmark::State& state) {
   state.counters["step_seconds_1_rank"] = one.step;
   state.counters["step_seconds_n_ranks"] = many.step;
   state.counters["scaling_efficiency"] = one.step / (group->size() * many.step);
+  state.counters["rollout_seconds_1_rank"] = one.rollout;
+  state.counters["train_seconds_1_rank"] = one.train;
   state.counters["rollout_seconds"] = many.rollout;
   state.counters["train_seconds"] = many.train;
   state.counters["gradient_reduce_seconds"] = many.reduce;
