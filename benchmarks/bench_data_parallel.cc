@@ -10,11 +10,11 @@
 // BM_AllReduce/<dtype>: the gradient of the Qwen3-0.6B shape (596M
 // elements; 2.4 GB in float32, 1.2 GB in bfloat16) summed over the ranks
 // in rank order, as the learner does: float32 through
-// DataParallelGroup::SumLeavesInRankOrder (packing leaves into blocks), bfloat16 as one flat
-// buffer (DataParallelGroup::SumInRankOrderBf16). Counters:
-// allreduce_bytes_per_s (gradient bytes / seconds), memcpy_bytes_per_s (one
-// thread copying the same bytes, in the same run, on the same core) and
-// ratio_to_memcpy.
+// DataParallelGroup::SumLeavesInRankOrder (packing leaves into blocks),
+// bfloat16 as one flat buffer (DataParallelGroup::SumInRankOrderBf16).
+// Counters: allreduce_bytes_per_s (gradient bytes / seconds),
+// memcpy_bytes_per_s (one thread copying the same bytes, in the same run, on
+// the same core) and ratio_to_memcpy.
 //
 // BM_RlStepScaling/<model>: the serial RL step (RunRlLoop, max_staleness
 // 0: rollout, then training, then the in-process sync) of a fixed global
