@@ -9,7 +9,9 @@
 #   make soak   - the 20-minute soak (build/bin/grpo_soak), not part of test
 #   make fuzz-smoke - builds the libFuzzer targets with clang (build-fuzz) and
 #                 runs each for FUZZ_SECONDS on a copy of its seed corpus
+SHELL := /bin/bash
 BUILD_DIR ?= build
+BUILD_NOISE := ^g?make(\[[0-9]+\])?: (Entering|Leaving) directory|Built target|Scanning dependencies|Consolidate compiler generated
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -40,7 +42,13 @@ configure: setup
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
-demo: build
+# The demo builds only its own binary and shows one line per build step
+# (nothing when it is up to date): make's directory messages and CMake's
+# "Built target" lines are dropped; errors and warnings stay.
+demo: configure
+	@set -o pipefail; cmake --build $(BUILD_DIR) -j $(JOBS) \
+		--target grpo_gsm8k_10steps -- --no-print-directory 2>&1 | \
+		{ grep -vE '$(BUILD_NOISE)' || true; }
 	$(BUILD_DIR)/bin/grpo_gsm8k_10steps
 
 test: test-release test-asan test-tsan

@@ -247,7 +247,7 @@ StatusOr<GrpoOptions> LearnerOptionsFromFlags() {
   ASSIGN_OR_RETURN(GrpoOptions g, GrpoOptionsFromFlags());
   ASSIGN_OR_RETURN(g.lora, LoraFromFlags());
   g.lora_seed = FLAGS_seed;
-  g.loss.constant_normalizer = FLAGS_max_new_tokens;
+  g.loss.max_completion_length = FLAGS_max_new_tokens;
   ASSIGN_OR_RETURN(g.kv_dtype, ParseDTypeFlag(FLAGS_kv_cache_dtype));
   g.lr.total_steps = static_cast<int64_t>(FLAGS_steps) * FLAGS_num_iterations +
                      FLAGS_sft_steps;

@@ -66,10 +66,9 @@ DEFINE_int64(sample_vocab, 0,
              "tokenizer.json (as the engine does), else the config's "
              "vocab_size.");
 // Learning.
-DEFINE_int64(constant_normalizer, 0,
-             "Tokens per completion that --loss_aggregation=constant divides "
-             "by (Dr. GRPO: the generation limit); 0: the longest completion "
-             "in the file.");
+DEFINE_int64(max_completion_length, 0,
+             "The generation limit that --loss_type=dr_grpo divides by; 0: "
+             "the longest completion in the file.");
 DEFINE_int64(max_micro_batch_tokens, 4096,
              "Tokens per micro-batch; each completion must fit in one.");
 
@@ -256,12 +255,12 @@ StatusOr<Batch> GroupRollouts(const std::string& path,
 }
 
 StatusOr<GrpoOptions> LearnerOptions(const Batch& batch, int64_t vocab) {
-  if (FLAGS_constant_normalizer < 0)
-    return InvalidArgumentError("--constant_normalizer must be >= 0");
+  if (FLAGS_max_completion_length < 0)
+    return InvalidArgumentError("--max_completion_length must be >= 0");
   ASSIGN_OR_RETURN(GrpoOptions g, GrpoOptionsFromFlags());
-  g.loss.constant_normalizer = FLAGS_constant_normalizer > 0
-                                   ? FLAGS_constant_normalizer
-                                   : batch.longest_completion;
+  g.loss.max_completion_length = FLAGS_max_completion_length > 0
+                                     ? FLAGS_max_completion_length
+                                     : batch.longest_completion;
   g.lr.total_steps = FLAGS_num_iterations;
   g.max_micro_batch_tokens = FLAGS_max_micro_batch_tokens;
   g.sample_vocab = vocab;
@@ -359,6 +358,7 @@ json MetricsJson(const GrpoStepMetrics& m, const Batch& batch, double seconds) {
                {"completion_length_max", m.completion_length_max},
                {"truncated_fraction", m.truncated_fraction},
                {"clip_fraction", m.clip_fraction},
+               {"dual_clip_fraction", m.dual_clip_fraction},
                {"kl", m.kl},
                {"ratio_mean", m.ratio_mean},
                {"ratio_min", m.ratio_min},

@@ -10,10 +10,32 @@ DEFINE_double(epsilon, 0.2, "Clip range of the importance ratio.");
 DEFINE_double(epsilon_high, 0.0, "Upper clip (DAPO); 0: --epsilon.");
 DEFINE_int32(num_iterations, 1, "Optimizer steps per rollout batch (mu).");
 DEFINE_bool(scale_rewards, true,
-            "Divide advantages by the group std (false: Dr. GRPO).");
-DEFINE_string(loss_aggregation, "sequence_mean",
-              "sequence_mean (GRPO) | token_mean (DAPO) | constant (Dr. "
-              "GRPO)");
+            "--advantage_estimator=grpo: divide advantages by the group std "
+            "(false: Dr. GRPO).");
+DEFINE_string(loss_type, "grpo",
+              "How token losses add up (TRL's names): grpo (mean per "
+              "completion, then over completions) | bnpo (token mean over "
+              "this process's batch) | dr_grpo (token sum / (completions x "
+              "max completion length)) | dapo (token mean over the global "
+              "batch).");
+DEFINE_string(importance_sampling_level, "token",
+              "token | sequence (GSPO: one ratio per completion, the "
+              "exponential of its mean token log-ratio, clipped per "
+              "completion).");
+DEFINE_double(dual_clip_c, 0,
+              "Dual-clip PPO: for negative advantages the loss is bounded "
+              "by -c * A (c > 1); 0: off.");
+DEFINE_string(kl_estimator, "k3",
+              "KL to the reference per token: k1 (logp - ref) | k2 ((logp - "
+              "ref)^2 / 2) | k3 (exp(ref - logp) - (ref - logp) - 1).");
+DEFINE_bool(kl_in_reward, false,
+            "Subtract --beta x the completion's KL (the estimator's, between "
+            "the sampler's and the reference's logprobs) from its reward "
+            "before the advantage, instead of a KL term in the loss.");
+DEFINE_string(advantage_estimator, "grpo",
+              "grpo (group mean and std) | rloo (leave-one-out baseline) | "
+              "reinforce_pp (group mean, then normalised over the batch: "
+              "REINFORCE++).");
 DEFINE_bool(drop_truncated, false, "No loss on truncated completions.");
 DEFINE_double(weight_decay, 0.0, "AdamW decoupled weight decay.");
 DEFINE_double(max_grad_norm, 1.0, "Global gradient-norm clip; 0: off.");
@@ -40,11 +62,26 @@ StatusOr<GrpoOptions> GrpoOptionsFromFlags() {
   g.loss.epsilon = FLAGS_epsilon;
   if (FLAGS_epsilon_high > 0) g.loss.epsilon_high = FLAGS_epsilon_high;
   g.loss.beta = FLAGS_beta;
-  StatusOr<LossAggregation> aggregation =
-      ParseLossAggregation(FLAGS_loss_aggregation);
-  if (!aggregation.ok())
-    return aggregation.status().WithContext("--loss_aggregation");
-  g.loss.aggregation = *aggregation;
+  StatusOr<LossType> loss_type = ParseLossType(FLAGS_loss_type);
+  if (!loss_type.ok()) return loss_type.status().WithContext("--loss_type");
+  g.loss.loss_type = *loss_type;
+  StatusOr<ImportanceSamplingLevel> level =
+      ParseImportanceSamplingLevel(FLAGS_importance_sampling_level);
+  if (!level.ok())
+    return level.status().WithContext("--importance_sampling_level");
+  g.loss.importance_sampling_level = *level;
+  if (FLAGS_dual_clip_c != 0 && !(FLAGS_dual_clip_c > 1))
+    return InvalidArgumentError("--dual_clip_c must be > 1 (or 0: off)");
+  g.loss.dual_clip_c = FLAGS_dual_clip_c;
+  StatusOr<KlEstimator> kl = ParseKlEstimator(FLAGS_kl_estimator);
+  if (!kl.ok()) return kl.status().WithContext("--kl_estimator");
+  g.loss.kl_estimator = *kl;
+  g.kl_in_reward = FLAGS_kl_in_reward;
+  StatusOr<AdvantageEstimator> estimator =
+      ParseAdvantageEstimator(FLAGS_advantage_estimator);
+  if (!estimator.ok())
+    return estimator.status().WithContext("--advantage_estimator");
+  g.advantage_estimator = *estimator;
   g.loss.drop_truncated = FLAGS_drop_truncated;
   g.scale_rewards = FLAGS_scale_rewards;
   g.temperature = static_cast<float>(FLAGS_temperature);

@@ -16,7 +16,12 @@ DECLARE_double(epsilon);
 DECLARE_double(epsilon_high);
 DECLARE_int32(num_iterations);
 DECLARE_bool(scale_rewards);
-DECLARE_string(loss_aggregation);
+DECLARE_string(loss_type);
+DECLARE_string(importance_sampling_level);
+DECLARE_double(dual_clip_c);
+DECLARE_string(kl_estimator);
+DECLARE_bool(kl_in_reward);
+DECLARE_string(advantage_estimator);
 DECLARE_bool(drop_truncated);
 DECLARE_double(weight_decay);
 DECLARE_double(max_grad_norm);
@@ -26,7 +31,7 @@ namespace rlrt {
 
 // Validates the flags above and fills the options they set. The caller
 // sets what depends on its workload: lr.total_steps,
-// loss.constant_normalizer, max_micro_batch_tokens and sample_vocab.
+// loss.max_completion_length, max_micro_batch_tokens and sample_vocab.
 StatusOr<GrpoOptions> GrpoOptionsFromFlags();
 
 }  // namespace rlrt

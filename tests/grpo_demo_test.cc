@@ -294,7 +294,7 @@ TEST(GrpoDemoTest, BadFlagsAndDataFailWithTheReason) {
       {"--temperature=0", "--temperature"},
       {"--gsm8k_dir=/nonexistent", "/nonexistent/train.jsonl"},
       {"--load_format=safetensors", "--load_format=dummy"},
-      {"--loss_aggregation=bogus", "bogus"},
+      {"--loss_type=bogus", "bogus"},
       {"--lr_schedule=bogus", "bogus"},
       {"--partition=rollout=9,actor=9", "partition spec"},
       {"--max_prompt_length=5", "max_prompt_length"},

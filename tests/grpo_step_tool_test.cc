@@ -176,28 +176,28 @@ std::vector<Case> Cases(const std::vector<Completion>& batch) {
   Case a{"token_mean_kl", "", {}};
   a.flags =
       "--temperature=0.7 --learning_rate=1e-3 --beta=0.04 "
-      "--loss_aggregation=token_mean --max_grad_norm=0.5 "
+      "--loss_type=dapo --max_grad_norm=0.5 "
       "--weight_decay=0.01 --num_virtual_devices=3";
   a.options.temperature = 0.7f;
   a.options.lr.peak = 1e-3;
   a.options.loss.beta = 0.04;
-  a.options.loss.aggregation = LossAggregation::kTokenMean;
+  a.options.loss.loss_type = LossType::kDapo;
   a.options.adamw.max_grad_norm = 0.5;
   a.options.adamw.weight_decay = 0.01;
 
   Case b{"dr_grpo_two_iterations", "", {}};
   b.flags =
-      "--learning_rate=2e-3 --num_iterations=2 --loss_aggregation=constant "
+      "--learning_rate=2e-3 --num_iterations=2 --loss_type=dr_grpo "
       "--scale_rewards=false --drop_truncated --epsilon_high=0.3 "
       "--max_micro_batch_tokens=32";
   b.options.lr.peak = 2e-3;
   b.options.lr.total_steps = 2;
   b.options.num_iterations = 2;
-  b.options.loss.aggregation = LossAggregation::kConstant;
+  b.options.loss.loss_type = LossType::kDrGrpo;
   size_t longest = 0;
   for (const Completion& c : batch)
     longest = std::max(longest, c.tokens.size());
-  b.options.loss.constant_normalizer = static_cast<double>(longest);
+  b.options.loss.max_completion_length = static_cast<double>(longest);
   b.options.scale_rewards = false;
   b.options.loss.drop_truncated = true;
   b.options.loss.epsilon_high = 0.3;
@@ -429,7 +429,7 @@ TEST(GrpoStepToolTest, BadInputFailsNamingTheLineAndWritesNothing) {
 
   const std::string rollouts = WriteLines(dir + "/rollouts.jsonl", good);
   for (const char* flags :
-       {"--loss_aggregation=mean", "--temperature=0", "--num_iterations=0",
+       {"--loss_type=mean", "--temperature=0", "--num_iterations=0",
         "--sample_vocab=97", "--preset=qwen3-tiny"}) {
     const Output run = RunTool(
         "--model_dir=" + testing::FixtureDir("qwen3_untied") +

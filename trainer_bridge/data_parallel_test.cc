@@ -159,7 +159,7 @@ std::vector<Completion> Batch(int step) {
 GrpoOptions Options() {
   GrpoOptions o;
   o.loss.beta = 0.04;
-  o.loss.aggregation = LossAggregation::kTokenMean;
+  o.loss.loss_type = LossType::kDapo;
   o.num_iterations = 2;
   o.lr.peak = 1e-3;
   o.max_micro_batch_tokens = 20;  // Several micro-batches per rank.
@@ -240,6 +240,46 @@ TEST(DataParallelLearnerTest, TwoRanksMatchOneRankAndStayIdentical) {
     EXPECT_NEAR(a.logprob_mismatch_max, b.logprob_mismatch_max, 1e-6);
   }
   EXPECT_GT(one.metrics[0].clip_fraction, 0) << "the batch should clip";
+}
+
+// Advantages whitened over the batch (REINFORCE++), the KL in the reward
+// and sequence-level ratios (GSPO) use global statistics: two ranks still
+// match one process. bnpo's token mean is each rank's own (TRL's local
+// batch), so there two ranks differ from one process unless the shares
+// have equal token counts; dapo's is global.
+TEST(DataParallelLearnerTest, VariantsMatchOneRankWhereTheyAreGlobal) {
+  auto max_diff = [](const RunResult& a, const RunResult& b) {
+    double d = 0;
+    for (size_t i = 0; i < a.weights[0].size(); ++i)
+      d = std::max(d, std::fabs(double(a.weights[0][i]) - b.weights[0][i]));
+    return d;
+  };
+  GrpoOptions global = Options();
+  global.advantage_estimator = AdvantageEstimator::kReinforcePlusPlus;
+  global.kl_in_reward = true;
+  global.loss.kl_estimator = KlEstimator::kK2;
+  global.loss.importance_sampling_level = ImportanceSamplingLevel::kSequence;
+  global.loss.loss_type = LossType::kGrpo;
+  const RunResult one = Train(1, 2, global), two = Train(2, 2, global);
+  EXPECT_EQ(two.weights[0], two.weights[1]);
+  EXPECT_LE(max_diff(one, two), 2e-6);
+  EXPECT_NEAR(one.metrics[0].kl, two.metrics[0].kl, 1e-9);
+  EXPECT_NEAR(one.metrics[0].advantage_std, two.metrics[0].advantage_std,
+              1e-9);
+
+  GrpoOptions bnpo = Options();
+  bnpo.loss.loss_type = LossType::kBnpo;
+  const RunResult bnpo_one = Train(1, 2, bnpo), bnpo_two = Train(2, 2, bnpo);
+  EXPECT_EQ(bnpo_two.weights[0], bnpo_two.weights[1]);
+  // One process: bnpo is dapo.
+  GrpoOptions dapo = Options();
+  dapo.loss.loss_type = LossType::kDapo;
+  EXPECT_EQ(bnpo_one.weights[0], Train(1, 2, dapo).weights[0]);
+  // Step 1's shares hold the same number of tokens (21 each), so there the
+  // mean of the ranks' means is the global mean; step 2's hold 23 and 19.
+  EXPECT_NEAR(bnpo_one.metrics[0].loss, bnpo_two.metrics[0].loss, 1e-7);
+  EXPECT_GT(std::fabs(bnpo_one.metrics[1].loss - bnpo_two.metrics[1].loss),
+            1e-5);
 }
 
 TEST(DataParallelLearnerTest, TwoRankRunsAreBitwiseIdentical) {

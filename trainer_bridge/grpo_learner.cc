@@ -223,8 +223,13 @@ Status GrpoLearner::ScoreAll(TrainableTransformer& model,
   return OkStatus();
 }
 
-Status GrpoLearner::CheckBatch(std::span<const Completion> batch) const {
+Status GrpoLearner::CheckBatch(std::span<const Completion> batch,
+                               int64_t group_size) const {
   if (batch.empty()) return InvalidArgumentError("empty GRPO batch");
+  if (group_size < 1 || batch.size() % group_size != 0)
+    return InvalidArgumentError(std::to_string(batch.size()) +
+                                " completions do not split into groups of " +
+                                std::to_string(group_size));
   for (size_t i = 0; i < batch.size(); ++i) {
     const Completion& c = batch[i];
     if (c.prompt.empty() || c.tokens.empty())
@@ -245,6 +250,21 @@ Status GrpoLearner::CheckBatch(std::span<const Completion> batch) const {
   return OkStatus();
 }
 
+Status GrpoLearner::RecordRewardKl(
+    std::span<const Completion> batch,
+    const std::vector<std::vector<float>>& ref_logp, GrpoStepMetrics& m) {
+  double sums[2] = {};  // KL, tokens.
+  for (size_t i = 0; i < batch.size(); ++i) {
+    for (size_t t = 0; t < ref_logp[i].size(); ++t)
+      sums[0] += KlEstimate(options_.loss.kl_estimator,
+                            batch[i].behaviour_logprobs[t], ref_logp[i][t]);
+    sums[1] += ref_logp[i].size();
+  }
+  RETURN_IF_ERROR(ReduceMetrics(data_parallel_, sums, ReduceOp::kSum));
+  m.kl = sums[1] > 0 ? sums[0] / sums[1] : 0;
+  return OkStatus();
+}
+
 Status GrpoLearner::ReduceGradients() {
   if (data_parallel_ == nullptr) return OkStatus();
   return data_parallel_->SumLeavesInRankOrder(grads_);
@@ -256,19 +276,39 @@ StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
   const SteadyClock::time_point start = SteadyClock::now();
   std::vector<double> rewards;
   for (const Completion& c : batch) rewards.push_back(c.reward);
-  // Groups never straddle ranks, so advantages are computed where the group
-  // is; a bad batch on any rank stops every rank.
-  const Status valid = CheckBatch(batch);
-  StatusOr<std::vector<double>> advantages =
-      valid.ok() ? GroupAdvantages(rewards, group_size, options_.scale_rewards)
-                 : StatusOr<std::vector<double>>(valid);
-  RETURN_IF_ERROR(AgreeOnStatus(data_parallel_, advantages.status()));
+  // A bad batch on any rank stops every rank.
+  RETURN_IF_ERROR(AgreeOnStatus(data_parallel_, CheckBatch(batch, group_size)));
 
   std::vector<std::vector<float>> ref_logp;
   if (reference_) {
     const SteadyClock::time_point ref_start = SteadyClock::now();
     RETURN_IF_ERROR(ScoreAll(*reference_, batch, ref_logp));
     m.reference_seconds = SecondsSince(ref_start);
+  }
+  if (options_.kl_in_reward && reference_) {
+    std::vector<std::vector<float>> behaviour;
+    for (const Completion& c : batch) behaviour.push_back(c.behaviour_logprobs);
+    rewards =
+        KlPenalizedRewards(rewards, behaviour, ref_logp, options_.loss.beta,
+                           options_.loss.kl_estimator);
+    RETURN_IF_ERROR(RecordRewardKl(batch, ref_logp, m));
+  }
+  // Groups never straddle ranks, so advantages are computed where the group
+  // is; REINFORCE++ then whitens them with the global batch's statistics.
+  StatusOr<std::vector<double>> advantages =
+      GroupAdvantages(rewards, group_size, options_.advantage_estimator,
+                      options_.scale_rewards);
+  RETURN_IF_ERROR(AgreeOnStatus(data_parallel_, advantages.status()));
+  if (options_.advantage_estimator == AdvantageEstimator::kReinforcePlusPlus) {
+    double moments[3] = {double(advantages->size())};
+    for (double a : *advantages) {
+      moments[1] += a;
+      moments[2] += a * a;
+    }
+    RETURN_IF_ERROR(ReduceMetrics(data_parallel_, moments, ReduceOp::kSum));
+    const double mean = moments[1] / moments[0];
+    const double var = std::max(0.0, moments[2] / moments[0] - mean * mean);
+    WhitenAdvantages(*advantages, mean, std::sqrt(var));
   }
 
   if (options_.num_iterations > 1) RETURN_IF_ERROR(SaveSnapshot());
@@ -322,6 +362,9 @@ Status GrpoLearner::Iterate(std::span<const Completion> batch,
                             const std::vector<std::vector<float>>& ref_logp,
                             GrpoStepMetrics& m) {
   const auto micro = MicroBatches(batch);
+  // With the KL in the reward the loss has no KL term.
+  GrpoLossOptions loss_options = options_.loss;
+  if (options_.kl_in_reward) loss_options.beta = 0;
   std::vector<std::vector<float>> logp;
   std::vector<std::vector<float>> dlogp(batch.size());
   for (size_t i = 0; i < batch.size(); ++i)
@@ -334,27 +377,34 @@ Status GrpoLearner::Iterate(std::span<const Completion> batch,
     std::vector<std::span<float>> grads;
     for (size_t i = 0; i < batch.size(); ++i) {
       terms.push_back({logp[i], batch[i].behaviour_logprobs,
-                       reference_ ? std::span<const float>(ref_logp[i])
-                                  : std::span<const float>(),
+                       loss_options.beta > 0
+                           ? std::span<const float>(ref_logp[i])
+                           : std::span<const float>(),
                        advantages[i], batch[i].truncated});
       grads.push_back(dlogp[i]);
     }
     // The loss is normalised by the global batch's counts, so every rank's
-    // gradient is its share of the global gradient, and the shares add up.
-    const LossCounts local = CountLossTerms(terms, options_.loss);
+    // gradient is its share of the global gradient, and the shares add up;
+    // bnpo's token mean is this rank's, and the ranks' means are averaged.
+    const LossCounts local = CountLossTerms(terms, loss_options);
     double counts[] = {double(local.sequences), double(local.tokens)};
     RETURN_IF_ERROR(ReduceMetrics(data_parallel_, counts, ReduceOp::kSum));
+    if (loss_options.loss_type == LossType::kBnpo) {
+      counts[1] = double(local.tokens) *
+                  (data_parallel_ != nullptr ? data_parallel_->size() : 1);
+    }
     ASSIGN_OR_RETURN(GrpoLossStats loss,
-                     GrpoLoss(terms, options_.loss, grads,
+                     GrpoLoss(terms, loss_options, grads,
                               LossCounts{static_cast<int64_t>(counts[0]),
                                          static_cast<int64_t>(counts[1])}));
     double stats[] = {loss.loss, loss.clip_fraction, loss.kl_mean,
-                      loss.ratio_mean};
+                      loss.ratio_mean, loss.dual_clip_fraction};
     RETURN_IF_ERROR(ReduceMetrics(data_parallel_, stats, ReduceOp::kSum));
     loss.loss = stats[0];
     loss.clip_fraction = stats[1];
     loss.kl_mean = stats[2];
     loss.ratio_mean = stats[3];
+    loss.dual_clip_fraction = stats[4];
     // The global loss: every rank takes the same decision.
     if (!std::isfinite(loss.loss)) {
       return FailedPreconditionError(
@@ -385,7 +435,8 @@ Status GrpoLearner::Iterate(std::span<const Completion> batch,
     if (iteration == 0) {
       m.loss = loss.loss;
       m.clip_fraction = loss.clip_fraction;
-      m.kl = loss.kl_mean;
+      m.dual_clip_fraction = loss.dual_clip_fraction;
+      if (!options_.kl_in_reward) m.kl = loss.kl_mean;
       m.ratio_mean = loss.ratio_mean;
       m.grad_norm = step.grad_norm;
     }

@@ -44,7 +44,11 @@ namespace rlrt {
 
 struct GrpoOptions {
   GrpoLossOptions loss;
-  bool scale_rewards = true;  // false: Dr. GRPO (no division by group std).
+  AdvantageEstimator advantage_estimator = AdvantageEstimator::kGrpo;
+  bool scale_rewards = true;  // grpo: false is Dr. GRPO (no division by std).
+  // The KL to the reference (loss.beta, loss.kl_estimator) as a penalty on
+  // each completion's reward before its advantage, instead of a loss term.
+  bool kl_in_reward = false;
   // The sampler's temperature: logprobs are of the tempered distribution.
   float temperature = 1.0f;
   int num_iterations = 1;  // mu: optimizer steps per rollout batch.
@@ -98,6 +102,9 @@ struct GrpoStepMetrics {
   int64_t completion_length_max = 0;
   double truncated_fraction = 0;
   double clip_fraction = 0;
+  double dual_clip_fraction = 0;  // Of the clipped, by the dual clip.
+  // Mean KL per token to the reference (the estimator's): of the policy in
+  // the loss, or of the behaviour policy with kl_in_reward.
   double kl = 0;
   double ratio_mean = 0;
   // Training-inference mismatch over the batch's completion tokens: the
@@ -226,8 +233,14 @@ class GrpoLearner {
 
   // Sums the gradients over the ranks (nothing in one process).
   Status ReduceGradients();
-  // Sizes, token counts and rewards of a GRPO batch.
-  Status CheckBatch(std::span<const Completion> batch) const;
+  // Sizes, token counts, groups and rewards of a GRPO batch.
+  Status CheckBatch(std::span<const Completion> batch,
+                    int64_t group_size) const;
+  // kl_in_reward: the mean KL per token between the behaviour and the
+  // reference logprobs, over the global batch, into m.kl.
+  Status RecordRewardKl(std::span<const Completion> batch,
+                        const std::vector<std::vector<float>>& ref_logp,
+                        GrpoStepMetrics& m);
 
   const ModelConfig config_;
   const GrpoOptions options_;

@@ -1,10 +1,13 @@
-// The GRPO objective's gradient against PyTorch autograd: for the tiny
-// Qwen3 (tied and untied), Qwen2 and Llama fixtures, the loss of
-// tests/reference/gen_grpo_fixtures.py (clipped ratios against behaviour
-// logprobs, asymmetric clip, k3 KL to reference logprobs, two aggregations,
-// float64) differentiated through the whole model. Ours: the training
-// forward, GrpoLoss for dLoss/dlogp, the backward. Every leaf must agree to
-// 1e-4 of its largest gradient.
+// The GRPO objective's gradient against PyTorch autograd, in every variant
+// the learner offers: for the tiny Qwen3 (tied and untied), Qwen2 and Llama
+// fixtures, the loss of tests/reference/gen_grpo_fixtures.py (clipped
+// ratios against behaviour logprobs, per token or per sequence (GSPO), an
+// asymmetric clip and the dual clip, the k1/k2/k3 KL to reference logprobs
+// in the loss or in the reward, the grpo/bnpo/dr_grpo/dapo loss types and
+// the grpo/rloo/reinforce_pp advantages, float64) differentiated through
+// the whole model. Ours: the advantages, the training forward, GrpoLoss for
+// dLoss/dlogp, the backward. Every leaf must agree to 1e-4 of its largest
+// gradient.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -60,12 +63,8 @@ TEST_P(GrpoPyTorchTest, GrpoLossGradientMatchesAutograd) {
     ref_logp.push_back(c["ref_logprobs"].get<std::vector<float>>());
     rewards.push_back(c["reward"].get<double>());
   }
-  auto advantages =
-      GroupAdvantages(rewards, fixture["group_size"].get<int64_t>(), true);
-  ASSERT_TRUE(advantages.ok());
-  const auto want_advantages = fixture["advantages"].get<std::vector<double>>();
-  for (size_t i = 0; i < rewards.size(); ++i)
-    EXPECT_NEAR((*advantages)[i], want_advantages[i], 1e-8) << i;
+  const int64_t group_size = fixture["group_size"].get<int64_t>();
+  const double beta = fixture["beta"].get<double>();
 
   auto mesh = testing::MakeMesh(2);
   auto trainable =
@@ -75,13 +74,54 @@ TEST_P(GrpoPyTorchTest, GrpoLossGradientMatchesAutograd) {
   std::vector<float> logp(batch.num_targets());
   ASSERT_TRUE(trainable->Forward(batch.sequences, temperature, logp).ok());
 
+  int dual_clipped_total = 0;
   for (const json& c : fixture["cases"]) {
     const std::string case_name = c["name"];
+    const json& o = c["options"];
     GrpoLossOptions options;
     options.epsilon = fixture["epsilon"].get<double>();
     options.epsilon_high = fixture["epsilon_high"].get<double>();
-    options.beta = fixture["beta"].get<double>();
-    options.aggregation = *ParseLossAggregation(case_name);
+    options.beta = beta;
+    options.loss_type = *ParseLossType(o["loss_type"].get<std::string>());
+    options.max_completion_length =
+        fixture["max_completion_length"].get<double>();
+    options.importance_sampling_level = *ParseImportanceSamplingLevel(
+        o["importance_sampling_level"].get<std::string>());
+    options.dual_clip_c = o["dual_clip_c"].get<double>();
+    options.kl_estimator =
+        *ParseKlEstimator(o["kl_estimator"].get<std::string>());
+    const AdvantageEstimator estimator =
+        *ParseAdvantageEstimator(o["advantage_estimator"].get<std::string>());
+    const bool kl_in_reward = o["kl_in_reward"].get<bool>();
+
+    // The advantages, as the learner computes them (in one process).
+    std::vector<double> case_rewards = rewards;
+    if (kl_in_reward) {
+      case_rewards = KlPenalizedRewards(rewards, old_logp, ref_logp, beta,
+                                        options.kl_estimator);
+      options.beta = 0;
+    }
+    auto advantages =
+        GroupAdvantages(case_rewards, group_size, estimator, true);
+    ASSERT_TRUE(advantages.ok());
+    if (estimator == AdvantageEstimator::kReinforcePlusPlus) {
+      double mean = 0, square = 0;
+      for (double a : *advantages) {
+        mean += a;
+        square += a * a;
+      }
+      mean /= advantages->size();
+      WhitenAdvantages(*advantages, mean,
+                       std::sqrt(square / advantages->size() - mean * mean));
+    }
+    const auto want_advantages = c["advantages"].get<std::vector<double>>();
+    // The fixture's logprobs reach us as floats: the KL penalty, divided
+    // by a group's std, differs by a few 1e-7.
+    for (size_t i = 0; i < rewards.size(); ++i) {
+      EXPECT_NEAR((*advantages)[i], want_advantages[i], 1e-6)
+          << case_name << " " << i;
+    }
+
     std::vector<CompletionTerms> terms;
     std::vector<float> dlogp(logp.size());
     std::vector<std::span<float>> grads;
@@ -100,7 +140,13 @@ TEST_P(GrpoPyTorchTest, GrpoLossGradientMatchesAutograd) {
         << case_name;
     const int64_t clipped = std::llround(stats->clip_fraction * stats->tokens);
     EXPECT_EQ(clipped, c["clipped_tokens"].get<int64_t>()) << case_name;
-    EXPECT_GT(clipped, 0) << "the fixture should exercise the clip";
+    if (options.importance_sampling_level == ImportanceSamplingLevel::kToken) {
+      EXPECT_GT(clipped, 0) << "the fixture should exercise the clip";
+    }
+    const int64_t dual =
+        std::llround(stats->dual_clip_fraction * stats->tokens);
+    EXPECT_EQ(dual, c["dual_clipped_tokens"].get<int64_t>()) << case_name;
+    dual_clipped_total += dual;
 
     ParamLeaves leaf_grads = testing::ZeroGradients(model.config);
     ASSERT_TRUE(trainable->Backward(dlogp, leaf_grads).ok());
@@ -120,6 +166,10 @@ TEST_P(GrpoPyTorchTest, GrpoLossGradientMatchesAutograd) {
         "gradient error %.2e\n",
         name.c_str(), case_name.c_str(), stats->loss,
         static_cast<long long>(clipped), worst);
+  }
+  if (name == "qwen2" || name == "llama") {
+    EXPECT_GT(dual_clipped_total, 0)
+        << "the fixture should reach the dual clip";
   }
 }
 

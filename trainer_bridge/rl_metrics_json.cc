@@ -43,6 +43,7 @@ nlohmann::json RlStepJson(const RlStepMetrics& m) {
       {"loss", g.loss},
       {"kl", g.kl},
       {"clip_fraction", g.clip_fraction},
+      {"dual_clip_fraction", g.dual_clip_fraction},
       {"ratio_mean", g.ratio_mean},
       {"ratio_min", g.ratio_min},
       {"ratio_max", g.ratio_max},
