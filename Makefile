@@ -49,7 +49,7 @@ demo: configure
 	@set -o pipefail; cmake --build $(BUILD_DIR) -j $(JOBS) \
 		--target grpo_gsm8k_10steps -- --no-print-directory 2>&1 | \
 		{ grep -vE '$(BUILD_NOISE)' || true; }
-	$(BUILD_DIR)/bin/grpo_gsm8k_10steps
+	@$(BUILD_DIR)/bin/grpo_gsm8k_10steps
 
 test: test-release test-asan test-tsan
 
