@@ -81,6 +81,13 @@ DEFINE_bool(enable_thinking, false,
 DEFINE_int32(max_staleness, 1,
              "Batches sampled ahead of training (0: serial, on-policy).");
 DEFINE_int32(sync_every, 1, "Push weights to the sampler every k steps.");
+DEFINE_int32(overlong_buffer, 0,
+             "DAPO's overlong shaping: completions longer than "
+             "--max_new_tokens minus this lose reward linearly, down to "
+             "--overlong_penalty at the limit; 0: off.");
+DEFINE_double(overlong_penalty, 1.0,
+              "The reward a completion at --max_new_tokens loses with "
+              "--overlong_buffer.");
 DEFINE_int64(max_total_tokens, 0,
              "Engine KV capacity in tokens; 0: enough for the batches in "
              "flight and the evaluation.");
@@ -317,6 +324,8 @@ RlLoopOptions LoopOptionsFromFlags() {
   loop.temperature = static_cast<float>(FLAGS_temperature);
   loop.max_staleness = FLAGS_max_staleness;
   loop.sync_every = FLAGS_sync_every;
+  loop.overlong_buffer = FLAGS_overlong_buffer;
+  loop.overlong_penalty = FLAGS_overlong_penalty;
   loop.seed = FLAGS_seed;
   return loop;
 }

@@ -32,6 +32,12 @@ DEFINE_bool(kl_in_reward, false,
             "Subtract --beta x the completion's KL (the estimator's, between "
             "the sampler's and the reference's logprobs) from its reward "
             "before the advantage, instead of a KL term in the loss.");
+DEFINE_double(tis_cap, 0,
+              "Truncated importance sampling for stale rollouts "
+              "(--max_staleness >= 1): the ratio is taken against the "
+              "trainer's logprobs at the step's start, and each token's term "
+              "is weighted by min(trainer / sampler probability, cap); 0: "
+              "off.");
 DEFINE_string(advantage_estimator, "grpo",
               "grpo (group mean and std) | rloo (leave-one-out baseline) | "
               "reinforce_pp (group mean, then normalised over the batch: "
@@ -77,6 +83,9 @@ StatusOr<GrpoOptions> GrpoOptionsFromFlags() {
   if (!kl.ok()) return kl.status().WithContext("--kl_estimator");
   g.loss.kl_estimator = *kl;
   g.kl_in_reward = FLAGS_kl_in_reward;
+  if (!(FLAGS_tis_cap >= 0))
+    return InvalidArgumentError("--tis_cap must be >= 0 (0: off)");
+  g.tis_cap = FLAGS_tis_cap;
   StatusOr<AdvantageEstimator> estimator =
       ParseAdvantageEstimator(FLAGS_advantage_estimator);
   if (!estimator.ok())

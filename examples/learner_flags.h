@@ -22,6 +22,7 @@ DECLARE_double(dual_clip_c);
 DECLARE_string(kl_estimator);
 DECLARE_bool(kl_in_reward);
 DECLARE_string(advantage_estimator);
+DECLARE_double(tis_cap);
 DECLARE_bool(drop_truncated);
 DECLARE_double(weight_decay);
 DECLARE_double(max_grad_norm);

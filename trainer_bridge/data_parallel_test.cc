@@ -264,8 +264,7 @@ TEST(DataParallelLearnerTest, VariantsMatchOneRankWhereTheyAreGlobal) {
   EXPECT_EQ(two.weights[0], two.weights[1]);
   EXPECT_LE(max_diff(one, two), 2e-6);
   EXPECT_NEAR(one.metrics[0].kl, two.metrics[0].kl, 1e-9);
-  EXPECT_NEAR(one.metrics[0].advantage_std, two.metrics[0].advantage_std,
-              1e-9);
+  EXPECT_NEAR(one.metrics[0].advantage_std, two.metrics[0].advantage_std, 1e-9);
 
   GrpoOptions bnpo = Options();
   bnpo.loss.loss_type = LossType::kBnpo;

@@ -250,6 +250,28 @@ Status GrpoLearner::CheckBatch(std::span<const Completion> batch,
   return OkStatus();
 }
 
+Status GrpoLearner::TruncatedWeights(
+    std::span<const Completion> batch,
+    const std::vector<std::vector<float>>& logp,
+    std::vector<std::vector<float>>& trainer_old,
+    std::vector<std::vector<float>>& weights, GrpoStepMetrics& m) {
+  trainer_old = logp;
+  weights.resize(batch.size());
+  int64_t capped = 0;
+  double sums[3] = {};  // Weight sum, tokens, capped.
+  for (size_t i = 0; i < batch.size(); ++i) {
+    weights[i] = TruncatedImportanceWeights(
+        trainer_old[i], batch[i].behaviour_logprobs, options_.tis_cap, &capped);
+    for (float w : weights[i]) sums[0] += w;
+    sums[1] += weights[i].size();
+  }
+  sums[2] = double(capped);
+  RETURN_IF_ERROR(ReduceMetrics(data_parallel_, sums, ReduceOp::kSum));
+  m.tis_weight_mean = sums[1] > 0 ? sums[0] / sums[1] : 0;
+  m.tis_capped_fraction = sums[1] > 0 ? sums[2] / sums[1] : 0;
+  return OkStatus();
+}
+
 Status GrpoLearner::RecordRewardKl(
     std::span<const Completion> batch,
     const std::vector<std::vector<float>>& ref_logp, GrpoStepMetrics& m) {
@@ -366,21 +388,34 @@ Status GrpoLearner::Iterate(std::span<const Completion> batch,
   GrpoLossOptions loss_options = options_.loss;
   if (options_.kl_in_reward) loss_options.beta = 0;
   std::vector<std::vector<float>> logp;
+  // Truncated importance sampling: the trainer's logprobs at the step's
+  // start are the ratio's denominator, and their weights against the
+  // sampler's stay fixed over the iterations.
+  std::vector<std::vector<float>> trainer_old, is_weights;
   std::vector<std::vector<float>> dlogp(batch.size());
   for (size_t i = 0; i < batch.size(); ++i)
     dlogp[i].resize(batch[i].tokens.size());
   for (int iteration = 0; iteration < options_.num_iterations; ++iteration) {
     RETURN_IF_ERROR(ScoreAll(*policy_, batch, logp));
-    if (iteration == 0)
+    if (iteration == 0) {
       RETURN_IF_ERROR(RecordMismatch(batch, logp, data_parallel_, m));
+      if (options_.tis_cap > 0)
+        RETURN_IF_ERROR(
+            TruncatedWeights(batch, logp, trainer_old, is_weights, m));
+    }
     std::vector<CompletionTerms> terms;
     std::vector<std::span<float>> grads;
     for (size_t i = 0; i < batch.size(); ++i) {
-      terms.push_back({logp[i], batch[i].behaviour_logprobs,
-                       loss_options.beta > 0
-                           ? std::span<const float>(ref_logp[i])
-                           : std::span<const float>(),
-                       advantages[i], batch[i].truncated});
+      terms.push_back(
+          {logp[i],
+           options_.tis_cap > 0
+               ? std::span<const float>(trainer_old[i])
+               : std::span<const float>(batch[i].behaviour_logprobs),
+           loss_options.beta > 0 ? std::span<const float>(ref_logp[i])
+                                 : std::span<const float>(),
+           advantages[i], batch[i].truncated,
+           options_.tis_cap > 0 ? std::span<const float>(is_weights[i])
+                                : std::span<const float>()});
       grads.push_back(dlogp[i]);
     }
     // The loss is normalised by the global batch's counts, so every rank's

@@ -49,6 +49,12 @@ struct GrpoOptions {
   // The KL to the reference (loss.beta, loss.kl_estimator) as a penalty on
   // each completion's reward before its advantage, instead of a loss term.
   bool kl_in_reward = false;
+  // Truncated importance sampling for stale rollouts: when > 0, the ratio
+  // is taken against the trainer's own logprobs at the step's start (not
+  // the sampler's), and each token's surrogate is weighted by
+  // min(exp(trainer - sampler), tis_cap), correcting for the policy that
+  // actually sampled. 0: off (the ratio is against the sampler's).
+  double tis_cap = 0;
   // The sampler's temperature: logprobs are of the tempered distribution.
   float temperature = 1.0f;
   int num_iterations = 1;  // mu: optimizer steps per rollout batch.
@@ -103,6 +109,10 @@ struct GrpoStepMetrics {
   double truncated_fraction = 0;
   double clip_fraction = 0;
   double dual_clip_fraction = 0;  // Of the clipped, by the dual clip.
+  // tis_cap > 0: the mean truncated importance weight and the fraction of
+  // tokens the cap cut.
+  double tis_weight_mean = 0;
+  double tis_capped_fraction = 0;
   // Mean KL per token to the reference (the estimator's): of the policy in
   // the loss, or of the behaviour policy with kl_in_reward.
   double kl = 0;
@@ -236,6 +246,14 @@ class GrpoLearner {
   // Sizes, token counts, groups and rewards of a GRPO batch.
   Status CheckBatch(std::span<const Completion> batch,
                     int64_t group_size) const;
+  // tis_cap > 0: the trainer's logprobs at the step's start into
+  // trainer_old, and the truncated importance weights against the
+  // sampler's into weights (their statistics into m).
+  Status TruncatedWeights(std::span<const Completion> batch,
+                          const std::vector<std::vector<float>>& logp,
+                          std::vector<std::vector<float>>& trainer_old,
+                          std::vector<std::vector<float>>& weights,
+                          GrpoStepMetrics& m);
   // kl_in_reward: the mean KL per token between the behaviour and the
   // reference logprobs, over the global batch, into m.kl.
   Status RecordRewardKl(std::span<const Completion> batch,

@@ -126,6 +126,18 @@ std::vector<double> KlPenalizedRewards(
   return out;
 }
 
+std::vector<float> TruncatedImportanceWeights(std::span<const float> old,
+                                              std::span<const float> behaviour,
+                                              double cap, int64_t* capped) {
+  std::vector<float> weights(old.size());
+  for (size_t t = 0; t < old.size(); ++t) {
+    const double w = std::exp(double(old[t]) - double(behaviour[t]));
+    *capped += w > cap;
+    weights[t] = static_cast<float>(std::min(w, cap));
+  }
+  return weights;
+}
+
 LossCounts CountLossTerms(std::span<const CompletionTerms> completions,
                           const GrpoLossOptions& options) {
   LossCounts counts;
@@ -160,6 +172,7 @@ StatusOr<GrpoLossStats> GrpoLoss(std::span<const CompletionTerms> completions,
     const CompletionTerms& c = completions[i];
     if (c.old_logp.size() != c.logp.size() ||
         dlogp[i].size() != c.logp.size() ||
+        (!c.is_weight.empty() && c.is_weight.size() != c.logp.size()) ||
         (options.beta > 0 && c.ref_logp.size() != c.logp.size())) {
       return InvalidArgumentError("completion " + std::to_string(i) +
                                   ": logprob spans differ in length");
@@ -232,9 +245,10 @@ StatusOr<GrpoLossStats> GrpoLoss(std::span<const CompletionTerms> completions,
       }
       clipped += flat;
       ratio_sum += ratio;
-      double loss_t = -surrogate;
-      // d(loss_t)/d(log r): -A * r where the ratio still acts.
-      const double ratio_grad = flat ? 0.0 : -a * ratio;
+      const double is_weight = c.is_weight.empty() ? 1.0 : c.is_weight[t];
+      double loss_t = -is_weight * surrogate;
+      // d(loss_t)/d(log r): -w * A * r where the ratio still acts.
+      const double ratio_grad = flat ? 0.0 : -is_weight * a * ratio;
       double grad = by_sequence ? 0.0 : ratio_grad;
       if (by_sequence) sequence_grad += weight * ratio_grad;
       if (options.beta > 0) {

@@ -10,6 +10,7 @@
 //                                       one ratio for the whole completion
 //   surrogate = min(r * A, clip(r, 1 - eps_low, 1 + eps_high) * A)
 //   dual clip (dual_clip_c = c > 1, A < 0): surrogate = max(surrogate, c * A)
+//   with truncated importance sampling, surrogate *= w_t (is_weight)
 //   kl = k(logp, ref), the estimator's (beta > 0):
 //        k1 = logp - ref, k2 = (logp - ref)^2 / 2,
 //        k3 = exp(ref - logp) - (ref - logp) - 1
@@ -96,7 +97,18 @@ struct CompletionTerms {
   std::span<const float> ref_logp;
   double advantage = 0;
   bool truncated = false;
+  // Truncated importance sampling: a constant weight per token on the
+  // surrogate term (not the KL); empty: 1.
+  std::span<const float> is_weight;
 };
+
+// Truncated importance sampling (for stale rollouts): per token
+// min(exp(old - behaviour), cap), the weight that corrects the policy the
+// trainer held at the step's start (old) for the one that sampled
+// (behaviour). Counts the tokens the cap cut into *capped.
+std::vector<float> TruncatedImportanceWeights(std::span<const float> old,
+                                              std::span<const float> behaviour,
+                                              double cap, int64_t* capped);
 
 struct GrpoLossStats {
   double loss = 0;

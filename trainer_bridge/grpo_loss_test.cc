@@ -173,6 +173,28 @@ TEST(GrpoLossTest, DualClipBoundsTheLossOfANegativeAdvantage) {
   EXPECT_FALSE(GrpoLoss(terms, o, spans).ok());
 }
 
+TEST(GrpoLossTest, TruncatedImportanceWeightsByHand) {
+  // Trainer logprobs at the step's start vs the sampler's: weights e^0.5
+  // (capped at 1.2) and e^-0.1.
+  const std::vector<float> trainer = {-1.0f, -2.0f}, sampler = {-1.5f, -1.9f};
+  int64_t capped = 0;
+  const std::vector<float> w =
+      TruncatedImportanceWeights(trainer, sampler, 1.2, &capped);
+  EXPECT_EQ(capped, 1);
+  EXPECT_FLOAT_EQ(w[0], 1.2f);
+  EXPECT_NEAR(w[1], std::exp(-0.1), 1e-6);
+  // On the trainer's own logprobs the ratio is 1: each token's term is
+  // -w * A, its gradient -w * A * weight (1/2 per token here).
+  std::vector<float> g(2);
+  std::vector<CompletionTerms> terms = {{trainer, trainer, {}, 1.0, false, w}};
+  std::vector<std::span<float>> spans = {g};
+  auto s = GrpoLoss(terms, GrpoLossOptions{}, spans);
+  ASSERT_TRUE(s.ok());
+  EXPECT_NEAR(s->loss, -(1.2 + std::exp(-0.1)) / 2, 1e-6);
+  EXPECT_NEAR(g[0], -0.6, 1e-6);
+  EXPECT_NEAR(g[1], -std::exp(-0.1) / 2, 1e-6);
+}
+
 TEST(GrpoLossTest, LossTypesWeighTokensByHand) {
   // Completions of 1 and 3 tokens, on-policy, advantages 1 and 1: each
   // token's loss is -1.

@@ -93,6 +93,7 @@ TEST_P(GrpoPyTorchTest, GrpoLossGradientMatchesAutograd) {
     const AdvantageEstimator estimator =
         *ParseAdvantageEstimator(o["advantage_estimator"].get<std::string>());
     const bool kl_in_reward = o["kl_in_reward"].get<bool>();
+    const double tis_cap = o["tis_cap"].get<double>();
 
     // The advantages, as the learner computes them (in one process).
     std::vector<double> case_rewards = rewards;
@@ -125,11 +126,22 @@ TEST_P(GrpoPyTorchTest, GrpoLossGradientMatchesAutograd) {
     std::vector<CompletionTerms> terms;
     std::vector<float> dlogp(logp.size());
     std::vector<std::span<float>> grads;
+    std::vector<std::vector<float>> is_weights(old_logp.size());
+    int64_t tis_capped = 0;
     size_t at = 0;
     for (size_t i = 0; i < old_logp.size(); ++i) {
       const size_t n = old_logp[i].size();
-      terms.push_back({std::span<const float>(logp).subspan(at, n), old_logp[i],
-                       ref_logp[i], (*advantages)[i], false});
+      const std::span<const float> policy =
+          std::span<const float>(logp).subspan(at, n);
+      // Truncated importance sampling: the ratio against our own logprobs
+      // (the trainer's at the step's start), weighted against the sampler's.
+      if (tis_cap > 0) {
+        is_weights[i] = TruncatedImportanceWeights(policy, old_logp[i], tis_cap,
+                                                   &tis_capped);
+      }
+      terms.push_back(
+          {policy, tis_cap > 0 ? policy : std::span<const float>(old_logp[i]),
+           ref_logp[i], (*advantages)[i], false, is_weights[i]});
       grads.push_back(std::span<float>(dlogp).subspan(at, n));
       at += n;
     }
@@ -140,13 +152,20 @@ TEST_P(GrpoPyTorchTest, GrpoLossGradientMatchesAutograd) {
         << case_name;
     const int64_t clipped = std::llround(stats->clip_fraction * stats->tokens);
     EXPECT_EQ(clipped, c["clipped_tokens"].get<int64_t>()) << case_name;
-    if (options.importance_sampling_level == ImportanceSamplingLevel::kToken) {
+    // (GSPO's sequence ratios stay inside the clip; so do TIS's, 1 on the
+    // trainer's own logprobs.)
+    if (options.importance_sampling_level == ImportanceSamplingLevel::kToken &&
+        tis_cap == 0) {
       EXPECT_GT(clipped, 0) << "the fixture should exercise the clip";
     }
     const int64_t dual =
         std::llround(stats->dual_clip_fraction * stats->tokens);
     EXPECT_EQ(dual, c["dual_clipped_tokens"].get<int64_t>()) << case_name;
     dual_clipped_total += dual;
+    EXPECT_EQ(tis_capped, c["tis_capped_tokens"].get<int64_t>()) << case_name;
+    if (tis_cap > 0) {
+      EXPECT_GT(tis_capped, 0) << "the fixture should reach the cap";
+    }
 
     ParamLeaves leaf_grads = testing::ZeroGradients(model.config);
     ASSERT_TRUE(trainable->Backward(dlogp, leaf_grads).ok());

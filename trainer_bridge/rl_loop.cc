@@ -9,6 +9,7 @@
 #include "base/timing.h"
 #include "models/leaf_checksum.h"
 #include "trainer_bridge/data_parallel.h"
+#include "trainer_bridge/reward_shaping.h"
 
 namespace rlrt {
 namespace {
@@ -44,6 +45,11 @@ Status CheckOptions(const RlLoopOptions& o, const GrpoLearner& learner,
   if (o.max_staleness < 0)
     return InvalidArgumentError("max_staleness must be >= 0");
   if (o.sync_every < 1) return InvalidArgumentError("sync_every must be >= 1");
+  if (o.overlong_buffer < 0 || o.overlong_buffer > o.max_new_tokens ||
+      !(o.overlong_penalty >= 0))
+    return InvalidArgumentError(
+        "overlong_buffer must be in [0, max_new_tokens] and "
+        "overlong_penalty >= 0");
   if (const DataParallelGroup* group = learner.data_parallel()) {
     StatusOr<RankShare> share =
         ShareOf(o.batch_size, group->rank(), group->size(), "the batch size");
@@ -113,6 +119,7 @@ StatusOr<InFlight> Submit(RolloutBackend& rollouts, RlTask& task, int64_t index,
 // Waits for `batch`, scores it and fills the rollout half of `m` (this
 // rank's; see ReduceRolloutMetrics).
 StatusOr<std::vector<Completion>> Collect(InFlight& batch, RlTask& task,
+                                          const RlLoopOptions& o,
                                           RlStepMetrics& m) {
   std::vector<Completion> completions;
   uint64_t vmin = std::numeric_limits<uint64_t>::max(), vmax = 0;
@@ -125,8 +132,15 @@ StatusOr<std::vector<Completion>> Collect(InFlight& batch, RlTask& task,
       if (s.finish_reason == FinishReason::kAbort)
         return AbortedError("a rollout of batch " +
                             std::to_string(batch.index) + " was aborted");
-      const Reward reward = task.Score(
+      Reward reward = task.Score(
           batch.index, batch.first_prompt + static_cast<int64_t>(p), s);
+      if (o.overlong_buffer > 0) {
+        const double shaped =
+            OverlongPenalty(static_cast<int64_t>(s.token_ids.size()),
+                            o.max_new_tokens, o.overlong_buffer);
+        reward.total += o.overlong_penalty * shaped;
+        reward.parts.emplace_back("overlong", shaped);
+      }
       for (const auto& [name, value] : reward.parts) part_sums[name] += value;
       for (uint64_t v : s.weight_versions) {
         vmin = std::min(vmin, v);
@@ -254,7 +268,7 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
     RlStepMetrics m;
     m.step = k + 1;
     StatusOr<std::vector<Completion>> completions =
-        Collect(pending.front(), task, m);
+        Collect(pending.front(), task, options, m);
     // A failed batch stays pending, so fail() aborts what is left of it.
     if (Status s = AgreeOnStatus(group, completions.status()); !s.ok())
       return fail(s);

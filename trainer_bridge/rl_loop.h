@@ -67,6 +67,11 @@ struct RlLoopOptions {
   bool verify_sync = true;
   bool flush_cache = true;
   uint64_t seed = 0;
+  // DAPO's overlong reward shaping (reward_shaping.h): each reward gains
+  // overlong_penalty x OverlongPenalty(length, max_new_tokens,
+  // overlong_buffer), reported as the reward part "overlong". 0: off.
+  int64_t overlong_buffer = 0;
+  double overlong_penalty = 1.0;
   // The samplers' name for the adapter a LoRA learner trains.
   std::string lora_name = "policy";
   // Asked once per step, after training (may be empty). True makes that

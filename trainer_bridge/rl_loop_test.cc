@@ -302,6 +302,64 @@ TEST(RlLoopTest, SerialLoopOnStories260KHasNoTrainingInferenceMismatch) {
             ContentHash(rig.learner->weights()));
 }
 
+// Truncated importance sampling: on-policy the trainer's logprobs are the
+// sampler's bit for bit, so every weight is exactly 1; with stale batches
+// the weights move away from 1 and the cap cuts some.
+TEST(RlLoopTest, TruncatedImportanceWeightsAreOneOnPolicyOnly) {
+  for (int64_t staleness : {0, 1}) {
+    Rig rig;
+    GrpoOptions g = rig.learner->options();
+    g.tis_cap = 1.05;
+    auto initial = LoadModel(
+        {.model_dir = kUntied, .preset = "", .load_format = "dummy", .seed = 3},
+        rig.actor.get());
+    ASSERT_TRUE(initial.ok());
+    auto learner = GrpoLearner::Create(initial->config, initial->weights,
+                                       rig.actor.get(), nullptr, g);
+    ASSERT_TRUE(learner.ok());
+    TargetTokenTask task;
+    std::vector<RlStepMetrics> steps;
+    ASSERT_TRUE(RunCollecting(*rig.engine, **learner, task,
+                              SmallLoop(8, staleness), &steps)
+                    .ok());
+    double furthest = 0, capped = 0;
+    for (const RlStepMetrics& m : steps) {
+      furthest = std::max(furthest, std::fabs(m.grpo.tis_weight_mean - 1));
+      capped += m.grpo.tis_capped_fraction;
+    }
+    if (staleness == 0) {
+      EXPECT_EQ(furthest, 0.0);
+      EXPECT_EQ(capped, 0.0);
+    } else {
+      EXPECT_GT(furthest, 0.0);
+    }
+  }
+}
+
+// DAPO's overlong shaping: with a buffer of 4 on 8 new tokens, completions
+// longer than 4 tokens lose reward, reported as the part "overlong".
+TEST(RlLoopTest, OverlongShapingLowersTheRewardOfLongCompletions) {
+  Rig rig;
+  TargetTokenTask task;
+  RlLoopOptions options = SmallLoop(2, 0);
+  options.overlong_buffer = 4;
+  options.overlong_penalty = 0.5;
+  std::vector<RlStepMetrics> steps;
+  ASSERT_TRUE(
+      RunCollecting(*rig.engine, *rig.learner, task, options, &steps).ok());
+  for (const RlStepMetrics& m : steps) {
+    const double overlong = m.reward_parts.at("overlong");
+    EXPECT_NEAR(m.grpo.reward_mean,
+                m.reward_parts.at("target") + 0.5 * overlong, 1e-12);
+    EXPECT_GE(overlong, -1.0);
+    // The random model rarely stops early: most completions reach 8 tokens.
+    EXPECT_LT(overlong, -0.5) << m.grpo.completion_length_mean;
+  }
+  options.overlong_buffer = 9;  // More than max_new_tokens.
+  EXPECT_FALSE(
+      RunCollecting(*rig.engine, *rig.learner, task, options, &steps).ok());
+}
+
 TEST(RlLoopTest, SyncEveryKStepsPushesOnlyThenAndAtTheEnd) {
   Rig rig;
   TargetTokenTask task;

@@ -44,6 +44,8 @@ nlohmann::json RlStepJson(const RlStepMetrics& m) {
       {"kl", g.kl},
       {"clip_fraction", g.clip_fraction},
       {"dual_clip_fraction", g.dual_clip_fraction},
+      {"tis_weight_mean", g.tis_weight_mean},
+      {"tis_capped_fraction", g.tis_capped_fraction},
       {"ratio_mean", g.ratio_mean},
       {"ratio_min", g.ratio_min},
       {"ratio_max", g.ratio_max},

@@ -13,6 +13,8 @@ scored), per completion token t:
         = exp(mean_t(logp - old)) "sequence" (GSPO), one per completion
   surr  = min(ratio * A, clamp(ratio, 1 - eps_low, 1 + eps_high) * A)
   surr  = max(surr, c * A) where A < 0 (dual clip, c = dual_clip_c)
+  surr *= min(exp(logp' - old), tis_cap) with the ratio taken against
+          logp' = logp detached (truncated importance sampling)
   kl    = k1: logp - ref | k2: (logp - ref)^2 / 2 |
           k3: exp(ref - logp) - (ref - logp) - 1
   l_t   = -surr + beta * kl
@@ -61,6 +63,7 @@ BASE = {
     "kl_estimator": "k3",
     "advantage_estimator": "grpo",
     "kl_in_reward": False,
+    "tis_cap": 0.0,
 }
 CASES = [
     ("grpo", {}),
@@ -74,6 +77,7 @@ CASES = [
     ("rloo", {"advantage_estimator": "rloo"}),
     ("reinforce_pp", {"advantage_estimator": "reinforce_pp"}),
     ("kl_in_reward", {"kl_in_reward": True, "kl_estimator": "k1"}),
+    ("tis", {"tis_cap": 1.2}),
 ]
 
 
@@ -144,12 +148,20 @@ def generate(name, config, seed):
         loss_beta = 0.0 if o["kl_in_reward"] else BETA
         model.zero_grad()
         per_completion, all_terms = [], []
-        clipped = dual_clipped = 0
+        clipped = dual_clipped = tis_capped = 0
         for i, c in enumerate(completions):
             logp = completion_logprobs(model, c["prompt"], c["tokens"])
             old = torch.tensor(c["old_logprobs"], dtype=torch.float64)
             ref = torch.tensor(c["ref_logprobs"], dtype=torch.float64)
-            if o["importance_sampling_level"] == "sequence":
+            weight = torch.ones(len(c["tokens"]), dtype=torch.float64)
+            if o["tis_cap"] > 0:
+                # The ratio against the trainer's own logprobs (1, with a
+                # gradient), weighted by the capped trainer/sampler ratio.
+                ratio = torch.exp(logp - logp.detach())
+                raw = torch.exp(logp.detach() - old)
+                tis_capped += int((raw > o["tis_cap"]).sum())
+                weight = torch.clamp(raw, max=o["tis_cap"])
+            elif o["importance_sampling_level"] == "sequence":
                 ratio = torch.exp((logp - old).mean()).expand(len(c["tokens"]))
             else:
                 ratio = torch.exp(logp - old)
@@ -164,7 +176,7 @@ def generate(name, config, seed):
                 flat = flat | (bound > surr)
                 surr = torch.maximum(surr, bound.expand_as(surr))
             clipped += int(flat.sum())
-            terms = -surr + loss_beta * kl_estimate(o["kl_estimator"], logp, ref)
+            terms = -weight * surr + loss_beta * kl_estimate(o["kl_estimator"], logp, ref)
             per_completion.append(terms.mean())
             all_terms.append(terms)
         tokens = sum(len(t) for t in all_terms)
@@ -185,6 +197,7 @@ def generate(name, config, seed):
                 "loss": round9(loss.item()),
                 "clipped_tokens": clipped,
                 "dual_clipped_tokens": dual_clipped,
+                "tis_capped_tokens": tis_capped,
             }
         )
     write_json(
