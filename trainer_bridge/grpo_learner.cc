@@ -184,7 +184,8 @@ std::vector<std::pair<size_t, size_t>> GrpoLearner::MicroBatches(
 Status GrpoLearner::ForwardRange(TrainableTransformer& model,
                                  std::span<const Completion> batch,
                                  size_t begin, size_t end, float temperature,
-                                 std::span<float> logprobs) {
+                                 std::span<float> logprobs,
+                                 std::span<float> entropies) {
   tokens_.resize(end - begin);
   targets_.resize(end - begin);
   std::vector<TrainSequence> sequences;
@@ -199,20 +200,23 @@ Status GrpoLearner::ForwardRange(TrainableTransformer& model,
       targets.push_back(static_cast<int32_t>(t));
     sequences.push_back({tokens, targets});
   }
-  return model.Forward(sequences, temperature, logprobs);
+  return model.Forward(sequences, temperature, logprobs, {}, entropies);
 }
 
 Status GrpoLearner::ScoreAll(TrainableTransformer& model,
                              std::span<const Completion> batch,
-                             std::vector<std::vector<float>>& out) {
+                             std::vector<std::vector<float>>& out,
+                             double* entropy_sum) {
   out.resize(batch.size());
-  std::vector<float> flat;
+  std::vector<float> flat, entropies;
   for (auto [begin, end] : MicroBatches(batch)) {
     int64_t n = 0;
     for (size_t i = begin; i < end; ++i) n += batch[i].tokens.size();
     flat.resize(n);
-    RETURN_IF_ERROR(
-        ForwardRange(model, batch, begin, end, options_.temperature, flat));
+    entropies.resize(entropy_sum != nullptr ? n : 0);
+    RETURN_IF_ERROR(ForwardRange(model, batch, begin, end, options_.temperature,
+                                 flat, entropies));
+    for (float h : entropies) *entropy_sum += h;
     int64_t at = 0;
     for (size_t i = begin; i < end; ++i) {
       out[i].assign(flat.begin() + at,
@@ -396,7 +400,15 @@ Status GrpoLearner::Iterate(std::span<const Completion> batch,
   for (size_t i = 0; i < batch.size(); ++i)
     dlogp[i].resize(batch[i].tokens.size());
   for (int iteration = 0; iteration < options_.num_iterations; ++iteration) {
-    RETURN_IF_ERROR(ScoreAll(*policy_, batch, logp));
+    double entropy_sum = 0;
+    RETURN_IF_ERROR(ScoreAll(*policy_, batch, logp,
+                             iteration == 0 ? &entropy_sum : nullptr));
+    if (iteration == 0) {
+      double sums[2] = {entropy_sum, 0};
+      for (const Completion& c : batch) sums[1] += c.tokens.size();
+      RETURN_IF_ERROR(ReduceMetrics(data_parallel_, sums, ReduceOp::kSum));
+      m.entropy_mean = sums[1] > 0 ? sums[0] / sums[1] : 0;
+    }
     if (iteration == 0) {
       RETURN_IF_ERROR(RecordMismatch(batch, logp, data_parallel_, m));
       if (options_.tis_cap > 0)

@@ -113,6 +113,9 @@ struct GrpoStepMetrics {
   // tokens the cap cut.
   double tis_weight_mean = 0;
   double tis_capped_fraction = 0;
+  // The policy's token entropy (nats, of the tempered distribution over the
+  // sampled ids) at the step's start, mean over completion tokens.
+  double entropy_mean = 0;
   // Mean KL per token to the reference (the estimator's): of the policy in
   // the loss, or of the behaviour policy with kl_in_reward.
   double kl = 0;
@@ -220,9 +223,12 @@ class GrpoLearner {
   }
   // Logprobs of every completion token under `model`, micro-batch by
   // micro-batch, into out[i].
+  // With `entropy_sum`, also adds up the entropy of the policy's tempered
+  // distribution at every completion token.
   Status ScoreAll(TrainableTransformer& model,
                   std::span<const Completion> batch,
-                  std::vector<std::vector<float>>& out);
+                  std::vector<std::vector<float>>& out,
+                  double* entropy_sum = nullptr);
   // [begin, end) ranges of the batch that fit one micro-batch.
   std::vector<std::pair<size_t, size_t>> MicroBatches(
       std::span<const Completion> batch) const;
@@ -239,7 +245,8 @@ class GrpoLearner {
   Status RefreshComputeCopy();
   Status ForwardRange(TrainableTransformer& model,
                       std::span<const Completion> batch, size_t begin,
-                      size_t end, float temperature, std::span<float> logprobs);
+                      size_t end, float temperature, std::span<float> logprobs,
+                      std::span<float> entropies = {});
 
   // Sums the gradients over the ranks (nothing in one process).
   Status ReduceGradients();

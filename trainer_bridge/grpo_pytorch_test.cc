@@ -71,8 +71,15 @@ TEST_P(GrpoPyTorchTest, GrpoLossGradientMatchesAutograd) {
       testing::MakeTrainable(model.config, model.leaves, mesh.get());
   ASSERT_TRUE(trainable);
   const float temperature = fixture["temperature"].get<float>();
-  std::vector<float> logp(batch.num_targets());
-  ASSERT_TRUE(trainable->Forward(batch.sequences, temperature, logp).ok());
+  std::vector<float> logp(batch.num_targets()), entropies(logp.size());
+  ASSERT_TRUE(
+      trainable->Forward(batch.sequences, temperature, logp, {}, entropies)
+          .ok());
+  // The policy's token entropy, the metric the learner reports.
+  double entropy = 0;
+  for (float h : entropies) entropy += h;
+  EXPECT_NEAR(entropy / entropies.size(),
+              fixture["entropy_mean"].get<double>(), 1e-5);
 
   int dual_clipped_total = 0;
   for (const json& c : fixture["cases"]) {

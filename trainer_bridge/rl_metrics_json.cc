@@ -45,6 +45,7 @@ nlohmann::json RlStepJson(const RlStepMetrics& m) {
       {"clip_fraction", g.clip_fraction},
       {"dual_clip_fraction", g.dual_clip_fraction},
       {"tis_weight_mean", g.tis_weight_mean},
+      {"entropy", g.entropy_mean},
       {"tis_capped_fraction", g.tis_capped_fraction},
       {"ratio_mean", g.ratio_mean},
       {"ratio_min", g.ratio_min},

@@ -69,6 +69,20 @@ void TokenLogprobBackward(const float* z, int64_t n, int32_t token,
   d_out[token] = static_cast<float>(g * (1.0 - p_token));
 }
 
+double SoftmaxEntropy(const float* z, int64_t n) {
+  // One normaliser for both sums (not LogSumExp's fast exponentials), so
+  // the probabilities sum to 1 and H >= 0 up to rounding.
+  const double max = *std::max_element(z, z + n);
+  double sum = 0, weighted = 0;
+  for (int64_t v = 0; v < n; ++v) {
+    const double shifted = double(z[v]) - max;
+    const double e = std::exp(shifted);
+    sum += e;
+    weighted += e * shifted;
+  }
+  return std::log(sum) - weighted / sum;
+}
+
 int32_t ArgMax(const float* logits, int64_t n) {
   // The largest value by a vectorised max, then its first occurrence.
   const float max = ScaledMax(logits, n, 1.0f);

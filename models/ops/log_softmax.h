@@ -21,6 +21,10 @@ float TokenLogprob(const float* logits, int64_t n, int32_t token,
 void LogSoftmaxRow(const float* logits, int64_t n, float* out,
                    float temperature = 1.0f);
 
+// The entropy of softmax(z) over the row, in nats:
+//   H = log(sum_u exp(z_u)) - sum_v softmax(z)_v * z_v, in double.
+double SoftmaxEntropy(const float* z, int64_t n);
+
 // Index of the largest logit (the first one on ties).
 int32_t ArgMax(const float* logits, int64_t n);
 

@@ -30,6 +30,18 @@ TEST(LogSoftmaxTest, MatchesTheDefinitionAtTemperatures) {
   }
 }
 
+TEST(LogSoftmaxTest, EntropyByHand) {
+  // Uniform over 4: log 4. Two logits 0 and log 3: p = 1/4, 3/4.
+  const float uniform[] = {2.0f, 2.0f, 2.0f, 2.0f};
+  EXPECT_NEAR(SoftmaxEntropy(uniform, 4), std::log(4.0), 1e-6);
+  const float two[] = {0.0f, float(std::log(3.0))};
+  EXPECT_NEAR(SoftmaxEntropy(two, 2),
+              -(0.25 * std::log(0.25) + 0.75 * std::log(0.75)), 1e-6);
+  // A near one-hot row: almost 0.
+  const float sharp[] = {0.0f, 60.0f, 0.0f};
+  EXPECT_LT(SoftmaxEntropy(sharp, 3), 1e-20);
+}
+
 TEST(LogSoftmaxTest, HugeLogitsStayFinite) {
   std::vector<float> logits = {1e30f, 1e30f, -1e30f};
   EXPECT_NEAR(TokenLogprob(logits.data(), 3, 0), -std::log(2.0), 1e-6);

@@ -92,7 +92,8 @@ int64_t TrainableTransformer::num_targets() const {
 Status TrainableTransformer::Forward(std::span<const TrainSequence> batch,
                                      float temperature,
                                      std::span<float> logprobs,
-                                     std::span<float> logits) {
+                                     std::span<float> logits,
+                                     std::span<float> entropies) {
   std::lock_guard<std::mutex> lock(mu_);
   forward_done_ = false;
   if (!std::isfinite(temperature) || temperature <= 0.0f) {
@@ -110,6 +111,10 @@ Status TrainableTransformer::Forward(std::span<const TrainSequence> batch,
         "logprobs holds " + std::to_string(logprobs.size()) + " floats for " +
         std::to_string(targets) + " targets");
   }
+  if (!entropies.empty() && static_cast<int64_t>(entropies.size()) != targets)
+    return InvalidArgumentError(
+        "entropies holds " + std::to_string(entropies.size()) + " floats for " +
+        std::to_string(targets) + " targets");
   if (!logits.empty() &&
       static_cast<int64_t>(logits.size()) != targets * vocab) {
     return InvalidArgumentError("logits holds " +
@@ -139,7 +144,7 @@ Status TrainableTransformer::Forward(std::span<const TrainSequence> batch,
         std::memcpy(logits.data() + first * vocab, w.head.logits,
                     n * vocab * sizeof(float));
       }
-      RETURN_IF_ERROR(ChunkLogprobs(first, n, logprobs));
+      RETURN_IF_ERROR(ChunkLogprobs(first, n, logprobs, entropies));
     }
   }
   forward_done_ = true;
@@ -173,7 +178,8 @@ Status TrainableTransformer::HeadForward(int64_t first, int64_t rows) {
 }
 
 Status TrainableTransformer::ChunkLogprobs(int64_t first, int64_t rows,
-                                           std::span<float> logprobs) {
+                                           std::span<float> logprobs,
+                                           std::span<float> entropies) {
   const int64_t vocab = config_.vocab_size;
   const int64_t sampled = sample_vocab();
   float* logits = workspace_->head.logits;
@@ -185,6 +191,8 @@ Status TrainableTransformer::ChunkLogprobs(int64_t first, int64_t rows,
       float* z = logits + i * vocab;
       TemperLogits(z, sampled, temperature_, z);
       logprobs[first + i] = TokenLogprob(z, sampled, tokens[first + i]);
+      if (!entropies.empty())
+        entropies[first + i] = static_cast<float>(SoftmaxEntropy(z, sampled));
     }
     return OkStatus();
   });

@@ -85,12 +85,16 @@ class TrainableTransformer {
   //   logprobs[i] = log_softmax(logits / temperature)[token scored],
   // computed as the sampler computes it (TemperLogits, then TokenLogprob).
   // When `logits` is not empty it must hold num_targets x vocab floats and
-  // receives the raw (untempered) logits rows. Keeps what Backward needs
+  // receives the raw (untempered) logits rows. When `entropies` is not
+  // empty (one per target) it receives the entropy of each target's
+  // tempered distribution over the sampled ids (SoftmaxEntropy). Keeps what
+  // Backward needs
   // until the next Forward. The weights must not change in between
   // (Backward recomputes activations from them and refuses to run if the
   // weights' version moved).
   Status Forward(std::span<const TrainSequence> batch, float temperature,
-                 std::span<float> logprobs, std::span<float> logits = {});
+                 std::span<float> logprobs, std::span<float> logits = {},
+                 std::span<float> entropies = {});
 
   // Adds dLoss/dparameter into `grads` (zero it to start a step; several
   // Backward calls accumulate), given dloss_dlogprob[i] = dLoss/dlogprobs[i]
@@ -136,7 +140,8 @@ class TrainableTransformer {
   // (the final norm and the LM head on those rows only).
   Status HeadForward(int64_t first, int64_t rows);
   // Tempers the chunk's logits in place and writes its logprobs.
-  Status ChunkLogprobs(int64_t first, int64_t rows, std::span<float> logprobs);
+  Status ChunkLogprobs(int64_t first, int64_t rows, std::span<float> logprobs,
+                       std::span<float> entropies);
   // The chunk's gradient into the LM head, the final norm and the residual.
   Status HeadBackward(int64_t first, int64_t rows,
                       std::span<const float> dloss_dlogprob, ParamLeaves* base);

@@ -109,6 +109,13 @@ def completion_logprobs(model, prompt, completion):
     return logp[positions].gather(1, ids[positions + 1][:, None])[:, 0]
 
 
+def completion_entropies(model, prompt, completion):
+    ids = torch.tensor(prompt + completion, dtype=torch.long)
+    logp = torch.log_softmax(model(ids) / TEMPERATURE, dim=-1)
+    positions = torch.arange(len(prompt) - 1, len(ids) - 1)
+    return -(logp[positions].exp() * logp[positions]).sum(dim=-1)
+
+
 def generate(name, config, seed):
     out = os.path.join(FIXTURES, name)
     weights, _ = read_safetensors(os.path.join(out, "model.safetensors"))
@@ -135,6 +142,8 @@ def generate(name, config, seed):
             # Noise large enough that some ratios leave [1 - eps, 1 + eps].
             c["old_logprobs"] = [round9(v) for v in (logp + 0.3 * torch.randn(n, generator=gen, dtype=torch.float64)).tolist()]
             c["ref_logprobs"] = [round9(v) for v in (logp + 0.5 * torch.randn(n, generator=gen, dtype=torch.float64)).tolist()]
+    with torch.no_grad():
+        entropies = torch.cat([completion_entropies(model, c["prompt"], c["tokens"]) for c in completions])
     cases, tensors = [], {}
     for case, changes in CASES:
         o = dict(BASE, **changes)
@@ -216,6 +225,7 @@ def generate(name, config, seed):
             "beta": BETA,
             "group_size": GROUP_SIZE,
             "max_completion_length": MAX_COMPLETION_LENGTH,
+            "entropy_mean": round9(entropies.mean().item()),
             "completions": completions,
             "cases": cases,
         },
