@@ -17,6 +17,7 @@ packages=(
   libpcre2-dev libutf8proc-dev   # tokenizer: pre-tokenizer regex, NFC
   clang libclang-rt-14-dev   # make fuzz-smoke: clang-14 with libFuzzer and the sanitizer runtimes
   libopenmpi-dev openmpi-bin   # data parallelism over MPI (optional at configure time)
+  gnuplot-nox   # plot_metrics and the demo's --plot
 )
 
 missing=()

@@ -59,6 +59,7 @@ struct DemoConfig {
   int debug_fault_rank = -1;  // -1: every rank.
   std::string save_dir;
   std::string metrics_out;
+  std::string plot;  // --plot: a PNG redrawn after every step.
 };
 
 }  // namespace rlrt

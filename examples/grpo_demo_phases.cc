@@ -1,5 +1,7 @@
 #include "examples/grpo_demo_phases.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
@@ -12,6 +14,7 @@
 #include "base/format.h"
 #include "base/timing.h"
 #include "examples/cli_support.h"
+#include "examples/metrics_plot.h"
 #include "models/forward/model_source.h"
 #include "models/io/checkpoint.h"
 #include "models/leaf_checksum.h"
@@ -225,6 +228,14 @@ Status SavePolicy(const DemoConfig& config, const Learner& learner) {
   return OkStatus();
 }
 
+// --plot: the picture, redrawn after every step and evaluation. A failed
+// drawing is reported and the run goes on.
+void Redraw(const DemoConfig& config, const JsonLines& out) {
+  if (config.plot.empty() || config.rank != 0) return;
+  const Status drawn = PlotMetrics(out.recorded(), config.plot);
+  if (!drawn.ok()) LOG(WARNING) << "--plot: " << drawn;
+}
+
 json SummaryJson(const DemoConfig& config, const Tasks& tasks,
                  const Sampler& sampler, const LoopResult& result,
                  uint64_t final_version) {
@@ -265,7 +276,10 @@ json SummaryJson(const DemoConfig& config, const Tasks& tasks,
 
 }  // namespace
 
-void JsonLines::Emit(const json& line) { EmitText(JsonLine(line)); }
+void JsonLines::Emit(const json& line) {
+  if (record_ && !quiet_) recorded_.push_back(line);
+  EmitText(JsonLine(line));
+}
 
 void JsonLines::EmitText(const std::string& line) {
   if (quiet_) return;
@@ -466,6 +480,7 @@ StatusOr<LoopResult> RunGrpoLoop(const DemoConfig& config,
                       learner.grpo->data_parallel()));
     result.final_eval_accuracy = r.accuracy;
     out.Emit(EvalJson(step, r));
+    if (step > 0) Redraw(config, out);
     return OkStatus();
   };
   if (config.eval_every > 0 && !config.resume) RETURN_IF_ERROR(evaluate(0));
@@ -482,6 +497,7 @@ StatusOr<LoopResult> RunGrpoLoop(const DemoConfig& config,
       RunRlLoop(rollouts, *learner.grpo, *tasks.train, loop,
                 [&](const RlStepMetrics& m) -> Status {
                   out.Emit(RlStepJson(m));
+                  Redraw(config, out);
                   result.step_seconds += m.step_seconds;
                   RETURN_IF_ERROR(SaveCheckpointIfDue(config, learner, m, out));
                   const bool faulty = config.debug_fault_rank < 0 ||

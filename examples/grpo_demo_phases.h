@@ -48,10 +48,15 @@ class JsonLines {
       : file_(file), quiet_(quiet) {}
   void Emit(const nlohmann::json& line);
   void EmitText(const std::string& line);  // A line already in JSON.
+  // Keeps every line Emit prints (for --plot's picture).
+  void Record() { record_ = true; }
+  const std::vector<nlohmann::json>& recorded() const { return recorded_; }
 
  private:
   std::ostream* file_;
   const bool quiet_;
+  bool record_ = false;
+  std::vector<nlohmann::json> recorded_;
 };
 
 // SIGTERM and SIGINT end the GRPO loop after the step in progress (as

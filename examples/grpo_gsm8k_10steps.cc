@@ -112,6 +112,10 @@ DEFINE_int32(eval_every, 5,
 DEFINE_int32(eval_examples, 16, "Test questions per evaluation.");
 DEFINE_uint64(seed, 0, "Seed of dummy weights, data order and sampling.");
 DEFINE_string(metrics_out, "", "Also append every JSON line to this file.");
+DEFINE_string(plot, "",
+              "Draw the run (reward, eval accuracy, KL, clip fraction, "
+              "logprob mismatch, length, entropy, time split) to this PNG "
+              "after every step (gnuplot; also build/bin/plot_metrics).");
 DEFINE_int32(checkpoint_every, 0,
              "Save a training checkpoint (weights, optimizer state, step, "
              "data position, seeds) to --checkpoint_dir every N steps; 0: "
@@ -377,6 +381,7 @@ StatusOr<DemoConfig> ResolveFlags(int rank, int ranks) {
   c.debug_hang_after_step = FLAGS_debug_hang_after_step;
   c.save_dir = FLAGS_save_dir;
   c.metrics_out = FLAGS_metrics_out;
+  c.plot = FLAGS_plot;
   return c;
 }
 
@@ -464,6 +469,7 @@ int main(int argc, char** argv) {
   }
   rlrt::JsonLines out(metrics.is_open() ? &metrics : nullptr,
                       /*quiet=*/config->rank != 0);
+  if (!config->plot.empty()) out.Record();
   rlrt::InstallStopHandlers();
   const rlrt::Status status = rlrt::Run(*config, ranks, out);
   return status.ok() ? 0 : fail(status);

@@ -201,8 +201,8 @@ TEST(GrpoDemoMpiTest, LoraAdaptersTrainDataParallel) {
 // --rollout_servers: the servers are shared out among the ranks (rank r
 // drives server r here), each rank pushing its weights to its own.
 TEST(GrpoDemoMpiTest, RanksShareOutTheRolloutServers) {
-  const auto [pid0, port0] = rlrt::testing::StartServer("--seed=3", 41);
-  const auto [pid1, port1] = rlrt::testing::StartServer("--seed=3", 42);
+  const auto [pid0, port0] = rlrt::testing::StartServer("--seed=3");
+  const auto [pid1, port1] = rlrt::testing::StartServer("--seed=3");
   ASSERT_GT(pid0, 0);
   ASSERT_GT(pid1, 0);
   const std::string urls = "http://127.0.0.1:" + std::to_string(port0) +

@@ -328,10 +328,9 @@ TEST(GrpoDemoTest, RemoteRolloutsThroughARolloutServer) {
   const std::vector<Case> cases = {
       {"", ""},
       {"--dtype=bfloat16", "--dtype=bfloat16 --update_chunk_bytes=65536"}};
-  int salt = 7;
   for (const Case& c : cases) {
     SCOPED_TRACE(c.demo_flags);
-    const auto [pid, port] = StartServer(c.server_flags, salt++);
+    const auto [pid, port] = StartServer(c.server_flags);
     ASSERT_GT(pid, 0);
     RunResult r =
         RunDemo(std::string(kSmall) + "--steps=2 " + c.demo_flags +
@@ -352,7 +351,7 @@ TEST(GrpoDemoTest, RemoteRolloutsThroughARolloutServer) {
   }
   // A trainer whose dtype differs from the server's is refused with the
   // reason, not half-applied.
-  const auto [pid, port] = StartServer("", salt++);
+  const auto [pid, port] = StartServer("");
   ASSERT_GT(pid, 0);
   RunResult mixed = RunDemo(std::string(kSmall) +
                             "--steps=1 --dtype=bfloat16 "
@@ -377,7 +376,7 @@ TEST(GrpoDemoTest, RemoteLoraRolloutsGetTheAdapterAlone) {
                            "--steps=2 --max_staleness=0 --weight_decay=0.5 "
                            "--learning_rate=1e-2 --lora_rank=4 "
                            "--rollout_servers=http://127.0.0.1:";
-  const auto [pid, port] = StartServer("--seed=3", 31);
+  const auto [pid, port] = StartServer("--seed=3");
   ASSERT_GT(pid, 0);
   RunResult r = RunDemo(lora + std::to_string(port));
   kill(pid, SIGTERM);
@@ -390,7 +389,7 @@ TEST(GrpoDemoTest, RemoteLoraRolloutsGetTheAdapterAlone) {
     EXPECT_EQ(s["logprob_mismatch_max"], 0.0) << s.dump();
     EXPECT_EQ(s["sync"]["bytes"], first["bytes"]) << s.dump();
   }
-  const auto [other_pid, other_port] = StartServer("--seed=4", 32);
+  const auto [other_pid, other_port] = StartServer("--seed=4");
   ASSERT_GT(other_pid, 0);
   RunResult other = RunDemo(lora + std::to_string(other_port));
   kill(other_pid, SIGTERM);

@@ -78,8 +78,8 @@ TEST_P(GrpoPyTorchTest, GrpoLossGradientMatchesAutograd) {
   // The policy's token entropy, the metric the learner reports.
   double entropy = 0;
   for (float h : entropies) entropy += h;
-  EXPECT_NEAR(entropy / entropies.size(),
-              fixture["entropy_mean"].get<double>(), 1e-5);
+  EXPECT_NEAR(entropy / entropies.size(), fixture["entropy_mean"].get<double>(),
+              1e-5);
 
   int dual_clipped_total = 0;
   for (const json& c : fixture["cases"]) {
