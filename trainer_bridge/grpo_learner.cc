@@ -356,8 +356,9 @@ StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
   double sums[8] = {double(batch.size())};
   double longest = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
-    sums[1] += rewards[i];
-    sums[2] += rewards[i] * rewards[i];
+    // The task's rewards (before any KL penalty), as the loop reports them.
+    sums[1] += batch[i].reward;
+    sums[2] += batch[i].reward * batch[i].reward;
     sums[3] += (*advantages)[i];
     sums[4] += (*advantages)[i] * (*advantages)[i];
     sums[5] += batch[i].tokens.size();
