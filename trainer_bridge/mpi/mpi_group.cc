@@ -106,9 +106,24 @@ static Status ArriveOrAbort(const char* what, std::chrono::milliseconds timeout,
   }
 }
 
+Status MpiGroup::SameLengthEverywhere(size_t length, const char* what) {
+  ASSIGN_OR_RETURN(std::vector<uint64_t> lengths, AllGather(length));
+  for (int r = 0; r < size_; ++r) {
+    if (lengths[r] != length)
+      return InvalidArgumentError(
+          std::string("ranks passed buffers of different lengths to ") + what +
+          " (" + std::to_string(length) + " on rank " + std::to_string(rank_) +
+          ", " + std::to_string(lengths[r]) + " on rank " + std::to_string(r) +
+          ")");
+  }
+  return OkStatus();
+}
+
 template <typename T>
 Status MpiGroup::Sum(std::span<T> values) {
   if (size_ == 1) return OkStatus();
+  // Every rank sees the same lengths, so all refuse together.
+  RETURN_IF_ERROR(SameLengthEverywhere(values.size(), "a sum"));
   const MPI_Datatype type = MpiType<T>();
   std::vector<int> counts(size_), displs(size_);
   std::vector<int> recv_counts(size_), recv_displs(size_);
@@ -156,6 +171,7 @@ Status MpiGroup::SumInRankOrderBf16(std::span<uint16_t> values) {
 
 Status MpiGroup::AllReduce(std::span<double> values, ReduceOp op) {
   if (size_ == 1) return OkStatus();
+  RETURN_IF_ERROR(SameLengthEverywhere(values.size(), "a reduction"));
   if (values.size() > kMaxElementsPerCall)
     return InvalidArgumentError("AllReduce is for small vectors");
   // Gathered whole and reduced here, so a sum adds in rank order.

@@ -43,6 +43,9 @@ class MpiGroup : public DataParallelGroup {
       : rank_(rank), size_(size), timeout_(timeout) {}
   template <typename T>
   Status Sum(std::span<T> values);
+  // Fails on every rank, with the lengths, unless all passed `length`: a
+  // collective over buffers of different sizes would read out of bounds.
+  Status SameLengthEverywhere(size_t length, const char* what);
 
   const int rank_;
   const int size_;

@@ -56,6 +56,16 @@ TEST(MpiGroupTest, Bf16SumsRoundOnce) {
   EXPECT_EQ(Bf16ToF32(v[0]), Bf16ToF32(F32ToBf16(want)));
 }
 
+TEST(MpiGroupTest, BuffersOfDifferentLengthsAreRefusedOnEveryRank) {
+  std::vector<double> v(2 + group->rank(), 1.0);
+  const Status reduce = group->AllReduce(v, ReduceOp::kSum);
+  EXPECT_EQ(reduce.code(), StatusCode::kInvalidArgument) << reduce;
+  EXPECT_NE(reduce.message().find("different lengths"), std::string::npos);
+  std::vector<float> f(5 + group->rank(), 1.0f);
+  EXPECT_EQ(group->SumInRankOrder(f).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(f[0], 1.0f);  // Unchanged.
+}
+
 TEST(MpiGroupTest, SmallReductions) {
   double v[] = {double(group->rank()), double(-group->rank())};
   ASSERT_TRUE(group->AllReduce(v, ReduceOp::kMax).ok());
