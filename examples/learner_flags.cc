@@ -50,6 +50,18 @@ DEFINE_double(temperature, 1.0,
               "distribution.");
 
 namespace rlrt {
+namespace {
+
+// parse(value), its error naming the flag.
+template <typename Parse>
+auto ParseFlag(Parse parse, const std::string& value, const char* flag)
+    -> decltype(parse(value)) {
+  auto parsed = parse(value);
+  if (!parsed.ok()) return parsed.status().WithContext(flag);
+  return parsed;
+}
+
+}  // namespace
 
 StatusOr<GrpoOptions> GrpoOptionsFromFlags() {
   if (!(FLAGS_temperature > 0))
@@ -68,38 +80,33 @@ StatusOr<GrpoOptions> GrpoOptionsFromFlags() {
   g.loss.epsilon = FLAGS_epsilon;
   if (FLAGS_epsilon_high > 0) g.loss.epsilon_high = FLAGS_epsilon_high;
   g.loss.beta = FLAGS_beta;
-  StatusOr<LossType> loss_type = ParseLossType(FLAGS_loss_type);
-  if (!loss_type.ok()) return loss_type.status().WithContext("--loss_type");
-  g.loss.loss_type = *loss_type;
-  StatusOr<ImportanceSamplingLevel> level =
-      ParseImportanceSamplingLevel(FLAGS_importance_sampling_level);
-  if (!level.ok())
-    return level.status().WithContext("--importance_sampling_level");
-  g.loss.importance_sampling_level = *level;
+  ASSIGN_OR_RETURN(g.loss.loss_type,
+                   ParseFlag(ParseLossType, FLAGS_loss_type, "--loss_type"));
+  ASSIGN_OR_RETURN(
+      g.loss.importance_sampling_level,
+      ParseFlag(ParseImportanceSamplingLevel, FLAGS_importance_sampling_level,
+                "--importance_sampling_level"));
   if (FLAGS_dual_clip_c != 0 && !(FLAGS_dual_clip_c > 1))
     return InvalidArgumentError("--dual_clip_c must be > 1 (or 0: off)");
   g.loss.dual_clip_c = FLAGS_dual_clip_c;
-  StatusOr<KlEstimator> kl = ParseKlEstimator(FLAGS_kl_estimator);
-  if (!kl.ok()) return kl.status().WithContext("--kl_estimator");
-  g.loss.kl_estimator = *kl;
+  ASSIGN_OR_RETURN(
+      g.loss.kl_estimator,
+      ParseFlag(ParseKlEstimator, FLAGS_kl_estimator, "--kl_estimator"));
   g.kl_in_reward = FLAGS_kl_in_reward;
   if (!(FLAGS_tis_cap >= 0))
     return InvalidArgumentError("--tis_cap must be >= 0 (0: off)");
   g.tis_cap = FLAGS_tis_cap;
-  StatusOr<AdvantageEstimator> estimator =
-      ParseAdvantageEstimator(FLAGS_advantage_estimator);
-  if (!estimator.ok())
-    return estimator.status().WithContext("--advantage_estimator");
-  g.advantage_estimator = *estimator;
+  ASSIGN_OR_RETURN(g.advantage_estimator,
+                   ParseFlag(ParseAdvantageEstimator, FLAGS_advantage_estimator,
+                             "--advantage_estimator"));
   g.loss.drop_truncated = FLAGS_drop_truncated;
   g.scale_rewards = FLAGS_scale_rewards;
   g.temperature = static_cast<float>(FLAGS_temperature);
   g.num_iterations = FLAGS_num_iterations;
   g.adamw.weight_decay = FLAGS_weight_decay;
   g.adamw.max_grad_norm = FLAGS_max_grad_norm;
-  StatusOr<LrSchedule::Kind> kind = ParseLrScheduleKind(FLAGS_lr_schedule);
-  if (!kind.ok()) return kind.status().WithContext("--lr_schedule");
-  g.lr.kind = *kind;
+  ASSIGN_OR_RETURN(g.lr.kind, ParseFlag(ParseLrScheduleKind, FLAGS_lr_schedule,
+                                        "--lr_schedule"));
   g.lr.peak = FLAGS_learning_rate;
   g.lr.warmup_steps = FLAGS_warmup_steps;
   return g;

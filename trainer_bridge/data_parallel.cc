@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base/format.h"
+#include "models/leaf_payload.h"
 
 namespace rlrt {
 
@@ -33,51 +34,28 @@ Status DataParallelGroup::SumLeavesInRankOrder(ParamLeaves& leaves,
                                   leaves.spec(i).name + " is not");
   }
   // Every rank walks the same leaves in the same order, so the blocks line
-  // up without any exchange of layout.
-  const int64_t total = leaves.total_elements();
-  const size_t needed =
-      static_cast<size_t>(std::min<int64_t>(block_elements, total));
+  // up without any exchange of layout. A block is a byte range of the
+  // leaves' payload (leaf_payload.h), packed, summed and unpacked.
+  const size_t total = leaves.total_bytes();
+  const size_t block_bytes =
+      static_cast<size_t>(block_elements) * sizeof(float);
+  const size_t needed = std::min(block_bytes, total) / sizeof(float);
   if (staging_.size() < needed) staging_.resize(needed);
-  std::vector<float>& staging = staging_;
-  size_t leaf = 0;
-  int64_t offset = 0;  // Elements into `leaf`.
-  int64_t done = 0;
-  while (done < total) {
-    const int64_t block = std::min<int64_t>(block_elements, total - done);
-    // Pack, sum, unpack; the cursor is rewound for the unpack.
-    const size_t leaf_start = leaf;
-    const int64_t offset_start = offset;
-    for (int64_t filled = 0; filled < block;) {
-      std::span<float> data = leaves.F32(leaf);
-      const int64_t n = std::min<int64_t>(
-          block - filled, static_cast<int64_t>(data.size()) - offset);
-      std::memcpy(staging.data() + filled, data.data() + offset,
-                  n * sizeof(float));
-      filled += n;
-      offset += n;
-      if (offset == static_cast<int64_t>(data.size())) {
-        ++leaf;
-        offset = 0;
-      }
-    }
+  std::byte* staging = reinterpret_cast<std::byte*>(staging_.data());
+  for (size_t begin = 0; begin < total; begin += block_bytes) {
+    const size_t size = std::min(block_bytes, total - begin);
+    RETURN_IF_ERROR(ForEachPayloadSpan(
+        leaves, begin, size,
+        [&](size_t leaf, size_t leaf_offset, size_t at, size_t n) {
+          std::memcpy(staging + at, leaves.data(leaf) + leaf_offset, n);
+        }));
     RETURN_IF_ERROR(SumInRankOrder(
-        std::span<float>(staging.data(), static_cast<size_t>(block))));
-    leaf = leaf_start;
-    offset = offset_start;
-    for (int64_t copied = 0; copied < block;) {
-      std::span<float> data = leaves.F32(leaf);
-      const int64_t n = std::min<int64_t>(
-          block - copied, static_cast<int64_t>(data.size()) - offset);
-      std::memcpy(data.data() + offset, staging.data() + copied,
-                  n * sizeof(float));
-      copied += n;
-      offset += n;
-      if (offset == static_cast<int64_t>(data.size())) {
-        ++leaf;
-        offset = 0;
-      }
-    }
-    done += block;
+        std::span<float>(staging_.data(), size / sizeof(float))));
+    RETURN_IF_ERROR(ForEachPayloadSpan(
+        leaves, begin, size,
+        [&](size_t leaf, size_t leaf_offset, size_t at, size_t n) {
+          std::memcpy(leaves.data(leaf) + leaf_offset, staging + at, n);
+        }));
   }
   return OkStatus();
 }

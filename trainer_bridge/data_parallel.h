@@ -18,6 +18,7 @@
 #ifndef RLRT_TRAINER_BRIDGE_DATA_PARALLEL_H_
 #define RLRT_TRAINER_BRIDGE_DATA_PARALLEL_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -25,11 +26,23 @@
 
 #include "base/status.h"
 #include "models/param_leaves.h"
-#include "partition/mesh.h"
 
 namespace rlrt {
 
 enum class ReduceOp { kSum, kMax, kMin };
+
+// One step of a reduction: `acc` combined with the next rank's `value`.
+inline double Combine(ReduceOp op, double acc, double value) {
+  switch (op) {
+    case ReduceOp::kSum:
+      return acc + value;
+    case ReduceOp::kMax:
+      return std::max(acc, value);
+    case ReduceOp::kMin:
+      break;
+  }
+  return std::min(acc, value);
+}
 
 class DataParallelGroup {
  public:

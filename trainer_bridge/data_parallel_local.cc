@@ -49,20 +49,12 @@ class LocalGroup : public DataParallelGroup {
 
   Status AllReduce(std::span<double> values, ReduceOp op) override {
     RETURN_IF_ERROR(Publish(values.data(), values.size()));
-    std::vector<double> result(values.begin(), values.end());
-    for (int r = 0; r < size(); ++r) {
+    const double* first = static_cast<const double*>(shared_->slots[0]);
+    std::vector<double> result(first, first + values.size());
+    for (int r = 1; r < size(); ++r) {
       const double* v = static_cast<const double*>(shared_->slots[r]);
-      for (size_t i = 0; i < values.size(); ++i) {
-        if (r == 0) {
-          result[i] = v[i];
-        } else if (op == ReduceOp::kSum) {
-          result[i] += v[i];
-        } else if (op == ReduceOp::kMax) {
-          result[i] = std::max(result[i], v[i]);
-        } else {
-          result[i] = std::min(result[i], v[i]);
-        }
-      }
+      for (size_t i = 0; i < values.size(); ++i)
+        result[i] = Combine(op, result[i], v[i]);
     }
     shared_->barrier.arrive_and_wait();  // All have read every slot.
     std::copy(result.begin(), result.end(), values.begin());

@@ -12,8 +12,8 @@
 #include <thread>
 #include <vector>
 
-#include "models/forward/model_source.h"
 #include "models/leaf_checksum.h"
+#include "models/train/train_test_util.h"
 #include "trainer_bridge/data_parallel_local.h"
 #include "trainer_bridge/grpo_learner.h"
 
@@ -126,17 +126,6 @@ TEST(DataParallelTest, SharesMustDivide) {
 
 // --- Learners side by side ----------------------------------------------
 
-constexpr char kModel[] =
-    RLRT_SOURCE_DIR "/tests/reference/fixtures/qwen3_untied";
-
-LoadedModel LoadFixture() {
-  auto model = LoadModel(
-      {.model_dir = kModel, .preset = "", .load_format = "auto", .seed = 0},
-      nullptr);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return std::move(model).value();
-}
-
 // Four groups of three completions of different lengths and rewards, with
 // behaviour logprobs that make some ratios clip.
 std::vector<Completion> Batch(int step) {
@@ -174,12 +163,12 @@ struct RunResult {
   std::vector<GrpoStepMetrics> metrics;
 };
 RunResult Train(int ranks, int steps, const GrpoOptions& options) {
-  const LoadedModel model = LoadFixture();
+  const LoadedCheckpoint model = testing::LoadFixture("qwen3_untied");
   RunResult result;
   result.weights.resize(ranks);
   std::vector<std::vector<GrpoStepMetrics>> metrics(ranks);
   OnRanks(ranks, [&](int rank, DataParallelGroup& group) {
-    auto learner = GrpoLearner::Create(model.config, model.weights, nullptr,
+    auto learner = GrpoLearner::Create(model.config, model.leaves, nullptr,
                                        nullptr, options);
     ASSERT_TRUE(learner.ok()) << learner.status();
     if (ranks > 1) (*learner)->set_data_parallel(&group);
@@ -288,14 +277,14 @@ TEST(DataParallelLearnerTest, TwoRankRunsAreBitwiseIdentical) {
 }
 
 TEST(DataParallelLearnerTest, SftStepsMatchOneRank) {
-  const LoadedModel model = LoadFixture();
+  const LoadedCheckpoint model = testing::LoadFixture("qwen3_untied");
   std::vector<SftExample> batch;
   for (int i = 0; i < 4; ++i)
     batch.push_back({{3 + i, 17, 29}, std::vector<int32_t>(1 + i * 2, 40 + i)});
   std::vector<std::vector<float>> weights(3);
   std::vector<double> losses(3);
   auto run = [&](int rank, DataParallelGroup* group, int slot) {
-    auto learner = GrpoLearner::Create(model.config, model.weights, nullptr,
+    auto learner = GrpoLearner::Create(model.config, model.leaves, nullptr,
                                        nullptr, Options());
     ASSERT_TRUE(learner.ok());
     (*learner)->set_data_parallel(group);

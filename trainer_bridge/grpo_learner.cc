@@ -35,10 +35,12 @@ StatusOr<ParamLeaves> CopyOf(const ParamLeaves& src, Mesh* mesh) {
 }
 
 // The training-inference mismatch of the first iteration (see
-// GrpoStepMetrics), over the global batch.
+// GrpoStepMetrics) and the policy's mean token entropy (entropy_sum over
+// this rank's tokens), over the global batch.
 Status RecordMismatch(std::span<const Completion> batch,
                       const std::vector<std::vector<float>>& logp,
-                      DataParallelGroup* group, GrpoStepMetrics& m) {
+                      double entropy_sum, DataParallelGroup* group,
+                      GrpoStepMetrics& m) {
   double max_abs = 0, sum_abs = 0;
   double min_delta = std::numeric_limits<double>::infinity();
   double max_delta = -std::numeric_limits<double>::infinity();
@@ -53,7 +55,8 @@ Status RecordMismatch(std::span<const Completion> batch,
       ++tokens;
     }
   }
-  double sums[] = {sum_abs, double(tokens)};
+  double sums[] = {sum_abs, double(tokens), entropy_sum};
+  // -min_delta: the minimum rides in the same max reduction.
   double maxima[] = {max_abs, max_delta, -min_delta};
   RETURN_IF_ERROR(ReduceMetrics(group, sums, ReduceOp::kSum));
   RETURN_IF_ERROR(ReduceMetrics(group, maxima, ReduceOp::kMax));
@@ -61,6 +64,7 @@ Status RecordMismatch(std::span<const Completion> batch,
   m.logprob_mismatch_mean = sums[1] > 0 ? sums[0] / sums[1] : 0;
   m.ratio_min = sums[1] > 0 ? std::exp(-maxima[2]) : 1;
   m.ratio_max = sums[1] > 0 ? std::exp(maxima[1]) : 1;
+  m.entropy_mean = sums[1] > 0 ? sums[2] / sums[1] : 0;
   return OkStatus();
 }
 
@@ -276,18 +280,25 @@ Status GrpoLearner::TruncatedWeights(
   return OkStatus();
 }
 
-Status GrpoLearner::RecordRewardKl(
+Status GrpoLearner::PenalizeRewardsWithKl(
     std::span<const Completion> batch,
-    const std::vector<std::vector<float>>& ref_logp, GrpoStepMetrics& m) {
+    const std::vector<std::vector<float>>& ref_logp,
+    std::vector<double>& rewards, GrpoStepMetrics& m) {
+  std::vector<std::vector<float>> behaviour;
+  for (const Completion& c : batch) behaviour.push_back(c.behaviour_logprobs);
+  const std::vector<double> penalized =
+      KlPenalizedRewards(rewards, behaviour, ref_logp, options_.loss.beta,
+                         options_.loss.kl_estimator);
+  // Each penalty is beta times its completion's KL (beta > 0: there is a
+  // reference), so the metric needs no second pass over the tokens.
   double sums[2] = {};  // KL, tokens.
   for (size_t i = 0; i < batch.size(); ++i) {
-    for (size_t t = 0; t < ref_logp[i].size(); ++t)
-      sums[0] += KlEstimate(options_.loss.kl_estimator,
-                            batch[i].behaviour_logprobs[t], ref_logp[i][t]);
+    sums[0] += (rewards[i] - penalized[i]) / options_.loss.beta;
     sums[1] += ref_logp[i].size();
   }
   RETURN_IF_ERROR(ReduceMetrics(data_parallel_, sums, ReduceOp::kSum));
   m.kl = sums[1] > 0 ? sums[0] / sums[1] : 0;
+  rewards = penalized;
   return OkStatus();
 }
 
@@ -311,14 +322,8 @@ StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
     RETURN_IF_ERROR(ScoreAll(*reference_, batch, ref_logp));
     m.reference_seconds = SecondsSince(ref_start);
   }
-  if (options_.kl_in_reward && reference_) {
-    std::vector<std::vector<float>> behaviour;
-    for (const Completion& c : batch) behaviour.push_back(c.behaviour_logprobs);
-    rewards =
-        KlPenalizedRewards(rewards, behaviour, ref_logp, options_.loss.beta,
-                           options_.loss.kl_estimator);
-    RETURN_IF_ERROR(RecordRewardKl(batch, ref_logp, m));
-  }
+  if (options_.kl_in_reward && reference_)
+    RETURN_IF_ERROR(PenalizeRewardsWithKl(batch, ref_logp, rewards, m));
   // Groups never straddle ranks, so advantages are computed where the group
   // is; REINFORCE++ then whitens them with the global batch's statistics.
   StatusOr<std::vector<double>> advantages =
@@ -405,13 +410,8 @@ Status GrpoLearner::Iterate(std::span<const Completion> batch,
     RETURN_IF_ERROR(ScoreAll(*policy_, batch, logp,
                              iteration == 0 ? &entropy_sum : nullptr));
     if (iteration == 0) {
-      double sums[2] = {entropy_sum, 0};
-      for (const Completion& c : batch) sums[1] += c.tokens.size();
-      RETURN_IF_ERROR(ReduceMetrics(data_parallel_, sums, ReduceOp::kSum));
-      m.entropy_mean = sums[1] > 0 ? sums[0] / sums[1] : 0;
-    }
-    if (iteration == 0) {
-      RETURN_IF_ERROR(RecordMismatch(batch, logp, data_parallel_, m));
+      RETURN_IF_ERROR(
+          RecordMismatch(batch, logp, entropy_sum, data_parallel_, m));
       if (options_.tis_cap > 0)
         RETURN_IF_ERROR(
             TruncatedWeights(batch, logp, trainer_old, is_weights, m));

@@ -261,11 +261,13 @@ class GrpoLearner {
                           std::vector<std::vector<float>>& trainer_old,
                           std::vector<std::vector<float>>& weights,
                           GrpoStepMetrics& m);
-  // kl_in_reward: the mean KL per token between the behaviour and the
-  // reference logprobs, over the global batch, into m.kl.
-  Status RecordRewardKl(std::span<const Completion> batch,
-                        const std::vector<std::vector<float>>& ref_logp,
-                        GrpoStepMetrics& m);
+  // kl_in_reward: each reward minus beta times its completion's KL between
+  // the behaviour and the reference logprobs; the mean KL per token over
+  // the global batch into m.kl.
+  Status PenalizeRewardsWithKl(std::span<const Completion> batch,
+                               const std::vector<std::vector<float>>& ref_logp,
+                               std::vector<double>& rewards,
+                               GrpoStepMetrics& m);
 
   const ModelConfig config_;
   const GrpoOptions options_;

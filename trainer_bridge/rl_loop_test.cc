@@ -30,30 +30,9 @@ using testing::kTarget;
 using testing::kTied;
 using testing::kUntied;
 using testing::Rig;
+using testing::RunCollecting;
+using testing::SmallLoop;
 using testing::TargetTokenTask;
-
-RlLoopOptions SmallLoop(int64_t steps, int64_t staleness) {
-  RlLoopOptions o;
-  o.steps = steps;
-  o.batch_size = 8;
-  o.num_generations = 8;
-  o.max_new_tokens = 8;
-  o.max_staleness = staleness;
-  o.seed = 5;
-  return o;
-}
-
-// Runs the loop, keeping every step's metrics.
-Status RunCollecting(SamplerEngine& engine, GrpoLearner& learner, RlTask& task,
-                     const RlLoopOptions& options,
-                     std::vector<RlStepMetrics>* steps) {
-  return RunRlLoop(engine, learner, task, options,
-                   [steps](const RlStepMetrics& m) {
-                     steps->push_back(m);
-                     return OkStatus();
-                   })
-      .status();
-}
 
 void ExpectNothingInFlight(SamplerEngine& engine) {
   // A control operation runs after the step that finished the last

@@ -16,6 +16,7 @@
 #include "models/test_util.h"
 #include "sampler/engine.h"
 #include "trainer_bridge/grpo_learner.h"
+#include "trainer_bridge/rl_loop.h"
 #include "trainer_bridge/rl_task.h"
 
 namespace rlrt::testing {
@@ -95,6 +96,30 @@ struct Rig {
     learner = std::move(l).value();
   }
 };
+
+// The loop the RL tests run: 8 prompts x 8 completions of up to 8 tokens.
+inline RlLoopOptions SmallLoop(int64_t steps, int64_t staleness) {
+  RlLoopOptions o;
+  o.steps = steps;
+  o.batch_size = 8;
+  o.num_generations = 8;
+  o.max_new_tokens = 8;
+  o.max_staleness = staleness;
+  o.seed = 5;
+  return o;
+}
+
+// Runs the loop, keeping every step's metrics.
+inline Status RunCollecting(SamplerEngine& engine, GrpoLearner& learner,
+                            RlTask& task, const RlLoopOptions& options,
+                            std::vector<RlStepMetrics>* steps) {
+  return RunRlLoop(engine, learner, task, options,
+                   [steps](const RlStepMetrics& m) {
+                     steps->push_back(m);
+                     return OkStatus();
+                   })
+      .status();
+}
 
 }  // namespace rlrt::testing
 

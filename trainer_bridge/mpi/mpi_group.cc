@@ -4,7 +4,6 @@
 #include <mpi.h>
 
 #include <algorithm>
-#include <climits>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -183,12 +182,8 @@ Status MpiGroup::AllReduce(std::span<double> values, ReduceOp op) {
     return InternalError("MPI_Allgather failed");
   for (size_t i = 0; i < values.size(); ++i) {
     double v = all[i];
-    for (int r = 1; r < size_; ++r) {
-      const double x = all[static_cast<size_t>(r) * n + i];
-      v = op == ReduceOp::kSum   ? v + x
-          : op == ReduceOp::kMax ? std::max(v, x)
-                                 : std::min(v, x);
-    }
+    for (int r = 1; r < size_; ++r)
+      v = Combine(op, v, all[static_cast<size_t>(r) * n + i]);
     values[i] = v;
   }
   return OkStatus();

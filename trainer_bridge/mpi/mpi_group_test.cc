@@ -76,27 +76,17 @@ TEST(MpiGroupTest, SmallReductions) {
   EXPECT_EQ(s[0], group->size());
 }
 
-// The synthetic learning proof (trainer_bridge/grpo_learns_test.cc's task)
-// with the batch shared over the ranks: 8 prompts x 8 completions per step,
-// 4 prompts per rank, serial (on-policy).
+// The synthetic learning proof (the RL loop tests' task) with the batch
+// shared over the ranks: 8 prompts x 8 completions per step, 4 prompts per
+// rank, serial (on-policy).
 std::vector<RlStepMetrics> LearnOnRanks(int steps, uint64_t* final_hash) {
   testing::Rig rig;
   rig.learner->set_data_parallel(group);
   testing::TargetTokenTask task;
-  RlLoopOptions o;
-  o.steps = steps;
-  o.batch_size = 8;
-  o.num_generations = 8;
-  o.max_new_tokens = 8;
-  o.max_staleness = 0;
-  o.seed = 5;
   std::vector<RlStepMetrics> metrics;
-  auto summary = RunRlLoop(*rig.engine, *rig.learner, task, o,
-                           [&](const RlStepMetrics& m) {
-                             metrics.push_back(m);
-                             return OkStatus();
-                           });
-  EXPECT_TRUE(summary.ok()) << summary.status();
+  const Status run = testing::RunCollecting(
+      *rig.engine, *rig.learner, task, testing::SmallLoop(steps, 0), &metrics);
+  EXPECT_TRUE(run.ok()) << run;
   *final_hash = ContentHash(rig.learner->weights());
   EXPECT_EQ(rig.engine->WeightsChecksum()->content_hash, *final_hash);
   return metrics;

@@ -113,13 +113,21 @@ std::vector<SftExample> Gsm8kTask::SftBatch(int64_t offset,
 }
 
 namespace {
-// Greedy answers to `indices`; mean_completion_tokens holds their token
-// sum (EvaluateGsm8k divides), accuracy is left to the caller.
-StatusOr<Gsm8kEvalResult> EvaluateExamples(RolloutBackend& rollouts,
-                                           const Gsm8kTask& task,
-                                           std::span<const int64_t> indices,
-                                           int64_t max_new_tokens,
-                                           const std::string& lora_name) {
+
+// What one rank's share of an evaluation adds to the whole.
+struct EvalCounts {
+  int64_t correct = 0;
+  int64_t strict_format = 0;
+  int64_t tokens = 0;
+  uint64_t weight_version = 0;  // The oldest any token came from.
+};
+
+// Greedy answers to `indices`.
+StatusOr<EvalCounts> EvaluateExamples(RolloutBackend& rollouts,
+                                      const Gsm8kTask& task,
+                                      std::span<const int64_t> indices,
+                                      int64_t max_new_tokens,
+                                      const std::string& lora_name) {
   std::vector<RequestHandle> handles;
   for (int64_t i : indices) {
     GenerateRequest r;
@@ -130,11 +138,10 @@ StatusOr<Gsm8kEvalResult> EvaluateExamples(RolloutBackend& rollouts,
     ASSIGN_OR_RETURN(RequestHandle h, rollouts.Submit(std::move(r)));
     handles.push_back(std::move(h));
   }
-  Gsm8kEvalResult out;
+  EvalCounts out;
   ASSIGN_OR_RETURN(out.weight_version,
                    lora_name.empty() ? rollouts.WeightVersion()
                                      : rollouts.AdapterVersion(lora_name));
-  int64_t tokens = 0;
   Status first_error;
   for (size_t k = 0; k < indices.size(); ++k) {
     const int64_t i = indices[k];
@@ -147,13 +154,11 @@ StatusOr<Gsm8kEvalResult> EvaluateExamples(RolloutBackend& rollouts,
     const std::string& gold = task.example(i).final_answer;
     out.correct += CorrectnessReward(s.text, gold) == 1.0;
     out.strict_format += StrictFormatReward(s.text) == 1.0;
-    tokens += static_cast<int64_t>(s.token_ids.size());
+    out.tokens += static_cast<int64_t>(s.token_ids.size());
     for (uint64_t v : s.weight_versions)
       out.weight_version = std::min(out.weight_version, v);
   }
   RETURN_IF_ERROR(first_error);
-  out.examples = static_cast<int64_t>(indices.size());
-  out.mean_completion_tokens = double(tokens);
   return out;
 }
 }  // namespace
@@ -170,21 +175,21 @@ StatusOr<Gsm8kEvalResult> EvaluateGsm8k(RolloutBackend& rollouts,
   const int64_t stride = group != nullptr ? group->size() : 1;
   std::vector<int64_t> mine;
   for (int64_t i = first; i < count; i += stride) mine.push_back(i);
-  StatusOr<Gsm8kEvalResult> local =
+  StatusOr<EvalCounts> local =
       EvaluateExamples(rollouts, task, mine, max_new_tokens, lora_name);
   RETURN_IF_ERROR(AgreeOnStatus(group, local.status()));
-  Gsm8kEvalResult out = *local;
-  double sums[] = {double(out.correct), double(out.strict_format),
-                   out.mean_completion_tokens};
-  double maxima[] = {-double(out.weight_version), 0};
+  double sums[] = {double(local->correct), double(local->strict_format),
+                   double(local->tokens)};
+  double oldest = double(local->weight_version);
   RETURN_IF_ERROR(ReduceMetrics(group, sums, ReduceOp::kSum));
-  RETURN_IF_ERROR(ReduceMetrics(group, maxima, ReduceOp::kMax));
+  RETURN_IF_ERROR(ReduceMetrics(group, {&oldest, 1}, ReduceOp::kMin));
+  Gsm8kEvalResult out;
   out.examples = count;
   out.correct = static_cast<int64_t>(sums[0]);
   out.strict_format = static_cast<int64_t>(sums[1]);
   out.accuracy = double(out.correct) / double(count);
   out.mean_completion_tokens = sums[2] / double(count);
-  out.weight_version = static_cast<uint64_t>(-maxima[0]);
+  out.weight_version = static_cast<uint64_t>(oldest);
   out.seconds = SecondsSince(start);
   return out;
 }
