@@ -18,6 +18,7 @@ packages=(
   clang libclang-rt-14-dev   # make fuzz-smoke: clang-14 with libFuzzer and the sanitizer runtimes
   libopenmpi-dev openmpi-bin   # data parallelism over MPI (optional at configure time)
   gnuplot-nox   # plot_metrics and the demo's --plot
+  prometheus   # promtool, to check the rollout server's /metrics (Debian ships it with the Prometheus daemon)
 )
 
 missing=()
