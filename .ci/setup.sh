@@ -18,6 +18,7 @@ packages=(
   clang libclang-rt-14-dev   # make fuzz-smoke: clang-14 with libFuzzer and the sanitizer runtimes
   libopenmpi-dev openmpi-bin   # data parallelism over MPI (optional at configure time)
   gnuplot-nox   # plot_metrics and the demo's --plot
+  python3   # examples/reward_server.py, the reference reward service the tests run
   prometheus   # promtool, to check the rollout server's /metrics (Debian ships it with the Prometheus daemon)
 )
 
@@ -35,3 +36,8 @@ echo "setup: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq >/dev/null
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Only promtool is wanted from the prometheus package: where systemd started
+# its daemon on install, stop it and keep it from starting at boot.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+  "${sudo_cmd[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

@@ -6,14 +6,17 @@
 #define RLRT_EXAMPLES_GRPO_DEMO_CONFIG_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "models/forward/model_source.h"
 #include "sampler/engine_options.h"
 #include "trainer_bridge/grpo_learner.h"
+#include "trainer_bridge/remote/reward_service.h"
 #include "trainer_bridge/remote/rollout_client.h"
 #include "trainer_bridge/rl_loop.h"
-#include "trainer_bridge/tasks/gsm8k_task.h"
+#include "trainer_bridge/tasks/dataset.h"
+#include "trainer_bridge/tasks/dataset_task.h"
 
 namespace rlrt {
 
@@ -22,7 +25,11 @@ struct DemoConfig {
   // with --load_format resolved ("dummy" or "safetensors", never empty).
   ModelSource trainer_model;
   std::string tokenizer_dir;  // Resolved: never empty.
-  std::string gsm8k_dir;      // train.jsonl and test.jsonl.
+  // The task's data: GSM8K's train.jsonl and test.jsonl unless --dataset
+  // names another file (then evaluation needs --eval_dataset).
+  std::string train_file;
+  std::string eval_file;  // Empty: no evaluation.
+  DatasetFields fields;
 
   // Rollouts: remote servers (--rollout_servers), or an in-process engine
   // on the rollout mesh of `partition`.
@@ -42,9 +49,13 @@ struct DemoConfig {
   // Learning.
   GrpoOptions learner;  // All but sample_vocab, which the sampler sets.
   RlLoopOptions loop;   // All but first_step and stop_requested.
-  Gsm8kTaskOptions task;
+  DatasetTaskOptions task;
+  // --reward_url: the service's rewards, weighted, added to the task's.
+  RewardServiceOptions reward_service;  // url empty: none.
+  double reward_url_weight = 1.0;
   int sft_steps = 0;
   int sft_batch_size = 4;
+  std::optional<double> sft_learning_rate;  // Unset: the learner's schedule.
 
   // Evaluation and output.
   int eval_every = 0;  // 0: no evaluation.
@@ -59,7 +70,9 @@ struct DemoConfig {
   int debug_fault_rank = -1;  // -1: every rank.
   std::string save_dir;
   std::string metrics_out;
-  std::string plot;  // --plot: a PNG redrawn after every step.
+  std::string plot;              // --plot: a PNG redrawn after every step.
+  bool progress = true;          // The progress line on stderr (rank 0).
+  double progress_every_s = 10;  // Its period when stderr is no terminal.
 };
 
 }  // namespace rlrt

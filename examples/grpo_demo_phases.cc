@@ -1,6 +1,7 @@
 #include "examples/grpo_demo_phases.h"
 
 #include <glog/logging.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
@@ -46,7 +47,7 @@ json SwapJson(const SyncReport& r, const std::string& source) {
   return line;
 }
 
-json EvalJson(int64_t step, const Gsm8kEvalResult& r) {
+json EvalJson(int64_t step, const TaskEvalResult& r) {
   return {{"phase", "eval"},
           {"step", step},
           {"examples", r.examples},
@@ -133,6 +134,9 @@ StatusOr<TrainingStart> Resume(const DemoConfig& config, const Meshes& meshes,
   RETURN_IF_ERROR(learner.grpo->RestoreState(saved.weights, saved.first_moment,
                                              saved.second_moment,
                                              saved.optimizer_steps));
+  if (saved.reference) {
+    RETURN_IF_ERROR(learner.grpo->SetReference(*saved.reference));
+  }
   // The restored policy goes to the sampler under its own version, so the
   // versions continue as in the run that saved it.
   version = std::max(version + 1, st.policy_version);
@@ -170,10 +174,10 @@ Status SaveCheckpointIfDue(const DemoConfig& config, const Learner& learner,
 // One greedy answer from the final weights; returns the sampler's weight
 // version.
 StatusOr<uint64_t> ShowGreedyAnswer(const DemoConfig& config,
-                                    const Gsm8kTask& task,
+                                    const DatasetTask& task,
                                     RolloutBackend& rollouts,
                                     const Learner& learner, JsonLines& out) {
-  const Gsm8kExample& shown = task.example(0);
+  const TaskExample& shown = task.example(0);
   GenerateRequest request;
   request.input_ids = task.prompt_ids(0);
   request.sampling.temperature = 0.0f;
@@ -184,8 +188,8 @@ StatusOr<uint64_t> ShowGreedyAnswer(const DemoConfig& config,
   const SampleOutput& sample = result.samples[0];
   ASSIGN_OR_RETURN(uint64_t final_version, PolicyVersion(rollouts, learner));
   out.Emit({{"phase", "generate_result"},
-            {"question", shown.question},
-            {"gold_answer", shown.final_answer},
+            {"question", shown.prompt},
+            {"gold_answer", shown.gold},
             {"text", sample.text},
             {"output_ids", sample.token_ids},
             {"meta_info",
@@ -283,7 +287,12 @@ void JsonLines::Emit(const json& line) {
 
 void JsonLines::EmitText(const std::string& line) {
   if (quiet_) return;
-  std::cout << line << std::endl;
+  auto print = [&] { std::cout << line << std::endl; };
+  if (progress_ != nullptr) {
+    progress_->Print(print);
+  } else {
+    print();
+  }
   if (file_ != nullptr) *file_ << line << std::endl;
 }
 
@@ -316,11 +325,13 @@ StatusOr<Meshes> CreateMeshes(const DemoConfig& config, JsonLines& out) {
   return meshes;
 }
 
-StatusOr<Gsm8kData> LoadGsm8kData(const DemoConfig& config) {
-  Gsm8kData data;
-  ASSIGN_OR_RETURN(data.train, LoadGsm8k(config.gsm8k_dir + "/train.jsonl"));
-  if (config.eval_every > 0) {
-    ASSIGN_OR_RETURN(data.test, LoadGsm8k(config.gsm8k_dir + "/test.jsonl"));
+StatusOr<TaskData> LoadTaskData(const DemoConfig& config) {
+  TaskData data;
+  ASSIGN_OR_RETURN(data.train,
+                   LoadJsonlDataset(config.train_file, config.fields));
+  if (config.eval_every > 0 && !config.eval_file.empty()) {
+    ASSIGN_OR_RETURN(data.test,
+                     LoadJsonlDataset(config.eval_file, config.fields));
   }
   return data;
 }
@@ -426,21 +437,27 @@ StatusOr<TrainingStart> ResumeOrSwap(const DemoConfig& config,
   return TrainingStart{0, version};
 }
 
-StatusOr<Tasks> CreateTasks(const DemoConfig& config, Gsm8kData data,
+StatusOr<Tasks> CreateTasks(const DemoConfig& config, TaskData data,
                             const Sampler& sampler, const Learner& learner) {
   Tasks tasks;
-  Gsm8kTaskOptions train_options = config.task;
+  DatasetTaskOptions train_options = config.task;
   train_options.model_type =
       std::string(ModelTypeName(learner.model_config.model_type));
-  ASSIGN_OR_RETURN(
-      tasks.train,
-      Gsm8kTask::Create(std::move(data.train), *sampler.tok(), train_options));
-  if (config.eval_every > 0) {
-    Gsm8kTaskOptions eval_options = train_options;
+  ASSIGN_OR_RETURN(tasks.train,
+                   DatasetTask::Create(std::move(data.train), *sampler.tok(),
+                                       train_options));
+  if (!config.reward_service.url.empty()) {
+    ASSIGN_OR_RETURN(std::unique_ptr<RewardService> service,
+                     RewardService::Create(config.reward_service));
+    tasks.remote = std::make_unique<RemoteRewardTask>(
+        tasks.train.get(), std::move(service), config.reward_url_weight);
+  }
+  if (!data.test.empty()) {
+    DatasetTaskOptions eval_options = train_options;
     eval_options.seed = 0;  // The same questions every evaluation.
-    ASSIGN_OR_RETURN(
-        tasks.eval,
-        Gsm8kTask::Create(std::move(data.test), *sampler.tok(), eval_options));
+    ASSIGN_OR_RETURN(tasks.eval,
+                     DatasetTask::Create(std::move(data.test), *sampler.tok(),
+                                         eval_options));
   }
   return tasks;
 }
@@ -457,8 +474,14 @@ Status WarmStartSft(const DemoConfig& config, const TrainingStart& start,
     const std::vector<SftExample> batch =
         tasks.train->SftBatch(int64_t{s} * config.sft_batch_size + share.begin,
                               share.end - share.begin);
-    ASSIGN_OR_RETURN(SftStepMetrics m, learner.grpo->SftStep(batch));
+    ASSIGN_OR_RETURN(SftStepMetrics m,
+                     learner.grpo->SftStep(batch, config.sft_learning_rate));
     out.Emit(SftStepJson(s + 1, m));
+  }
+  // GRPO's KL then keeps the policy near the warm-started model, as when it
+  // starts from an SFT checkpoint. A LoRA run keeps its base as reference.
+  if (learner.grpo->adapter() == nullptr) {
+    RETURN_IF_ERROR(learner.grpo->SetReference(learner.grpo->weights()));
   }
   ASSIGN_OR_RETURN(SyncReport r, PushPolicy(*sampler.rollouts, learner,
                                             start.weight_version + 1));
@@ -473,11 +496,10 @@ StatusOr<LoopResult> RunGrpoLoop(const DemoConfig& config,
   RolloutBackend& rollouts = *sampler.rollouts;
   LoopResult result;
   auto evaluate = [&](int64_t step) -> Status {
-    ASSIGN_OR_RETURN(
-        Gsm8kEvalResult r,
-        EvaluateGsm8k(rollouts, *tasks.eval, config.eval_examples,
-                      config.loop.max_new_tokens, learner.lora_name,
-                      learner.grpo->data_parallel()));
+    ASSIGN_OR_RETURN(TaskEvalResult r,
+                     EvaluateTask(rollouts, *tasks.eval, config.eval_examples,
+                                  config.loop.max_new_tokens, learner.lora_name,
+                                  learner.grpo->data_parallel()));
     result.final_eval_accuracy = r.accuracy;
     out.Emit(EvalJson(step, r));
     if (step > 0) Redraw(config, out);
@@ -492,9 +514,24 @@ StatusOr<LoopResult> RunGrpoLoop(const DemoConfig& config,
     return stop_signal != 0 || (config.max_seconds > 0 &&
                                 SecondsSince(loop_start) >= config.max_seconds);
   };
+  // Rank 0 shows where the run is on stderr; its JSON lines print through
+  // the progress line, which clears itself first.
+  std::optional<ProgressLine> progress;
+  if (config.progress && config.rank == 0) {
+    progress.emplace(&std::cerr, isatty(STDERR_FILENO) == 1,
+                     config.progress_every_s);
+    out.set_progress(&*progress);
+    loop.on_progress = [&progress](const RlProgress& p) {
+      progress->Update(p);
+    };
+  }
+  struct Detach {
+    JsonLines& out;
+    ~Detach() { out.set_progress(nullptr); }
+  } detach{out};
   ASSIGN_OR_RETURN(
       result.summary,
-      RunRlLoop(rollouts, *learner.grpo, *tasks.train, loop,
+      RunRlLoop(rollouts, *learner.grpo, tasks.rl(), loop,
                 [&](const RlStepMetrics& m) -> Status {
                   out.Emit(RlStepJson(m));
                   Redraw(config, out);

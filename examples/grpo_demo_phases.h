@@ -3,7 +3,7 @@
 // through a JsonLines.
 //
 //   CreateMeshes     partition
-//   LoadGsm8kData    (files only: a missing one fails before anything heavy)
+//   LoadTaskData     (files only: a missing one fails before anything heavy)
 //   StartSampler     engine_ready_dummy, or rollout_servers
 //   CreateLearner    (the trainer's weights on the actor mesh)
 //   ResumeOrSwap     resumed, or weights_swapped (or a checksum proof)
@@ -24,6 +24,7 @@
 
 #include "base/status.h"
 #include "examples/grpo_demo_config.h"
+#include "examples/progress_line.h"
 #include "models/config/model_config.h"
 #include "models/forward/model_source.h"
 #include "models/tokenizer/tokenizer.h"
@@ -32,10 +33,11 @@
 #include "sampler/engine.h"
 #include "trainer_bridge/grpo_learner.h"
 #include "trainer_bridge/remote/remote_rollouts.h"
+#include "trainer_bridge/remote/reward_service.h"
 #include "trainer_bridge/rl_loop.h"
 #include "trainer_bridge/rollout_backend.h"
+#include "trainer_bridge/tasks/dataset_task.h"
 #include "trainer_bridge/tasks/gsm8k.h"
-#include "trainer_bridge/tasks/gsm8k_task.h"
 
 namespace rlrt {
 
@@ -50,6 +52,8 @@ class JsonLines {
   void EmitText(const std::string& line);  // A line already in JSON.
   // Keeps every line Emit prints (for --plot's picture).
   void Record() { record_ = true; }
+  // While set, lines are printed through it (clearing the progress line).
+  void set_progress(ProgressLine* progress) { progress_ = progress; }
   const std::vector<nlohmann::json>& recorded() const { return recorded_; }
 
  private:
@@ -57,6 +61,7 @@ class JsonLines {
   const bool quiet_;
   bool record_ = false;
   std::vector<nlohmann::json> recorded_;
+  ProgressLine* progress_ = nullptr;
 };
 
 // SIGTERM and SIGINT end the GRPO loop after the step in progress (as
@@ -74,11 +79,11 @@ struct Meshes {
 };
 StatusOr<Meshes> CreateMeshes(const DemoConfig& config, JsonLines& out);
 
-struct Gsm8kData {
-  std::vector<Gsm8kExample> train;
-  std::vector<Gsm8kExample> test;  // Empty without evaluation.
+struct TaskData {
+  std::vector<TaskExample> train;
+  std::vector<TaskExample> test;  // Empty without evaluation.
 };
-StatusOr<Gsm8kData> LoadGsm8kData(const DemoConfig& config);
+StatusOr<TaskData> LoadTaskData(const DemoConfig& config);
 
 // The sampler side: an in-process engine on the rollout mesh (started with
 // dummy weights), or remote rollout servers. Either way a RolloutBackend and
@@ -124,14 +129,19 @@ StatusOr<TrainingStart> ResumeOrSwap(const DemoConfig& config,
                                      Learner& learner, JsonLines& out);
 
 struct Tasks {
-  std::unique_ptr<Gsm8kTask> train;
-  std::unique_ptr<Gsm8kTask> eval;  // Null without evaluation.
+  std::unique_ptr<DatasetTask> train;
+  std::unique_ptr<DatasetTask> eval;  // Null without evaluation.
+  // --reward_url: `train` with the service's rewards added (null without).
+  std::unique_ptr<RemoteRewardTask> remote;
+  RlTask& rl() const {
+    return remote != nullptr ? static_cast<RlTask&>(*remote) : *train;
+  }
 };
 // The prompts use the chat template of the policy's model family.
-StatusOr<Tasks> CreateTasks(const DemoConfig& config, Gsm8kData data,
+StatusOr<Tasks> CreateTasks(const DemoConfig& config, TaskData data,
                             const Sampler& sampler, const Learner& learner);
 
-// --sft_steps supervised steps on GSM8K's worked answers, then one push;
+// --sft_steps supervised steps on the dataset's answers, then one push;
 // nothing when resuming (the checkpoint was made after them).
 Status WarmStartSft(const DemoConfig& config, const TrainingStart& start,
                     const Tasks& tasks, Sampler& sampler, Learner& learner,

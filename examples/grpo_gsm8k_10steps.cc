@@ -33,6 +33,7 @@
 #include "examples/grpo_demo_phases.h"
 #include "examples/learner_flags.h"
 #include "examples/model_flags.h"
+#include "examples/task_flags.h"
 #include "models/lora/lora_config.h"
 #include "sampler/adapter_registry.h"
 #include "trainer_bridge/data_parallel.h"
@@ -52,8 +53,6 @@ DEFINE_string(load_format, "",
 DEFINE_string(tokenizer_dir, "",
               "tokenizer.json + tokenizer_config.json; empty: --model_dir if "
               "it has them, else the Qwen3 tokenizer in ../shared.");
-DEFINE_string(gsm8k_dir, RLRT_SHARED_DIR "/data/gsm8k",
-              "Directory with GSM8K train.jsonl and test.jsonl.");
 // Remote rollouts.
 DEFINE_string(rollout_servers, "",
               "Comma-separated rollout server URLs (build/bin/rollout_server): "
@@ -72,12 +71,7 @@ DEFINE_int32(num_virtual_devices, 0, "Use N virtual devices (testing).");
 // Rollout.
 DEFINE_int32(batch_size, 4, "Prompts per step.");
 DEFINE_int32(num_generations, 4, "Completions per prompt (G).");
-DEFINE_int32(max_prompt_length, 256,
-             "Questions whose prompt is longer are skipped.");
 DEFINE_int32(max_new_tokens, 64, "Completion length limit.");
-DEFINE_bool(enable_thinking, false,
-            "Let Qwen3 think first (long completions); false renders the "
-            "empty think block.");
 DEFINE_int32(max_staleness, 1,
              "Batches sampled ahead of training (0: serial, on-policy).");
 DEFINE_int32(sync_every, 1, "Push weights to the sampler every k steps.");
@@ -88,6 +82,12 @@ DEFINE_int32(overlong_buffer, 0,
 DEFINE_double(overlong_penalty, 1.0,
               "The reward a completion at --max_new_tokens loses with "
               "--overlong_buffer.");
+DEFINE_bool(dynamic_sampling, false,
+            "DAPO: drop groups whose rewards are all equal and sample fresh "
+            "prompts until the batch is full (--max_sampling_rounds).");
+DEFINE_int32(max_sampling_rounds, 4,
+             "--dynamic_sampling: sampling rounds per step at most; then "
+             "flat groups fill the batch.");
 DEFINE_int64(max_total_tokens, 0,
              "Engine KV capacity in tokens; 0: enough for the batches in "
              "flight and the evaluation.");
@@ -100,11 +100,8 @@ DEFINE_int32(sft_steps, 0,
              "Supervised warm-start steps on GSM8K's worked answers before "
              "GRPO.");
 DEFINE_int32(sft_batch_size, 4, "Examples per SFT step.");
-// Rewards.
-DEFINE_double(reward_strict_format, 0.25, "Weight: last line '#### N'.");
-DEFINE_double(reward_lenient_format, 0.25, "Weight: '#### N' anywhere.");
-DEFINE_double(reward_correctness, 2.0, "Weight: exact answer.");
-DEFINE_double(reward_close_answer, 0.5, "Weight: numerically close answer.");
+DEFINE_double(sft_learning_rate, 0,
+              "Learning rate of the SFT warm start; 0: --learning_rate.");
 // Evaluation and output.
 DEFINE_int32(eval_every, 5,
              "Greedy accuracy on --eval_examples test questions every N "
@@ -116,6 +113,12 @@ DEFINE_string(plot, "",
               "Draw the run (reward, eval accuracy, KL, clip fraction, "
               "logprob mismatch, length, entropy, time split) to this PNG "
               "after every step (gnuplot; also build/bin/plot_metrics).");
+DEFINE_bool(progress, true,
+            "Show the step, phase, tokens, rate, elapsed time and ETA on "
+            "stderr: one line redrawn in place on a terminal, else a plain "
+            "line every --progress_every_s.");
+DEFINE_double(progress_every_s, 10,
+              "Seconds between progress lines when stderr is no terminal.");
 DEFINE_int32(checkpoint_every, 0,
              "Save a training checkpoint (weights, optimizer state, step, "
              "data position, seeds) to --checkpoint_dir every N steps; 0: "
@@ -183,9 +186,10 @@ Status CheckFlags() {
     return InvalidArgumentError("--batch_size must be >= 1");
   if (FLAGS_num_generations < 2)
     return InvalidArgumentError("--num_generations must be >= 2");
-  if (FLAGS_max_prompt_length < 1 || FLAGS_max_new_tokens < 1)
-    return InvalidArgumentError(
-        "--max_prompt_length and --max_new_tokens must be >= 1");
+  if (FLAGS_max_new_tokens < 1)
+    return InvalidArgumentError("--max_new_tokens must be >= 1");
+  if (FLAGS_max_sampling_rounds < 1)
+    return InvalidArgumentError("--max_sampling_rounds must be >= 1");
   if (FLAGS_eval_every < 0 || FLAGS_eval_examples < 1)
     return InvalidArgumentError(
         "--eval_every must be >= 0 and --eval_examples >= 1");
@@ -330,18 +334,10 @@ RlLoopOptions LoopOptionsFromFlags() {
   loop.sync_every = FLAGS_sync_every;
   loop.overlong_buffer = FLAGS_overlong_buffer;
   loop.overlong_penalty = FLAGS_overlong_penalty;
+  loop.dynamic_sampling = FLAGS_dynamic_sampling;
+  loop.max_sampling_rounds = FLAGS_max_sampling_rounds;
   loop.seed = FLAGS_seed;
   return loop;
-}
-
-Gsm8kTaskOptions TaskOptionsFromFlags() {
-  Gsm8kTaskOptions task;
-  task.max_prompt_length = FLAGS_max_prompt_length;
-  task.weights = {FLAGS_reward_strict_format, FLAGS_reward_lenient_format,
-                  FLAGS_reward_correctness, FLAGS_reward_close_answer};
-  task.seed = FLAGS_seed;
-  task.enable_thinking = FLAGS_enable_thinking;
-  return task;
 }
 
 // Validates the flags and resolves their defaults, once. `rank` of
@@ -359,17 +355,26 @@ StatusOr<DemoConfig> ResolveFlags(int rank, int ranks) {
   ASSIGN_OR_RETURN(c.trainer_model, TrainerModelFromFlags());
   ASSIGN_OR_RETURN(c.learner, LearnerOptionsFromFlags());
   c.tokenizer_dir = ResolveTokenizerDir(FLAGS_tokenizer_dir, FLAGS_model_dir);
-  c.gsm8k_dir = FLAGS_gsm8k_dir;
+  ASSIGN_OR_RETURN(TaskFlags task, TaskFromFlags());
+  c.train_file = task.train_file;
+  c.eval_file = task.eval_file;
+  c.fields = task.fields;
+  c.task = task.options;
+  c.reward_service = task.reward_service;
+  c.reward_url_weight = task.reward_url_weight;
   c.remote_rollouts = !FLAGS_rollout_servers.empty();
   ASSIGN_OR_RETURN(c.remote, RemoteOptionsFromFlags(rank, ranks));
   c.engine = EngineOptionsFromFlags(c.trainer_model, c.tokenizer_dir);
   c.partition = FLAGS_partition;
   c.num_virtual_devices = FLAGS_num_virtual_devices;
   c.loop = LoopOptionsFromFlags();
-  c.task = TaskOptionsFromFlags();
   c.sft_steps = FLAGS_sft_steps;
   c.sft_batch_size = FLAGS_sft_batch_size;
-  c.eval_every = FLAGS_eval_every;
+  if (FLAGS_sft_learning_rate < 0)
+    return InvalidArgumentError("--sft_learning_rate must be >= 0");
+  if (FLAGS_sft_learning_rate > 0)
+    c.sft_learning_rate = FLAGS_sft_learning_rate;
+  c.eval_every = c.eval_file.empty() ? 0 : FLAGS_eval_every;
   c.eval_examples = FLAGS_eval_examples;
   c.checkpoint_every = FLAGS_checkpoint_every;
   c.checkpoint_dir = FLAGS_checkpoint_dir;
@@ -382,6 +387,10 @@ StatusOr<DemoConfig> ResolveFlags(int rank, int ranks) {
   c.save_dir = FLAGS_save_dir;
   c.metrics_out = FLAGS_metrics_out;
   c.plot = FLAGS_plot;
+  c.progress = FLAGS_progress;
+  if (!(FLAGS_progress_every_s > 0))
+    return InvalidArgumentError("--progress_every_s must be > 0");
+  c.progress_every_s = FLAGS_progress_every_s;
   return c;
 }
 
@@ -390,7 +399,7 @@ StatusOr<DemoConfig> ResolveFlags(int rank, int ranks) {
 Status Run(const DemoConfig& config, DataParallelGroup* group, JsonLines& out) {
   ASSIGN_OR_RETURN(Meshes meshes, CreateMeshes(config, out));
   // Data first: a missing file should fail before anything heavy starts.
-  ASSIGN_OR_RETURN(Gsm8kData data, LoadGsm8kData(config));
+  ASSIGN_OR_RETURN(TaskData data, LoadTaskData(config));
   ASSIGN_OR_RETURN(Sampler sampler, StartSampler(config, meshes, out));
   ASSIGN_OR_RETURN(Learner learner,
                    CreateLearner(config, meshes, sampler, group));

@@ -312,14 +312,7 @@ Status CheckPaths() {
 }
 
 Status DumpGradients(const ParamLeaves& grads, const std::string& path) {
-  std::vector<SafetensorsTensorData> tensors;
-  for (size_t i = 0; i < grads.size(); ++i) {
-    const LeafSpec& spec = grads.spec(i);
-    tensors.push_back(
-        {spec.name, spec.dtype, spec.shape,
-         std::span<const std::byte>(grads.data(i), grads.bytes(i))});
-  }
-  return WriteSafetensors(path, tensors,
+  return WriteSafetensors(path, LeafTensors(grads),
                           {{"format", "pt"}, {"content", "grpo_gradients"}});
 }
 

@@ -13,51 +13,17 @@
 #include <sstream>
 #include <string>
 
+#include "tests/grpo_demo_run.h"
 #include "tests/rollout_server_process.h"
 
 namespace {
 
 using nlohmann::json;
+using rlrt::testing::RunDemo;
+using rlrt::testing::RunResult;
 using rlrt::testing::StartServer;
 
-struct RunResult {
-  int exit_code = -1;
-  std::vector<json> lines;
-  std::vector<std::string> order;
-  std::string output;  // stdout and stderr.
-
-  std::vector<json> Phase(const std::string& name) const {
-    std::vector<json> out;
-    for (const json& j : lines)
-      if (j["phase"] == name) out.push_back(j);
-    return out;
-  }
-};
-
-RunResult RunDemo(const std::string& args) {
-  const std::string command =
-      std::string(GRPO_DEMO_PATH) + " " + args + " 2>&1";
-  RunResult r;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[1 << 16];
-  while (fgets(buf, sizeof(buf), pipe) != nullptr) r.output += buf;
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::istringstream lines(r.output);
-  std::string line;
-  while (std::getline(lines, line)) {
-    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.contains("phase")) continue;
-    r.order.push_back(j["phase"]);
-    r.lines.push_back(j);
-  }
-  return r;
-}
-
-const char kSmall[] =
-    "--batch_size=2 --num_generations=2 --max_new_tokens=8 "
-    "--max_prompt_length=200 --seed=3 --eval_every=0 ";
+using rlrt::testing::kSmall;
 
 std::filesystem::path TempDir(const std::string& name) {
   const std::filesystem::path dir =

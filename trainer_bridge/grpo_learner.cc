@@ -318,10 +318,12 @@ StatusOr<GrpoStepMetrics> GrpoLearner::Step(std::span<const Completion> batch,
 
   std::vector<std::vector<float>> ref_logp;
   if (reference_) {
+    if (phase_observer_) phase_observer_("reference");
     const SteadyClock::time_point ref_start = SteadyClock::now();
     RETURN_IF_ERROR(ScoreAll(*reference_, batch, ref_logp));
     m.reference_seconds = SecondsSince(ref_start);
   }
+  if (phase_observer_) phase_observer_("training");
   if (options_.kl_in_reward && reference_)
     RETURN_IF_ERROR(PenalizeRewardsWithKl(batch, ref_logp, rewards, m));
   // Groups never straddle ranks, so advantages are computed where the group
@@ -546,7 +548,7 @@ Status GrpoLearner::RefreshComputeCopy() {
 }
 
 StatusOr<SftStepMetrics> GrpoLearner::SftStep(
-    std::span<const SftExample> batch) {
+    std::span<const SftExample> batch, std::optional<double> learning_rate) {
   // The micro-batching and forward of Step work on Completions.
   std::vector<Completion> as_completions(batch.size());
   auto convert = [&]() -> Status {
@@ -602,7 +604,7 @@ StatusOr<SftStepMetrics> GrpoLearner::SftStep(
         "unchanged");
   }
   m.tokens = total;
-  m.learning_rate = options_.lr.At(optimizer_->steps());
+  m.learning_rate = learning_rate.value_or(options_.lr.At(optimizer_->steps()));
   ASSIGN_OR_RETURN(OptimizerStepStats step, OptimizerStep(m.learning_rate));
   m.grad_norm = step.grad_norm;
   m.seconds = SecondsSince(start);
@@ -622,6 +624,17 @@ Status GrpoLearner::RestoreState(const ParamLeaves& weights,
   RETURN_IF_ERROR(CopyIntoLeaves(
       Trained(), [&](size_t i) { return weights.data(i); }, actor_));
   return RefreshComputeCopy();
+}
+
+Status GrpoLearner::SetReference(const ParamLeaves& weights) {
+  if (adapter_ != nullptr)
+    return FailedPreconditionError(
+        "a LoRA learner's KL reference is its frozen base; it cannot be "
+        "replaced");
+  if (reference_weights_ == nullptr) return OkStatus();
+  RETURN_IF_ERROR(ConvertLeaves(weights, *reference_weights_, reference_mesh_));
+  reference_replaced_ = true;
+  return OkStatus();
 }
 
 }  // namespace rlrt

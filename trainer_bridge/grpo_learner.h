@@ -25,6 +25,7 @@
 #define RLRT_TRAINER_BRIDGE_GRPO_LEARNER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -165,8 +166,11 @@ class GrpoLearner {
   // One supervised optimizer step (token cross-entropy over every target
   // token of the batch, micro-batched with accumulation), for warm-starting
   // a policy before RL. Shares the policy, gradients and optimizer with
-  // Step. Logprobs are taken at temperature 1.
-  StatusOr<SftStepMetrics> SftStep(std::span<const SftExample> batch);
+  // Step. Logprobs are taken at temperature 1. `learning_rate` overrides
+  // the schedule's (a warm start usually wants a larger one than RL).
+  StatusOr<SftStepMetrics> SftStep(
+      std::span<const SftExample> batch,
+      std::optional<double> learning_rate = std::nullopt);
 
   // Resumes a saved run: the policy's float32 master weights (see
   // master_weights()) and the optimizer's state (the reference stays the
@@ -177,6 +181,21 @@ class GrpoLearner {
                       const ParamLeaves& second_moment,
                       int64_t optimizer_steps);
   const AdamW& optimizer() const { return *optimizer_; }
+
+  // Makes `weights` (same names and shapes as weights(); dtypes converted
+  // where they differ) the frozen KL reference, in place. After a
+  // supervised warm start the reference should be the warm-started policy
+  // (as when GRPO starts from an SFT checkpoint), not the model before it.
+  // No-op without a reference model (beta 0); FailedPrecondition for a LoRA
+  // learner, whose reference is its frozen base. Nothing changes on error.
+  Status SetReference(const ParamLeaves& weights);
+  // The reference's weights (null without a reference, or with LoRA), and
+  // whether SetReference replaced those given to Create (a checkpoint then
+  // saves them).
+  const ParamLeaves* reference_weights() const {
+    return reference_weights_.get();
+  }
+  bool reference_replaced() const { return reference_replaced_; }
 
   // The weights the policy computes with, and the sampler must serve: the
   // master itself in float32, the compute copy in mixed precision.
@@ -195,6 +214,11 @@ class GrpoLearner {
   int64_t optimizer_steps() const { return optimizer_->steps(); }
   const GrpoOptions& options() const { return options_; }
   Mesh* mesh() const { return actor_; }
+  // Told, on Step's thread, when a step enters its "reference" and
+  // "training" phases (for a progress display; may be empty).
+  void set_phase_observer(std::function<void(const char* phase)> observer) {
+    phase_observer_ = std::move(observer);
+  }
 
   // Data parallelism (data_parallel.h): from now on Step and SftStep take
   // this rank's share of a global batch, normalise the loss by the global
@@ -279,6 +303,8 @@ class GrpoLearner {
   ParamLeaves grads_;
   std::unique_ptr<ParamLeaves> compute_copy_;  // Mixed precision only.
   std::unique_ptr<ParamLeaves> reference_weights_;
+  bool reference_replaced_ = false;
+  std::function<void(const char*)> phase_observer_;
   std::unique_ptr<TrainableTransformer> policy_;
   std::unique_ptr<TrainableTransformer> reference_;
   std::unique_ptr<AdamW> optimizer_;

@@ -45,6 +45,8 @@ Status CheckOptions(const RlLoopOptions& o, const GrpoLearner& learner,
   if (o.max_staleness < 0)
     return InvalidArgumentError("max_staleness must be >= 0");
   if (o.sync_every < 1) return InvalidArgumentError("sync_every must be >= 1");
+  if (o.dynamic_sampling && o.max_sampling_rounds < 1)
+    return InvalidArgumentError("max_sampling_rounds must be >= 1");
   if (o.overlong_buffer < 0 || o.overlong_buffer > o.max_new_tokens ||
       !(o.overlong_penalty >= 0))
     return InvalidArgumentError(
@@ -70,6 +72,14 @@ Status CheckOptions(const RlLoopOptions& o, const GrpoLearner& learner,
         std::to_string(rollouts.vocab_size()) +
         " (set GrpoOptions::sample_vocab to the engine's vocab_size())");
   return OkStatus();
+}
+
+// The task's batch index of sampling round `round` (0-based) of step `k`.
+// With dynamic sampling each step owns max_sampling_rounds consecutive
+// indices, so extra rounds draw fresh prompts and seeds that depend only on
+// (k, round), whatever the overlap did.
+int64_t BatchIndex(const RlLoopOptions& o, int64_t k, int64_t round) {
+  return o.dynamic_sampling ? k * o.max_sampling_rounds + round : k;
 }
 
 // `lora_name`: the adapter the requests run with (empty: the base).
@@ -116,24 +126,47 @@ StatusOr<InFlight> Submit(RolloutBackend& rollouts, RlTask& task, int64_t index,
   return batch;
 }
 
-// Waits for `batch`, scores it and fills the rollout half of `m` (this
-// rank's; see ReduceRolloutMetrics).
-StatusOr<std::vector<Completion>> Collect(InFlight& batch, RlTask& task,
-                                          const RlLoopOptions& o,
-                                          RlStepMetrics& m) {
+// One prompt's completions, scored.
+struct ScoredGroup {
   std::vector<Completion> completions;
-  uint64_t vmin = std::numeric_limits<uint64_t>::max(), vmax = 0;
-  std::map<std::string, double> part_sums;
+  std::map<std::string, double> part_sums;  // Over the group's completions.
+  // Rewards not all equal: the group carries a learning signal (DAPO).
+  bool informative = false;
+};
+
+// Waits for `batch` and scores each prompt's group; adds the batch's tokens,
+// versions and times to the rollout half of `m` (this rank's; see
+// ReduceRolloutMetrics).
+StatusOr<std::vector<ScoredGroup>> Collect(InFlight& batch, RlTask& task,
+                                           const RlLoopOptions& o,
+                                           RlStepMetrics& m,
+                                           RlProgress& progress) {
+  std::vector<ScoredGroup> groups;
+  double batch_seconds = 0;
   const SteadyClock::time_point wait_start = SteadyClock::now();
   for (size_t p = 0; p < batch.handles.size(); ++p) {
     ASSIGN_OR_RETURN(GenerateResult result, batch.handles[p].Wait());
-    m.rollout_seconds = std::max(m.rollout_seconds, result.e2e_seconds);
+    batch_seconds = std::max(batch_seconds, result.e2e_seconds);
     for (const SampleOutput& s : result.samples) {
       if (s.finish_reason == FinishReason::kAbort)
         return AbortedError("a rollout of batch " +
                             std::to_string(batch.index) + " was aborted");
-      Reward reward = task.Score(
-          batch.index, batch.first_prompt + static_cast<int64_t>(p), s);
+    }
+    const int64_t prompt = batch.first_prompt + static_cast<int64_t>(p);
+    StatusOr<std::vector<Reward>> rewards =
+        task.ScoreGroup(batch.index, prompt, result.samples);
+    if (!rewards.ok())
+      return rewards.status().WithContext(
+          "scoring prompt " + std::to_string(prompt) + " of batch " +
+          std::to_string(batch.index));
+    if (rewards->size() != result.samples.size())
+      return InternalError(
+          "the task scored " + std::to_string(rewards->size()) + " of " +
+          std::to_string(result.samples.size()) + " completions");
+    ScoredGroup group;
+    for (size_t i = 0; i < result.samples.size(); ++i) {
+      const SampleOutput& s = result.samples[i];
+      Reward& reward = (*rewards)[i];
       if (o.overlong_buffer > 0) {
         const double shaped =
             OverlongPenalty(static_cast<int64_t>(s.token_ids.size()),
@@ -141,24 +174,82 @@ StatusOr<std::vector<Completion>> Collect(InFlight& batch, RlTask& task,
         reward.total += o.overlong_penalty * shaped;
         reward.parts.emplace_back("overlong", shaped);
       }
-      for (const auto& [name, value] : reward.parts) part_sums[name] += value;
+      for (const auto& [name, value] : reward.parts)
+        group.part_sums[name] += value;
       for (uint64_t v : s.weight_versions) {
-        vmin = std::min(vmin, v);
-        vmax = std::max(vmax, v);
+        m.sampled_version_min = std::min(m.sampled_version_min, v);
+        m.sampled_version_max = std::max(m.sampled_version_max, v);
       }
       m.rollout_tokens += static_cast<int64_t>(s.token_ids.size());
-      completions.push_back({result.prompt_ids, s.token_ids, s.logprobs,
-                             reward.total,
-                             s.finish_reason == FinishReason::kLength});
+      if (!group.completions.empty() &&
+          reward.total != group.completions.front().reward)
+        group.informative = true;
+      group.completions.push_back({result.prompt_ids, s.token_ids, s.logprobs,
+                                   reward.total,
+                                   s.finish_reason == FinishReason::kLength});
     }
+    for (const Completion& c : group.completions)
+      progress.tokens_done += static_cast<int64_t>(c.tokens.size());
+    if (o.on_progress) o.on_progress(progress);
+    groups.push_back(std::move(group));
   }
-  m.wait_seconds = SecondsSince(wait_start);
-  // Sums for now: ReduceRolloutMetrics divides by the global count.
-  m.reward_parts = std::move(part_sums);
-  m.sampled_version_min =
-      vmin == std::numeric_limits<uint64_t>::max() ? 0 : vmin;
-  m.sampled_version_max = vmax;
-  return completions;
+  m.rollout_seconds += batch_seconds;
+  m.wait_seconds += SecondsSince(wait_start);
+  return groups;
+}
+
+// The groups this rank trains on in step `k`, from its first batch and,
+// with dynamic sampling, more rounds of fresh prompts until `wanted`
+// informative groups are in hand or max_sampling_rounds are spent. When
+// the rounds run out, uninformative groups pad the batch back to `wanted`
+// (their advantages are 0: they only add KL and normalisation terms), so
+// every step trains the same number of groups.
+StatusOr<std::vector<ScoredGroup>> GatherGroups(
+    RolloutBackend& rollouts, RlTask& task, InFlight& first, int64_t k,
+    const RlLoopOptions& o, const std::string& lora_name, RankShare share,
+    RlStepMetrics& m) {
+  RlProgress progress{
+      k + 1, o.steps, "sampling", 0,
+      (share.end - share.begin) * o.num_generations * o.max_new_tokens};
+  if (o.on_progress) o.on_progress(progress);
+  ASSIGN_OR_RETURN(std::vector<ScoredGroup> groups,
+                   Collect(first, task, o, m, progress));
+  m.sampling_rounds = 1;
+  if (!o.dynamic_sampling) return groups;
+  const size_t wanted = static_cast<size_t>(share.end - share.begin);
+  std::vector<ScoredGroup> kept, flat;
+  auto sort_out = [&](std::vector<ScoredGroup>& round) {
+    for (ScoredGroup& g : round) {
+      if (g.informative && kept.size() < wanted) {
+        kept.push_back(std::move(g));
+      } else if (!g.informative) {
+        ++m.groups_dropped;
+        flat.push_back(std::move(g));
+      }
+    }
+  };
+  sort_out(groups);
+  while (kept.size() < wanted && m.sampling_rounds < o.max_sampling_rounds) {
+    ASSIGN_OR_RETURN(InFlight extra,
+                     Submit(rollouts, task, BatchIndex(o, k, m.sampling_rounds),
+                            o, lora_name, share));
+    ++m.sampling_rounds;
+    progress.tokens_done = 0;
+    StatusOr<std::vector<ScoredGroup>> more =
+        Collect(extra, task, o, m, progress);
+    if (!more.ok()) {
+      std::deque<InFlight> left;
+      left.push_back(std::move(extra));
+      AbortAndDrain(rollouts, left);
+      return more.status();
+    }
+    sort_out(*more);
+  }
+  for (size_t i = 0; kept.size() < wanted && i < flat.size(); ++i) {
+    kept.push_back(std::move(flat[i]));
+    ++m.groups_padded;
+  }
+  return kept;
 }
 
 // The rollout metrics of the global batch: reward parts as means over all
@@ -166,20 +257,25 @@ StatusOr<std::vector<Completion>> Collect(InFlight& batch, RlTask& task,
 // Every rank scores with the same task, so the part names agree.
 Status ReduceRolloutMetrics(DataParallelGroup* group, int64_t completions,
                             RlStepMetrics& m) {
-  std::vector<double> sums = {double(completions), double(m.rollout_tokens)};
+  std::vector<double> sums = {double(completions), double(m.rollout_tokens),
+                              double(m.groups_dropped),
+                              double(m.groups_padded)};
   for (const auto& [name, sum] : m.reward_parts) sums.push_back(sum);
   RETURN_IF_ERROR(ReduceMetrics(group, sums, ReduceOp::kSum));
   double maxima[] = {m.rollout_seconds, m.wait_seconds,
                      double(m.sampled_version_max),
-                     -double(m.sampled_version_min)};
+                     -double(m.sampled_version_min), double(m.sampling_rounds)};
   RETURN_IF_ERROR(ReduceMetrics(group, maxima, ReduceOp::kMax));
   m.rollout_tokens = static_cast<int64_t>(sums[1]);
-  size_t i = 2;
+  m.groups_dropped = static_cast<int64_t>(sums[2]);
+  m.groups_padded = static_cast<int64_t>(sums[3]);
+  size_t i = 4;
   for (auto& [name, value] : m.reward_parts) value = sums[i++] / sums[0];
   m.rollout_seconds = maxima[0];
   m.wait_seconds = maxima[1];
   m.sampled_version_max = static_cast<uint64_t>(maxima[2]);
   m.sampled_version_min = static_cast<uint64_t>(-maxima[3]);
+  m.sampling_rounds = static_cast<int64_t>(maxima[4]);
   return OkStatus();
 }
 
@@ -260,26 +356,42 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
     while (next_submit < options.steps &&
            next_submit <= k + options.max_staleness) {
       StatusOr<InFlight> batch =
-          Submit(rollouts, task, next_submit, options, lora_name, share);
+          Submit(rollouts, task, BatchIndex(options, next_submit, 0), options,
+                 lora_name, share);
       if (!batch.ok()) return fail(batch.status());
       pending.push_back(*std::move(batch));
       ++next_submit;
     }
     RlStepMetrics m;
     m.step = k + 1;
-    StatusOr<std::vector<Completion>> completions =
-        Collect(pending.front(), task, options, m);
+    m.sampled_version_min = std::numeric_limits<uint64_t>::max();
+    StatusOr<std::vector<ScoredGroup>> groups = GatherGroups(
+        rollouts, task, pending.front(), k, options, lora_name, share, m);
     // A failed batch stays pending, so fail() aborts what is left of it.
-    if (Status s = AgreeOnStatus(group, completions.status()); !s.ok())
+    if (Status s = AgreeOnStatus(group, groups.status()); !s.ok())
       return fail(s);
     pending.pop_front();
-    if (Status s = ReduceRolloutMetrics(group, completions->size(), m); !s.ok())
+    if (m.sampled_version_min == std::numeric_limits<uint64_t>::max())
+      m.sampled_version_min = 0;
+    std::vector<Completion> completions;
+    for (ScoredGroup& g : *groups) {
+      for (const auto& [name, sum] : g.part_sums) m.reward_parts[name] += sum;
+      for (Completion& c : g.completions) completions.push_back(std::move(c));
+    }
+    if (Status s = ReduceRolloutMetrics(group, completions.size(), m); !s.ok())
       return fail(s);
     m.version_lag = static_cast<int64_t>(policy_version) -
                     static_cast<int64_t>(m.sampled_version_min);
 
+    auto tell = [&](const char* phase) {
+      if (options.on_progress)
+        options.on_progress({k + 1, options.steps, phase});
+    };
+    tell("training");
+    learner.set_phase_observer(tell);
     StatusOr<GrpoStepMetrics> grpo =
-        learner.Step(*completions, options.num_generations);
+        learner.Step(completions, options.num_generations);
+    learner.set_phase_observer({});
     if (!grpo.ok()) {
       return fail(Status(grpo.status().code(),
                          "GRPO step " + std::to_string(k + 1) + ": " +
@@ -305,6 +417,7 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
     const bool last = k + 1 == options.steps || *stop_now;
 
     if ((k + 1) % options.sync_every == 0 || last) {
+      tell("sync");
       const SteadyClock::time_point sync_start = SteadyClock::now();
       StatusOr<SyncReport> report = push(policy_version);
       if (Status agreed = AgreeOnStatus(group, report.status()); !agreed.ok()) {

@@ -53,6 +53,18 @@
 
 namespace rlrt {
 
+// Where the loop is, for a progress display.
+struct RlProgress {
+  int64_t step = 0;        // 1-based: the step being worked on.
+  int64_t steps = 0;       // Of the run.
+  const char* phase = "";  // "sampling", "reference", "training", "sync".
+  // This rank's completion tokens of the step's batch received so far (as
+  // each prompt's group finishes), and the most it can have: prompts x
+  // num_generations x max_new_tokens (per sampling round).
+  int64_t tokens_done = 0;
+  int64_t tokens_target = 0;
+};
+
 struct RlLoopOptions {
   int64_t steps = 10;
   // Resuming: steps before this one were done by an earlier run (batch
@@ -72,6 +84,13 @@ struct RlLoopOptions {
   // overlong_buffer), reported as the reward part "overlong". 0: off.
   int64_t overlong_buffer = 0;
   double overlong_penalty = 1.0;
+  // DAPO's dynamic sampling: groups whose rewards are all equal carry no
+  // signal and are dropped; more rounds of fresh prompts are sampled until
+  // the batch is full of informative groups, at most max_sampling_rounds
+  // rounds per step (then uninformative groups pad it). Step k's rounds
+  // use the task's batch indices k x max_sampling_rounds + round.
+  bool dynamic_sampling = false;
+  int64_t max_sampling_rounds = 4;
   // The samplers' name for the adapter a LoRA learner trains.
   std::string lora_name = "policy";
   // Asked once per step, after training (may be empty). True makes that
@@ -79,6 +98,9 @@ struct RlLoopOptions {
   // abandoned, and the run returns normally (summary.stopped_early). For a
   // time budget or a graceful stop on a signal.
   std::function<bool()> stop_requested;
+  // Told on the loop's thread whenever the phase changes or a group of
+  // completions arrives (may be empty; must be quick).
+  std::function<void(const RlProgress&)> on_progress;
 };
 
 struct RlStepMetrics {
@@ -86,9 +108,16 @@ struct RlStepMetrics {
   GrpoStepMetrics grpo;
   // Mean of each reward function over the batch.
   std::map<std::string, double> reward_parts;
-  int64_t rollout_tokens = 0;
-  double rollout_seconds = 0;  // Submission to the batch's last token.
-  double wait_seconds = 0;     // The trainer blocked waiting for the batch.
+  int64_t rollout_tokens = 0;  // Sampled, over all rounds.
+  // Submission to the batch's last token (summed over sampling rounds).
+  double rollout_seconds = 0;
+  double wait_seconds = 0;  // The trainer blocked waiting for the batch.
+  // Dynamic sampling: rounds sampled (1 without it), groups dropped for
+  // equal rewards, and uninformative groups trained on because the rounds
+  // ran out. The reward metrics are the trained groups'.
+  int64_t sampling_rounds = 1;
+  int64_t groups_dropped = 0;
+  int64_t groups_padded = 0;
   double sync_seconds = 0;
   double step_seconds = 0;  // Wall time of this iteration of the loop.
   // Weight versions the batch was sampled with, and the policy version it

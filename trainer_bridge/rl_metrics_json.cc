@@ -68,6 +68,9 @@ nlohmann::json RlStepJson(const RlStepMetrics& m) {
       {"policy_version", m.policy_version},
       {"version_lag", m.version_lag},
   };
+  line["sampling_rounds"] = m.sampling_rounds;
+  line["groups_dropped"] = m.groups_dropped;
+  line["groups_padded"] = m.groups_padded;
   if (m.synced) line["sync"] = SyncJson(m.sync);
   if (m.ranks > 1) {
     line["ranks"] = m.ranks;

@@ -4,6 +4,7 @@
 #define RLRT_TRAINER_BRIDGE_RL_TASK_H_
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +30,18 @@ class RlTask {
   // The reward of one completion of prompt `prompt` of batch `index`.
   virtual Reward Score(int64_t index, int64_t prompt,
                        const SampleOutput& completion) = 0;
+  // The rewards of all completions of one prompt, in order. By default each
+  // is scored alone; a task that scores a group together (an external
+  // reward service) overrides it, and its error stops the run.
+  virtual StatusOr<std::vector<Reward>> ScoreGroup(
+      int64_t index, int64_t prompt,
+      std::span<const SampleOutput> completions) {
+    std::vector<Reward> rewards;
+    rewards.reserve(completions.size());
+    for (const SampleOutput& c : completions)
+      rewards.push_back(Score(index, prompt, c));
+    return rewards;
+  }
 };
 
 }  // namespace rlrt

@@ -43,18 +43,11 @@ Status WriteText(const fs::path& path, const std::string& text) {
 }
 
 Status SaveOptimizer(const fs::path& path, const AdamW& optimizer) {
-  std::vector<SafetensorsTensorData> tensors;
-  for (const auto& [prefix, leaves] :
-       {std::pair<const char*, const ParamLeaves*>{kFirst,
-                                                   &optimizer.first_moment()},
-        {kSecond, &optimizer.second_moment()}}) {
-    for (size_t i = 0; i < leaves->size(); ++i) {
-      const LeafSpec& spec = leaves->spec(i);
-      tensors.push_back(
-          {prefix + spec.name, spec.dtype, spec.shape,
-           std::span<const std::byte>(leaves->data(i), leaves->bytes(i))});
-    }
-  }
+  std::vector<SafetensorsTensorData> tensors =
+      LeafTensors(optimizer.first_moment(), kFirst);
+  for (SafetensorsTensorData& t :
+       LeafTensors(optimizer.second_moment(), kSecond))
+    tensors.push_back(std::move(t));
   return WriteSafetensors(path, tensors,
                           {{"steps", std::to_string(optimizer.steps())}});
 }
@@ -109,6 +102,11 @@ Status SaveTrainingCheckpoint(const fs::path& dir, const GrpoLearner& learner,
   RETURN_IF_ERROR(SaveCheckpoint(learner.master_weights(), config, tmp));
   RETURN_IF_ERROR(
       SaveOptimizer(tmp / "optimizer.safetensors", learner.optimizer()));
+  if (learner.reference_replaced()) {
+    RETURN_IF_ERROR(WriteSafetensors(tmp / "reference.safetensors",
+                                     LeafTensors(*learner.reference_weights()),
+                                     {}));
+  }
   const json s = {{"step", state.step},
                   {"policy_version", state.policy_version},
                   {"seed", state.seed},
@@ -160,13 +158,30 @@ StatusOr<LoadedTrainingCheckpoint> LoadLatestTrainingCheckpoint(
                    SafetensorsFile::Open(path / "optimizer.safetensors"));
   RETURN_IF_ERROR(ReadMoment(optimizer, kFirst, first));
   RETURN_IF_ERROR(ReadMoment(optimizer, kSecond, second));
+  std::optional<ParamLeaves> reference;
+  if (fs::exists(path / "reference.safetensors")) {
+    ASSIGN_OR_RETURN(SafetensorsFile file,
+                     SafetensorsFile::Open(path / "reference.safetensors"));
+    // The reference keeps its own dtype (the policy's compute dtype).
+    std::vector<LeafSpec> specs = weights.leaves.specs();
+    for (LeafSpec& spec : specs) {
+      const SafetensorsTensor* t = file.Find(spec.name);
+      if (t == nullptr)
+        return DataLossError(file.path().string() + " has no " + spec.name);
+      spec.dtype = t->dtype;
+    }
+    ASSIGN_OR_RETURN(ParamLeaves leaves, ParamLeaves::Allocate(specs));
+    RETURN_IF_ERROR(ReadMoment(file, "", leaves));
+    reference = std::move(leaves);
+  }
   return LoadedTrainingCheckpoint{path,
                                   weights.config,
                                   std::move(weights.leaves),
                                   std::move(first),
                                   std::move(second),
                                   s["optimizer_steps"].get<int64_t>(),
-                                  state};
+                                  state,
+                                  std::move(reference)};
 }
 
 }  // namespace rlrt

@@ -4,7 +4,9 @@
 // what the data order and sampling seeds derive from).
 //
 // Layout: <dir>/step-<k>/{config.json, model.safetensors,
-// optimizer.safetensors, state.json} and <dir>/latest naming the newest.
+// optimizer.safetensors, state.json} and <dir>/latest naming the newest;
+// plus reference.safetensors when the learner's KL reference is not the
+// model it was created from (GrpoLearner::SetReference, e.g. after SFT).
 // Each step directory is written under a temporary name and renamed, and
 // `latest` is replaced by rename, so a run killed at any moment leaves the
 // previous checkpoint intact and `latest` pointing at a complete one.
@@ -13,6 +15,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 
 #include "base/status.h"
 #include "models/config/model_config.h"
@@ -44,6 +47,9 @@ struct LoadedTrainingCheckpoint {
   ParamLeaves second_moment;
   int64_t optimizer_steps = 0;
   TrainingState state;
+  // The KL reference, when the checkpoint has one (give it to
+  // GrpoLearner::SetReference).
+  std::optional<ParamLeaves> reference;
 };
 
 // The checkpoint `<dir>/latest` names. NotFound when there is none.

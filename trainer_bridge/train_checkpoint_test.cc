@@ -37,6 +37,7 @@ class TrainCheckpointTest : public ::testing::Test {
     config_ = m->config;
     GrpoOptions options;
     options.lr.peak = 1e-2;
+    options.loss.beta = 0.04;  // With a reference model.
     auto learner =
         GrpoLearner::Create(m->config, m->weights, nullptr, nullptr, options);
     ASSERT_TRUE(learner.ok()) << learner.status();
@@ -81,6 +82,44 @@ TEST_F(TrainCheckpointTest, RoundTripsWeightsMomentsAndState) {
       SameBytes(loaded->first_moment, learner_->optimizer().first_moment()));
   EXPECT_TRUE(
       SameBytes(loaded->second_moment, learner_->optimizer().second_moment()));
+}
+
+TEST_F(TrainCheckpointTest, ReplacedReferenceIsSavedAndRestored) {
+  ASSERT_NE(learner_->reference_weights(), nullptr);
+  ASSERT_TRUE(SaveTrainingCheckpoint(dir_, *learner_, config_, State(1)).ok());
+  EXPECT_FALSE(fs::exists(dir_ / "step-00000001" / "reference.safetensors"));
+  auto plain = LoadLatestTrainingCheckpoint(dir_, nullptr);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->reference.has_value());
+
+  // After the SFT step the policy has moved away from the reference.
+  EXPECT_FALSE(SameBytes(*learner_->reference_weights(), learner_->weights()));
+  const std::vector<Completion> batch = {
+      {{5, 6}, {7, 8, 9}, {-1.f, -1.f, -1.f}, 1.0, false},
+      {{5, 6}, {10, 11}, {-1.f, -1.f}, 0.0, false}};
+  auto drifted = learner_->Step(batch, 2);
+  ASSERT_TRUE(drifted.ok()) << drifted.status();
+  EXPECT_GT(drifted->kl, 0);
+
+  ASSERT_TRUE(learner_->SetReference(learner_->weights()).ok());
+  EXPECT_TRUE(learner_->reference_replaced());
+  EXPECT_TRUE(SameBytes(*learner_->reference_weights(), learner_->weights()));
+  ASSERT_TRUE(SaveTrainingCheckpoint(dir_, *learner_, config_, State(2)).ok());
+  auto loaded = LoadLatestTrainingCheckpoint(dir_, nullptr);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_TRUE(loaded->reference.has_value());
+  EXPECT_TRUE(SameBytes(*loaded->reference, learner_->weights()));
+  // The KL of the first iteration is measured before the update: against
+  // a reference equal to the policy it is exactly 0.
+  auto anchored = learner_->Step(batch, 2);
+  ASSERT_TRUE(anchored.ok()) << anchored.status();
+  EXPECT_EQ(anchored->kl, 0.0);
+
+  // Another structure is refused and changes nothing.
+  auto other = ParamLeaves::Allocate({LeafSpec{"x", {3}, DType::kF32}});
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(learner_->SetReference(*other).ok());
+  EXPECT_TRUE(SameBytes(*learner_->reference_weights(), *loaded->reference));
 }
 
 TEST_F(TrainCheckpointTest, KeepsOnlyTheNewestStepDirectories) {

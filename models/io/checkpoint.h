@@ -5,10 +5,13 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <string_view>
+#include <vector>
 
 #include "base/status.h"
 #include "models/config/model_config.h"
 #include "models/dtype.h"
+#include "models/io/safetensors.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
 
@@ -61,6 +64,13 @@ struct SaveCheckpointOptions {
 Status SaveCheckpoint(const ParamLeaves& leaves, const ModelConfig& config,
                       const std::filesystem::path& dir,
                       const SaveCheckpointOptions& options = {});
+
+// Every leaf as it is stored (name with `prefix` in front, dtype, shape,
+// bytes), to give to WriteSafetensors: for state beside a checkpoint
+// (optimizer moments, a KL reference, gradient dumps). The spans point into
+// `leaves`, which must outlive the result.
+std::vector<SafetensorsTensorData> LeafTensors(const ParamLeaves& leaves,
+                                               std::string_view prefix = "");
 
 }  // namespace rlrt
 

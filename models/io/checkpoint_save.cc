@@ -189,4 +189,17 @@ Status SaveCheckpoint(const ParamLeaves& leaves, const ModelConfig& config,
   return RemoveStaleWeights(dir, written);
 }
 
+std::vector<SafetensorsTensorData> LeafTensors(const ParamLeaves& leaves,
+                                               std::string_view prefix) {
+  std::vector<SafetensorsTensorData> tensors;
+  tensors.reserve(leaves.size());
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    const LeafSpec& spec = leaves.spec(i);
+    tensors.push_back(
+        {std::string(prefix) + spec.name, spec.dtype, spec.shape,
+         std::span<const std::byte>(leaves.data(i), leaves.bytes(i))});
+  }
+  return tensors;
+}
+
 }  // namespace rlrt

@@ -75,8 +75,15 @@ void CheckCompletion(std::string_view completion, std::string_view gold) {
                strict->c_str(), lenient ? lenient->c_str() : "(none)");
   }
 
-  const RewardWeights weights;
-  const RewardBreakdown r = ScoreGsm8k(completion, gold, weights);
+  const RewardOptions weights;
+  const StatusOr<RewardScorer> scorer = RewardScorer::Create(weights);
+  FUZZ_CHECK(scorer.ok(), "default reward options refused");
+  const RewardScorer::Scored scored = scorer->Score(completion, 0, gold);
+  FUZZ_CHECK(scored.parts.size() == 4, "four reward parts");
+  struct {
+    double strict_format, lenient_format, correctness, close_answer, total;
+  } r = {scored.parts[0].second, scored.parts[1].second, scored.parts[2].second,
+         scored.parts[3].second, scored.total};
   for (double v :
        {r.strict_format, r.lenient_format, r.correctness, r.close_answer}) {
     FUZZ_CHECK(InUnitRange(v), "reward %g outside [0, 1]", v);
@@ -121,7 +128,7 @@ void CheckLoad(std::string_view input) {
   static const std::filesystem::path* const file =
       new std::filesystem::path(ScratchDir("gsm8k") / "data.jsonl");
   WriteFileOrDie(*file, input);
-  StatusOr<std::vector<Gsm8kExample>> examples = LoadGsm8k(file->string());
+  StatusOr<std::vector<TaskExample>> examples = LoadGsm8k(file->string());
   if (!examples.ok()) {
     FUZZ_CHECK(examples.status().code() != StatusCode::kInternal, "%s",
                examples.status().ToString().c_str());
@@ -130,13 +137,12 @@ void CheckLoad(std::string_view input) {
   FUZZ_CHECK(examples->size() == CountNonBlankLines(input),
              "%zu examples from %zu lines", examples->size(),
              CountNonBlankLines(input));
-  for (const Gsm8kExample& e : *examples) {
-    FUZZ_CHECK(IsCanonicalNumber(e.final_answer), "final answer '%s'",
-               e.final_answer.c_str());
-    FUZZ_CHECK(CorrectnessReward(e.answer, e.final_answer) == 1.0,
+  for (const TaskExample& e : *examples) {
+    FUZZ_CHECK(IsCanonicalNumber(e.gold), "final answer '%s'", e.gold.c_str());
+    FUZZ_CHECK(CorrectnessReward(e.answer, e.gold) == 1.0,
                "the dataset's own answer is graded wrong (final '%s')",
-               e.final_answer.c_str());
-    FUZZ_CHECK(Gsm8kMessages(e).size() == 2, "messages");
+               e.gold.c_str());
+    FUZZ_CHECK(TaskMessages(e, kGsm8kSystemPrompt).size() == 2, "messages");
   }
 }
 

@@ -1,10 +1,7 @@
 #include "trainer_bridge/tasks/gsm8k.h"
 
 #include <cctype>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
-#include "base/json_limits.h"
 #include "base/strings.h"
 
 namespace rlrt {
@@ -117,45 +114,10 @@ std::optional<std::string> ExtractLenientAnswer(std::string_view completion) {
   return LastNumber(completion);
 }
 
-StatusOr<std::vector<Gsm8kExample>> LoadGsm8k(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return NotFoundError("cannot open GSM8K file " + path);
-  std::vector<Gsm8kExample> examples;
-  std::string line;
-  for (int64_t number = 1; std::getline(in, line); ++number) {
-    const std::string where = path + ":" + std::to_string(number);
-    if (TrimWhitespace(line).empty()) continue;
-    RETURN_IF_ERROR(CheckJsonDepth(line, where));
-    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object())
-      return InvalidArgumentError(where + ": not a JSON object");
-    for (const char* key : {"question", "answer"}) {
-      if (!j.contains(key) || !j[key].is_string())
-        return InvalidArgumentError(where + ": missing string field \"" + key +
-                                    "\"");
-    }
-    Gsm8kExample e{j["question"].get<std::string>(),
-                   j["answer"].get<std::string>(), ""};
-    const size_t marker = e.answer.rfind("####");
-    std::optional<std::string> final_answer =
-        marker == std::string::npos
-            ? std::nullopt
-            : NormalizeNumber(std::string_view(e.answer).substr(marker + 4));
-    if (!final_answer) {
-      return InvalidArgumentError(where +
-                                  ": answer does not end in \"#### <number>\"");
-    }
-    e.final_answer = *final_answer;
-    examples.push_back(std::move(e));
-  }
-  if (in.bad()) return DataLossError("error reading " + path);
-  if (examples.empty()) return InvalidArgumentError(path + ": no examples");
-  return examples;
-}
-
-std::vector<ChatMessage> Gsm8kMessages(const Gsm8kExample& example) {
-  return {{"system", kGsm8kSystemPrompt, std::nullopt},
-          {"user", example.question, std::nullopt}};
+StatusOr<std::vector<TaskExample>> LoadGsm8k(const std::string& path) {
+  DatasetFields fields;  // "question", "answer", "#### N": the defaults.
+  fields.require_formatted_answer = true;
+  return LoadJsonlDataset(path, fields);
 }
 
 }  // namespace rlrt

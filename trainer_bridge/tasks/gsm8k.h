@@ -14,26 +14,16 @@
 #include <vector>
 
 #include "base/status.h"
-#include "models/tokenizer/chat_template.h"
+#include "trainer_bridge/tasks/dataset.h"
 
 namespace rlrt {
 
-struct Gsm8kExample {
-  std::string question;
-  std::string answer;        // The full worked answer.
-  std::string final_answer;  // The normalised number after "####".
-};
-
-// Reads a GSM8K jsonl file. Errors name the file and the 1-based line: bad
-// JSON, a missing or non-string field, an answer without "#### <number>".
-// Blank lines are skipped; an empty file is an error.
-StatusOr<std::vector<Gsm8kExample>> LoadGsm8k(const std::string& path);
+// Reads a GSM8K jsonl file (LoadJsonlDataset with "question", "answer" and
+// answers required to end in "#### <number>").
+StatusOr<std::vector<TaskExample>> LoadGsm8k(const std::string& path);
 
 // The system prompt asking for reasoning and a final "#### <number>" line.
 extern const char kGsm8kSystemPrompt[];
-
-// System prompt + the question as the user turn.
-std::vector<ChatMessage> Gsm8kMessages(const Gsm8kExample& example);
 
 // A number as GSM8K writes it, normalised: commas, '$', spaces and a
 // leading '+' removed, trailing zeros after a decimal point dropped ("5.0"

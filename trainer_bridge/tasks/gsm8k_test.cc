@@ -14,14 +14,14 @@ TEST(Gsm8kTest, LoadsTheRealFiles) {
   auto train = LoadGsm8k(RLRT_SHARED_DIR "/data/gsm8k/train.jsonl");
   ASSERT_TRUE(train.ok()) << train.status();
   EXPECT_EQ(train->size(), 7473u);
-  EXPECT_EQ((*train)[0].final_answer, "72");  // Natalia's clips.
-  EXPECT_EQ((*train)[1].final_answer, "10");
+  EXPECT_EQ((*train)[0].gold, "72");  // Natalia's clips.
+  EXPECT_EQ((*train)[1].gold, "10");
   auto test = LoadGsm8k(RLRT_SHARED_DIR "/data/gsm8k/test.jsonl");
   ASSERT_TRUE(test.ok());
   EXPECT_EQ(test->size(), 1319u);
   // Every gold answer is scored correct against its own worked answer.
-  for (const Gsm8kExample& e : *test) {
-    ASSERT_EQ(CorrectnessReward(e.answer, e.final_answer), 1.0) << e.answer;
+  for (const TaskExample& e : *test) {
+    ASSERT_EQ(CorrectnessReward(e.answer, e.gold), 1.0) << e.answer;
     ASSERT_EQ(StrictFormatReward(e.answer), 1.0) << e.answer;
   }
 }
@@ -117,14 +117,14 @@ TEST(RewardsTest, HandWrittenCases) {
   EXPECT_DOUBLE_EQ(CloseAnswerReward("#### 0.5", "0"), 0.5);
   EXPECT_EQ(CloseAnswerReward("nothing", "100"), 0.0);
 
-  RewardWeights w{.strict_format = 1,
+  RewardOptions w{.strict_format = 1,
                   .lenient_format = 2,
                   .correctness = 4,
                   .close_answer = 8};
-  RewardBreakdown b = ScoreGsm8k("steps\n#### 72", "72", w);
-  EXPECT_EQ(b.total, 1 + 2 + 4);
-  b = ScoreGsm8k("it is 36", "72", w);
-  EXPECT_DOUBLE_EQ(b.total, 8 * 0.5);
+  auto scorer = RewardScorer::Create(w);
+  ASSERT_TRUE(scorer.ok());
+  EXPECT_EQ(scorer->Score("steps\n#### 72", 3, "72").total, 1 + 2 + 4);
+  EXPECT_DOUBLE_EQ(scorer->Score("it is 36", 3, "72").total, 8 * 0.5);
 }
 
 }  // namespace

@@ -10,9 +10,11 @@
 namespace rlrt {
 namespace {
 
-std::optional<std::string> Extract(std::string_view completion) {
-  if (auto strict = ExtractStrictAnswer(completion)) return strict;
-  return ExtractLenientAnswer(completion);
+std::optional<std::string> Extract(std::string_view completion,
+                                   AnswerFormat format) {
+  if (auto strict = ExtractAnswer(completion, format, /*strict=*/true))
+    return strict;
+  return ExtractAnswer(completion, format, /*strict=*/false);
 }
 
 std::optional<double> ToDouble(const std::string& normalised) {
@@ -25,24 +27,35 @@ std::optional<double> ToDouble(const std::string& normalised) {
 
 }  // namespace
 
-double StrictFormatReward(std::string_view completion) {
-  return ExtractStrictAnswer(completion) ? 1.0 : 0.0;
+double StrictFormatReward(std::string_view completion, AnswerFormat format) {
+  return ExtractAnswer(completion, format, /*strict=*/true) ? 1.0 : 0.0;
 }
 
-double LenientFormatReward(std::string_view completion) {
-  const size_t marker = completion.rfind("####");
-  if (marker == std::string_view::npos) return 0.0;
-  return ExtractLenientAnswer(completion.substr(marker)) ? 1.0 : 0.0;
+double LenientFormatReward(std::string_view completion, AnswerFormat format) {
+  switch (format) {
+    case AnswerFormat::kHashes: {
+      const size_t marker = completion.rfind("####");
+      if (marker == std::string_view::npos) return 0.0;
+      return ExtractLenientAnswer(completion.substr(marker)) ? 1.0 : 0.0;
+    }
+    case AnswerFormat::kBoxed:
+      return ExtractBoxed(completion) ? 1.0 : 0.0;
+    case AnswerFormat::kPlain:
+      return 0.0;
+  }
+  return 0.0;
 }
 
-double CorrectnessReward(std::string_view completion, std::string_view gold) {
-  const std::optional<std::string> answer = Extract(completion);
-  const std::optional<std::string> expected = NormalizeNumber(gold);
-  return answer && expected && *answer == *expected ? 1.0 : 0.0;
+double CorrectnessReward(std::string_view completion, std::string_view gold,
+                         AnswerFormat format) {
+  const std::optional<std::string> answer = Extract(completion, format);
+  const std::string expected = NormalizeAnswer(gold);
+  return answer && !expected.empty() && *answer == expected ? 1.0 : 0.0;
 }
 
-double CloseAnswerReward(std::string_view completion, std::string_view gold) {
-  const std::optional<std::string> answer = Extract(completion);
+double CloseAnswerReward(std::string_view completion, std::string_view gold,
+                         AnswerFormat format) {
+  const std::optional<std::string> answer = Extract(completion, format);
   const std::optional<std::string> expected = NormalizeNumber(gold);
   if (!answer || !expected || *answer == *expected) return 0.0;
   const std::optional<double> a = ToDouble(*answer);
@@ -52,17 +65,65 @@ double CloseAnswerReward(std::string_view completion, std::string_view gold) {
   return std::max(0.0, 1.0 - relative);
 }
 
-RewardBreakdown ScoreGsm8k(std::string_view completion, std::string_view gold,
-                           const RewardWeights& w) {
-  RewardBreakdown r;
-  r.strict_format = StrictFormatReward(completion);
-  r.lenient_format = LenientFormatReward(completion);
-  r.correctness = CorrectnessReward(completion, gold);
-  r.close_answer = CloseAnswerReward(completion, gold);
-  r.total = w.strict_format * r.strict_format +
-            w.lenient_format * r.lenient_format +
-            w.correctness * r.correctness + w.close_answer * r.close_answer;
-  return r;
+double LengthPenalty(int64_t tokens, int64_t target) {
+  if (target < 1 || tokens <= target) return 0.0;
+  return -std::min(1.0, double(tokens - target) / double(target));
+}
+
+StatusOr<RewardScorer> RewardScorer::Create(const RewardOptions& options) {
+  for (double w :
+       {options.strict_format, options.lenient_format, options.correctness,
+        options.close_answer, options.regex, options.length}) {
+    if (!std::isfinite(w))
+      return InvalidArgumentError("reward weights must be finite");
+  }
+  if (options.regex != 0 && options.regex_pattern.empty())
+    return InvalidArgumentError("the regex reward has a weight but no pattern");
+  if (options.length != 0 && options.length_target < 1)
+    return InvalidArgumentError(
+        "the length penalty has a weight but no target length (>= 1 token)");
+  RewardScorer scorer(options);
+  if (!options.regex_pattern.empty()) {
+    try {
+      scorer.regex_ = std::make_shared<const std::regex>(
+          options.regex_pattern, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      return InvalidArgumentError("bad reward regex '" + options.regex_pattern +
+                                  "': " + e.what());
+    }
+  }
+  return scorer;
+}
+
+RewardScorer::Scored RewardScorer::Score(std::string_view completion,
+                                         int64_t tokens,
+                                         std::string_view gold) const {
+  const RewardOptions& o = options_;
+  Scored s;
+  auto add = [&](const char* name, double weight, double value) {
+    s.parts.emplace_back(name, value);
+    s.total += weight * value;
+  };
+  add("strict_format", o.strict_format,
+      StrictFormatReward(completion, o.format));
+  add("lenient_format", o.lenient_format,
+      LenientFormatReward(completion, o.format));
+  add("correctness", o.correctness,
+      CorrectnessReward(completion, gold, o.format));
+  add("close_answer", o.close_answer,
+      CloseAnswerReward(completion, gold, o.format));
+  if (regex_ != nullptr) {
+    bool hit = false;
+    try {
+      hit = std::regex_search(completion.begin(), completion.end(), *regex_);
+    } catch (const std::regex_error&) {
+      // Too complex for this completion (std::regex's own limits): no hit.
+    }
+    add("regex", o.regex, hit ? 1.0 : 0.0);
+  }
+  if (o.length != 0)
+    add("length", o.length, LengthPenalty(tokens, o.length_target));
+  return s;
 }
 
 }  // namespace rlrt

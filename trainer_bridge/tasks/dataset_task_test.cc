@@ -1,7 +1,7 @@
 // GSM8K as an RL task with the real Qwen3 tokenizer: prompts rendered
 // through the chat template, a reproducible visiting order, scoring against
 // the right gold answer, supervised examples, and greedy evaluation.
-#include "trainer_bridge/tasks/gsm8k_task.h"
+#include "trainer_bridge/tasks/dataset_task.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -13,6 +13,7 @@
 #include <set>
 
 #include "models/test_util.h"
+#include "trainer_bridge/tasks/gsm8k.h"
 
 namespace rlrt {
 namespace {
@@ -20,8 +21,8 @@ namespace {
 constexpr char kTokenizerDir[] = RLRT_SHARED_DIR "/models/qwen3-tokenizer";
 constexpr char kStoriesDir[] = RLRT_SHARED_DIR "/models/stories260K";
 
-std::vector<Gsm8kExample> Examples(int n) {
-  std::vector<Gsm8kExample> out;
+std::vector<TaskExample> Examples(int n) {
+  std::vector<TaskExample> out;
   for (int i = 0; i < n; ++i) {
     const std::string answer = std::to_string(i * 7 + 3);
     out.push_back({"What is " + std::to_string(i) + " times 7 plus 3?",
@@ -33,8 +34,8 @@ std::vector<Gsm8kExample> Examples(int n) {
   return out;
 }
 
-Gsm8kTaskOptions Options(uint64_t seed, int64_t max_prompt_length = 512) {
-  Gsm8kTaskOptions o;
+DatasetTaskOptions Options(uint64_t seed, int64_t max_prompt_length = 512) {
+  DatasetTaskOptions o;
   o.seed = seed;
   o.max_prompt_length = max_prompt_length;
   return o;
@@ -54,10 +55,10 @@ std::string Decode(const Tokenizer& t, const std::vector<int32_t>& ids) {
 
 TEST(Gsm8kTaskTest, PromptsAreTheChatTemplateAndTheOrderIsSeeded) {
   auto tokenizer = LoadQwen3Tokenizer();
-  auto task = Gsm8kTask::Create(Examples(10), *tokenizer, Options(1));
+  auto task = DatasetTask::Create(Examples(10), *tokenizer, Options(1));
   ASSERT_TRUE(task.ok()) << task.status();
-  auto again = Gsm8kTask::Create(Examples(10), *tokenizer, Options(1));
-  auto other = Gsm8kTask::Create(Examples(10), *tokenizer, Options(2));
+  auto again = DatasetTask::Create(Examples(10), *tokenizer, Options(1));
+  auto other = DatasetTask::Create(Examples(10), *tokenizer, Options(2));
   EXPECT_EQ(*(*task)->Prompts(3, 4), *(*again)->Prompts(3, 4));
   bool differs = false;
   for (int64_t b = 0; b < 3; ++b)
@@ -70,14 +71,14 @@ TEST(Gsm8kTaskTest, PromptsAreTheChatTemplateAndTheOrderIsSeeded) {
   for (int64_t b = 0; b < 3; ++b) {
     auto prompts = (*task)->Prompts(b, 4);
     for (int64_t p = 0; p < 4 && b * 4 + p < 10; ++p) {
-      const Gsm8kExample& e = (*task)->ExampleAt(b, p, 4);
+      const TaskExample& e = (*task)->ExampleAt(b, p, 4);
       const std::string text = Decode(*tokenizer, (*prompts)[p]);
-      EXPECT_NE(text.find(e.question), std::string::npos) << text;
+      EXPECT_NE(text.find(e.prompt), std::string::npos) << text;
       EXPECT_NE(text.find("#### "), std::string::npos);  // System prompt.
       EXPECT_TRUE(
           text.ends_with("<|im_start|>assistant\n<think>\n\n</think>\n\n"))
           << text;
-      seen.insert(e.question);
+      seen.insert(e.prompt);
     }
   }
   EXPECT_EQ(seen.size(), 10u);
@@ -85,10 +86,10 @@ TEST(Gsm8kTaskTest, PromptsAreTheChatTemplateAndTheOrderIsSeeded) {
 
 TEST(Gsm8kTaskTest, ScoresAgainstTheGoldOfThatPrompt) {
   auto tokenizer = LoadQwen3Tokenizer();
-  auto task = Gsm8kTask::Create(Examples(10), *tokenizer, Options(4));
+  auto task = DatasetTask::Create(Examples(10), *tokenizer, Options(4));
   ASSERT_TRUE(task.ok());
   ASSERT_TRUE((*task)->Prompts(2, 3).ok());
-  const std::string gold = (*task)->ExampleAt(2, 1, 3).final_answer;
+  const std::string gold = (*task)->ExampleAt(2, 1, 3).gold;
   SampleOutput right;
   right.text = "Some steps.\n#### " + gold;
   const Reward r = (*task)->Score(2, 1, right);
@@ -105,13 +106,13 @@ TEST(Gsm8kTaskTest, ScoresAgainstTheGoldOfThatPrompt) {
 
 TEST(Gsm8kTaskTest, LongPromptsAreSkippedAndNoneLeftIsAnError) {
   auto tokenizer = LoadQwen3Tokenizer();
-  std::vector<Gsm8kExample> examples = Examples(3);
-  examples[1].question = std::string(3000, 'x') + " and more words";
-  auto task = Gsm8kTask::Create(examples, *tokenizer, Options(0, 200));
+  std::vector<TaskExample> examples = Examples(3);
+  examples[1].prompt = std::string(3000, 'x') + " and more words";
+  auto task = DatasetTask::Create(examples, *tokenizer, Options(0, 200));
   ASSERT_TRUE(task.ok());
   EXPECT_EQ((*task)->size(), 2);
   EXPECT_EQ((*task)->skipped(), 1);
-  auto none = Gsm8kTask::Create(examples, *tokenizer, Options(0, 5));
+  auto none = DatasetTask::Create(examples, *tokenizer, Options(0, 5));
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.status().message().find("max_prompt_length 5"),
             std::string::npos);
@@ -119,7 +120,7 @@ TEST(Gsm8kTaskTest, LongPromptsAreSkippedAndNoneLeftIsAnError) {
 
 TEST(Gsm8kTaskTest, SftExamplesAreTheWorkedAnswerThenEndOfTurn) {
   auto tokenizer = LoadQwen3Tokenizer();
-  auto task = Gsm8kTask::Create(Examples(5), *tokenizer, Options(3));
+  auto task = DatasetTask::Create(Examples(5), *tokenizer, Options(3));
   ASSERT_TRUE(task.ok());
   const std::vector<SftExample> batch = (*task)->SftBatch(4, 3);
   ASSERT_EQ(batch.size(), 3u);
@@ -135,9 +136,9 @@ TEST(Gsm8kTaskTest, AModelWithoutAKnownChatTemplateIsRefused) {
   // stories260K: a base Llama whose tokenizer has no chat template.
   auto stories = LoadTokenizer(kStoriesDir);
   ASSERT_TRUE(stories.ok()) << stories.status();
-  Gsm8kTaskOptions llama = Options(0);
+  DatasetTaskOptions llama = Options(0);
   llama.model_type = "llama";
-  auto refused = Gsm8kTask::Create(Examples(3), **stories, llama);
+  auto refused = DatasetTask::Create(Examples(3), **stories, llama);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(refused.status().message().find(
@@ -146,9 +147,9 @@ TEST(Gsm8kTaskTest, AModelWithoutAKnownChatTemplateIsRefused) {
       << refused.status();
   // A Qwen2 model whose tokenizer ships Qwen3's template: not Qwen2's.
   auto tokenizer = LoadQwen3Tokenizer();
-  Gsm8kTaskOptions qwen2 = Options(0);
+  DatasetTaskOptions qwen2 = Options(0);
   qwen2.model_type = "qwen2";
-  EXPECT_FALSE(Gsm8kTask::Create(Examples(3), *tokenizer, qwen2).ok());
+  EXPECT_FALSE(DatasetTask::Create(Examples(3), *tokenizer, qwen2).ok());
 }
 
 TEST(Gsm8kTaskTest, ALlama2ChatModelGetsInstPromptsAndEosEndsTheAnswer) {
@@ -170,16 +171,16 @@ TEST(Gsm8kTaskTest, ALlama2ChatModelGetsInstPromptsAndEosEndsTheAnswer) {
   auto tokenizer = LoadTokenizer(dir);
   std::filesystem::remove_all(dir);
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
-  Gsm8kTaskOptions options = Options(0, 4096);
+  DatasetTaskOptions options = Options(0, 4096);
   options.model_type = "llama";
-  auto task = Gsm8kTask::Create(Examples(3), **tokenizer, options);
+  auto task = DatasetTask::Create(Examples(3), **tokenizer, options);
   ASSERT_TRUE(task.ok()) << task.status();
   EXPECT_EQ((*task)->chat_template(), ChatTemplateKind::kLlama2);
   for (int64_t i = 0; i < (*task)->size(); ++i) {
     const std::vector<int32_t>& ids = (*task)->prompt_ids(i);
     const std::string expected =
         "<s>[INST] <<SYS>>\n" + std::string(kGsm8kSystemPrompt) +
-        "\n<</SYS>>\n\n" + (*task)->example(i).question + " [/INST]";
+        "\n<</SYS>>\n\n" + (*task)->example(i).prompt + " [/INST]";
     EXPECT_EQ(ids, (*tokenizer)->Encode(expected));
     ASSERT_GE(ids.size(), 2u);
     EXPECT_EQ(ids[0], 1);  // One BOS: the template's.
@@ -203,10 +204,10 @@ TEST(Gsm8kTaskTest, EvaluationCountsGreedyAnswers) {
   auto engine = SamplerEngine::Create(o, mesh.get());
   ASSERT_TRUE(engine.ok()) << engine.status();
   auto task =
-      Gsm8kTask::Create(Examples(6), *(*engine)->tokenizer(), Options(0));
+      DatasetTask::Create(Examples(6), *(*engine)->tokenizer(), Options(0));
   ASSERT_TRUE(task.ok());
   LocalRollouts rollouts(engine->get(), nullptr);
-  auto result = EvaluateGsm8k(rollouts, **task, 100, 12);
+  auto result = EvaluateTask(rollouts, **task, 100, 12);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->examples, 6);  // Clamped to the task's size.
   // Recount one question at a time; greedy decoding does not depend on
@@ -220,12 +221,12 @@ TEST(Gsm8kTaskTest, EvaluationCountsGreedyAnswers) {
     auto one = (*engine)->Generate(r);
     ASSERT_TRUE(one.ok());
     correct += CorrectnessReward(one->samples[0].text,
-                                 (*task)->example(i).final_answer) == 1.0;
+                                 (*task)->example(i).gold) == 1.0;
     tokens += one->samples[0].token_ids.size();
   }
   EXPECT_EQ(result->correct, correct);
   EXPECT_DOUBLE_EQ(result->mean_completion_tokens, tokens / 6.0);
-  EXPECT_FALSE(EvaluateGsm8k(rollouts, **task, 0, 12).ok());
+  EXPECT_FALSE(EvaluateTask(rollouts, **task, 0, 12).ok());
 }
 
 }  // namespace

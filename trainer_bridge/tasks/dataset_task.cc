@@ -1,4 +1,4 @@
-#include "trainer_bridge/tasks/gsm8k_task.h"
+#include "trainer_bridge/tasks/dataset_task.h"
 
 #include <algorithm>
 #include <chrono>
@@ -10,18 +10,19 @@
 
 namespace rlrt {
 
-Gsm8kTask::Gsm8kTask(std::vector<Gsm8kExample> examples,
-                     const Tokenizer& tokenizer,
-                     const Gsm8kTaskOptions& options,
-                     ChatTemplateKind chat_template)
+DatasetTask::DatasetTask(std::vector<TaskExample> examples,
+                         const Tokenizer& tokenizer,
+                         const DatasetTaskOptions& options,
+                         ChatTemplateKind chat_template, RewardScorer scorer)
     : examples_(std::move(examples)),
       tokenizer_(tokenizer),
       options_(options),
-      chat_template_(chat_template) {}
+      chat_template_(chat_template),
+      scorer_(std::move(scorer)) {}
 
-StatusOr<std::unique_ptr<Gsm8kTask>> Gsm8kTask::Create(
-    std::vector<Gsm8kExample> examples, const Tokenizer& tokenizer,
-    const Gsm8kTaskOptions& options) {
+StatusOr<std::unique_ptr<DatasetTask>> DatasetTask::Create(
+    std::vector<TaskExample> examples, const Tokenizer& tokenizer,
+    const DatasetTaskOptions& options) {
   if (options.max_prompt_length < 1)
     return InvalidArgumentError("max_prompt_length must be >= 1");
   const ChatTemplateKind chat_template =
@@ -29,10 +30,12 @@ StatusOr<std::unique_ptr<Gsm8kTask>> Gsm8kTask::Create(
   if (chat_template == ChatTemplateKind::kNone) {
     return NoChatTemplateError(options.model_type,
                                tokenizer.chat_template().has_value())
-        .WithContext("GSM8K prompts");
+        .WithContext("task prompts");
   }
-  std::unique_ptr<Gsm8kTask> task(
-      new Gsm8kTask(std::move(examples), tokenizer, options, chat_template));
+  ASSIGN_OR_RETURN(RewardScorer scorer, RewardScorer::Create(options.rewards));
+  std::unique_ptr<DatasetTask> task(
+      new DatasetTask(std::move(examples), tokenizer, options, chat_template,
+                      std::move(scorer)));
   std::vector<size_t> order(task->examples_.size());
   std::iota(order.begin(), order.end(), size_t{0});
   std::mt19937_64 rng(options.seed);
@@ -40,7 +43,8 @@ StatusOr<std::unique_ptr<Gsm8kTask>> Gsm8kTask::Create(
   ChatTemplateOptions chat;
   chat.enable_thinking = options.enable_thinking;
   for (size_t i : order) {
-    const std::vector<ChatMessage> messages = Gsm8kMessages(task->examples_[i]);
+    const std::vector<ChatMessage> messages =
+        TaskMessages(task->examples_[i], options.system_prompt);
     ASSIGN_OR_RETURN(std::string text,
                      ApplyChatTemplate(chat_template, messages, chat));
     // The template writes its own BOS where it has one.
@@ -53,7 +57,7 @@ StatusOr<std::unique_ptr<Gsm8kTask>> Gsm8kTask::Create(
     task->prompt_ids_.push_back(std::move(ids));
   }
   if (task->kept_.empty()) {
-    return InvalidArgumentError("no GSM8K question fits max_prompt_length " +
+    return InvalidArgumentError("no prompt fits max_prompt_length " +
                                 std::to_string(options.max_prompt_length) +
                                 " tokens (" + std::to_string(task->skipped_) +
                                 " longer)");
@@ -61,12 +65,12 @@ StatusOr<std::unique_ptr<Gsm8kTask>> Gsm8kTask::Create(
   return task;
 }
 
-int64_t Gsm8kTask::Position(int64_t index, int64_t prompt,
-                            int64_t batch_size) const {
+int64_t DatasetTask::Position(int64_t index, int64_t prompt,
+                              int64_t batch_size) const {
   return (index * batch_size + prompt) % size();
 }
 
-StatusOr<std::vector<std::vector<int32_t>>> Gsm8kTask::Prompts(
+StatusOr<std::vector<std::vector<int32_t>>> DatasetTask::Prompts(
     int64_t index, int64_t batch_size) {
   if (index < 0 || batch_size < 1)
     return InvalidArgumentError("bad batch index or size");
@@ -77,25 +81,22 @@ StatusOr<std::vector<std::vector<int32_t>>> Gsm8kTask::Prompts(
   return prompts;
 }
 
-const Gsm8kExample& Gsm8kTask::ExampleAt(int64_t index, int64_t prompt,
-                                         int64_t batch_size) const {
+const TaskExample& DatasetTask::ExampleAt(int64_t index, int64_t prompt,
+                                          int64_t batch_size) const {
   return example(Position(index, prompt, batch_size));
 }
 
-Reward Gsm8kTask::Score(int64_t index, int64_t prompt,
-                        const SampleOutput& completion) {
-  const Gsm8kExample& e = ExampleAt(index, prompt, batch_size_);
-  const RewardBreakdown r =
-      ScoreGsm8k(completion.text, e.final_answer, options_.weights);
-  return {r.total,
-          {{"strict_format", r.strict_format},
-           {"lenient_format", r.lenient_format},
-           {"correctness", r.correctness},
-           {"close_answer", r.close_answer}}};
+Reward DatasetTask::Score(int64_t index, int64_t prompt,
+                          const SampleOutput& completion) {
+  const TaskExample& e = ExampleAt(index, prompt, batch_size_);
+  RewardScorer::Scored r =
+      scorer_.Score(completion.text,
+                    static_cast<int64_t>(completion.token_ids.size()), e.gold);
+  return {r.total, std::move(r.parts)};
 }
 
-std::vector<SftExample> Gsm8kTask::SftBatch(int64_t offset,
-                                            int64_t count) const {
+std::vector<SftExample> DatasetTask::SftBatch(int64_t offset,
+                                              int64_t count) const {
   const std::optional<int32_t> end_of_turn =
       chat_template_ == ChatTemplateKind::kLlama2
           ? tokenizer_.eos_id()
@@ -105,7 +106,13 @@ std::vector<SftExample> Gsm8kTask::SftBatch(int64_t offset,
     const int64_t at = (offset + i) % size();
     SftExample e;
     e.prompt = prompt_ids_[at];
-    e.tokens = tokenizer_.Encode(example(at).answer);
+    const TaskExample& x = example(at);
+    const AnswerFormat format = rewards().format;
+    const bool worked = !options_.sft_final_answer_only &&
+                        (format == AnswerFormat::kPlain ||
+                         FinalAnswerOf(x.answer, format).has_value());
+    e.tokens =
+        tokenizer_.Encode(worked ? x.answer : FormattedAnswer(x.gold, format));
     if (end_of_turn) e.tokens.push_back(*end_of_turn);
     batch.push_back(std::move(e));
   }
@@ -124,7 +131,7 @@ struct EvalCounts {
 
 // Greedy answers to `indices`.
 StatusOr<EvalCounts> EvaluateExamples(RolloutBackend& rollouts,
-                                      const Gsm8kTask& task,
+                                      const DatasetTask& task,
                                       std::span<const int64_t> indices,
                                       int64_t max_new_tokens,
                                       const std::string& lora_name) {
@@ -151,9 +158,10 @@ StatusOr<EvalCounts> EvaluateExamples(RolloutBackend& rollouts,
       continue;
     }
     const SampleOutput& s = result->samples[0];
-    const std::string& gold = task.example(i).final_answer;
-    out.correct += CorrectnessReward(s.text, gold) == 1.0;
-    out.strict_format += StrictFormatReward(s.text) == 1.0;
+    const std::string& gold = task.example(i).gold;
+    const AnswerFormat format = task.rewards().format;
+    out.correct += CorrectnessReward(s.text, gold, format) == 1.0;
+    out.strict_format += StrictFormatReward(s.text, format) == 1.0;
     out.tokens += static_cast<int64_t>(s.token_ids.size());
     for (uint64_t v : s.weight_versions)
       out.weight_version = std::min(out.weight_version, v);
@@ -163,11 +171,11 @@ StatusOr<EvalCounts> EvaluateExamples(RolloutBackend& rollouts,
 }
 }  // namespace
 
-StatusOr<Gsm8kEvalResult> EvaluateGsm8k(RolloutBackend& rollouts,
-                                        const Gsm8kTask& task, int64_t count,
-                                        int64_t max_new_tokens,
-                                        const std::string& lora_name,
-                                        DataParallelGroup* group) {
+StatusOr<TaskEvalResult> EvaluateTask(RolloutBackend& rollouts,
+                                      const DatasetTask& task, int64_t count,
+                                      int64_t max_new_tokens,
+                                      const std::string& lora_name,
+                                      DataParallelGroup* group) {
   if (count < 1) return InvalidArgumentError("eval count must be >= 1");
   const auto start = SteadyClock::now();
   count = std::min(count, task.size());
@@ -183,7 +191,7 @@ StatusOr<Gsm8kEvalResult> EvaluateGsm8k(RolloutBackend& rollouts,
   double oldest = double(local->weight_version);
   RETURN_IF_ERROR(ReduceMetrics(group, sums, ReduceOp::kSum));
   RETURN_IF_ERROR(ReduceMetrics(group, {&oldest, 1}, ReduceOp::kMin));
-  Gsm8kEvalResult out;
+  TaskEvalResult out;
   out.examples = count;
   out.correct = static_cast<int64_t>(sums[0]);
   out.strict_format = static_cast<int64_t>(sums[1]);
