@@ -20,7 +20,7 @@
 namespace rlrt {
 namespace {
 
-constexpr int32_t kTarget = 7;
+constexpr int32_t kLearnedToken = 7;
 constexpr int kGroup = 8;
 constexpr int kPrompts = 8;
 constexpr int kNewTokens = 8;
@@ -28,7 +28,7 @@ constexpr int kNewTokens = 8;
 enum class Fault { kNone, kNoSync, kShuffledRewards, kReversedGradient };
 
 double TargetFraction(const std::vector<int32_t>& ids) {
-  return double(std::count(ids.begin(), ids.end(), kTarget)) / ids.size();
+  return double(std::count(ids.begin(), ids.end(), kLearnedToken)) / ids.size();
 }
 
 double EvenFraction(const std::vector<int32_t>& ids) {

@@ -19,7 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kFixture[] =
+constexpr char kCheckpointFixture[] =
     RLRT_SOURCE_DIR "/tests/reference/fixtures/qwen3_untied";
 
 class TrainCheckpointTest : public ::testing::Test {
@@ -30,7 +30,7 @@ class TrainCheckpointTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     ModelSource source;
-    source.model_dir = kFixture;
+    source.model_dir = kCheckpointFixture;
     source.load_format = "safetensors";
     auto m = LoadModel(source, nullptr);
     ASSERT_TRUE(m.ok()) << m.status();

@@ -10,7 +10,7 @@
 namespace rlrt::tokenizer_internal {
 namespace {
 
-constexpr std::string_view kWhere = "tokenizer.json model";
+constexpr std::string_view kBpeModelWhere = "tokenizer.json model";
 
 std::string ByteFallbackToken(uint8_t b) {
   char buf[8];
@@ -32,14 +32,14 @@ std::string Quote(std::string_view s) {
 StatusOr<TokenMap> ParseVocab(const Json& model) {
   const Json* vocab = Find(model, "vocab");
   if (vocab == nullptr || !vocab->is_object()) {
-    return InvalidArgumentError(std::string(kWhere) +
+    return InvalidArgumentError(std::string(kBpeModelWhere) +
                                 ".vocab must be an object {token: id}");
   }
   TokenMap map;
   map.reserve(vocab->size());
   for (const auto& [token, id] : vocab->items()) {
     if (!id.is_number_integer()) {
-      return InvalidArgumentError(std::string(kWhere) + ".vocab[" +
+      return InvalidArgumentError(std::string(kBpeModelWhere) + ".vocab[" +
                                   Quote(token) + "] must be an integer id");
     }
     const int64_t value = id.is_number_unsigned()
@@ -47,8 +47,8 @@ StatusOr<TokenMap> ParseVocab(const Json& model) {
                                     id.get<uint64_t>(), INT64_MAX))
                               : id.get<int64_t>();
     if (value < 0 || value >= std::numeric_limits<int32_t>::max()) {
-      return OutOfRangeError(std::string(kWhere) + ".vocab[" + Quote(token) +
-                             "] = " + std::to_string(value) +
+      return OutOfRangeError(std::string(kBpeModelWhere) + ".vocab[" +
+                             Quote(token) + "] = " + std::to_string(value) +
                              " is not a valid id");
     }
     map.emplace(token, static_cast<int32_t>(value));
@@ -62,13 +62,14 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> ParseMerges(
   std::vector<std::pair<std::string, std::string>> out;
   if (merges == nullptr || merges->is_null()) return out;
   if (!merges->is_array()) {
-    return InvalidArgumentError(std::string(kWhere) + ".merges must be a list");
+    return InvalidArgumentError(std::string(kBpeModelWhere) +
+                                ".merges must be a list");
   }
   out.reserve(merges->size());
   for (size_t i = 0; i < merges->size(); ++i) {
     const Json& m = (*merges)[i];
     const std::string where =
-        std::string(kWhere) + ".merges[" + std::to_string(i) + "]";
+        std::string(kBpeModelWhere) + ".merges[" + std::to_string(i) + "]";
     if (m.is_string()) {
       // The older "a b" form; tokens never contain a space here, since a
       // space is what separates them.
@@ -94,18 +95,18 @@ Status CheckUnsupported(const Json& model) {
   const Json* dropout = Find(model, "dropout");
   if (dropout != nullptr && !dropout->is_null() &&
       !(dropout->is_number() && dropout->get<double>() == 0.0)) {
-    return UnimplementedError(std::string(kWhere) +
+    return UnimplementedError(std::string(kBpeModelWhere) +
                               ": BPE dropout is not supported");
   }
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     const Json* value = Find(model, key);
     if (value == nullptr || value->is_null()) continue;
     if (!value->is_string()) {
-      return InvalidArgumentError(std::string(kWhere) + "." + key +
+      return InvalidArgumentError(std::string(kBpeModelWhere) + "." + key +
                                   " must be a string");
     }
     if (!value->get_ref<const std::string&>().empty()) {
-      return UnimplementedError(std::string(kWhere) + "." + key +
+      return UnimplementedError(std::string(kBpeModelWhere) + "." + key +
                                 " is not supported");
     }
   }
@@ -145,14 +146,16 @@ StatusOr<BpeModel> BpeModel::Create(
     seen.reserve(model.vocab_.size());
     for (const auto& [token, id] : model.vocab_) {
       if (id < 0) {
-        return OutOfRangeError(std::string(kWhere) + ": vocabulary id " +
-                               std::to_string(id) + " is negative");
+        return OutOfRangeError(std::string(kBpeModelWhere) +
+                               ": vocabulary id " + std::to_string(id) +
+                               " is negative");
       }
       auto [it, inserted] = seen.emplace(id, &token);
       if (!inserted) {
-        return InvalidArgumentError(
-            std::string(kWhere) + ": vocabulary id " + std::to_string(id) +
-            " is used by both " + Quote(*it->second) + " and " + Quote(token));
+        return InvalidArgumentError(std::string(kBpeModelWhere) +
+                                    ": vocabulary id " + std::to_string(id) +
+                                    " is used by both " + Quote(*it->second) +
+                                    " and " + Quote(token));
       }
     }
   }
@@ -171,7 +174,7 @@ StatusOr<BpeModel> BpeModel::Create(
     const auto merged = id_of(joined);
     if (!left || !right || !merged) {
       const std::string& missing = !left ? a : !right ? b : joined;
-      return InvalidArgumentError(std::string(kWhere) + ".merges[" +
+      return InvalidArgumentError(std::string(kBpeModelWhere) + ".merges[" +
                                   std::to_string(i) + "] (" + Quote(a) + ", " +
                                   Quote(b) + ") refers to " + Quote(missing) +
                                   ", which is not in the vocabulary");
@@ -184,7 +187,7 @@ StatusOr<BpeModel> BpeModel::Create(
   if (!c.unk_token.empty()) {
     const auto unk = id_of(c.unk_token);
     if (!unk) {
-      return InvalidArgumentError(std::string(kWhere) + ": unk_token " +
+      return InvalidArgumentError(std::string(kBpeModelWhere) + ": unk_token " +
                                   Quote(c.unk_token) +
                                   " is not in the vocabulary");
     }
@@ -198,7 +201,7 @@ StatusOr<BpeModel> BpeModel::Create(
       const auto id = id_of(token);
       if (!id) {
         return InvalidArgumentError(
-            std::string(kWhere) + ": " +
+            std::string(kBpeModelWhere) + ": " +
             (c.byte_level ? "byte-level" : "byte_fallback") +
             " vocabulary lacks the token " + Quote(token) + " for byte " +
             std::to_string(b));
@@ -207,7 +210,7 @@ StatusOr<BpeModel> BpeModel::Create(
     }
   } else if (model.unk_id_ < 0) {
     return InvalidArgumentError(
-        std::string(kWhere) +
+        std::string(kBpeModelWhere) +
         ": the model can not represent every input (no byte-level "
         "pre-tokenizer, no byte_fallback and no unk_token)");
   }
@@ -216,31 +219,34 @@ StatusOr<BpeModel> BpeModel::Create(
 
 StatusOr<BpeModel> BpeModel::FromJson(const Json& model, bool byte_level) {
   if (!model.is_object()) {
-    return InvalidArgumentError(std::string(kWhere) + " must be an object");
+    return InvalidArgumentError(std::string(kBpeModelWhere) +
+                                " must be an object");
   }
   const Json* type = Find(model, "type");
   if (type == nullptr || !type->is_string()) {
-    return InvalidArgumentError(std::string(kWhere) +
+    return InvalidArgumentError(std::string(kBpeModelWhere) +
                                 ".type is missing (expected \"BPE\")");
   }
   if (type->get_ref<const std::string&>() != "BPE") {
     return UnimplementedError(
-        std::string(kWhere) + ": unsupported model type " +
+        std::string(kBpeModelWhere) + ": unsupported model type " +
         Quote(type->get_ref<const std::string&>()) + " (only BPE)");
   }
   RETURN_IF_ERROR(CheckUnsupported(model));
   BpeConfig config;
   config.byte_level = byte_level;
   ASSIGN_OR_RETURN(config.byte_fallback,
-                   GetBoolOr(model, "byte_fallback", false, kWhere));
+                   GetBoolOr(model, "byte_fallback", false, kBpeModelWhere));
   ASSIGN_OR_RETURN(config.fuse_unk,
-                   GetBoolOr(model, "fuse_unk", false, kWhere));
+                   GetBoolOr(model, "fuse_unk", false, kBpeModelWhere));
   ASSIGN_OR_RETURN(config.ignore_merges,
-                   GetBoolOr(model, "ignore_merges", false, kWhere));
+                   GetBoolOr(model, "ignore_merges", false, kBpeModelWhere));
   if (!IsAbsent(model, "unk_token")) {
-    ASSIGN_OR_RETURN(config.unk_token, GetString(model, "unk_token", kWhere));
+    ASSIGN_OR_RETURN(config.unk_token,
+                     GetString(model, "unk_token", kBpeModelWhere));
     if (config.unk_token.empty()) {
-      return InvalidArgumentError(std::string(kWhere) + ".unk_token is empty");
+      return InvalidArgumentError(std::string(kBpeModelWhere) +
+                                  ".unk_token is empty");
     }
   }
   ASSIGN_OR_RETURN(TokenMap vocab, ParseVocab(model));

@@ -8,7 +8,7 @@
 namespace rlrt::tokenizer_internal {
 namespace {
 
-constexpr std::string_view kWhere = "tokenizer.json decoder";
+constexpr std::string_view kDecoderWhere = "tokenizer.json decoder";
 
 int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -55,7 +55,7 @@ void Strip(std::string* s, std::string_view ch, int start, int stop) {
 
 StatusOr<Decoder> Decoder::FromJson(const Json& json) {
   if (json.is_null()) {
-    return UnimplementedError(std::string(kWhere) +
+    return UnimplementedError(std::string(kDecoderWhere) +
                               " is missing; a decoder is required");
   }
   Decoder decoder;
@@ -70,12 +70,12 @@ Decoder Decoder::ByteLevel() {
 }
 
 Status Decoder::Append(const Json& json, int depth) {
-  RETURN_IF_ERROR(CheckDepth(depth, kWhere));
-  ASSIGN_OR_RETURN(const std::string type, ComponentType(json, kWhere));
+  RETURN_IF_ERROR(CheckDepth(depth, kDecoderWhere));
+  ASSIGN_OR_RETURN(const std::string type, ComponentType(json, kDecoderWhere));
   if (type == "Sequence") {
     const Json* list = Find(json, "decoders");
     if (list == nullptr || !list->is_array()) {
-      return InvalidArgumentError(std::string(kWhere) +
+      return InvalidArgumentError(std::string(kDecoderWhere) +
                                   ": Sequence needs a \"decoders\" list");
     }
     for (const Json& item : *list) RETURN_IF_ERROR(Append(item, depth + 1));
@@ -88,12 +88,12 @@ Status Decoder::Append(const Json& json, int depth) {
     return OkStatus();
   }
   if (type == "Strip") {
-    ASSIGN_OR_RETURN(std::string ch, GetString(json, "content", kWhere));
-    ASSIGN_OR_RETURN(int64_t start, GetInt(json, "start", kWhere));
-    ASSIGN_OR_RETURN(int64_t stop, GetInt(json, "stop", kWhere));
+    ASSIGN_OR_RETURN(std::string ch, GetString(json, "content", kDecoderWhere));
+    ASSIGN_OR_RETURN(int64_t start, GetInt(json, "start", kDecoderWhere));
+    ASSIGN_OR_RETURN(int64_t stop, GetInt(json, "stop", kDecoderWhere));
     if (ValidCharLength(ch) != ch.size() || ch.empty() || start < 0 ||
         stop < 0 || start > 1024 || stop > 1024) {
-      return InvalidArgumentError(std::string(kWhere) +
+      return InvalidArgumentError(std::string(kDecoderWhere) +
                                   ": Strip needs one character and small "
                                   "non-negative start/stop");
     }
@@ -103,7 +103,7 @@ Status Decoder::Append(const Json& json, int depth) {
       return OkStatus();
     }
     if (stop != 0 || strip_count_ != 0) {
-      return UnimplementedError(std::string(kWhere) +
+      return UnimplementedError(std::string(kDecoderWhere) +
                                 ": after Fuse only one Strip of leading "
                                 "characters is supported");
     }
@@ -112,7 +112,7 @@ Status Decoder::Append(const Json& json, int depth) {
     return OkStatus();
   }
   if (fused_) {
-    return UnimplementedError(std::string(kWhere) + ": \"" + type +
+    return UnimplementedError(std::string(kDecoderWhere) + ": \"" + type +
                               "\" after Fuse is not supported");
   }
   if (type == "ByteLevel") {
@@ -120,17 +120,18 @@ Status Decoder::Append(const Json& json, int depth) {
   } else if (type == "ByteFallback") {
     per_token_.push_back({Kind::kByteFallback, "", ""});
   } else if (type == "Replace") {
-    ASSIGN_OR_RETURN(Pattern pattern, GetPattern(json, kWhere));
-    ASSIGN_OR_RETURN(std::string content, GetString(json, "content", kWhere));
+    ASSIGN_OR_RETURN(Pattern pattern, GetPattern(json, kDecoderWhere));
+    ASSIGN_OR_RETURN(std::string content,
+                     GetString(json, "content", kDecoderWhere));
     if (pattern.is_regex || pattern.text.empty()) {
-      return UnimplementedError(std::string(kWhere) +
+      return UnimplementedError(std::string(kDecoderWhere) +
                                 ": Replace needs a non-empty String pattern");
     }
     per_token_.push_back(
         {Kind::kReplace, std::move(pattern.text), std::move(content)});
   } else {
     return UnimplementedError(
-        std::string(kWhere) + ": unsupported decoder type \"" + type +
+        std::string(kDecoderWhere) + ": unsupported decoder type \"" + type +
         "\" (supported: ByteLevel, ByteFallback, Replace, Fuse, Strip, "
         "Sequence)");
   }

@@ -6,7 +6,7 @@
 namespace rlrt::tokenizer_internal {
 namespace {
 
-constexpr std::string_view kWhere = "tokenizer.json pre_tokenizer";
+constexpr std::string_view kPreTokenizerWhere = "tokenizer.json pre_tokenizer";
 
 // The split that Hugging Face's ByteLevel pre-tokenizer performs when
 // use_regex is true (the GPT-2 pattern); part of that component's definition.
@@ -29,61 +29,65 @@ PreTokenizer PreTokenizer::ByteLevelOnly() {
 }
 
 Status PreTokenizer::Append(const Json& json, int depth) {
-  RETURN_IF_ERROR(CheckDepth(depth, kWhere));
-  ASSIGN_OR_RETURN(const std::string type, ComponentType(json, kWhere));
+  RETURN_IF_ERROR(CheckDepth(depth, kPreTokenizerWhere));
+  ASSIGN_OR_RETURN(const std::string type,
+                   ComponentType(json, kPreTokenizerWhere));
   if (byte_level_) {
     // Later stages would see ByteLevel's mapped characters, which this
     // implementation never materialises.
-    return UnimplementedError(std::string(kWhere) + ": \"" + type +
+    return UnimplementedError(std::string(kPreTokenizerWhere) + ": \"" + type +
                               "\" after ByteLevel is not supported");
   }
   if (type == "Sequence") {
     const Json* list = Find(json, "pretokenizers");
     if (list == nullptr || !list->is_array()) {
-      return InvalidArgumentError(std::string(kWhere) +
+      return InvalidArgumentError(std::string(kPreTokenizerWhere) +
                                   ": Sequence needs a \"pretokenizers\" list");
     }
     for (const Json& item : *list) RETURN_IF_ERROR(Append(item, depth + 1));
     return OkStatus();
   }
   if (type == "Split") {
-    ASSIGN_OR_RETURN(Pattern pattern, GetPattern(json, kWhere));
-    ASSIGN_OR_RETURN(std::string behavior, GetString(json, "behavior", kWhere));
-    ASSIGN_OR_RETURN(bool invert, GetBoolOr(json, "invert", false, kWhere));
+    ASSIGN_OR_RETURN(Pattern pattern, GetPattern(json, kPreTokenizerWhere));
+    ASSIGN_OR_RETURN(std::string behavior,
+                     GetString(json, "behavior", kPreTokenizerWhere));
+    ASSIGN_OR_RETURN(bool invert,
+                     GetBoolOr(json, "invert", false, kPreTokenizerWhere));
     if (!pattern.is_regex) {
-      return UnimplementedError(std::string(kWhere) +
+      return UnimplementedError(std::string(kPreTokenizerWhere) +
                                 ": Split with a String pattern is not "
                                 "supported (only Regex)");
     }
     if (behavior != "Isolated" || invert) {
-      return UnimplementedError(
-          std::string(kWhere) + ": Split behavior \"" + behavior + "\"" +
-          (invert ? " (inverted)" : "") + " is not supported (only Isolated)");
+      return UnimplementedError(std::string(kPreTokenizerWhere) +
+                                ": Split behavior \"" + behavior + "\"" +
+                                (invert ? " (inverted)" : "") +
+                                " is not supported (only Isolated)");
     }
     auto regex = Regex::Compile(pattern.text);
-    if (!regex.ok()) return regex.status().WithContext(kWhere);
+    if (!regex.ok()) return regex.status().WithContext(kPreTokenizerWhere);
     splits_.push_back(std::move(regex).value());
     return OkStatus();
   }
   if (type == "ByteLevel") {
-    ASSIGN_OR_RETURN(bool prefix_space,
-                     GetBoolOr(json, "add_prefix_space", false, kWhere));
+    ASSIGN_OR_RETURN(bool prefix_space, GetBoolOr(json, "add_prefix_space",
+                                                  false, kPreTokenizerWhere));
     ASSIGN_OR_RETURN(bool use_regex,
-                     GetBoolOr(json, "use_regex", true, kWhere));
+                     GetBoolOr(json, "use_regex", true, kPreTokenizerWhere));
     if (prefix_space) {
-      return UnimplementedError(std::string(kWhere) +
+      return UnimplementedError(std::string(kPreTokenizerWhere) +
                                 ": ByteLevel add_prefix_space=true is not "
                                 "supported");
     }
     if (use_regex) {
       auto regex = Regex::Compile(kGpt2Pattern);
-      if (!regex.ok()) return regex.status().WithContext(kWhere);
+      if (!regex.ok()) return regex.status().WithContext(kPreTokenizerWhere);
       splits_.push_back(std::move(regex).value());
     }
     byte_level_ = true;
     return OkStatus();
   }
-  return UnimplementedError(std::string(kWhere) +
+  return UnimplementedError(std::string(kPreTokenizerWhere) +
                             ": unsupported pre-tokenizer type \"" + type +
                             "\" (supported: Split, ByteLevel, Sequence)");
 }
