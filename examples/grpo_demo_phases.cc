@@ -115,9 +115,17 @@ StatusOr<Sampler> StartLocalSampler(const DemoConfig& config,
 StatusOr<TrainingStart> Resume(const DemoConfig& config, const Meshes& meshes,
                                uint64_t version, Sampler& sampler,
                                Learner& learner, JsonLines& out) {
+  const bool lora = learner.grpo->adapter() != nullptr;
   ASSIGN_OR_RETURN(
       LoadedTrainingCheckpoint saved,
-      LoadLatestTrainingCheckpoint(config.checkpoint_dir, meshes.actor));
+      LoadLatestTrainingCheckpoint(config.checkpoint_dir, meshes.actor,
+                                   lora ? &learner.model_config : nullptr));
+  if (lora != (saved.adapter != nullptr))
+    return FailedPreconditionError(
+        "the checkpoint in " + saved.path.string() + " holds " +
+        (lora ? "full weights, not a LoRA adapter: resume without --lora_rank"
+              : "a LoRA adapter: resume with the --lora_* flags it was made "
+                "with"));
   const TrainingState& st = saved.state;
   if (st.seed != config.loop.seed || st.batch_size != config.loop.batch_size ||
       st.num_generations != config.loop.num_generations)
@@ -139,9 +147,11 @@ StatusOr<TrainingStart> Resume(const DemoConfig& config, const Meshes& meshes,
   }
   // The restored policy goes to the sampler under its own version, so the
   // versions continue as in the run that saved it.
-  version = std::max(version + 1, st.policy_version);
-  ASSIGN_OR_RETURN(SyncReport r, sampler.rollouts->PushWeights(
-                                     learner.grpo->weights(), version));
+  // RunRlLoop's first push of an adapter takes one more version, so a
+  // LoRA run's adapter goes one below the saved one here.
+  version = std::max(version + 1, st.policy_version - (lora ? 1 : 0));
+  ASSIGN_OR_RETURN(SyncReport r,
+                   PushPolicy(*sampler.rollouts, learner, version));
   json line = SyncJson(r);
   line["phase"] = "resumed";
   line["from"] = saved.path.string();
@@ -412,6 +422,8 @@ StatusOr<TrainingStart> ResumeOrSwap(const DemoConfig& config,
       }
     }
     ASSIGN_OR_RETURN(uint64_t version, PolicyVersion(rollouts, learner));
+    if (config.resume)
+      return Resume(config, meshes, version, sampler, learner, out);
     ASSIGN_OR_RETURN(SyncReport r, PushPolicy(rollouts, learner, ++version));
     out.Emit(SwapJson(r, "lora_init"));
     return TrainingStart{0, version};

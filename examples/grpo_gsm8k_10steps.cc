@@ -216,10 +216,6 @@ Status CheckFlags() {
         "--lora_rank must be >= 0 (0: full fine-tuning)");
   if (FLAGS_collective_timeout_s < 1)
     return InvalidArgumentError("--collective_timeout_s must be >= 1");
-  if (FLAGS_lora_rank > 0 && (FLAGS_checkpoint_every > 0 || FLAGS_resume))
-    return UnimplementedError(
-        "--lora_rank does not yet work with --checkpoint_every or --resume "
-        "(--save_dir writes the final adapter)");
   return OkStatus();
 }
 

@@ -375,13 +375,17 @@ namespace {
 // interrupted. Serial (--max_staleness=0) so sampling does not depend on
 // timing; weight decay makes the policy drift from the reference, so the
 // KL term gives gradients even though dummy weights earn no reward.
-TEST(GrpoDemoTest, ResumeAfterSigkillContinuesExactly) {
-  const std::filesystem::path whole = TempDir("whole"),
-                              killed = TempDir("killed");
-  const std::string flags =
-      std::string(kSmall) +
-      "--steps=4 --max_staleness=0 --learning_rate=1e-2 --weight_decay=0.1 "
-      "--checkpoint_every=2 --checkpoint_dir=";
+// Runs `extra` for 4 steps whole, and killed after step 2 then resumed:
+// the resumed steps' metrics and the step-4 `files` must be identical.
+// Leaves both checkpoint directories for the caller's further checks.
+void ExpectResumeContinuesExactly(const std::string& extra,
+                                  const std::vector<std::string>& files,
+                                  const std::filesystem::path& whole,
+                                  const std::filesystem::path& killed) {
+  const std::string flags = std::string(kSmall) + extra +
+                            " --steps=4 --max_staleness=0 "
+                            "--learning_rate=1e-2 --weight_decay=0.1 "
+                            "--checkpoint_every=2 --checkpoint_dir=";
   RunResult a = RunDemo(flags + whole.string());
   ASSERT_EQ(a.exit_code, 0) << a.output;
   RunResult b =
@@ -406,10 +410,22 @@ TEST(GrpoDemoTest, ResumeAfterSigkillContinuesExactly) {
     std::ifstream in(p, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), {});
   };
-  for (const char* file : {"model.safetensors", "optimizer.safetensors"})
-    EXPECT_EQ(bytes(whole / "step-00000004" / file),
-              bytes(killed / "step-00000004" / file))
-        << file;
+  for (const std::string& file : files) {
+    const std::string saved = bytes(whole / "step-00000004" / file);
+    EXPECT_FALSE(saved.empty()) << file;
+    EXPECT_EQ(saved, bytes(killed / "step-00000004" / file)) << file;
+  }
+}
+
+TEST(GrpoDemoTest, ResumeAfterSigkillContinuesExactly) {
+  const std::filesystem::path whole = TempDir("whole"),
+                              killed = TempDir("killed");
+  ExpectResumeContinuesExactly(
+      "", {"model.safetensors", "optimizer.safetensors"}, whole, killed);
+  const std::string flags =
+      std::string(kSmall) +
+      "--steps=4 --max_staleness=0 --learning_rate=1e-2 --weight_decay=0.1 "
+      "--checkpoint_every=2 --checkpoint_dir=";
   // Resuming where nothing is left, or with other flags, is refused.
   RunResult done = RunDemo(flags + whole.string() + " --resume");
   EXPECT_EQ(done.exit_code, 1);
@@ -420,6 +436,30 @@ TEST(GrpoDemoTest, ResumeAfterSigkillContinuesExactly) {
       RunDemo(std::string(kSmall) + "--resume --checkpoint_dir=/nonexistent");
   EXPECT_EQ(none.exit_code, 1);
   EXPECT_NE(none.output.find("no checkpoint"), std::string::npos);
+  std::filesystem::remove_all(whole);
+  std::filesystem::remove_all(killed);
+}
+
+TEST(GrpoDemoTest, LoraResumeAfterSigkillContinuesExactly) {
+  const std::filesystem::path whole = TempDir("lora_whole"),
+                              killed = TempDir("lora_killed");
+  // The SFT warm start moves the adapter off zero, so the GRPO steps have
+  // a KL gradient to follow (dummy weights earn no reward).
+  const std::string lora =
+      "--lora_rank=4 --lora_alpha=8 --sft_steps=2 --sft_batch_size=2";
+  ExpectResumeContinuesExactly(
+      lora, {"adapter_model.safetensors", "optimizer.safetensors"}, whole,
+      killed);
+  EXPECT_FALSE(
+      std::filesystem::exists(whole / "step-00000004" / "model.safetensors"));
+  // The adapter checkpoint resumes only as a LoRA run, and a full one only
+  // as a full run.
+  RunResult full =
+      RunDemo(std::string(kSmall) +
+              "--steps=6 --resume --checkpoint_dir=" + whole.string());
+  EXPECT_EQ(full.exit_code, 1);
+  EXPECT_NE(full.output.find("holds a LoRA adapter"), std::string::npos)
+      << full.output;
   std::filesystem::remove_all(whole);
   std::filesystem::remove_all(killed);
 }

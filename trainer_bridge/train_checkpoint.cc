@@ -5,11 +5,13 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "models/io/checkpoint.h"
 #include "models/io/safetensors.h"
+#include "models/lora/peft_io.h"
 
 namespace rlrt {
 namespace {
@@ -99,7 +101,11 @@ Status SaveTrainingCheckpoint(const fs::path& dir, const GrpoLearner& learner,
   const fs::path final_dir = dir / StepName(state.step);
   const fs::path tmp = dir / (".tmp-" + StepName(state.step));
   fs::remove_all(tmp, error);
-  RETURN_IF_ERROR(SaveCheckpoint(learner.master_weights(), config, tmp));
+  if (learner.adapter() != nullptr) {
+    RETURN_IF_ERROR(SavePeftAdapter(tmp, *learner.adapter()));
+  } else {
+    RETURN_IF_ERROR(SaveCheckpoint(learner.master_weights(), config, tmp));
+  }
   RETURN_IF_ERROR(
       SaveOptimizer(tmp / "optimizer.safetensors", learner.optimizer()));
   if (learner.reference_replaced()) {
@@ -125,7 +131,7 @@ Status SaveTrainingCheckpoint(const fs::path& dir, const GrpoLearner& learner,
 }
 
 StatusOr<LoadedTrainingCheckpoint> LoadLatestTrainingCheckpoint(
-    const fs::path& dir, Mesh* mesh) {
+    const fs::path& dir, Mesh* mesh, const ModelConfig* adapter_base) {
   std::ifstream latest(dir / "latest");
   std::string name;
   if (!latest || !std::getline(latest, name) || name.empty())
@@ -149,11 +155,28 @@ StatusOr<LoadedTrainingCheckpoint> LoadLatestTrainingCheckpoint(
   state.seed = s["seed"].get<uint64_t>();
   state.batch_size = s["batch_size"].get<int64_t>();
   state.num_generations = s["num_generations"].get<int64_t>();
-  ASSIGN_OR_RETURN(LoadedCheckpoint weights, LoadCheckpoint(path, mesh));
+  std::unique_ptr<LoraAdapter> adapter;
+  std::optional<LoadedCheckpoint> model;
+  if (fs::exists(path / kAdapterConfigFile)) {
+    if (adapter_base == nullptr)
+      return FailedPreconditionError(
+          path.string() +
+          " holds a LoRA adapter: resume it as a LoRA run (--lora_rank and "
+          "the other --lora_* flags it was made with)");
+    ASSIGN_OR_RETURN(adapter, LoadPeftAdapter(path, *adapter_base));
+    // The trained leaves, as for a full model (an adapter is small).
+    ASSIGN_OR_RETURN(ParamLeaves leaves,
+                     ParamLeaves::Allocate(adapter->leaves().specs()));
+    for (size_t i = 0; i < leaves.size(); ++i)
+      std::memcpy(leaves.data(i), adapter->leaves().data(i), leaves.bytes(i));
+    model = LoadedCheckpoint{*adapter_base, std::move(leaves)};
+  } else {
+    ASSIGN_OR_RETURN(model, LoadCheckpoint(path, mesh));
+  }
   ASSIGN_OR_RETURN(ParamLeaves first,
-                   ParamLeaves::Allocate(weights.leaves.specs()));
+                   ParamLeaves::Allocate(model->leaves.specs()));
   ASSIGN_OR_RETURN(ParamLeaves second,
-                   ParamLeaves::Allocate(weights.leaves.specs()));
+                   ParamLeaves::Allocate(model->leaves.specs()));
   ASSIGN_OR_RETURN(SafetensorsFile optimizer,
                    SafetensorsFile::Open(path / "optimizer.safetensors"));
   RETURN_IF_ERROR(ReadMoment(optimizer, kFirst, first));
@@ -163,7 +186,7 @@ StatusOr<LoadedTrainingCheckpoint> LoadLatestTrainingCheckpoint(
     ASSIGN_OR_RETURN(SafetensorsFile file,
                      SafetensorsFile::Open(path / "reference.safetensors"));
     // The reference keeps its own dtype (the policy's compute dtype).
-    std::vector<LeafSpec> specs = weights.leaves.specs();
+    std::vector<LeafSpec> specs = model->leaves.specs();
     for (LeafSpec& spec : specs) {
       const SafetensorsTensor* t = file.Find(spec.name);
       if (t == nullptr)
@@ -175,8 +198,9 @@ StatusOr<LoadedTrainingCheckpoint> LoadLatestTrainingCheckpoint(
     reference = std::move(leaves);
   }
   return LoadedTrainingCheckpoint{path,
-                                  weights.config,
-                                  std::move(weights.leaves),
+                                  model->config,
+                                  std::move(model->leaves),
+                                  std::move(adapter),
                                   std::move(first),
                                   std::move(second),
                                   s["optimizer_steps"].get<int64_t>(),

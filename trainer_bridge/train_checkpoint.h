@@ -7,6 +7,9 @@
 // optimizer.safetensors, state.json} and <dir>/latest naming the newest;
 // plus reference.safetensors when the learner's KL reference is not the
 // model it was created from (GrpoLearner::SetReference, e.g. after SFT).
+// A LoRA learner's checkpoint holds its adapter in PEFT's format
+// (adapter_config.json, adapter_model.safetensors) instead of the model,
+// and the adapter's moments.
 // Each step directory is written under a temporary name and renamed, and
 // `latest` is replaced by rename, so a run killed at any moment leaves the
 // previous checkpoint intact and `latest` pointing at a complete one.
@@ -15,10 +18,12 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 
 #include "base/status.h"
 #include "models/config/model_config.h"
+#include "models/lora/lora_adapter.h"
 #include "models/param_leaves.h"
 #include "trainer_bridge/grpo_learner.h"
 
@@ -42,7 +47,10 @@ Status SaveTrainingCheckpoint(const std::filesystem::path& dir,
 struct LoadedTrainingCheckpoint {
   std::filesystem::path path;  // The step directory read.
   ModelConfig config;
+  // The trained leaves: the model's, or a LoRA learner's adapter's (then
+  // `adapter` is set too, and the moments are the adapter's).
   ParamLeaves weights;
+  std::unique_ptr<LoraAdapter> adapter;
   ParamLeaves first_moment;
   ParamLeaves second_moment;
   int64_t optimizer_steps = 0;
@@ -52,9 +60,12 @@ struct LoadedTrainingCheckpoint {
   std::optional<ParamLeaves> reference;
 };
 
-// The checkpoint `<dir>/latest` names. NotFound when there is none.
+// The checkpoint `<dir>/latest` names. NotFound when there is none. One
+// holding an adapter needs `adapter_base`, the config of the base it was
+// trained on (FailedPrecondition without it).
 StatusOr<LoadedTrainingCheckpoint> LoadLatestTrainingCheckpoint(
-    const std::filesystem::path& dir, Mesh* mesh);
+    const std::filesystem::path& dir, Mesh* mesh,
+    const ModelConfig* adapter_base = nullptr);
 
 }  // namespace rlrt
 
