@@ -120,7 +120,7 @@ StatusOr<TrainingStart> Resume(const DemoConfig& config, const Meshes& meshes,
       LoadedTrainingCheckpoint saved,
       LoadLatestTrainingCheckpoint(config.checkpoint_dir, meshes.actor,
                                    lora ? &learner.model_config : nullptr));
-  if (lora != (saved.adapter != nullptr))
+  if (lora != saved.lora)
     return FailedPreconditionError(
         "the checkpoint in " + saved.path.string() + " holds " +
         (lora ? "full weights, not a LoRA adapter: resume without --lora_rank"

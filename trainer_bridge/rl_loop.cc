@@ -181,6 +181,7 @@ StatusOr<std::vector<ScoredGroup>> Collect(InFlight& batch, RlTask& task,
         m.sampled_version_max = std::max(m.sampled_version_max, v);
       }
       m.rollout_tokens += static_cast<int64_t>(s.token_ids.size());
+      progress.tokens_done += static_cast<int64_t>(s.token_ids.size());
       if (!group.completions.empty() &&
           reward.total != group.completions.front().reward)
         group.informative = true;
@@ -188,8 +189,6 @@ StatusOr<std::vector<ScoredGroup>> Collect(InFlight& batch, RlTask& task,
                                    reward.total,
                                    s.finish_reason == FinishReason::kLength});
     }
-    for (const Completion& c : group.completions)
-      progress.tokens_done += static_cast<int64_t>(c.tokens.size());
     if (o.on_progress) o.on_progress(progress);
     groups.push_back(std::move(group));
   }

@@ -155,21 +155,18 @@ StatusOr<LoadedTrainingCheckpoint> LoadLatestTrainingCheckpoint(
   state.seed = s["seed"].get<uint64_t>();
   state.batch_size = s["batch_size"].get<int64_t>();
   state.num_generations = s["num_generations"].get<int64_t>();
-  std::unique_ptr<LoraAdapter> adapter;
   std::optional<LoadedCheckpoint> model;
-  if (fs::exists(path / kAdapterConfigFile)) {
+  const bool lora = fs::exists(path / kAdapterConfigFile);
+  if (lora) {
     if (adapter_base == nullptr)
       return FailedPreconditionError(
           path.string() +
           " holds a LoRA adapter: resume it as a LoRA run (--lora_rank and "
           "the other --lora_* flags it was made with)");
-    ASSIGN_OR_RETURN(adapter, LoadPeftAdapter(path, *adapter_base));
-    // The trained leaves, as for a full model (an adapter is small).
-    ASSIGN_OR_RETURN(ParamLeaves leaves,
-                     ParamLeaves::Allocate(adapter->leaves().specs()));
-    for (size_t i = 0; i < leaves.size(); ++i)
-      std::memcpy(leaves.data(i), adapter->leaves().data(i), leaves.bytes(i));
-    model = LoadedCheckpoint{*adapter_base, std::move(leaves)};
+    ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapter> adapter,
+                     LoadPeftAdapter(path, *adapter_base));
+    // Only the trained leaves are wanted: taken from the adapter read.
+    model = LoadedCheckpoint{*adapter_base, std::move(adapter->leaves())};
   } else {
     ASSIGN_OR_RETURN(model, LoadCheckpoint(path, mesh));
   }
@@ -200,7 +197,7 @@ StatusOr<LoadedTrainingCheckpoint> LoadLatestTrainingCheckpoint(
   return LoadedTrainingCheckpoint{path,
                                   model->config,
                                   std::move(model->leaves),
-                                  std::move(adapter),
+                                  lora,
                                   std::move(first),
                                   std::move(second),
                                   s["optimizer_steps"].get<int64_t>(),

@@ -18,12 +18,10 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <memory>
 #include <optional>
 
 #include "base/status.h"
 #include "models/config/model_config.h"
-#include "models/lora/lora_adapter.h"
 #include "models/param_leaves.h"
 #include "trainer_bridge/grpo_learner.h"
 
@@ -48,9 +46,9 @@ struct LoadedTrainingCheckpoint {
   std::filesystem::path path;  // The step directory read.
   ModelConfig config;
   // The trained leaves: the model's, or a LoRA learner's adapter's (then
-  // `adapter` is set too, and the moments are the adapter's).
+  // `lora` is set, and the moments are the adapter's).
   ParamLeaves weights;
-  std::unique_ptr<LoraAdapter> adapter;
+  bool lora = false;
   ParamLeaves first_moment;
   ParamLeaves second_moment;
   int64_t optimizer_steps = 0;

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "base/json_limits.h"
+#include "trainer_bridge/remote/http_timeouts.h"
 
 namespace rlrt {
 namespace {
@@ -16,14 +17,6 @@ namespace {
 std::string Excerpt(const std::string& body) {
   constexpr size_t kMax = 200;
   return body.size() <= kMax ? body : body.substr(0, kMax) + "...";
-}
-
-void SetTimeouts(httplib::Client& client, double seconds) {
-  const auto s = static_cast<time_t>(seconds);
-  const auto us = static_cast<time_t>((seconds - double(s)) * 1e6);
-  client.set_connection_timeout(s, us);
-  client.set_read_timeout(s, us);
-  client.set_write_timeout(s, us);
 }
 
 }  // namespace
@@ -51,7 +44,8 @@ StatusOr<std::unique_ptr<RewardService>> RewardService::Create(
 RewardService::Reply RewardService::Post(const std::string& body) const {
   ++attempts_;
   httplib::Client client(base_);
-  SetTimeouts(client, options_.timeout_seconds);
+  SetHttpTimeouts(client, options_.timeout_seconds, options_.timeout_seconds,
+                  options_.timeout_seconds);
   Reply reply;
   bool too_long = false;
   httplib::Request request;

@@ -16,6 +16,7 @@
 #include "base/timing.h"
 #include "sampler/server/api_json.h"
 #include "trainer_bridge/remote/generate_wire.h"
+#include "trainer_bridge/remote/http_timeouts.h"
 
 namespace rlrt {
 namespace {
@@ -116,12 +117,6 @@ json ParseJson(const std::string& text) {
   if (!CheckJsonDepth(text, "reply").ok()) return json();
   json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
   return value.is_discarded() ? json() : value;
-}
-
-std::pair<time_t, time_t> SecondsAndMicros(double seconds) {
-  const double whole = std::floor(seconds);
-  return {static_cast<time_t>(whole),
-          static_cast<time_t>((seconds - whole) * 1e6)};
 }
 
 }  // namespace
@@ -374,14 +369,8 @@ RolloutClient::HttpReply RolloutClient::Call(size_t server, Method method,
                                              double read_timeout_seconds) {
   const Endpoint& e = endpoints_[server];
   httplib::Client client(e.host, e.port);
-  const auto [connect_s, connect_us] =
-      SecondsAndMicros(options_.connect_timeout_seconds);
-  const auto [read_s, read_us] = SecondsAndMicros(read_timeout_seconds);
-  const auto [write_s, write_us] =
-      SecondsAndMicros(options_.request_timeout_seconds);
-  client.set_connection_timeout(connect_s, connect_us);
-  client.set_read_timeout(read_s, read_us);
-  client.set_write_timeout(write_s, write_us);
+  SetHttpTimeouts(client, options_.connect_timeout_seconds,
+                  read_timeout_seconds, options_.request_timeout_seconds);
   if (!options_.admin_token.empty())
     client.set_bearer_token_auth(options_.admin_token);
   {
