@@ -45,6 +45,11 @@ DEFINE_string(advantage_estimator, "grpo",
 DEFINE_bool(drop_truncated, false, "No loss on truncated completions.");
 DEFINE_double(weight_decay, 0.0, "AdamW decoupled weight decay.");
 DEFINE_double(max_grad_norm, 1.0, "Global gradient-norm clip; 0: off.");
+DEFINE_bool(bf16_backward_products, true,
+            "With BF16 weights, run the backward's matrix products in BF16 "
+            "with float32 accumulation (each layer's output gradient "
+            "rounded to BF16, as PyTorch's autocast does); false: float32 "
+            "products, about half the speed.");
 DEFINE_double(temperature, 1.0,
               "The sampling temperature (> 0); logprobs are of the tempered "
               "distribution.");
@@ -103,6 +108,7 @@ StatusOr<GrpoOptions> GrpoOptionsFromFlags() {
   g.scale_rewards = FLAGS_scale_rewards;
   g.temperature = static_cast<float>(FLAGS_temperature);
   g.num_iterations = FLAGS_num_iterations;
+  g.bf16_backward_products = FLAGS_bf16_backward_products;
   g.adamw.weight_decay = FLAGS_weight_decay;
   g.adamw.max_grad_norm = FLAGS_max_grad_norm;
   ASSIGN_OR_RETURN(g.lr.kind, ParseFlag(ParseLrScheduleKind, FLAGS_lr_schedule,

@@ -20,6 +20,14 @@ std::vector<LeafSpec> AllF32(std::vector<LeafSpec> specs) {
   return specs;
 }
 
+// The policy's and the reference's model options (no adapter).
+TrainableTransformerOptions ModelOptionsFor(const GrpoOptions& options) {
+  return {.max_tokens = options.max_micro_batch_tokens,
+          .sample_vocab = options.sample_vocab,
+          .kv_dtype = options.kv_dtype,
+          .bf16_backward_products = options.bf16_backward_products};
+}
+
 StatusOr<ParamLeaves> ConvertedCopy(const ParamLeaves& src,
                                     std::vector<LeafSpec> specs, Mesh* mesh) {
   ASSIGN_OR_RETURN(ParamLeaves copy, ParamLeaves::Allocate(std::move(specs)));
@@ -111,10 +119,7 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::Create(
     ASSIGN_OR_RETURN(ParamLeaves copy, CopyOf(initial, actor));
     learner->compute_copy_ = std::make_unique<ParamLeaves>(std::move(copy));
   }
-  TrainableTransformerOptions model_options;
-  model_options.max_tokens = options.max_micro_batch_tokens;
-  model_options.sample_vocab = options.sample_vocab;
-  model_options.kv_dtype = options.kv_dtype;
+  const TrainableTransformerOptions model_options = ModelOptionsFor(options);
   ASSIGN_OR_RETURN(learner->policy_,
                    TrainableTransformer::Create(config, learner->weights(),
                                                 actor, model_options));
@@ -146,10 +151,7 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::CreateLora(
       new GrpoLearner(config, options, actor, reference_mesh,
                       std::move(no_master), std::move(grads)));
   learner->adapter_ = std::move(adapter);
-  TrainableTransformerOptions model_options;
-  model_options.max_tokens = options.max_micro_batch_tokens;
-  model_options.sample_vocab = options.sample_vocab;
-  model_options.kv_dtype = options.kv_dtype;
+  TrainableTransformerOptions model_options = ModelOptionsFor(options);
   model_options.adapter = learner->adapter_.get();
   ASSIGN_OR_RETURN(learner->policy_, TrainableTransformer::Create(
                                          config, base, actor, model_options));

@@ -55,18 +55,10 @@ constexpr TileFn kTiles[kTileRows + 1] = {nullptr, Tile<1>, Tile<2>,
 
 void AccumulateGemm(const AccumulateGemmArgs& g, int64_t row_begin,
                     int64_t row_end, int64_t col_begin, int64_t col_end) {
-  if (row_begin >= row_end || col_begin >= col_end) return;
-  for (int64_t p0 = 0; p0 < g.inner; p0 += kAccumulateBlock) {
-    const int64_t p1 = std::min(g.inner, p0 + kAccumulateBlock);
-    for (int64_t col = col_begin; col < col_end; col += kTileCols) {
-      const int width =
-          static_cast<int>(std::min<int64_t>(kTileCols, col_end - col));
-      for (int64_t row = row_begin; row < row_end; row += kTileRows) {
-        kTiles[std::min<int64_t>(kTileRows, row_end - row)](g, row, col, width,
-                                                            p0, p1);
-      }
-    }
-  }
+  ForEachAccumulateTile<kTileRows, kTileCols>(
+      g.inner, row_begin, row_end, col_begin, col_end,
+      [&](int64_t row, int64_t col, int rows, int width, int64_t p0,
+          int64_t p1) { kTiles[rows](g, row, col, width, p0, p1); });
 }
 
 }  // namespace rlrt

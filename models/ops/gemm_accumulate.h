@@ -20,11 +20,34 @@
 #ifndef RLRT_MODELS_OPS_GEMM_ACCUMULATE_H_
 #define RLRT_MODELS_OPS_GEMM_ACCUMULATE_H_
 
+#include <algorithm>
 #include <cstdint>
 
 namespace rlrt {
 
 inline constexpr int64_t kAccumulateBlock = 256;
+
+// The walk both accumulating products share: inner blocks outermost (so a
+// block's B columns stay in cache for every row tile), then column tiles of
+// kTileCols, then row tiles of kTileRows. Calls
+// tile(row, col, rows, width, p0, p1) for each tile and inner block.
+template <int kTileRows, int kTileCols, typename TileFn>
+void ForEachAccumulateTile(int64_t inner, int64_t row_begin, int64_t row_end,
+                           int64_t col_begin, int64_t col_end, TileFn&& tile) {
+  if (row_begin >= row_end || col_begin >= col_end) return;
+  for (int64_t p0 = 0; p0 < inner; p0 += kAccumulateBlock) {
+    const int64_t p1 = std::min(inner, p0 + kAccumulateBlock);
+    for (int64_t col = col_begin; col < col_end; col += kTileCols) {
+      const int width =
+          static_cast<int>(std::min<int64_t>(kTileCols, col_end - col));
+      for (int64_t row = row_begin; row < row_end; row += kTileRows) {
+        tile(row, col,
+             static_cast<int>(std::min<int64_t>(kTileRows, row_end - row)),
+             width, p0, p1);
+      }
+    }
+  }
+}
 
 struct AccumulateGemmArgs {
   const float* a = nullptr;

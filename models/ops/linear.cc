@@ -9,6 +9,7 @@
 #include "models/ops/column_sums.h"
 #include "models/ops/gemm.h"
 #include "models/ops/gemm_accumulate.h"
+#include "models/ops/gemm_accumulate_bf16.h"
 #include "models/ops/gemm_bf16.h"
 #include "partition/parallel.h"
 
@@ -47,6 +48,65 @@ Status CheckWeightDType(const MatrixRef& weight, MatmulKernel kernel) {
 constexpr int64_t kDxColumnBlock = 32;
 constexpr int64_t kDwRowBlock = 8;
 
+// fn(n0, n1) for the dweight rows [n0, n1) of each worker's share.
+template <typename Fn>
+Status ForEachDwRowRange(const LinearBackwardArgs& a, Mesh* mesh, Fn&& fn) {
+  const int64_t blocks = (a.out + kDwRowBlock - 1) / kDwRowBlock;
+  return ParallelForOrInline(mesh, blocks, [&](const Shard& s) {
+    fn(s.begin * kDwRowBlock, std::min(a.out, s.end * kDwRowBlock));
+    return OkStatus();
+  });
+}
+
+bool UsesBf16Products(const LinearBackwardArgs& a) {
+  return a.weight.dtype == DType::kBF16 && a.bf16_products;
+}
+
+void ZeroColumns(const LinearBackwardArgs& a, int64_t k0, int64_t k1) {
+  if (a.accumulate_dx) return;
+  for (int64_t t = 0; t < a.rows; ++t)
+    std::fill(a.dx + t * a.in + k0, a.dx + t * a.in + k1, 0.0f);
+}
+
+// The BF16 products: dX += dy W and dW += dy^T x, dy and x as BF16.
+Status Bf16Gradients(const LinearBackwardArgs& a, Mesh* mesh) {
+  const bool weight_gradient = a.dweight != nullptr && a.rows > 0;
+  ASSIGN_OR_RETURN(
+      const Bf16Gradient dy,
+      RoundGradientToBf16(a.dy, a.rows, a.out, weight_gradient, mesh));
+  if (a.dx != nullptr) {
+    const AccumulateGemmBf16Args product{.a = dy.by_rows,
+                                         .lda = a.out,
+                                         .b = a.weight.bf16(),
+                                         .ldb = a.in,
+                                         .c = a.dx,
+                                         .ldc = a.in,
+                                         .inner = a.out};
+    const int64_t blocks = (a.in + kDxColumnBlock - 1) / kDxColumnBlock;
+    RETURN_IF_ERROR(ParallelForOrInline(mesh, blocks, [&](const Shard& s) {
+      const int64_t k0 = s.begin * kDxColumnBlock;
+      const int64_t k1 = std::min(a.in, s.end * kDxColumnBlock);
+      ZeroColumns(a, k0, k1);
+      AccumulateGemmBf16(product, 0, a.rows, k0, k1);
+      return OkStatus();
+    }));
+  }
+  if (!weight_gradient) return OkStatus();
+  ASSIGN_OR_RETURN(const uint16_t* x,
+                   RoundActivationsToBf16(a.x, a.rows * a.in, mesh));
+  // dW[n, k] += sum_t dy[t, n] x[t, k]: A = dy transposed, B = x.
+  const AccumulateGemmBf16Args product{.a = dy.by_columns,
+                                       .lda = a.rows,
+                                       .b = x,
+                                       .ldb = a.in,
+                                       .c = a.dweight,
+                                       .ldc = a.in,
+                                       .inner = a.rows};
+  return ForEachDwRowRange(a, mesh, [&](int64_t n0, int64_t n1) {
+    AccumulateGemmBf16(product, n0, n1, 0, a.in);
+  });
+}
+
 Status InputGradient(const LinearBackwardArgs& a, Mesh* mesh) {
   // dX[t, k] += sum_n dY[t, n] W[n, k].
   const AccumulateGemmArgs product{.a = a.dy,
@@ -62,10 +122,7 @@ Status InputGradient(const LinearBackwardArgs& a, Mesh* mesh) {
   return ParallelForOrInline(mesh, blocks, [&](const Shard& s) {
     const int64_t k0 = s.begin * kDxColumnBlock;
     const int64_t k1 = std::min(a.in, s.end * kDxColumnBlock);
-    if (!a.accumulate_dx) {
-      for (int64_t t = 0; t < a.rows; ++t)
-        std::fill(a.dx + t * a.in + k0, a.dx + t * a.in + k1, 0.0f);
-    }
+    ZeroColumns(a, k0, k1);
     if (bf16 == nullptr) {
       AccumulateGemm(product, 0, a.rows, k0, k1);
       return OkStatus();
@@ -101,10 +158,7 @@ Status WeightGradient(const LinearBackwardArgs& a, Mesh* mesh) {
                                    .c = a.dweight,
                                    .ldc = a.in,
                                    .inner = a.rows};
-  const int64_t blocks = (a.out + kDwRowBlock - 1) / kDwRowBlock;
-  return ParallelForOrInline(mesh, blocks, [&](const Shard& s) {
-    const int64_t n0 = s.begin * kDwRowBlock;
-    const int64_t n1 = std::min(a.out, s.end * kDwRowBlock);
+  return ForEachDwRowRange(a, mesh, [&](int64_t n0, int64_t n1) {
     if (a.dweight != nullptr) AccumulateGemm(product, n0, n1, 0, a.in);
     if (a.dbias != nullptr) {
       AddColumnSums(
@@ -112,7 +166,6 @@ Status WeightGradient(const LinearBackwardArgs& a, Mesh* mesh) {
           [&](int64_t t, int64_t n) -> double { return a.dy[t * a.out + n]; },
           a.dbias);
     }
-    return OkStatus();
   });
 }
 
@@ -123,6 +176,13 @@ Status LinearBackward(const LinearBackwardArgs& a, Mesh* mesh) {
     return InvalidArgumentError("linear backward: negative size");
   }
   RETURN_IF_ERROR(CheckWeightDType(a.weight, MatmulKernel::kRowInvariant));
+  if (UsesBf16Products(a)) {
+    RETURN_IF_ERROR(Bf16Gradients(a, mesh));
+    if (a.dbias == nullptr || a.rows == 0) return OkStatus();
+    LinearBackwardArgs bias_only = a;
+    bias_only.dweight = nullptr;
+    return WeightGradient(bias_only, mesh);
+  }
   if (a.dx != nullptr) RETURN_IF_ERROR(InputGradient(a, mesh));
   if (a.rows == 0) return OkStatus();
   if (a.dweight != nullptr || a.dbias != nullptr) {

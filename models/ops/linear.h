@@ -24,12 +24,13 @@
 //    row counts, but its rounding depends on the row count. Float32 only.
 //
 // Backward (LinearBackward): dX = dY W, dW += dY^T X, db += column sums of dY,
-// with models/ops/gemm_accumulate.h, whose per-output summation order is
-// fixed. dX is split across workers by blocks of input columns and dW (with
-// db) by blocks of output rows, so no two workers write the same memory and
-// the bits do not depend on the worker count. (OpenBLAS sgemm per worker
-// would not promise that: its kernel choice, and so its rounding, changes
-// with the shape of each worker's block.)
+// with models/ops/gemm_accumulate.h (or its BF16 twin,
+// gemm_accumulate_bf16.h, for BF16 weights unless bf16_products is off),
+// whose per-output summation order is fixed. dX is split across workers by
+// blocks of input columns and dW (with db) by blocks of output rows, so no two
+// workers write the same memory and the bits do not depend on the worker count.
+// (OpenBLAS sgemm per worker would not promise that: its kernel choice, and so
+// its rounding, changes with the shape of each worker's block.)
 #ifndef RLRT_MODELS_OPS_LINEAR_H_
 #define RLRT_MODELS_OPS_LINEAR_H_
 
@@ -75,6 +76,13 @@ struct LinearBackwardArgs {
   // when the weight is BF16).
   float* dweight = nullptr;
   float* dbias = nullptr;  // [out] or null: dbias += sum over rows of dy.
+  // BF16 weights only (ignored for float32 ones). true: both products run
+  // in BF16 with float32 accumulation, as PyTorch's autocast runs them: dy
+  // is rounded to BF16 once, then dX = dy W and dW += dy^T x (x rounded as
+  // the forward rounded it) in models/ops/gemm_accumulate_bf16.h. false:
+  // float32 products of dy as is and W widened exactly. dbias is summed
+  // from dy as is either way.
+  bool bf16_products = true;
 };
 
 // Runs on `mesh` (inline when null).

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "models/dtype.h"
@@ -93,7 +94,7 @@ TEST(LinearBf16Test, RowsDoNotDependOnTheirBatch) {
   }
 }
 
-TEST(LinearBf16Test, BackwardEqualsTheFloat32BackwardOfTheSameValues) {
+TEST(LinearBf16Test, Float32BackwardEqualsTheFloat32BackwardOfTheSameValues) {
   const int64_t t = 6, k = 70, n = 33;
   const std::vector<float> x = RandomVector(t * k, 31);
   const std::vector<uint16_t> w = ToBf16(RandomVector(n * k, 32));
@@ -123,13 +124,107 @@ TEST(LinearBf16Test, BackwardEqualsTheFloat32BackwardOfTheSameValues) {
                                 .out = n,
                                 .dx = dx.data(),
                                 .dweight = dw.data(),
-                                .dbias = db.data()},
+                                .dbias = db.data(),
+                                .bf16_products = false},
                                mesh.get())
                     .ok());
     EXPECT_TRUE(SameBits(dx, dx_ref)) << workers << " workers";
     EXPECT_TRUE(SameBits(dw, dw_ref)) << workers << " workers";
     EXPECT_TRUE(SameBits(db, db_ref)) << workers << " workers";
   }
+}
+
+// The BF16 products: dX and dW are the products of dy rounded to BF16 with
+// W and with x rounded, within float32 accumulation of float64's exact
+// products; db is the float32 column sum of dy as is; and the bits do not
+// depend on the worker count. Accumulating into dx adds the same product.
+TEST(LinearBf16Test, Bf16BackwardIsTheProductOfTheRoundedOperands) {
+  // Odd inner sizes and partial tiles; dy large enough (t * n > 2^16) for
+  // its rounding and transpose to be split across the workers.
+  const int64_t t = 65, k = 70, n = 1031;
+  const std::vector<float> x = RandomVector(t * k, 41);
+  const std::vector<uint16_t> w = ToBf16(RandomVector(n * k, 42));
+  const std::vector<float> dy = RandomVector(t * n, 43);
+  const std::vector<float> xr = Rounded(x), wf = Widen(w), dyr = Rounded(dy);
+  const double eps = std::numeric_limits<float>::epsilon();
+  std::vector<float> first_dx, first_dw;
+  for (int workers : {0, 1, 3}) {
+    auto mesh = workers > 0 ? testing::MakeMesh(workers) : nullptr;
+    std::vector<float> dx(t * k), dw(n * k, 0.25f), db(n, 0.5f);
+    ASSERT_TRUE(LinearBackward({.x = x.data(),
+                                .weight = MatrixRef::Bf16(w.data()),
+                                .dy = dy.data(),
+                                .rows = t,
+                                .in = k,
+                                .out = n,
+                                .dx = dx.data(),
+                                .dweight = dw.data(),
+                                .dbias = db.data()},
+                               mesh.get())
+                    .ok());
+    for (int64_t r = 0; r < t; ++r) {
+      for (int64_t c = 0; c < k; ++c) {
+        double exact = 0, magnitude = 0;
+        for (int64_t o = 0; o < n; ++o) {
+          const double term = double(dyr[r * n + o]) * wf[o * k + c];
+          exact += term;
+          magnitude += std::fabs(term);
+        }
+        ASSERT_NEAR(dx[r * k + c], exact, magnitude * 260 * eps) << r << c;
+      }
+    }
+    for (int64_t o = 0; o < n; ++o) {
+      double column_sum = 0.5;
+      for (int64_t r = 0; r < t; ++r) column_sum += dy[r * n + o];
+      ASSERT_NEAR(db[o], column_sum, 1e-5) << o;
+      for (int64_t c = 0; c < k; ++c) {
+        double exact = 0.25, magnitude = 0.25;
+        for (int64_t r = 0; r < t; ++r) {
+          const double term = double(dyr[r * n + o]) * xr[r * k + c];
+          exact += term;
+          magnitude += std::fabs(term);
+        }
+        ASSERT_NEAR(dw[o * k + c], exact, magnitude * 260 * eps) << o << c;
+      }
+    }
+    if (first_dx.empty()) {
+      first_dx = dx;
+      first_dw = dw;
+    } else {
+      EXPECT_TRUE(SameBits(dx, first_dx)) << workers << " workers";
+      EXPECT_TRUE(SameBits(dw, first_dw)) << workers << " workers";
+    }
+  }
+  // dx += the same product, onto what was there.
+  std::vector<float> dx(t * k, 1.0f);
+  ASSERT_TRUE(LinearBackward({.x = x.data(),
+                              .weight = MatrixRef::Bf16(w.data()),
+                              .dy = dy.data(),
+                              .rows = t,
+                              .in = k,
+                              .out = n,
+                              .dx = dx.data(),
+                              .accumulate_dx = true},
+                             nullptr)
+                  .ok());
+  for (size_t i = 0; i < dx.size(); ++i)
+    ASSERT_NEAR(dx[i], 1.0f + first_dx[i], 1e-5 * (1 + std::fabs(dx[i])));
+  // Rounding dy is what changes: the float32 products of the same call
+  // differ from these (the test would not see a path that skipped it).
+  std::vector<float> dx32(t * k);
+  ASSERT_TRUE(LinearBackward({.x = x.data(),
+                              .weight = MatrixRef::Bf16(w.data()),
+                              .dy = dy.data(),
+                              .rows = t,
+                              .in = k,
+                              .out = n,
+                              .dx = dx32.data(),
+                              .bf16_products = false},
+                             nullptr)
+                  .ok());
+  EXPECT_GT(testing::MaxAbsDiff(dx32.data(), testing::ToDouble(first_dx).data(),
+                                dx32.size()),
+            1e-3);
 }
 
 TEST(LinearBf16Test, RefusesWhatItCannotCompute) {

@@ -44,9 +44,17 @@ inline LoadedCheckpoint LoadFixture(const std::string& name) {
 struct LeafError {
   double max_abs_diff = 0;
   double max_abs_reference = 0;
+  double sum_squared_diff = 0;
+  double sum_squared_reference = 0;
   double relative() const {
     return max_abs_reference > 0 ? max_abs_diff / max_abs_reference
                                  : max_abs_diff;
+  }
+  // ||ours - reference|| / ||reference|| (Euclidean norms over the leaf).
+  double relative_norm() const {
+    return sum_squared_reference > 0
+               ? std::sqrt(sum_squared_diff / sum_squared_reference)
+               : std::sqrt(sum_squared_diff);
   }
 };
 
@@ -56,10 +64,12 @@ inline LeafError Compare(std::span<const float> ours,
   for (size_t i = 0; i < ours.size(); ++i) {
     float want;
     std::memcpy(&want, ref.data.data() + i * sizeof(float), sizeof(float));
-    e.max_abs_diff =
-        std::max(e.max_abs_diff, std::fabs(double(ours[i]) - want));
+    const double diff = double(ours[i]) - want;
+    e.max_abs_diff = std::max(e.max_abs_diff, std::fabs(diff));
     e.max_abs_reference =
         std::max(e.max_abs_reference, std::fabs(double(want)));
+    e.sum_squared_diff += diff * diff;
+    e.sum_squared_reference += double(want) * want;
   }
   return e;
 }

@@ -122,7 +122,8 @@ Status TrainableTransformer::HeadBackward(int64_t first, int64_t rows,
        .out = vocab,
        .dx = head.d_normed,
        .dweight =
-           base != nullptr ? leaves_.Get(*base, ModelParam::kLmHead) : nullptr},
+           base != nullptr ? leaves_.Get(*base, ModelParam::kLmHead) : nullptr,
+       .bf16_products = options_.bf16_backward_products},
       mesh_));
   RETURN_IF_ERROR(RmsNormGrad(
       head.x, leaves_.Get(weights_, ModelParam::kFinalNorm), head.d_normed,
@@ -192,7 +193,8 @@ Status TrainableTransformer::LayerBackward(int64_t layer, ParamLeaves* base,
                         .dx = dx,
                         .accumulate_dx = accumulate,
                         .dweight = dw(weight),
-                        .dbias = dbias},
+                        .dbias = dbias,
+                        .bf16_products = options_.bf16_backward_products},
                        mesh_));
     if (lora == nullptr) return OkStatus();
     const LoraFactors factors = adapter_->Factors(layer, weight);

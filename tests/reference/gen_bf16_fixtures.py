@@ -12,7 +12,13 @@ Writes, into fixtures/<name>/model_bf16/:
                              float64 logprobs and losses under BF16 compute;
   bf16_gradients.safetensors dLoss/dparameter per case ('<case>/<name>', F32),
                              the gradient a mixed-precision trainer applies
-                             to its float32 master weights.
+                             to its float32 master weights;
+  bf16_backward_gradients.safetensors
+                             the same with BF16 backward products: each
+                             projection's and the LM head's output gradient
+                             rounded to bfloat16 before its products
+                             (CausalLM.round_output_gradients_to_bf16), as
+                             the runtime's default BF16 backward does.
 
 Run from anywhere:  /usr/bin/python3 tests/reference/gen_bf16_fixtures.py
 Deterministic; gen_tiny_models.py and gen_grad_fixtures.py must have run.
@@ -47,17 +53,27 @@ def generate(name):
     sequence_cases = logits_cases(model, sequences)
 
 
-    grad_cases, tensors = [], {}
+    bf16_backward = CausalLM.from_state_dict(config, weights, torch.float64)
+    bf16_backward.round_matmul_inputs_to_bf16().round_output_gradients_to_bf16()
+
+    grad_cases, tensors, backward_tensors = [], {}, {}
     for case in grad_fixture["cases"]:
-        model.zero_grad()
-        logprobs = batch_logprobs(model, grad_fixture["sequences"], case["temperature"])
         w = torch.tensor(case["dloss_dlogprob"], dtype=torch.float64)
         if case["name"] == "cross_entropy":
             w = torch.full_like(w, -1.0 / w.numel())
-        loss = (w * logprobs).sum()
-        loss.backward()
-        for param_name, param in model.named_parameters():
-            tensors[f"{case['name']}/{param_name}"] = param.grad.to(torch.float32)
+        for reference, out_tensors in ((model, tensors), (bf16_backward, backward_tensors)):
+            reference.zero_grad()
+            logprobs = batch_logprobs(reference, grad_fixture["sequences"], case["temperature"])
+            loss = (w * logprobs).sum()
+            loss.backward()
+            for param_name, param in reference.named_parameters():
+                out_tensors[f"{case['name']}/{param_name}"] = param.grad.to(torch.float32)
+        worst = max(
+            ((backward_tensors[k] - tensors[k]).abs().max() / tensors[k].abs().max()).item()
+            for k in tensors
+            if k.startswith(case["name"] + "/")
+        )
+        print(f"{name} {case['name']}: BF16 backward products move a gradient by up to {worst:.2e} of its largest entry")
         grad_cases.append(
             {
                 "name": case["name"],
@@ -86,6 +102,9 @@ def generate(name):
         },
     )
     write_safetensors(os.path.join(out, "bf16_gradients.safetensors"), tensors, {"format": "pt"})
+    write_safetensors(
+        os.path.join(out, "bf16_backward_gradients.safetensors"), backward_tensors, {"format": "pt"}
+    )
 
     # How far the BF16 reference is from the same BF16 weights without
     # rounding the activations: the scale of what BF16 compute changes.

@@ -21,9 +21,17 @@ passes gradients through the rounding unchanged (straight-through), and the
 weight gradient is formed from the rounded input, as autocast's saved bf16
 input gives. With float64 weights holding BF16 values this is the exact
 arithmetic of a BF16 matmul with a float64 accumulator.
+
+BF16 backward products (also CausalLM.round_output_gradients_to_bf16()):
+the gradient arriving at the output of every projection and of the LM head
+is rounded to bfloat16 before it is multiplied by the weight (for the input
+gradient) and by the rounded input (for the weight gradient), as a BF16
+matmul's backward does; a bias gradient sums the unrounded gradient, and
+the products themselves stay float64.
 """
 
 import math
+import types
 
 import torch
 from torch import nn
@@ -95,6 +103,30 @@ def rotary_tables(head_dim, theta, positions, dtype):
 def round_to_bf16(x):
     """x rounded to bfloat16 values in x's dtype; identity for gradients."""
     return x + (x.to(torch.bfloat16).to(x.dtype) - x).detach()
+
+
+class _RoundGradientToBf16(torch.autograd.Function):
+    """Identity forward; the backward rounds the incoming gradient to
+    bfloat16 values, as a BF16 matmul's backward reads its output gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.to(torch.bfloat16).to(grad.dtype)
+
+
+def round_gradient_to_bf16(x):
+    return _RoundGradientToBf16.apply(x)
+
+
+def _linear_with_bf16_backward(module, x):
+    """nn.Linear whose product sees its output gradient rounded to bfloat16;
+    the bias gradient is the column sum of the unrounded gradient."""
+    y = round_gradient_to_bf16(x @ module.weight.T)
+    return y if module.bias is None else y + module.bias
 
 
 def rotate_half(x):
@@ -192,6 +224,7 @@ class CausalLM(nn.Module):
         self.model = Backbone(c)
         self.lm_head = None if c["tie_word_embeddings"] else nn.Linear(c["hidden_size"], c["vocab_size"], bias=False)
         self.bf16_matmul_inputs = False
+        self.bf16_output_gradients = False
 
     def round_matmul_inputs_to_bf16(self):
         """Switches on BF16 compute (see the module docstring)."""
@@ -201,6 +234,14 @@ class CausalLM(nn.Module):
                 module.register_forward_pre_hook(lambda _, args: (round_to_bf16(args[0]),))
             if isinstance(module, Attention):
                 module.bf16_kv = True
+        return self
+
+    def round_output_gradients_to_bf16(self):
+        """Switches on BF16 backward products (see the module docstring)."""
+        self.bf16_output_gradients = True
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                module.forward = types.MethodType(_linear_with_bf16_backward, module)
         return self
 
     @classmethod
@@ -226,7 +267,8 @@ class CausalLM(nn.Module):
         head = self.model.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
         if self.bf16_matmul_inputs:
             x = round_to_bf16(x)
-        return x @ head.T
+        logits = x @ head.T
+        return round_gradient_to_bf16(logits) if self.bf16_output_gradients else logits
 
 
 def next_token_logprobs(logits, ids):
