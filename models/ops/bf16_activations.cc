@@ -33,16 +33,22 @@ Status ForChunks(int64_t count, Mesh* mesh, Fn&& convert) {
   });
 }
 
-}  // namespace
-
-StatusOr<const uint16_t*> RoundActivationsToBf16(const float* x, int64_t count,
-                                                 Mesh* mesh) {
-  thread_local std::vector<uint16_t> scratch;
+// x[0, count) rounded to BF16 into `scratch`, grown to fit.
+StatusOr<const uint16_t*> RoundInto(std::vector<uint16_t>& scratch,
+                                    const float* x, int64_t count, Mesh* mesh) {
   uint16_t* out = Grow(scratch, count);
   RETURN_IF_ERROR(ForChunks(count, mesh, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) out[i] = F32ToBf16(x[i]);
   }));
   return static_cast<const uint16_t*>(out);
+}
+
+}  // namespace
+
+StatusOr<const uint16_t*> RoundActivationsToBf16(const float* x, int64_t count,
+                                                 Mesh* mesh) {
+  thread_local std::vector<uint16_t> scratch;
+  return RoundInto(scratch, x, count, mesh);
 }
 
 StatusOr<const float*> RoundedActivations(const float* x, int64_t count,
@@ -61,41 +67,10 @@ Status RoundToBf16InPlace(float* x, int64_t count, Mesh* mesh) {
   });
 }
 
-StatusOr<Bf16Gradient> RoundGradientToBf16(const float* dy, int64_t rows,
-                                           int64_t cols, bool transposed,
-                                           Mesh* mesh) {
-  thread_local std::vector<uint16_t> by_rows_scratch, by_columns_scratch;
-  const int64_t count = rows * cols;
-  uint16_t* by_rows = Grow(by_rows_scratch, count);
-  RETURN_IF_ERROR(ForChunks(count, mesh, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) by_rows[i] = F32ToBf16(dy[i]);
-  }));
-  Bf16Gradient result{.by_rows = by_rows};
-  if (!transposed) return result;
-  uint16_t* by_columns = Grow(by_columns_scratch, count);
-  // Square blocks keep both the reads and the writes within a few cache
-  // lines per row.
-  constexpr int64_t kBlock = 64;
-  const auto transpose = [&](int64_t c0, int64_t c1) {
-    for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
-      const int64_t r1 = std::min(rows, r0 + kBlock);
-      for (int64_t c = c0; c < c1; ++c) {
-        for (int64_t r = r0; r < r1; ++r)
-          by_columns[c * rows + r] = by_rows[r * cols + c];
-      }
-    }
-  };
-  const int64_t blocks = (cols + kBlock - 1) / kBlock;
-  if (count < kParallelElements || mesh == nullptr) {
-    transpose(0, cols);
-  } else {
-    RETURN_IF_ERROR(ParallelForOrInline(mesh, blocks, [&](const Shard& s) {
-      transpose(s.begin * kBlock, std::min(cols, s.end * kBlock));
-      return OkStatus();
-    }));
-  }
-  result.by_columns = by_columns;
-  return result;
+StatusOr<const uint16_t*> RoundGradientToBf16(const float* dy, int64_t count,
+                                              Mesh* mesh) {
+  thread_local std::vector<uint16_t> scratch;
+  return RoundInto(scratch, dy, count, mesh);
 }
 
 const float* WidenBf16Columns(const uint16_t* w, int64_t rows, int64_t ld,

@@ -33,17 +33,11 @@ StatusOr<const float*> RoundedActivations(const float* x, int64_t count,
 // x[0, count) replaced by its values rounded to BF16 (still float32).
 Status RoundToBf16InPlace(float* x, int64_t count, Mesh* mesh);
 
-// dLoss/dy [rows, cols] rounded to BF16 for the backward's BF16 products
-// (models/ops/linear.h): `by_rows` as stored and, when `transposed` is
-// asked, `by_columns` [cols, rows]. The conversion and the transpose are
-// split across `mesh` when large (inline when null).
-struct Bf16Gradient {
-  const uint16_t* by_rows = nullptr;
-  const uint16_t* by_columns = nullptr;
-};
-StatusOr<Bf16Gradient> RoundGradientToBf16(const float* dy, int64_t rows,
-                                           int64_t cols, bool transposed,
-                                           Mesh* mesh);
+// dLoss/dy[0, count) rounded to BF16 for the backward's BF16 products
+// (models/ops/linear.h), in a buffer of the calling thread apart from
+// RoundActivationsToBf16's, so both can be alive at once.
+StatusOr<const uint16_t*> RoundGradientToBf16(const float* dy, int64_t count,
+                                              Mesh* mesh);
 
 // Columns [c0, c1) of the BF16 matrix w[rows, ld], widened to float32 into
 // a [rows, c1 - c0] row-major buffer of the calling thread.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "models/dtype.h"
 
@@ -18,8 +19,9 @@ constexpr int kTileCols = 32;
     !defined(RLRT_GEMM_SCALAR_ONLY)
 [[maybe_unused]] constexpr char kPath[] = "avx512_bf16";
 
-// The pairs (A[p], A[p + 1]) of row r as one 32-bit word in every lane;
-// `with_next` false pads with a zero for an odd inner size's last element.
+// The pair (A(i, p), A(i, p + 1)) as one 32-bit word in every lane, `a`
+// pointing at A(i, p) with A(i, p + 1) next to it; `with_next` false pads
+// with a zero for an odd inner size's last element.
 inline __m512bh PairOfA(const uint16_t* a, bool with_next) {
   uint32_t word = a[0];
   if (with_next) std::memcpy(&word, a, sizeof(word));
@@ -42,37 +44,41 @@ inline void Columns(__m512 lo, __m512 hi, __m512* first16, __m512* last16) {
                                        _MM_SHUFFLE(3, 1, 2, 0));
 }
 
+// The tiles read A by rows (a_inner_stride 1; AccumulateGemmBf16 packs a
+// strided A first).
 template <int R>
 void Tile(const AccumulateGemmBf16Args& g, int64_t row, int64_t col, int width,
           int64_t p0, int64_t p1) {
   const __mmask32 columns =
       width >= kTileCols ? ~__mmask32{0} : (__mmask32{1} << width) - 1;
   __m512 lo[R], hi[R];
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm512_setzero_ps();
-  const uint16_t* a = g.a + row * g.lda;
+  const uint16_t* a = g.a + row * g.a_row_stride;
   const uint16_t* b = g.b + col;
+  // One inline step per pair: the 2R accumulators must stay in registers
+  // (a lambda capturing the arrays made GCC keep them on the stack).
   int64_t p = p0;
-  auto step = [&](__m512i even_row, __m512i odd_row, bool with_next) {
+  for (; p < p1; p += 2) {
+    const bool with_next = p + 1 < p1;
+    const __m512i even_row = _mm512_maskz_loadu_epi16(columns, b + p * g.ldb);
+    const __m512i odd_row =
+        with_next ? _mm512_maskz_loadu_epi16(columns, b + (p + 1) * g.ldb)
+                  : _mm512_setzero_si512();
     const __m512i lo_pairs = _mm512_unpacklo_epi16(even_row, odd_row);
     const __m512i hi_pairs = _mm512_unpackhi_epi16(even_row, odd_row);
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const __m512bh pair = PairOfA(a + r * g.lda + p, with_next);
+      const __m512bh pair = PairOfA(a + r * g.a_row_stride + p, with_next);
       lo[r] = _mm512_dpbf16_ps(lo[r], pair,
                                reinterpret_cast<const __m512bh&>(lo_pairs));
       hi[r] = _mm512_dpbf16_ps(hi[r], pair,
                                reinterpret_cast<const __m512bh&>(hi_pairs));
     }
-  };
-  for (; p + 1 < p1; p += 2) {
-    step(_mm512_maskz_loadu_epi16(columns, b + p * g.ldb),
-         _mm512_maskz_loadu_epi16(columns, b + (p + 1) * g.ldb), true);
-  }
-  if (p < p1) {
-    step(_mm512_maskz_loadu_epi16(columns, b + p * g.ldb),
-         _mm512_setzero_si512(), false);
   }
   const __mmask16 first_mask = static_cast<__mmask16>(columns);
   const __mmask16 last_mask = static_cast<__mmask16>(columns >> 16);
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     __m512 first16, last16;
     Columns(lo[r], hi[r], &first16, &last16);
@@ -95,13 +101,14 @@ template <int R>
 void Tile(const AccumulateGemmBf16Args& g, int64_t row, int64_t col, int width,
           int64_t p0, int64_t p1) {
   float acc[R][kTileCols] = {};
-  const uint16_t* a = g.a + row * g.lda;
+  auto a_at = [&](int r, int64_t q) {
+    return Bf16ToF32(g.a[(row + r) * g.a_row_stride + q]);
+  };
   int64_t p = p0;
   auto step = [&](const uint16_t* even_row, const uint16_t* odd_row) {
     for (int r = 0; r < R; ++r) {
-      const float a_even = Bf16ToF32(a[r * g.lda + p]);
-      const float a_odd =
-          odd_row != nullptr ? Bf16ToF32(a[r * g.lda + p + 1]) : 0.0f;
+      const float a_even = a_at(r, p);
+      const float a_odd = odd_row != nullptr ? a_at(r, p + 1) : 0.0f;
       for (int c = 0; c < width; ++c) {
         const float b_odd = odd_row != nullptr ? Bf16ToF32(odd_row[c]) : 0.0f;
         acc[r][c] = std::fma(a_odd, b_odd, acc[r][c]);
@@ -140,10 +147,50 @@ const char* AccumulateGemmBf16Path() { return kPath; }
 void AccumulateGemmBf16(const AccumulateGemmBf16Args& g, int64_t row_begin,
                         int64_t row_end, int64_t col_begin, int64_t col_end) {
 #endif
+  const TileFn* contiguous = kTiles;
+  if (g.a_inner_stride == 1) {
+    ForEachAccumulateTile<kTileRows, kTileCols>(
+        g.inner, row_begin, row_end, col_begin, col_end,
+        [&](int64_t row, int64_t col, int rows, int width, int64_t p0,
+            int64_t p1) { contiguous[rows](g, row, col, width, p0, p1); });
+    return;
+  }
+  // A read through a stride (dW's dY^T): each panel's slice of A for one
+  // inner block is first packed by rows, so the tiles read it as pairs in
+  // order (a stride of a vocabulary's width per element would defeat the
+  // caches and the prefetchers). The packed slice holds the same values,
+  // so every output's arithmetic, and its bits, are unchanged.
+  thread_local std::vector<uint16_t> packed;
+  packed.resize(kPanelRows * kAccumulateBlock);
+  int64_t packed_panel = -1, packed_p0 = -1;
   ForEachAccumulateTile<kTileRows, kTileCols>(
       g.inner, row_begin, row_end, col_begin, col_end,
       [&](int64_t row, int64_t col, int rows, int width, int64_t p0,
-          int64_t p1) { kTiles[rows](g, row, col, width, p0, p1); });
+          int64_t p1) {
+        const int64_t panel =
+            row_begin + (row - row_begin) / kPanelRows * kPanelRows;
+        if (panel != packed_panel || p0 != packed_p0) {
+          const int64_t panel_rows = std::min(kPanelRows, row_end - panel);
+          for (int64_t p = p0; p < p1; ++p) {
+            const uint16_t* column = g.a + p * g.a_inner_stride;
+            for (int64_t r = 0; r < panel_rows; ++r) {
+              packed[r * kAccumulateBlock + (p - p0)] =
+                  column[(panel + r) * g.a_row_stride];
+            }
+          }
+          packed_panel = panel;
+          packed_p0 = p0;
+        }
+        const AccumulateGemmBf16Args slice{.a = packed.data(),
+                                           .a_row_stride = kAccumulateBlock,
+                                           .a_inner_stride = 1,
+                                           .b = g.b + p0 * g.ldb,
+                                           .ldb = g.ldb,
+                                           .c = g.c + panel * g.ldc,
+                                           .ldc = g.ldc,
+                                           .inner = p1 - p0};
+        contiguous[rows](slice, row - panel, col, width, 0, p1 - p0);
+      });
 }
 
 }  // namespace rlrt

@@ -71,12 +71,12 @@ void ZeroColumns(const LinearBackwardArgs& a, int64_t k0, int64_t k1) {
 // The BF16 products: dX += dy W and dW += dy^T x, dy and x as BF16.
 Status Bf16Gradients(const LinearBackwardArgs& a, Mesh* mesh) {
   const bool weight_gradient = a.dweight != nullptr && a.rows > 0;
-  ASSIGN_OR_RETURN(
-      const Bf16Gradient dy,
-      RoundGradientToBf16(a.dy, a.rows, a.out, weight_gradient, mesh));
+  ASSIGN_OR_RETURN(const uint16_t* dy,
+                   RoundGradientToBf16(a.dy, a.rows * a.out, mesh));
   if (a.dx != nullptr) {
-    const AccumulateGemmBf16Args product{.a = dy.by_rows,
-                                         .lda = a.out,
+    const AccumulateGemmBf16Args product{.a = dy,
+                                         .a_row_stride = a.out,
+                                         .a_inner_stride = 1,
                                          .b = a.weight.bf16(),
                                          .ldb = a.in,
                                          .c = a.dx,
@@ -94,9 +94,10 @@ Status Bf16Gradients(const LinearBackwardArgs& a, Mesh* mesh) {
   if (!weight_gradient) return OkStatus();
   ASSIGN_OR_RETURN(const uint16_t* x,
                    RoundActivationsToBf16(a.x, a.rows * a.in, mesh));
-  // dW[n, k] += sum_t dy[t, n] x[t, k]: A = dy transposed, B = x.
-  const AccumulateGemmBf16Args product{.a = dy.by_columns,
-                                       .lda = a.rows,
+  // dW[n, k] += sum_t dy[t, n] x[t, k]: dy read transposed in place.
+  const AccumulateGemmBf16Args product{.a = dy,
+                                       .a_row_stride = 1,
+                                       .a_inner_stride = a.out,
                                        .b = x,
                                        .ldb = a.in,
                                        .c = a.dweight,
