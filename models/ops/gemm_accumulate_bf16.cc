@@ -11,6 +11,9 @@
 
 namespace rlrt {
 namespace {
+// Named apart from gemm_accumulate.cc's anonymous-namespace twins, which a
+// unity build puts in the same translation unit.
+namespace accumulate_bf16 {
 
 constexpr int kTileRows = 8;
 constexpr int kTileCols = 32;
@@ -134,6 +137,7 @@ constexpr TileFn kTiles[kTileRows + 1] = {nullptr, Tile<1>, Tile<2>,
                                           Tile<3>, Tile<4>, Tile<5>,
                                           Tile<6>, Tile<7>, Tile<8>};
 
+}  // namespace accumulate_bf16
 }  // namespace
 
 // The test build compiles this file again with the portable path only.
@@ -142,12 +146,14 @@ void AccumulateGemmBf16PortableForTest(const AccumulateGemmBf16Args& g,
                                        int64_t row_begin, int64_t row_end,
                                        int64_t col_begin, int64_t col_end) {
 #else
-const char* AccumulateGemmBf16Path() { return kPath; }
+const char* AccumulateGemmBf16Path() { return accumulate_bf16::kPath; }
 
 void AccumulateGemmBf16(const AccumulateGemmBf16Args& g, int64_t row_begin,
                         int64_t row_end, int64_t col_begin, int64_t col_end) {
 #endif
-  const TileFn* contiguous = kTiles;
+  using accumulate_bf16::kTileCols;
+  using accumulate_bf16::kTileRows;
+  const accumulate_bf16::TileFn* contiguous = accumulate_bf16::kTiles;
   if (g.a_inner_stride == 1) {
     ForEachAccumulateTile<kTileRows, kTileCols>(
         g.inner, row_begin, row_end, col_begin, col_end,

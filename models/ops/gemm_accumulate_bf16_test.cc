@@ -21,6 +21,8 @@ void AccumulateGemmBf16PortableForTest(const AccumulateGemmBf16Args& args,
                                        int64_t col_begin, int64_t col_end);
 
 namespace {
+// Apart from the helpers of the other tests a unity build merges with these.
+namespace accumulate_bf16_test {
 
 using testing::RandomVector;
 
@@ -188,5 +190,6 @@ TEST(AccumulateGemmBf16Test, TouchesOnlyItsRangeAndReadsNoFurther) {
   }
 }
 
+}  // namespace accumulate_bf16_test
 }  // namespace
 }  // namespace rlrt
