@@ -49,7 +49,7 @@ DEFINE_bool(bf16_backward_products, true,
             "With BF16 weights, run the backward's matrix products in BF16 "
             "with float32 accumulation (each layer's output gradient "
             "rounded to BF16, as PyTorch's autocast does); false: float32 "
-            "products, about half the speed.");
+            "products, slower.");
 DEFINE_double(temperature, 1.0,
               "The sampling temperature (> 0); logprobs are of the tempered "
               "distribution.");

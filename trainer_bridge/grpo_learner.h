@@ -71,8 +71,8 @@ struct GrpoOptions {
   // The sampler's KV cache dtype (TrainableTransformerOptions::kv_dtype);
   // unset follows the weights, as the sampler's default does.
   std::optional<DType> kv_dtype;
-  // With BF16 weights: the backward's products in BF16 (true, about twice
-  // as fast) or float32 (TrainableTransformerOptions::bf16_backward_products).
+  // With BF16 weights: the backward's products in BF16 (true, faster) or
+  // float32 (TrainableTransformerOptions::bf16_backward_products).
   bool bf16_backward_products = true;
   // Train a LoRA adapter of this shape on a frozen base (see above); unset:
   // full fine-tuning. lora_seed draws the adapter's A.

@@ -57,6 +57,7 @@ void AccumulateGemm(const AccumulateGemmArgs& g, int64_t row_begin,
                     int64_t row_end, int64_t col_begin, int64_t col_end) {
   ForEachAccumulateTile<kTileRows, kTileCols>(
       g.inner, row_begin, row_end, col_begin, col_end,
+      [](int64_t, int64_t, int64_t, int64_t) {},
       [&](int64_t row, int64_t col, int rows, int width, int64_t p0,
           int64_t p1) { kTiles[rows](g, row, col, width, p0, p1); });
 }

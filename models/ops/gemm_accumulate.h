@@ -31,17 +31,20 @@ inline constexpr int64_t kAccumulateBlock = 256;
 // panels of kPanelRows rows, then column tiles of kTileCols, then the row
 // tiles of the panel. A panel's slice of A (kPanelRows x one inner block)
 // and a column tile's slice of B stay in the first cache levels while they
-// are reused. Calls tile(row, col, rows, width, p0, p1) for each tile and
-// inner block.
+// are reused. Calls start_panel(panel, panel_end, p0, p1) before each
+// panel's tiles of an inner block, then tile(row, col, rows, width, p0, p1)
+// for each of them.
 inline constexpr int64_t kPanelRows = 64;
-template <int kTileRows, int kTileCols, typename TileFn>
+template <int kTileRows, int kTileCols, typename PanelFn, typename TileFn>
 void ForEachAccumulateTile(int64_t inner, int64_t row_begin, int64_t row_end,
-                           int64_t col_begin, int64_t col_end, TileFn&& tile) {
+                           int64_t col_begin, int64_t col_end,
+                           PanelFn&& start_panel, TileFn&& tile) {
   if (row_begin >= row_end || col_begin >= col_end) return;
   for (int64_t p0 = 0; p0 < inner; p0 += kAccumulateBlock) {
     const int64_t p1 = std::min(inner, p0 + kAccumulateBlock);
     for (int64_t panel = row_begin; panel < row_end; panel += kPanelRows) {
       const int64_t panel_end = std::min(row_end, panel + kPanelRows);
+      start_panel(panel, panel_end, p0, p1);
       for (int64_t col = col_begin; col < col_end; col += kTileCols) {
         const int width =
             static_cast<int>(std::min<int64_t>(kTileCols, col_end - col));

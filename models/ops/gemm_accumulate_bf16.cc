@@ -153,12 +153,13 @@ void AccumulateGemmBf16(const AccumulateGemmBf16Args& g, int64_t row_begin,
 #endif
   using accumulate_bf16::kTileCols;
   using accumulate_bf16::kTileRows;
-  const accumulate_bf16::TileFn* contiguous = accumulate_bf16::kTiles;
+  const accumulate_bf16::TileFn* tiles = accumulate_bf16::kTiles;
   if (g.a_inner_stride == 1) {
     ForEachAccumulateTile<kTileRows, kTileCols>(
         g.inner, row_begin, row_end, col_begin, col_end,
+        [](int64_t, int64_t, int64_t, int64_t) {},
         [&](int64_t row, int64_t col, int rows, int width, int64_t p0,
-            int64_t p1) { contiguous[rows](g, row, col, width, p0, p1); });
+            int64_t p1) { tiles[rows](g, row, col, width, p0, p1); });
     return;
   }
   // A read through a stride (dW's dY^T): each panel's slice of A for one
@@ -168,34 +169,30 @@ void AccumulateGemmBf16(const AccumulateGemmBf16Args& g, int64_t row_begin,
   // so every output's arithmetic, and its bits, are unchanged.
   thread_local std::vector<uint16_t> packed;
   packed.resize(kPanelRows * kAccumulateBlock);
-  int64_t packed_panel = -1, packed_p0 = -1;
+  AccumulateGemmBf16Args slice;
+  int64_t panel_begin = 0;
   ForEachAccumulateTile<kTileRows, kTileCols>(
       g.inner, row_begin, row_end, col_begin, col_end,
-      [&](int64_t row, int64_t col, int rows, int width, int64_t p0,
-          int64_t p1) {
-        const int64_t panel =
-            row_begin + (row - row_begin) / kPanelRows * kPanelRows;
-        if (panel != packed_panel || p0 != packed_p0) {
-          const int64_t panel_rows = std::min(kPanelRows, row_end - panel);
-          for (int64_t p = p0; p < p1; ++p) {
-            const uint16_t* column = g.a + p * g.a_inner_stride;
-            for (int64_t r = 0; r < panel_rows; ++r) {
-              packed[r * kAccumulateBlock + (p - p0)] =
-                  column[(panel + r) * g.a_row_stride];
-            }
+      [&](int64_t panel, int64_t panel_end, int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          const uint16_t* column = g.a + p * g.a_inner_stride;
+          for (int64_t r = 0; r < panel_end - panel; ++r) {
+            packed[r * kAccumulateBlock + (p - p0)] =
+                column[(panel + r) * g.a_row_stride];
           }
-          packed_panel = panel;
-          packed_p0 = p0;
         }
-        const AccumulateGemmBf16Args slice{.a = packed.data(),
-                                           .a_row_stride = kAccumulateBlock,
-                                           .a_inner_stride = 1,
-                                           .b = g.b + p0 * g.ldb,
-                                           .ldb = g.ldb,
-                                           .c = g.c + panel * g.ldc,
-                                           .ldc = g.ldc,
-                                           .inner = p1 - p0};
-        contiguous[rows](slice, row - panel, col, width, 0, p1 - p0);
+        panel_begin = panel;
+        slice = {.a = packed.data(),
+                 .a_row_stride = kAccumulateBlock,
+                 .a_inner_stride = 1,
+                 .b = g.b + p0 * g.ldb,
+                 .ldb = g.ldb,
+                 .c = g.c + panel * g.ldc,
+                 .ldc = g.ldc,
+                 .inner = p1 - p0};
+      },
+      [&](int64_t row, int64_t col, int rows, int width, int64_t, int64_t) {
+        tiles[rows](slice, row - panel_begin, col, width, 0, slice.inner);
       });
 }
 

@@ -58,14 +58,25 @@ Status ForEachDwRowRange(const LinearBackwardArgs& a, Mesh* mesh, Fn&& fn) {
   });
 }
 
-bool UsesBf16Products(const LinearBackwardArgs& a) {
-  return a.weight.dtype == DType::kBF16 && a.bf16_products;
+// fn(k0, k1) for the dx columns [k0, k1) of each worker's share, zeroed
+// first unless accumulate_dx.
+template <typename Fn>
+Status ForEachDxColumnRange(const LinearBackwardArgs& a, Mesh* mesh, Fn&& fn) {
+  const int64_t blocks = (a.in + kDxColumnBlock - 1) / kDxColumnBlock;
+  return ParallelForOrInline(mesh, blocks, [&](const Shard& s) {
+    const int64_t k0 = s.begin * kDxColumnBlock;
+    const int64_t k1 = std::min(a.in, s.end * kDxColumnBlock);
+    if (!a.accumulate_dx) {
+      for (int64_t t = 0; t < a.rows; ++t)
+        std::fill(a.dx + t * a.in + k0, a.dx + t * a.in + k1, 0.0f);
+    }
+    fn(k0, k1);
+    return OkStatus();
+  });
 }
 
-void ZeroColumns(const LinearBackwardArgs& a, int64_t k0, int64_t k1) {
-  if (a.accumulate_dx) return;
-  for (int64_t t = 0; t < a.rows; ++t)
-    std::fill(a.dx + t * a.in + k0, a.dx + t * a.in + k1, 0.0f);
+bool UsesBf16Products(const LinearBackwardArgs& a) {
+  return a.weight.dtype == DType::kBF16 && a.bf16_products;
 }
 
 // The BF16 products: dX += dy W and dW += dy^T x, dy and x as BF16.
@@ -82,13 +93,8 @@ Status Bf16Gradients(const LinearBackwardArgs& a, Mesh* mesh) {
                                          .c = a.dx,
                                          .ldc = a.in,
                                          .inner = a.out};
-    const int64_t blocks = (a.in + kDxColumnBlock - 1) / kDxColumnBlock;
-    RETURN_IF_ERROR(ParallelForOrInline(mesh, blocks, [&](const Shard& s) {
-      const int64_t k0 = s.begin * kDxColumnBlock;
-      const int64_t k1 = std::min(a.in, s.end * kDxColumnBlock);
-      ZeroColumns(a, k0, k1);
+    RETURN_IF_ERROR(ForEachDxColumnRange(a, mesh, [&](int64_t k0, int64_t k1) {
       AccumulateGemmBf16(product, 0, a.rows, k0, k1);
-      return OkStatus();
     }));
   }
   if (!weight_gradient) return OkStatus();
@@ -119,14 +125,10 @@ Status InputGradient(const LinearBackwardArgs& a, Mesh* mesh) {
                                    .ldc = a.in,
                                    .inner = a.out};
   const uint16_t* bf16 = a.weight.bf16();
-  const int64_t blocks = (a.in + kDxColumnBlock - 1) / kDxColumnBlock;
-  return ParallelForOrInline(mesh, blocks, [&](const Shard& s) {
-    const int64_t k0 = s.begin * kDxColumnBlock;
-    const int64_t k1 = std::min(a.in, s.end * kDxColumnBlock);
-    ZeroColumns(a, k0, k1);
+  return ForEachDxColumnRange(a, mesh, [&](int64_t k0, int64_t k1) {
     if (bf16 == nullptr) {
       AccumulateGemm(product, 0, a.rows, k0, k1);
-      return OkStatus();
+      return;
     }
     // BF16 weights: widen one block of W's columns at a time. An output's
     // arithmetic does not depend on the column range it is computed in
@@ -140,7 +142,6 @@ Status InputGradient(const LinearBackwardArgs& a, Mesh* mesh) {
       block.c = a.dx + b0;
       AccumulateGemm(block, 0, a.rows, 0, b1 - b0);
     }
-    return OkStatus();
   });
 }
 

@@ -140,28 +140,28 @@ TEST(LinearBf16Test, Float32BackwardEqualsTheFloat32BackwardOfTheSameValues) {
 // depend on the worker count. Accumulating into dx adds the same product.
 TEST(LinearBf16Test, Bf16BackwardIsTheProductOfTheRoundedOperands) {
   // Odd inner sizes and partial tiles; dy large enough (t * n > 2^16) for
-  // its rounding and transpose to be split across the workers.
+  // its rounding to be split across the workers.
   const int64_t t = 65, k = 70, n = 1031;
   const std::vector<float> x = RandomVector(t * k, 41);
   const std::vector<uint16_t> w = ToBf16(RandomVector(n * k, 42));
   const std::vector<float> dy = RandomVector(t * n, 43);
   const std::vector<float> xr = Rounded(x), wf = Widen(w), dyr = Rounded(dy);
   const double eps = std::numeric_limits<float>::epsilon();
+  const LinearBackwardArgs operands{.x = x.data(),
+                                    .weight = MatrixRef::Bf16(w.data()),
+                                    .dy = dy.data(),
+                                    .rows = t,
+                                    .in = k,
+                                    .out = n};
   std::vector<float> first_dx, first_dw;
   for (int workers : {0, 1, 3}) {
     auto mesh = workers > 0 ? testing::MakeMesh(workers) : nullptr;
     std::vector<float> dx(t * k), dw(n * k, 0.25f), db(n, 0.5f);
-    ASSERT_TRUE(LinearBackward({.x = x.data(),
-                                .weight = MatrixRef::Bf16(w.data()),
-                                .dy = dy.data(),
-                                .rows = t,
-                                .in = k,
-                                .out = n,
-                                .dx = dx.data(),
-                                .dweight = dw.data(),
-                                .dbias = db.data()},
-                               mesh.get())
-                    .ok());
+    LinearBackwardArgs args = operands;
+    args.dx = dx.data();
+    args.dweight = dw.data();
+    args.dbias = db.data();
+    ASSERT_TRUE(LinearBackward(args, mesh.get()).ok());
     for (int64_t r = 0; r < t; ++r) {
       for (int64_t c = 0; c < k; ++c) {
         double exact = 0, magnitude = 0;
@@ -197,31 +197,19 @@ TEST(LinearBf16Test, Bf16BackwardIsTheProductOfTheRoundedOperands) {
   }
   // dx += the same product, onto what was there.
   std::vector<float> dx(t * k, 1.0f);
-  ASSERT_TRUE(LinearBackward({.x = x.data(),
-                              .weight = MatrixRef::Bf16(w.data()),
-                              .dy = dy.data(),
-                              .rows = t,
-                              .in = k,
-                              .out = n,
-                              .dx = dx.data(),
-                              .accumulate_dx = true},
-                             nullptr)
-                  .ok());
+  LinearBackwardArgs accumulate = operands;
+  accumulate.dx = dx.data();
+  accumulate.accumulate_dx = true;
+  ASSERT_TRUE(LinearBackward(accumulate, nullptr).ok());
   for (size_t i = 0; i < dx.size(); ++i)
     ASSERT_NEAR(dx[i], 1.0f + first_dx[i], 1e-5 * (1 + std::fabs(dx[i])));
   // Rounding dy is what changes: the float32 products of the same call
   // differ from these (the test would not see a path that skipped it).
   std::vector<float> dx32(t * k);
-  ASSERT_TRUE(LinearBackward({.x = x.data(),
-                              .weight = MatrixRef::Bf16(w.data()),
-                              .dy = dy.data(),
-                              .rows = t,
-                              .in = k,
-                              .out = n,
-                              .dx = dx32.data(),
-                              .bf16_products = false},
-                             nullptr)
-                  .ok());
+  LinearBackwardArgs float32_products = operands;
+  float32_products.dx = dx32.data();
+  float32_products.bf16_products = false;
+  ASSERT_TRUE(LinearBackward(float32_products, nullptr).ok());
   EXPECT_GT(testing::MaxAbsDiff(dx32.data(), testing::ToDouble(first_dx).data(),
                                 dx32.size()),
             1e-3);

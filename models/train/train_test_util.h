@@ -44,17 +44,12 @@ inline LoadedCheckpoint LoadFixture(const std::string& name) {
 struct LeafError {
   double max_abs_diff = 0;
   double max_abs_reference = 0;
+  // Sums of squares, for norms over several leaves.
   double sum_squared_diff = 0;
   double sum_squared_reference = 0;
   double relative() const {
     return max_abs_reference > 0 ? max_abs_diff / max_abs_reference
                                  : max_abs_diff;
-  }
-  // ||ours - reference|| / ||reference|| (Euclidean norms over the leaf).
-  double relative_norm() const {
-    return sum_squared_reference > 0
-               ? std::sqrt(sum_squared_diff / sum_squared_reference)
-               : std::sqrt(sum_squared_diff);
   }
 };
 

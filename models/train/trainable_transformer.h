@@ -70,9 +70,10 @@ struct TrainableTransformerOptions {
   std::optional<DType> kv_dtype = std::nullopt;
   // With BF16 weights, the backward's products of each projection and of
   // the LM head: true runs them in BF16 with float32 accumulation (the
-  // output gradient rounded to BF16, as PyTorch's autocast does; about
-  // twice the speed); false keeps the output gradient float32 and widens
-  // the weights (models/ops/linear.h LinearBackwardArgs::bf16_products).
+  // output gradient rounded to BF16, as PyTorch's autocast does; the
+  // faster choice, README's bench_trainer figures); false keeps the output
+  // gradient float32 and widens the weights (models/ops/linear.h
+  // LinearBackwardArgs::bf16_products).
   bool bf16_backward_products = true;
   // A LoRA adapter to run with from the start (SetAdapter), and the largest
   // rank SetAdapter may bring later (0: the start adapter's rank).
