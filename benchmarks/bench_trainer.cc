@@ -278,7 +278,7 @@ void BM_LoraStep(benchmark::State& state) {
     CHECK((*learner)->Step(batch, 2).ok());  // Faults in every buffer.
     Measured m;
     m.rss_mb = (ResidentBytes() - rss0) / 1e6;
-    m.state_mb = 4.0 * (*learner)->master_weights().total_bytes() / 1e6;
+    m.state_mb = 4.0 * (*learner)->gradients().total_bytes() / 1e6;
     constexpr int kSteps = 3;
     const auto t0 = SteadyClock::now();
     for (int i = 0; i < kSteps; ++i) CHECK((*learner)->Step(batch, 2).ok());

@@ -223,8 +223,10 @@ Status SavePolicy(const DemoConfig& config, const Learner& learner) {
     // adapter_model.safetensors) over the base it was trained on.
     RETURN_IF_ERROR(SavePeftAdapter(config.save_dir, *learner.grpo->adapter()));
   } else {
-    RETURN_IF_ERROR(SaveCheckpoint(learner.grpo->master_weights(),
-                                   learner.model_config, config.save_dir));
+    RETURN_IF_ERROR(
+        learner.grpo->WithMasterWeights([&](const ParamLeaves& master) {
+          return SaveCheckpoint(master, learner.model_config, config.save_dir);
+        }));
   }
   // chat_template.jinja, where the tokenizer keeps its template apart.
   for (const char* name :

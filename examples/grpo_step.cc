@@ -412,8 +412,9 @@ Status Run() {
   // Gradients first: if that fails, out_dir is not touched.
   if (!FLAGS_dump_grads.empty())
     RETURN_IF_ERROR(DumpGradients(learner->gradients(), FLAGS_dump_grads));
-  RETURN_IF_ERROR(
-      SaveCheckpoint(learner->master_weights(), config, FLAGS_out_dir));
+  RETURN_IF_ERROR(learner->WithMasterWeights([&](const ParamLeaves& master) {
+    return SaveCheckpoint(master, config, FLAGS_out_dir);
+  }));
   RETURN_IF_ERROR(CopyTokenizerFiles());
   const double seconds = SecondsSince(start);
   std::cout << MetricsJson(metrics, batch, seconds).dump() << std::endl;

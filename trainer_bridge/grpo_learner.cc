@@ -8,6 +8,7 @@
 #include <string>
 
 #include "base/timing.h"
+#include "models/leaf_checksum.h"
 #include "models/leaf_copy.h"
 #include "models/train/losses.h"
 
@@ -105,19 +106,33 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::Create(
   if (options.lora) {
     return CreateLora(config, initial, actor, reference_mesh, options);
   }
-  // The master weights are F32 whatever `initial` is (widening is exact).
-  ASSIGN_OR_RETURN(ParamLeaves weights,
-                   ConvertedCopy(initial, AllF32(initial.specs()), actor));
+  const bool mixed = DecoderMatrixDType(initial.specs()) != DType::kF32;
+  const bool split =
+      mixed && std::ranges::all_of(initial.specs(), [](const LeafSpec& spec) {
+        return spec.dtype == DType::kBF16 || spec.dtype == DType::kF32;
+      });
+  // The master weights are F32 whatever `initial` is (widening is exact);
+  // a BF16 master is kept split, its high halves the compute copy.
+  ASSIGN_OR_RETURN(
+      ParamLeaves weights,
+      split ? ParamLeaves::Allocate({})
+            : ConvertedCopy(initial, AllF32(initial.specs()), actor));
   // Zeroed at the start of every step, so no need to copy anything in.
-  ASSIGN_OR_RETURN(ParamLeaves grads, ParamLeaves::Allocate(weights.specs()));
+  ASSIGN_OR_RETURN(ParamLeaves grads,
+                   ParamLeaves::Allocate(AllF32(initial.specs())));
   std::unique_ptr<GrpoLearner> learner(
       new GrpoLearner(config, options, actor, reference_mesh,
                       std::move(weights), std::move(grads)));
-  if (DecoderMatrixDType(initial.specs()) != DType::kF32) {
+  if (mixed) {
     // Mixed precision: the passes run on a copy in the initial dtype,
     // equal to `initial` now and rounded from the master after each step.
     ASSIGN_OR_RETURN(ParamLeaves copy, CopyOf(initial, actor));
     learner->compute_copy_ = std::make_unique<ParamLeaves>(std::move(copy));
+  }
+  if (split) {
+    ASSIGN_OR_RETURN(SplitMaster master,
+                     SplitMaster::Create(learner->compute_copy_.get()));
+    learner->split_master_ = std::make_unique<SplitMaster>(std::move(master));
   }
   const TrainableTransformerOptions model_options = ModelOptionsFor(options);
   ASSIGN_OR_RETURN(learner->policy_,
@@ -127,13 +142,16 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::Create(
     ASSIGN_OR_RETURN(ParamLeaves ref,
                      CopyOf(initial, learner->reference_mesh_));
     learner->reference_weights_ = std::make_unique<ParamLeaves>(std::move(ref));
-    ASSIGN_OR_RETURN(
-        learner->reference_,
-        TrainableTransformer::Create(config, *learner->reference_weights_,
-                                     learner->reference_mesh_, model_options));
+    TrainableTransformerOptions reference_options = model_options;
+    reference_options.forward_only = true;  // it only scores
+    ASSIGN_OR_RETURN(learner->reference_,
+                     TrainableTransformer::Create(
+                         config, *learner->reference_weights_,
+                         learner->reference_mesh_, reference_options));
   }
   ASSIGN_OR_RETURN(AdamW optimizer,
-                   AdamW::Create(learner->weights_, options.adamw));
+                   split ? AdamW::Create(*learner->split_master_, options.adamw)
+                         : AdamW::Create(learner->weights_, options.adamw));
   learner->optimizer_ = std::make_unique<AdamW>(std::move(optimizer));
   return learner;
 }
@@ -158,6 +176,7 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::CreateLora(
   if (options.loss.beta > 0) {
     // The reference is the base itself: a second workspace, no weights.
     model_options.adapter = nullptr;
+    model_options.forward_only = true;
     ASSIGN_OR_RETURN(
         learner->reference_,
         TrainableTransformer::Create(config, base, learner->reference_mesh_,
@@ -496,14 +515,42 @@ Status GrpoLearner::Iterate(std::span<const Completion> batch,
   return OkStatus();
 }
 
+const std::vector<LeafSpec>& GrpoLearner::master_specs() const {
+  return split_master_ != nullptr ? split_master_->master_specs()
+                                  : Trained().specs();
+}
+
+Status GrpoLearner::WithMasterWeights(
+    FunctionRef<Status(const ParamLeaves&)> fn) const {
+  if (split_master_ == nullptr) return fn(Trained());
+  ASSIGN_OR_RETURN(ParamLeaves master,
+                   ParamLeaves::Allocate(split_master_->master_specs()));
+  RETURN_IF_ERROR(split_master_->CopyTo(master, actor_));
+  return fn(master);
+}
+
+uint64_t GrpoLearner::MasterContentHash() const {
+  return split_master_ != nullptr ? split_master_->ContentHash(actor_)
+                                  : ContentHash(Trained(), actor_);
+}
+
+Status GrpoLearner::AssignMaster(const ParamLeaves& master) {
+  if (split_master_ != nullptr) {
+    RETURN_IF_ERROR(split_master_->Assign(master, actor_));
+  } else {
+    RETURN_IF_ERROR(CopyIntoLeaves(
+        Trained(), [&](size_t i) { return master.data(i); }, actor_));
+  }
+  return RefreshComputeCopy();
+}
+
 Status GrpoLearner::SaveSnapshot() {
-  const ParamLeaves& trained = Trained();
   if (snapshot_ == nullptr) {
     ASSIGN_OR_RETURN(ParamLeaves weights,
-                     ParamLeaves::Allocate(trained.specs()));
-    ASSIGN_OR_RETURN(ParamLeaves first, ParamLeaves::Allocate(trained.specs()));
-    ASSIGN_OR_RETURN(ParamLeaves second,
-                     ParamLeaves::Allocate(trained.specs()));
+                     ParamLeaves::Allocate(master_specs()));
+    const std::vector<LeafSpec>& moments = optimizer_->first_moment().specs();
+    ASSIGN_OR_RETURN(ParamLeaves first, ParamLeaves::Allocate(moments));
+    ASSIGN_OR_RETURN(ParamLeaves second, ParamLeaves::Allocate(moments));
     snapshot_.reset(new Snapshot{std::move(weights), std::move(first),
                                  std::move(second), 0});
   }
@@ -511,7 +558,11 @@ Status GrpoLearner::SaveSnapshot() {
     return CopyIntoLeaves(
         to, [&](size_t i) { return from.data(i); }, actor_);
   };
-  RETURN_IF_ERROR(copy(snapshot_->weights, trained));
+  if (split_master_ != nullptr) {
+    RETURN_IF_ERROR(split_master_->CopyTo(snapshot_->weights, actor_));
+  } else {
+    RETURN_IF_ERROR(copy(snapshot_->weights, Trained()));
+  }
   RETURN_IF_ERROR(copy(snapshot_->first_moment, optimizer_->first_moment()));
   RETURN_IF_ERROR(copy(snapshot_->second_moment, optimizer_->second_moment()));
   snapshot_->optimizer_steps = optimizer_->steps();
@@ -522,14 +573,15 @@ Status GrpoLearner::RestoreSnapshot() {
   RETURN_IF_ERROR(optimizer_->Restore(snapshot_->first_moment,
                                       snapshot_->second_moment,
                                       snapshot_->optimizer_steps));
-  RETURN_IF_ERROR(CopyIntoLeaves(
-      Trained(), [&](size_t i) { return snapshot_->weights.data(i); }, actor_));
-  return RefreshComputeCopy();
+  return AssignMaster(snapshot_->weights);
 }
 
 StatusOr<OptimizerStepStats> GrpoLearner::OptimizerStep(double learning_rate) {
-  ASSIGN_OR_RETURN(OptimizerStepStats step,
-                   optimizer_->Step(Trained(), grads_, learning_rate, actor_));
+  ASSIGN_OR_RETURN(
+      OptimizerStepStats step,
+      split_master_ != nullptr
+          ? optimizer_->Step(*split_master_, grads_, learning_rate, actor_)
+          : optimizer_->Step(Trained(), grads_, learning_rate, actor_));
   RETURN_IF_ERROR(RefreshComputeCopy());
   return step;
 }
@@ -542,7 +594,9 @@ Status GrpoLearner::RefreshComputeCopy() {
     return OkStatus();
   }
   if (compute_copy_ == nullptr) return OkStatus();
-  RETURN_IF_ERROR(ConvertLeaves(weights_, *compute_copy_, actor_));
+  // A split master's high halves are the copy, already written.
+  if (split_master_ == nullptr)
+    RETURN_IF_ERROR(ConvertLeaves(weights_, *compute_copy_, actor_));
   // The policy's Backward checks that its weights did not move since its
   // Forward; the copy's version is how it sees that they did.
   compute_copy_->set_version(compute_copy_->version() + 1);
@@ -617,15 +671,13 @@ Status GrpoLearner::RestoreState(const ParamLeaves& weights,
                                  const ParamLeaves& first_moment,
                                  const ParamLeaves& second_moment,
                                  int64_t optimizer_steps) {
-  if (weights.fingerprint() != Trained().fingerprint())
+  if (weights.specs() != master_specs())
     return InvalidArgumentError(
         "the saved weights have another structure than the learner's "
         "float32 master weights (or its adapter)");
   RETURN_IF_ERROR(
       optimizer_->Restore(first_moment, second_moment, optimizer_steps));
-  RETURN_IF_ERROR(CopyIntoLeaves(
-      Trained(), [&](size_t i) { return weights.data(i); }, actor_));
-  return RefreshComputeCopy();
+  return AssignMaster(weights);
 }
 
 Status GrpoLearner::SetReference(const ParamLeaves& weights) {

@@ -31,6 +31,7 @@
 #include <span>
 #include <vector>
 
+#include "base/function_ref.h"
 #include "base/status.h"
 #include "models/config/model_config.h"
 #include "models/lora/lora_adapter.h"
@@ -176,7 +177,7 @@ class GrpoLearner {
       std::optional<double> learning_rate = std::nullopt);
 
   // Resumes a saved run: the policy's float32 master weights (see
-  // master_weights()) and the optimizer's state (the reference stays the
+  // WithMasterWeights()) and the optimizer's state (the reference stays the
   // initial weights given to Create). Structures must match; nothing
   // changes on error.
   Status RestoreState(const ParamLeaves& weights,
@@ -207,9 +208,18 @@ class GrpoLearner {
     if (adapter_ != nullptr) return adapter_->leaves();
     return compute_copy_ != nullptr ? *compute_copy_ : weights_;
   }
-  // The float32 weights the optimizer updates (what a training checkpoint
-  // saves, so a resumed run continues exactly); with LoRA, the adapter's.
-  const ParamLeaves& master_weights() const { return Trained(); }
+  // Runs `fn` on the float32 weights the optimizer updates (what a
+  // training checkpoint saves, so a resumed run continues exactly); with
+  // LoRA, on the adapter's. In BF16 mixed precision the master is kept
+  // split (split_master.h) and is assembled into a temporary copy for the
+  // call (4 bytes per parameter while it runs).
+  Status WithMasterWeights(FunctionRef<Status(const ParamLeaves&)> fn) const;
+  // The master's structure: names and shapes of weights(), all F32 (with
+  // LoRA, the adapter's).
+  const std::vector<LeafSpec>& master_specs() const;
+  // A hash of every bit of the master (replicas that hold the same master
+  // agree), without assembling it.
+  uint64_t MasterContentHash() const;
   // The adapter being trained (null in full fine-tuning).
   const LoraAdapter* adapter() const { return adapter_.get(); }
   // The gradients of the last optimizer step, before clipping.
@@ -241,7 +251,11 @@ class GrpoLearner {
   static StatusOr<std::unique_ptr<GrpoLearner>> CreateLora(
       const ModelConfig& config, const ParamLeaves& base, Mesh* actor,
       Mesh* reference_mesh, const GrpoOptions& options);
-  // What the optimizer updates: the master weights, or the adapter.
+  // Makes `master` (of master_specs()) the weights the optimizer updates
+  // and refreshes the compute copy.
+  Status AssignMaster(const ParamLeaves& master);
+  // What the optimizer updates when it is not a split master: the float32
+  // master weights, or the adapter.
   ParamLeaves& Trained() {
     return adapter_ != nullptr ? adapter_->leaves() : weights_;
   }
@@ -301,10 +315,13 @@ class GrpoLearner {
   DataParallelGroup* data_parallel_ = nullptr;
   Mesh* const actor_;
   Mesh* const reference_mesh_;
-  ParamLeaves weights_;  // The float32 master (empty with LoRA).
+  // The float32 master (empty with LoRA, and with a split master).
+  ParamLeaves weights_;
   std::unique_ptr<LoraAdapter> adapter_;  // LoRA only.
   ParamLeaves grads_;
   std::unique_ptr<ParamLeaves> compute_copy_;  // Mixed precision only.
+  // BF16 mixed precision: the master as compute_copy_ plus low halves.
+  std::unique_ptr<SplitMaster> split_master_;
   std::unique_ptr<ParamLeaves> reference_weights_;
   bool reference_replaced_ = false;
   std::function<void(const char*)> phase_observer_;

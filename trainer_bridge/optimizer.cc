@@ -47,6 +47,16 @@ AdamW::AdamW(AdamWOptions options, ParamLeaves m, ParamLeaves v,
 
 StatusOr<AdamW> AdamW::Create(const ParamLeaves& params,
                               const AdamWOptions& options) {
+  return CreateFor(params.specs(), options);
+}
+
+StatusOr<AdamW> AdamW::Create(const SplitMaster& params,
+                              const AdamWOptions& options) {
+  return CreateFor(params.master_specs(), options);
+}
+
+StatusOr<AdamW> AdamW::CreateFor(const std::vector<LeafSpec>& specs,
+                                 const AdamWOptions& options) {
   if (!(options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 &&
         options.beta2 < 1 && options.epsilon > 0 && options.weight_decay >= 0 &&
         options.max_grad_norm >= 0)) {
@@ -55,18 +65,18 @@ StatusOr<AdamW> AdamW::Create(const ParamLeaves& params,
         "max_grad_norm >= 0");
   }
   std::vector<Block> blocks;
-  for (size_t i = 0; i < params.size(); ++i) {
-    const LeafSpec& spec = params.spec(i);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const LeafSpec& spec = specs[i];
     if (spec.dtype != DType::kF32)
       return InvalidArgumentError("AdamW needs F32 leaves; " + spec.name +
                                   " is not");
-    const int64_t n = static_cast<int64_t>(params.bytes(i) / sizeof(float));
+    const int64_t n = spec.NumElements();
     for (int64_t b = 0; b < n; b += kBlockElements)
       blocks.push_back(
           {i, b, std::min(n, b + kBlockElements), spec.shape.size() >= 2});
   }
-  ASSIGN_OR_RETURN(ParamLeaves m, ParamLeaves::Allocate(params.specs()));
-  ASSIGN_OR_RETURN(ParamLeaves v, ParamLeaves::Allocate(params.specs()));
+  ASSIGN_OR_RETURN(ParamLeaves m, ParamLeaves::Allocate(specs));
+  ASSIGN_OR_RETURN(ParamLeaves v, ParamLeaves::Allocate(specs));
   return AdamW(options, std::move(m), std::move(v), std::move(blocks));
 }
 
@@ -95,10 +105,10 @@ StatusOr<double> AdamW::GradNorm(const ParamLeaves& grads, Mesh* mesh) const {
   return std::sqrt(total);
 }
 
-StatusOr<OptimizerStepStats> AdamW::Step(ParamLeaves& params,
-                                         const ParamLeaves& grads,
-                                         double learning_rate, Mesh* mesh) {
-  RETURN_IF_ERROR(CheckStructure(params, "parameters"));
+template <typename UpdateBlock>
+StatusOr<OptimizerStepStats> AdamW::StepWith(const ParamLeaves& grads,
+                                             double learning_rate, Mesh* mesh,
+                                             UpdateBlock&& update_block) {
   if (!(learning_rate >= 0) || !std::isfinite(learning_rate))
     return InvalidArgumentError("learning rate must be finite and >= 0");
   OptimizerStepStats stats;
@@ -118,30 +128,66 @@ StatusOr<OptimizerStepStats> AdamW::Step(ParamLeaves& params,
   const float b2 = static_cast<float>(options_.beta2);
   const double step_size = learning_rate / bias1;
   const double decay = learning_rate * options_.weight_decay;
+  const float scale = static_cast<float>(stats.clip_scale);
   RETURN_IF_ERROR(ParallelForOrInline(
       mesh, static_cast<int64_t>(blocks_.size()), [&](const Shard& shard) {
         for (int64_t k = shard.begin; k < shard.end; ++k) {
           const Block& b = blocks_[k];
-          float* p = Floats(params, b.leaf);
           const float* g = Floats(grads, b.leaf);
           float* m = Floats(m_, b.leaf);
           float* v = Floats(v_, b.leaf);
-          const float scale = static_cast<float>(stats.clip_scale);
-          for (int64_t i = b.begin; i < b.end; ++i) {
+          update_block(b, [&](int64_t i, float p) {
             const float gi = g[i] * scale;
             m[i] = b1 * m[i] + (1.0f - b1) * gi;
             v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
             const double denom = std::sqrt(v[i] / bias2) + options_.epsilon;
-            double updated = p[i];
+            double updated = p;
             if (b.decay) updated -= decay * updated;
             updated -= step_size * m[i] / denom;
-            p[i] = static_cast<float>(updated);
-          }
+            return static_cast<float>(updated);
+          });
         }
         return OkStatus();
       }));
   ++steps_;
   return stats;
+}
+
+StatusOr<OptimizerStepStats> AdamW::Step(ParamLeaves& params,
+                                         const ParamLeaves& grads,
+                                         double learning_rate, Mesh* mesh) {
+  RETURN_IF_ERROR(CheckStructure(params, "parameters"));
+  return StepWith(grads, learning_rate, mesh,
+                  [&](const Block& b, auto&& update) {
+                    float* p = Floats(params, b.leaf);
+                    for (int64_t i = b.begin; i < b.end; ++i)
+                      p[i] = update(i, p[i]);
+                  });
+}
+
+StatusOr<OptimizerStepStats> AdamW::Step(SplitMaster& params,
+                                         const ParamLeaves& grads,
+                                         double learning_rate, Mesh* mesh) {
+  if (StructureFingerprint(params.master_specs()) != m_.fingerprint())
+    return InvalidArgumentError(
+        "parameters do not have the optimizer's structure");
+  return StepWith(
+      grads, learning_rate, mesh, [&](const Block& b, auto&& update) {
+        uint16_t* low = params.low(b.leaf);
+        if (low == nullptr) {  // an F32 leaf: the master value itself
+          float* p = Floats(params.compute(), b.leaf);
+          for (int64_t i = b.begin; i < b.end; ++i) p[i] = update(i, p[i]);
+          return;
+        }
+        uint16_t* high =
+            reinterpret_cast<uint16_t*>(params.compute().data(b.leaf));
+        for (int64_t i = b.begin; i < b.end; ++i) {
+          const SplitF32 split =
+              SplitFloat(update(i, JoinFloat(high[i], low[i])));
+          high[i] = split.high;
+          low[i] = split.low;
+        }
+      });
 }
 
 Status AdamW::Restore(const ParamLeaves& first_moment,

@@ -17,6 +17,7 @@
 #include "base/status.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
+#include "trainer_bridge/split_master.h"
 
 namespace rlrt {
 
@@ -52,6 +53,9 @@ class AdamW {
   // Moments get the structure of `params` (F32 leaves only).
   static StatusOr<AdamW> Create(const ParamLeaves& params,
                                 const AdamWOptions& options);
+  // Moments of the master's structure (master_specs()).
+  static StatusOr<AdamW> Create(const SplitMaster& params,
+                                const AdamWOptions& options);
 
   // The global L2 norm of `grads` (bit-identical for any worker count).
   StatusOr<double> GradNorm(const ParamLeaves& grads, Mesh* mesh) const;
@@ -59,6 +63,11 @@ class AdamW {
   // One step. A non-finite gradient norm is refused (FailedPrecondition)
   // and nothing changes, so no NaN ever reaches the weights.
   StatusOr<OptimizerStepStats> Step(ParamLeaves& params,
+                                    const ParamLeaves& grads,
+                                    double learning_rate, Mesh* mesh);
+  // The same on a split master: the same float32 arithmetic, each value
+  // read from and written back to its two halves.
+  StatusOr<OptimizerStepStats> Step(SplitMaster& params,
                                     const ParamLeaves& grads,
                                     double learning_rate, Mesh* mesh);
 
@@ -82,7 +91,15 @@ class AdamW {
   };
   AdamW(AdamWOptions options, ParamLeaves m, ParamLeaves v,
         std::vector<Block> blocks);
+  static StatusOr<AdamW> CreateFor(const std::vector<LeafSpec>& specs,
+                                   const AdamWOptions& options);
   Status CheckStructure(const ParamLeaves& other, const char* what) const;
+  // Clips and updates; `update_block(block, fn)` runs fn(p) on the block's
+  // parameters as float32, in place (the caller's storage round-trips them).
+  template <typename UpdateBlock>
+  StatusOr<OptimizerStepStats> StepWith(const ParamLeaves& grads,
+                                        double learning_rate, Mesh* mesh,
+                                        UpdateBlock&& update_block);
 
   AdamWOptions options_;
   ParamLeaves m_;

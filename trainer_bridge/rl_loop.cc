@@ -402,8 +402,7 @@ StatusOr<RlRunSummary> RunRlLoop(RolloutBackend& rollouts, GrpoLearner& learner,
     if (group != nullptr) {
       // Same gradient, same update: the replicas must be identical.
       m.ranks = group->size();
-      m.replica_weights_hash =
-          ContentHash(learner.master_weights(), learner.mesh());
+      m.replica_weights_hash = learner.MasterContentHash();
       Status same = CheckReplicasIdentical(
           *group, m.replica_weights_hash,
           "the policy weights after step " + std::to_string(k + 1));

@@ -26,6 +26,23 @@
 namespace rlrt {
 namespace {
 
+// The BF16 value nearest to finite `m`, ties away from zero: of the two
+// neighbours (m's bits cut to 16, and one BF16 step farther from zero),
+// the closer in double.
+float NearestBf16TiesAway(float m) {
+  uint32_t bits;
+  std::memcpy(&bits, &m, 4);
+  const uint32_t toward_bits = bits & 0xFFFF0000u;
+  const uint32_t away_bits = toward_bits + 0x10000u;
+  float toward, away;
+  std::memcpy(&toward, &toward_bits, 4);
+  std::memcpy(&away, &away_bits, 4);
+  if (toward == m) return m;
+  const double to_toward = std::fabs(double(m) - toward);
+  const double to_away = std::fabs(double(away) - m);
+  return to_away <= to_toward ? away : toward;
+}
+
 using testing::kTarget;
 using testing::kTied;
 using testing::kUntied;
@@ -213,8 +230,7 @@ TEST(RlLoopTest, Bf16LoopIsExactlyOnPolicyAndLearns) {
   Rig rig(kUntied, kUntied, "dummy", "bfloat16");
   ASSERT_EQ(rig.engine->weight_dtype(), DType::kBF16);
   ASSERT_EQ(DecoderMatrixDType(rig.learner->weights().specs()), DType::kBF16);
-  ASSERT_EQ(DecoderMatrixDType(rig.learner->master_weights().specs()),
-            DType::kF32);
+  ASSERT_EQ(DecoderMatrixDType(rig.learner->master_specs()), DType::kF32);
   TargetTokenTask task;
   std::vector<RlStepMetrics> steps;
   ASSERT_TRUE(
@@ -236,22 +252,29 @@ TEST(RlLoopTest, Bf16LoopIsExactlyOnPolicyAndLearns) {
   EXPECT_EQ(rig.engine->WeightsChecksum()->content_hash,
             ContentHash(rig.learner->weights()));
   // The master really is finer than its copy: some update smaller than
-  // half a BF16 step moved the master and not the copy.
-  const ParamLeaves& master = rig.learner->master_weights();
+  // half a BF16 step moved the master and not the copy. The copy is the
+  // master rounded to the nearest BF16 value (ties away from zero),
+  // found here by comparing the two neighbours in double.
   const ParamLeaves& copy = rig.learner->weights();
   int64_t finer = 0, wrong = 0;
-  for (size_t i = 0; i < master.size(); ++i) {
-    const int64_t n = master.spec(i).NumElements();
-    for (int64_t k = 0; k < n; ++k) {
-      const float m = master.F32(i)[k];
-      const float c = LoadAsF32(copy.data(i), copy.spec(i).dtype, k);
-      const float rounded =
-          copy.spec(i).dtype == DType::kBF16 ? Bf16ToF32(F32ToBf16(m)) : m;
-      wrong += std::memcmp(&c, &rounded, 4) != 0;
-      finer += m != c;
-    }
-  }
-  EXPECT_EQ(wrong, 0) << "the copy is not the master rounded to nearest even";
+  ASSERT_TRUE(rig.learner
+                  ->WithMasterWeights([&](const ParamLeaves& master) {
+                    for (size_t i = 0; i < master.size(); ++i) {
+                      const DType dtype = copy.spec(i).dtype;
+                      for (int64_t k = 0; k < master.spec(i).NumElements();
+                           ++k) {
+                        const float m = master.F32(i)[k];
+                        const float c = LoadAsF32(copy.data(i), dtype, k);
+                        const float rounded =
+                            dtype == DType::kBF16 ? NearestBf16TiesAway(m) : m;
+                        wrong += std::memcmp(&c, &rounded, 4) != 0;
+                        finer += m != c;
+                      }
+                    }
+                    return OkStatus();
+                  })
+                  .ok());
+  EXPECT_EQ(wrong, 0) << "the copy is not the master rounded to nearest";
   EXPECT_GT(finer, 0);
 }
 

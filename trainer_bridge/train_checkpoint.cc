@@ -104,7 +104,9 @@ Status SaveTrainingCheckpoint(const fs::path& dir, const GrpoLearner& learner,
   if (learner.adapter() != nullptr) {
     RETURN_IF_ERROR(SavePeftAdapter(tmp, *learner.adapter()));
   } else {
-    RETURN_IF_ERROR(SaveCheckpoint(learner.master_weights(), config, tmp));
+    RETURN_IF_ERROR(learner.WithMasterWeights([&](const ParamLeaves& master) {
+      return SaveCheckpoint(master, config, tmp);
+    }));
   }
   RETURN_IF_ERROR(
       SaveOptimizer(tmp / "optimizer.safetensors", learner.optimizer()));

@@ -122,6 +122,60 @@ TEST_F(TrainCheckpointTest, ReplacedReferenceIsSavedAndRestored) {
   EXPECT_TRUE(SameBytes(*learner_->reference_weights(), *loaded->reference));
 }
 
+// In BF16 mixed precision the checkpoint holds the float32 master the
+// learner keeps split, finer than the copy, and a learner restored from it
+// continues exactly as the saved one does.
+TEST_F(TrainCheckpointTest, Bf16MasterIsSavedWholeAndResumesExactly) {
+  ModelSource source;
+  source.model_dir = kCheckpointFixture;
+  source.load_format = "safetensors";
+  source.dtype = "bfloat16";
+  auto m = LoadModel(source, nullptr);
+  ASSERT_TRUE(m.ok()) << m.status();
+  GrpoOptions options;
+  options.lr.peak = 1e-4;  // small steps: many stay below half a BF16 step
+  auto make = [&] {
+    auto l =
+        GrpoLearner::Create(m->config, m->weights, nullptr, nullptr, options);
+    EXPECT_TRUE(l.ok()) << l.status();
+    return std::move(l).value();
+  };
+  std::unique_ptr<GrpoLearner> saved = make();
+  const std::vector<SftExample> batch = {{{5, 6, 7}, {8, 9, 10}}};
+  ASSERT_TRUE(saved->SftStep(batch).ok());
+  ASSERT_TRUE(SaveTrainingCheckpoint(dir_, *saved, config_, State(1)).ok());
+  auto loaded = LoadLatestTrainingCheckpoint(dir_, nullptr);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  int64_t finer = 0;
+  ASSERT_TRUE(saved
+                  ->WithMasterWeights([&](const ParamLeaves& master) {
+                    EXPECT_TRUE(SameBytes(loaded->weights, master));
+                    const ParamLeaves& copy = saved->weights();
+                    for (size_t i = 0; i < master.size(); ++i) {
+                      for (int64_t k = 0; k < master.spec(i).NumElements();
+                           ++k) {
+                        finer += master.F32(i)[k] !=
+                                 LoadAsF32(copy.data(i), copy.spec(i).dtype, k);
+                      }
+                    }
+                    return OkStatus();
+                  })
+                  .ok());
+  EXPECT_GT(finer, 0);
+
+  std::unique_ptr<GrpoLearner> resumed = make();
+  ASSERT_TRUE(resumed
+                  ->RestoreState(loaded->weights, loaded->first_moment,
+                                 loaded->second_moment, loaded->optimizer_steps)
+                  .ok());
+  EXPECT_EQ(resumed->MasterContentHash(), saved->MasterContentHash());
+  EXPECT_TRUE(SameBytes(resumed->weights(), saved->weights()));
+  ASSERT_TRUE(saved->SftStep(batch).ok());
+  ASSERT_TRUE(resumed->SftStep(batch).ok());
+  EXPECT_EQ(resumed->MasterContentHash(), saved->MasterContentHash());
+  EXPECT_TRUE(SameBytes(resumed->weights(), saved->weights()));
+}
+
 TEST_F(TrainCheckpointTest, KeepsOnlyTheNewestStepDirectories) {
   for (int64_t step = 1; step <= 5; ++step) {
     ASSERT_TRUE(SaveTrainingCheckpoint(dir_, *learner_, config_, State(step),

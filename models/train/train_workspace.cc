@@ -45,28 +45,33 @@ StatusOr<std::unique_ptr<TrainWorkspace>> TrainWorkspace::Create(
   const int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(),
                 inter = c.intermediate_size;
   w->residual_size_ = t * h;
+  w->forward_only_ = shape.forward_only;
   ArenaPlan plan;
-  plan.Add(&w->residuals_, (c.num_hidden_layers + 1) * t * h);
+  plan.Add(&w->residuals_,
+           (shape.forward_only ? 2 : c.num_hidden_layers + 1) * t * h);
   Layer& a = w->layer;
   for (float** p : {&a.normed_attn, &a.mid, &a.normed_mlp}) plan.Add(p, t * h);
   for (float** p : {&a.q_raw, &a.q, &a.attn}) plan.Add(p, t * q);
   for (float** p : {&a.k_raw, &a.k, &a.v}) plan.Add(p, t * kv);
   for (float** p : {&a.gate, &a.up, &a.act}) plan.Add(p, t * inter);
-  LayerGrads& g = w->grad;
-  for (float** p : {&g.residual, &g.normed}) plan.Add(p, t * h);
-  for (float** p : {&g.attn, &g.q}) plan.Add(p, t * q);
-  for (float** p : {&g.k, &g.v}) plan.Add(p, t * kv);
-  plan.Add(&g.inter, t * inter);
+  if (!shape.forward_only) {
+    LayerGrads& g = w->grad;
+    for (float** p : {&g.residual, &g.normed}) plan.Add(p, t * h);
+    for (float** p : {&g.attn, &g.q}) plan.Add(p, t * q);
+    for (float** p : {&g.k, &g.v}) plan.Add(p, t * kv);
+    plan.Add(&g.inter, t * inter);
+  }
   const int64_t chunk = shape.logits_chunk_rows;
   Head& head = w->head;
-  for (float** p : {&head.x, &head.normed, &head.d_normed, &head.d_x}) {
-    plan.Add(p, chunk * h);
+  for (float** p : {&head.x, &head.normed}) plan.Add(p, chunk * h);
+  if (!shape.forward_only) {
+    for (float** p : {&head.d_normed, &head.d_x}) plan.Add(p, chunk * h);
   }
   plan.Add(&head.logits, chunk * c.vocab_size);
   plan.Add(&w->cos, t * c.head_dim / 2);
   plan.Add(&w->sin, t * c.head_dim / 2);
   // The backward needs two values per position, the forward one.
-  w->attention_stride = 2 * t;
+  w->attention_stride = shape.forward_only ? t : 2 * t;
   plan.Add(&w->attention_scratch, shape.workers * w->attention_stride);
   plan.Add(&w->attention_stats, t * c.num_attention_heads * 3);
   plan.Add(&w->norm_scratch,

@@ -9,6 +9,8 @@
 //   one LM-head chunk                        C (V + 4h)
 //   rotary tables, attention and norm stats  T (head_dim + 5 heads) + 2 W T
 //   LoRA path, with adapters of rank r       2 T r
+// A forward-only workspace (a frozen reference model) keeps two residual
+// buffers, written in turn, and no gradients.
 #ifndef RLRT_MODELS_TRAIN_TRAIN_WORKSPACE_H_
 #define RLRT_MODELS_TRAIN_TRAIN_WORKSPACE_H_
 
@@ -28,6 +30,7 @@ struct TrainWorkspaceShape {
   int64_t logits_chunk_rows = 0;
   int workers = 1;
   int64_t lora_rank = 0;  // largest adapter rank; 0: no adapters
+  bool forward_only = false;
 };
 
 class TrainWorkspace {
@@ -56,12 +59,16 @@ class TrainWorkspace {
   static StatusOr<std::unique_ptr<TrainWorkspace>> Create(
       const ModelConfig& config, const TrainWorkspaceShape& shape);
 
-  // The residual stream entering layer l; l = L is the final one.
-  float* residual(int64_t l) const { return residuals_ + l * residual_size_; }
+  // The residual stream entering layer l; l = L is the final one. In a
+  // forward-only workspace, only the last two written stay valid.
+  float* residual(int64_t l) const {
+    return residuals_ + (forward_only_ ? l % 2 : l) * residual_size_;
+  }
+  bool forward_only() const { return forward_only_; }
   size_t bytes() const { return arena_.size(); }
 
   Layer layer{};
-  LayerGrads grad{};
+  LayerGrads grad{};  // all null in a forward-only workspace
   Head head{};
   float* cos = nullptr;  // [T, head_dim / 2]
   float* sin = nullptr;
@@ -82,6 +89,7 @@ class TrainWorkspace {
   PageArena arena_;
   float* residuals_ = nullptr;
   int64_t residual_size_ = 0;
+  bool forward_only_ = false;
 };
 
 }  // namespace rlrt

@@ -58,7 +58,8 @@ StatusOr<std::unique_ptr<TrainableTransformer>> TrainableTransformer::Create(
       options.max_lora_rank,
       options.adapter != nullptr ? options.adapter->rank() : int64_t{0});
   const TrainWorkspaceShape shape{options.max_tokens, model->LogitsChunkRows(),
-                                  NumWorkers(mesh), model->lora_capacity_};
+                                  NumWorkers(mesh), model->lora_capacity_,
+                                  options.forward_only};
   ASSIGN_OR_RETURN(model->workspace_, TrainWorkspace::Create(config, shape));
   RETURN_IF_ERROR(model->SetAdapter(options.adapter));
   return model;

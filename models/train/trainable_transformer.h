@@ -75,6 +75,11 @@ struct TrainableTransformerOptions {
   // gradient float32 and widens the weights (models/ops/linear.h
   // LinearBackwardArgs::bf16_products).
   bool bf16_backward_products = true;
+  // A model that only scores (a frozen KL reference): the workspace keeps
+  // two residual buffers instead of one per layer boundary and no
+  // gradients ((L - 1) T h + T (2h + 2q + 2kv + I) floats less: 0.8 GB for
+  // Qwen3-0.6B at the GSM8K demo's T = 5120), and Backward is refused.
+  bool forward_only = false;
   // A LoRA adapter to run with from the start (SetAdapter), and the largest
   // rank SetAdapter may bring later (0: the start adapter's rank).
   const LoraAdapter* adapter = nullptr;

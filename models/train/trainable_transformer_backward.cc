@@ -21,6 +21,10 @@ namespace rlrt {
 
 Status TrainableTransformer::ValidateBackward(
     std::span<const float> dloss_dlogprob, const ParamLeaves& grads) const {
+  if (options_.forward_only) {
+    return FailedPreconditionError(
+        "this model was created forward_only: it has no backward workspace");
+  }
   if (!forward_done_) {
     return FailedPreconditionError("Backward needs a successful Forward first");
   }

@@ -61,8 +61,9 @@ Model LoadModel(const std::string& name) {
 
 Model LoadF32Model(const std::string& name) {
   Model m;
-  if (name == "small_qwen3") {
+  if (name == "small_qwen3" || name == "small_qwen3_3_layers") {
     m.config = testing::SmallQwen3();
+    if (name == "small_qwen3_3_layers") m.config.num_hidden_layers = 3;
     auto w = ParamLeaves::Allocate(LeafSpecsFor(m.config));
     EXPECT_TRUE(w.ok());
     m.weights = std::make_unique<ParamLeaves>(std::move(w).value());
@@ -221,6 +222,53 @@ TEST(TrainableTransformerTest, ChunkingTheLogitsChangesOnlyRounding) {
   for (size_t r = 1; r < results.size(); ++r) {
     for (size_t i = 0; i < results[0].size(); ++i)
       ASSERT_NEAR(results[r][i], results[0][i], 1e-6 * scale) << i;
+  }
+}
+
+// A frozen reference scores with a forward-only model: the same logprobs and
+// entropies bit for bit (odd and even layer counts, BF16 included), in a
+// workspace smaller by the per-layer residuals and the gradients, and
+// Backward refused.
+TEST(TrainableTransformerTest, ForwardOnlyScoresTheSameInLessMemory) {
+  for (const char* name :
+       {"small_qwen3", "small_qwen3_3_layers", "qwen2", "small_qwen3:bf16"}) {
+    const Model m = LoadModel(name);
+    const OwnedBatch batch = testing::AllPositions(m.sequences);
+    const int64_t n = batch.num_targets();
+    auto mesh = testing::MakeMesh(2);
+    TrainableTransformerOptions options{.max_tokens = 64,
+                                        .logits_chunk_rows = 8};
+    auto full =
+        testing::MakeTrainable(m.config, *m.weights, mesh.get(), options);
+    options.forward_only = true;
+    auto scorer =
+        testing::MakeTrainable(m.config, *m.weights, mesh.get(), options);
+    ASSERT_TRUE(full && scorer);
+    std::vector<float> logp_full(n), logp(n), ent_full(n), ent(n);
+    ASSERT_TRUE(
+        full->Forward(batch.sequences, 0.7f, logp_full, {}, ent_full).ok());
+    ASSERT_TRUE(scorer->Forward(batch.sequences, 0.7f, logp, {}, ent).ok());
+    EXPECT_TRUE(SameBits(logp.data(), logp_full.data(), n)) << name;
+    EXPECT_TRUE(SameBits(ent.data(), ent_full.data(), n)) << name;
+
+    // What the forward-only workspace leaves out, counted from the config.
+    const ModelConfig& c = m.config;
+    const int64_t t = options.max_tokens, h = c.hidden_size;
+    const int64_t saved_floats =
+        (c.num_hidden_layers - 1) * t * h +
+        t * (2 * h + 2 * c.q_dim() + 2 * c.kv_dim() + c.intermediate_size) +
+        2 * options.logits_chunk_rows * h +
+        2 /*workers*/ * t;  // attention scratch: t instead of 2t per worker
+    const int64_t saved = static_cast<int64_t>(full->workspace_bytes()) -
+                          static_cast<int64_t>(scorer->workspace_bytes());
+    // Each buffer is rounded up to 64 bytes and the arena to a page.
+    EXPECT_NEAR(static_cast<double>(saved), 4.0 * saved_floats, 4096 + 64 * 16)
+        << name;
+
+    ParamLeaves grads = testing::ZeroGradients(c);
+    const std::vector<float> w(n, 1.0f);
+    EXPECT_EQ(scorer->Backward(w, grads).code(),
+              StatusCode::kFailedPrecondition);
   }
 }
 
