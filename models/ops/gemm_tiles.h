@@ -38,9 +38,14 @@ void WriteOutput(const TileArgs<Elem>& a, int64_t row, int64_t col, float dot) {
   *y = a.accumulate ? *y + value : value;
 }
 
-// R rows starting at `row`, C columns starting at `col`, full K.
+// R rows starting at `row`, C columns starting at `col`, full K. With
+// `prefetch`, C rows of W there (k apart) are fetched into cache at the
+// same pace, one line per row and step: the next strip of W then streams
+// in from memory while this one computes, instead of stalling its first
+// pass (a decode step reads every weight once, mostly from DRAM).
 template <typename Kernel, int R, int C>
-void Tile(const TileArgs<typename Kernel::Elem>& a, int64_t row, int64_t col) {
+void Tile(const TileArgs<typename Kernel::Elem>& a, int64_t row, int64_t col,
+          const typename Kernel::Elem* prefetch = nullptr) {
   constexpr int kStep = Kernel::kStep;
   const int64_t k = a.k;
   const int64_t k_full = k / kStep * kStep;
@@ -51,6 +56,9 @@ void Tile(const TileArgs<typename Kernel::Elem>& a, int64_t row, int64_t col) {
     for (int c = 0; c < C; ++c) acc[r][c] = Lanes::Zero();
   }
   for (int64_t i = 0; i < k_full; i += kStep) {
+    if (prefetch != nullptr) {
+      for (int c = 0; c < C; ++c) __builtin_prefetch(prefetch + c * k + i);
+    }
     typename Kernel::Vec wv[C];
     for (int c = 0; c < C; ++c) wv[c] = Kernel::Load(w + c * k + i);
     for (int r = 0; r < R; ++r) {
@@ -80,54 +88,63 @@ void Tile(const TileArgs<typename Kernel::Elem>& a, int64_t row, int64_t col) {
 
 template <typename Kernel, int C>
 void RowsTile(const TileArgs<typename Kernel::Elem>& a, int64_t row,
-              int64_t rows, int64_t col) {
+              int64_t rows, int64_t col,
+              const typename Kernel::Elem* prefetch = nullptr) {
   switch (rows) {
     case 1:
-      return Tile<Kernel, 1, C>(a, row, col);
+      return Tile<Kernel, 1, C>(a, row, col, prefetch);
     case 2:
-      return Tile<Kernel, 2, C>(a, row, col);
+      return Tile<Kernel, 2, C>(a, row, col, prefetch);
     case 3:
-      return Tile<Kernel, 3, C>(a, row, col);
+      return Tile<Kernel, 3, C>(a, row, col, prefetch);
     case 4:
-      return Tile<Kernel, 4, C>(a, row, col);
+      return Tile<Kernel, 4, C>(a, row, col, prefetch);
     case 5:
-      return Tile<Kernel, 5, C>(a, row, col);
+      return Tile<Kernel, 5, C>(a, row, col, prefetch);
     case 6:
-      return Tile<Kernel, 6, C>(a, row, col);
+      return Tile<Kernel, 6, C>(a, row, col, prefetch);
     case 7:
-      return Tile<Kernel, 7, C>(a, row, col);
+      return Tile<Kernel, 7, C>(a, row, col, prefetch);
     default:
-      return Tile<Kernel, 8, C>(a, row, col);
+      return Tile<Kernel, 8, C>(a, row, col, prefetch);
   }
 }
 
 // Eight columns from `col` for `rows` (1 to 8) rows from `row`. A tile's
 // sums are independent chains of multiply-adds; with few rows, wider tiles
 // keep enough of them in flight to hide the instruction's latency (decode
-// of one sequence would otherwise run two chains at a time).
+// of one sequence would otherwise run two chains at a time). With
+// `prefetch`, the eight rows of W there are fetched along the way (once:
+// by the tiles of the strip's first rows).
 template <typename Kernel>
 void ColumnStrip8(const TileArgs<typename Kernel::Elem>& a, int64_t row,
-                  int64_t rows, int64_t col) {
+                  int64_t rows, int64_t col,
+                  const typename Kernel::Elem* prefetch) {
+  const int64_t k = a.k;
+  // The prefetch rows of the tile at column c (null stays null).
+  auto ahead = [&](int64_t c) {
+    return prefetch != nullptr ? prefetch + (c - col) * k : nullptr;
+  };
   switch (rows) {
     case 1:
-      return Tile<Kernel, 1, 8>(a, row, col);
+      return Tile<Kernel, 1, 8>(a, row, col, prefetch);
     case 2:
-      return Tile<Kernel, 2, 8>(a, row, col);
+      return Tile<Kernel, 2, 8>(a, row, col, prefetch);
     case 3:
-      Tile<Kernel, 3, 4>(a, row, col);
-      return Tile<Kernel, 3, 4>(a, row, col + 4);
+      Tile<Kernel, 3, 4>(a, row, col, prefetch);
+      return Tile<Kernel, 3, 4>(a, row, col + 4, ahead(col + 4));
     case 4:
-      Tile<Kernel, 4, 4>(a, row, col);
-      return Tile<Kernel, 4, 4>(a, row, col + 4);
+      Tile<Kernel, 4, 4>(a, row, col, prefetch);
+      return Tile<Kernel, 4, 4>(a, row, col + 4, ahead(col + 4));
     case 8:
       for (int64_t c = col; c < col + 8; c += 4) {
-        Tile<Kernel, 4, 4>(a, row, c);
+        Tile<Kernel, 4, 4>(a, row, c, ahead(c));
         Tile<Kernel, 4, 4>(a, row + 4, c);
       }
       return;
     default:
       for (int64_t c = col; c < col + 8; c += 2) {
-        RowsTile<Kernel, 2>(a, row, rows, c);
+        RowsTile<Kernel, 2>(a, row, rows, c, ahead(c));
       }
   }
 }
@@ -147,8 +164,11 @@ void TiledGemm(const TileArgs<typename Kernel::Elem>& a, int64_t n_begin,
     const int64_t r1 = std::min(a.rows, r0 + block_rows);
     int64_t col = n_begin;
     for (; col + 8 <= n_end; col += 8) {
+      const auto* next_strip =
+          col + 16 <= n_end ? a.w + (col + 8) * a.k : nullptr;
       for (int64_t row = r0; row < r1; row += 8) {
-        ColumnStrip8<Kernel>(a, row, std::min<int64_t>(8, r1 - row), col);
+        ColumnStrip8<Kernel>(a, row, std::min<int64_t>(8, r1 - row), col,
+                             row == r0 ? next_strip : nullptr);
       }
     }
     for (; col + 2 <= n_end; col += 2) {
