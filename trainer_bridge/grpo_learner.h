@@ -5,8 +5,10 @@
 // Precision follows the initial weights. With F32 matrices everything is
 // float32. With BF16 matrices the learner trains in mixed precision: float32
 // master weights, gradients and AdamW moments, and a BF16 compute copy that
-// the forward and backward passes read, rounded (nearest even) from the
-// master after every optimizer step. weights() is that copy: the exact
+// the forward and backward passes read, the master rounded to nearest at
+// every optimizer step. A BF16 master is kept split (split_master.h): the
+// copy is its high halves, so it costs no memory of its own and ties
+// round away from zero. weights() is that copy: the exact
 // bytes to send to the sampler, so both sides compute with the same
 // weights and their logprobs agree bit for bit. The reference model keeps
 // the initial weights in their own dtype. One Step takes a batch of sampled
