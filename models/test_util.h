@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <cmath>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +16,24 @@
 #include "partition/mesh.h"
 
 namespace rlrt::testing {
+
+// The BF16 bits nearest to finite x, ties away from zero, decided by
+// distances in double between x's two BF16 neighbours (x's bits cut to 16,
+// and one BF16 step farther from zero). Past the largest BF16 value the
+// farther neighbour is infinity, reached from 2^128 as IEEE rounding does.
+inline uint16_t NearestBf16TiesAwayBits(float x) {
+  const uint32_t toward = std::bit_cast<uint32_t>(x) & 0xFFFF0000u;
+  const uint32_t away = toward + 0x10000u;
+  if (std::bit_cast<float>(toward) == x)
+    return static_cast<uint16_t>(toward >> 16);
+  const float away_float = std::bit_cast<float>(away);
+  const double away_value = std::isinf(away_float)
+                                ? std::copysign(std::ldexp(1.0, 128), x)
+                                : double(away_float);
+  const double to_toward = std::fabs(double(x) - std::bit_cast<float>(toward));
+  const double to_away = std::fabs(away_value - x);
+  return static_cast<uint16_t>((to_away <= to_toward ? away : toward) >> 16);
+}
 
 // A mesh of `n` virtual devices on the real cores.
 inline std::unique_ptr<Mesh> MakeMesh(int n, const std::string& name = "test") {

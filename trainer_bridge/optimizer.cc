@@ -18,6 +18,12 @@ float* Floats(ParamLeaves& l, size_t i) {
   return reinterpret_cast<float*>(l.data(i));
 }
 
+// Updates float32 values [begin, end) of p in place.
+template <typename Update>
+void UpdateFloats(float* p, int64_t begin, int64_t end, Update&& update) {
+  for (int64_t i = begin; i < end; ++i) p[i] = update(i, p[i]);
+}
+
 }  // namespace
 
 double LrSchedule::At(int64_t step) const {
@@ -157,12 +163,10 @@ StatusOr<OptimizerStepStats> AdamW::Step(ParamLeaves& params,
                                          const ParamLeaves& grads,
                                          double learning_rate, Mesh* mesh) {
   RETURN_IF_ERROR(CheckStructure(params, "parameters"));
-  return StepWith(grads, learning_rate, mesh,
-                  [&](const Block& b, auto&& update) {
-                    float* p = Floats(params, b.leaf);
-                    for (int64_t i = b.begin; i < b.end; ++i)
-                      p[i] = update(i, p[i]);
-                  });
+  return StepWith(
+      grads, learning_rate, mesh, [&](const Block& b, auto&& update) {
+        UpdateFloats(Floats(params, b.leaf), b.begin, b.end, update);
+      });
 }
 
 StatusOr<OptimizerStepStats> AdamW::Step(SplitMaster& params,
@@ -175,8 +179,8 @@ StatusOr<OptimizerStepStats> AdamW::Step(SplitMaster& params,
       grads, learning_rate, mesh, [&](const Block& b, auto&& update) {
         uint16_t* low = params.low(b.leaf);
         if (low == nullptr) {  // an F32 leaf: the master value itself
-          float* p = Floats(params.compute(), b.leaf);
-          for (int64_t i = b.begin; i < b.end; ++i) p[i] = update(i, p[i]);
+          UpdateFloats(Floats(params.compute(), b.leaf), b.begin, b.end,
+                       update);
           return;
         }
         uint16_t* high =

@@ -26,23 +26,6 @@
 namespace rlrt {
 namespace {
 
-// The BF16 value nearest to finite `m`, ties away from zero: of the two
-// neighbours (m's bits cut to 16, and one BF16 step farther from zero),
-// the closer in double.
-float NearestBf16TiesAway(float m) {
-  uint32_t bits;
-  std::memcpy(&bits, &m, 4);
-  const uint32_t toward_bits = bits & 0xFFFF0000u;
-  const uint32_t away_bits = toward_bits + 0x10000u;
-  float toward, away;
-  std::memcpy(&toward, &toward_bits, 4);
-  std::memcpy(&away, &away_bits, 4);
-  if (toward == m) return m;
-  const double to_toward = std::fabs(double(m) - toward);
-  const double to_away = std::fabs(double(away) - m);
-  return to_away <= to_toward ? away : toward;
-}
-
 using testing::kTarget;
 using testing::kTied;
 using testing::kUntied;
@@ -266,7 +249,9 @@ TEST(RlLoopTest, Bf16LoopIsExactlyOnPolicyAndLearns) {
                         const float m = master.F32(i)[k];
                         const float c = LoadAsF32(copy.data(i), dtype, k);
                         const float rounded =
-                            dtype == DType::kBF16 ? NearestBf16TiesAway(m) : m;
+                            dtype == DType::kBF16
+                                ? Bf16ToF32(testing::NearestBf16TiesAwayBits(m))
+                                : m;
                         wrong += std::memcmp(&c, &rounded, 4) != 0;
                         finer += m != c;
                       }

@@ -21,22 +21,6 @@ namespace {
 uint32_t BitsOf(float x) { return std::bit_cast<uint32_t>(x); }
 float FromBits(uint32_t u) { return std::bit_cast<float>(u); }
 
-// The nearest BF16 value to finite x, ties away from zero, decided by
-// distances in double between x's two BF16 neighbours. Past the largest
-// BF16 value the neighbour is infinity, reached from 2^128 as IEEE
-// rounding does.
-uint16_t NearestBf16Bits(float x) {
-  const uint32_t toward = BitsOf(x) & 0xFFFF0000u;
-  const uint32_t away = toward + 0x10000u;
-  if (FromBits(toward) == x) return static_cast<uint16_t>(toward >> 16);
-  const double away_value = std::isinf(FromBits(away))
-                                ? std::copysign(std::ldexp(1.0, 128), x)
-                                : double(FromBits(away));
-  const double to_toward = std::fabs(double(x) - FromBits(toward));
-  const double to_away = std::fabs(away_value - x);
-  return static_cast<uint16_t>((to_away <= to_toward ? away : toward) >> 16);
-}
-
 // Every high half with low halves at and around the rounding boundary and
 // some random ones: 65,536 x 10 values, all signs, exponents and specials.
 TEST(SplitFloatTest, RoundTripsExactlyAndRoundsToNearest) {
@@ -61,7 +45,8 @@ TEST(SplitFloatTest, RoundTripsExactlyAndRoundsToNearest) {
         continue;
       }
       ++finite;
-      ASSERT_EQ(split.high, NearestBf16Bits(x)) << std::hex << BitsOf(x);
+      ASSERT_EQ(split.high, testing::NearestBf16TiesAwayBits(x))
+          << std::hex << BitsOf(x);
       // Round-to-nearest-even agrees except at exact ties.
       if (low == 0x8000) {
         ++ties;
@@ -127,7 +112,8 @@ TEST(SplitMasterTest, StartsAsTheComputeCopyAndHoldsAnyMaster) {
   for (size_t i : {0, 2}) {
     const auto* high = reinterpret_cast<const uint16_t*>(compute.data(i));
     for (int64_t k = 0; k < master.spec(i).NumElements(); ++k)
-      ASSERT_EQ(high[k], NearestBf16Bits(master.F32(i)[k])) << i << " " << k;
+      ASSERT_EQ(high[k], testing::NearestBf16TiesAwayBits(master.F32(i)[k]))
+          << i << " " << k;
   }
   EXPECT_EQ(BitsOf(compute.F32(1)[4]), BitsOf(master.F32(1)[4]));
 
@@ -192,7 +178,7 @@ TEST(SplitMasterTest, AdamWStepsMatchAPlainFloat32Master) {
   const auto* high = reinterpret_cast<const uint16_t*>(compute.data(0));
   for (int64_t k = 0; k < start.spec(0).NumElements(); ++k) {
     master_moved += plain.F32(0)[k] != start.F32(0)[k];
-    copy_moved += high[k] != NearestBf16Bits(start.F32(0)[k]);
+    copy_moved += high[k] != testing::NearestBf16TiesAwayBits(start.F32(0)[k]);
   }
   EXPECT_GT(master_moved, copy_moved);
   EXPECT_GT(copy_moved, 0);

@@ -64,7 +64,6 @@ class TrainWorkspace {
   float* residual(int64_t l) const {
     return residuals_ + (forward_only_ ? l % 2 : l) * residual_size_;
   }
-  bool forward_only() const { return forward_only_; }
   size_t bytes() const { return arena_.size(); }
 
   Layer layer{};
