@@ -9,8 +9,9 @@
 //  - BM_SerializedApply: serialize + parse + validate + copy;
 //  - BM_Build: trainer-side build of the message;
 //  - BM_Sync: what the GRPO loop does after each step (WeightSync::Push):
-//    build with the content hash, then apply, which hashes what it writes
-//    (the verification), here also for the real Qwen3-0.6B shape (2.4 GB, "MB"
+//    the trainer's scan of its leaves (hash, NaN check), then the engine's
+//    copy straight from them, which hashes what it writes (the
+//    verification), here also for the real Qwen3-0.6B shape (2.4 GB, "MB"
 //    argument 0). Its `ratio_to_mesh_memcpy` compares it with a memcpy of
 //    the same bytes split across the same mesh, measured alongside.
 //  - BM_HttpStreamPush: the Qwen3-0.6B shape pushed to a rollout server on
@@ -36,6 +37,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "base/timing.h"
 #include "models/config/model_config.h"
@@ -221,25 +223,29 @@ void BM_Sync(benchmark::State& state) {
             state.range(2) == 1 ? DType::kBF16 : DType::kF32);
   auto mesh = MeshOf(static_cast<int>(state.range(1)));
   uint64_t version = 1;
-  BuildOptions build;
-  build.include_content_hash = true;
+  const ParamLeaves& source = *f.source;
   double timed = 0, memcpy_total = 0, mesh_memcpy_total = 0;
   double build_s = 0, apply_s = 0, verify_s = 0;
   for (auto _ : state) {
     memcpy_total += f.TimeMemcpy();
     mesh_memcpy_total += f.TimeMeshMemcpy(mesh.get());
     const auto t0 = SteadyClock::now();
-    Status s =
-        BuildUpdateParams(*f.source, version++, build, mesh.get(), &f.update);
+    // As WeightSync::Push does: the trainer's scan, then the copy straight
+    // from its leaves, hashing what is written.
+    StatusOr<LeafScan> scan = ScanLeaves(
+        source, [&](size_t i) { return source.data(i); },
+        {.hash = true, .find_non_finite = true}, mesh.get());
     const auto t1 = SteadyClock::now();
-    // As WeightSync applies it: the build checked this payload.
-    StatusOr<ApplyReport> r = ApplyUpdateParams(f.update, *f.target, mesh.get(),
-                                                {.payload_prechecked = true});
+    StatusOr<ApplyReport> r = ApplyLeaves(
+        source, version++, *f.target, mesh.get(), VersionRule::kNewer,
+        {.payload_prechecked = true,
+         .expected_content_hash =
+             scan.ok() ? scan->content_hash : std::optional<uint64_t>()});
     const auto t2 = SteadyClock::now();
     const auto t3 = t2;  // Verified by the apply's hash of what it wrote.
-    if (!s.ok()) state.SkipWithError(s.ToString().c_str());
+    if (!scan.ok()) state.SkipWithError(scan.status().ToString().c_str());
     if (!r.ok()) state.SkipWithError(r.status().ToString().c_str());
-    if (r.ok() && r->content_hash != f.update.expected_content_hash())
+    if (r.ok() && scan.ok() && r->content_hash != scan->content_hash)
       state.SkipWithError("the sampler's hash differs from the trainer's");
     build_s += SecondsBetween(t0, t1);
     apply_s += SecondsBetween(t1, t2);

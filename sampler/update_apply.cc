@@ -246,16 +246,35 @@ StatusOr<ApplyReport> ApplyLeaves(const ParamLeaves& source, uint64_t version,
                                   " vs the receiver's " + describe(b));
     }
   }
+  const std::optional<uint64_t> expected = options.expected_content_hash;
+  auto source_data = [&](size_t i) { return source.data(i); };
   if (!options.payload_prechecked) {
-    if (const std::optional<NonFiniteElement> bad = FindNonFinite(source, mesh))
-      return NonFiniteRefusal(source, *bad);
+    ASSIGN_OR_RETURN(
+        const LeafScan scan,
+        ScanLeaves(source, source_data, {.hash = expected.has_value()}, mesh));
+    if (expected && scan.content_hash != *expected) {
+      return DataLossError("new weights' content hash " +
+                           HexU64(scan.content_hash) + " != expected " +
+                           HexU64(*expected));
+    }
+    if (scan.non_finite) return NonFiniteRefusal(source, *scan.non_finite);
   }
-  RETURN_IF_ERROR(CopyIntoLeaves(
-      target, [&](size_t i) { return source.data(i); }, mesh));
+  ASSIGN_OR_RETURN(const uint64_t written,
+                   CopyIntoTarget(target, source_data,
+                                  /*hash=*/expected.has_value(), mesh));
+  if (expected && written != *expected) {
+    return InternalError("the weights written hash to " + HexU64(written) +
+                         ", their source to " + HexU64(*expected) +
+                         ": the source changed during the copy; the version "
+                         "stays " +
+                         std::to_string(target.version()) +
+                         " and the weights must be reloaded");
+  }
   target.set_version(version);
   ApplyReport report;
   report.version = version;
   report.bytes_copied = target.total_bytes();
+  report.content_hash = written;
   report.elapsed_us = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - start)
                           .count();

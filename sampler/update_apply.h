@@ -37,7 +37,8 @@ struct ApplyReport {
   // ContentHash of the leaves now held, computed chunk by chunk as each was
   // written (from cache), when the update carried a content hash: a sender
   // compares it with its own instead of reading the receiver's weights
-  // again. 0 otherwise, and for ApplyLeaves.
+  // again (for ApplyLeaves: when given an expected_content_hash). 0
+  // otherwise.
   uint64_t content_hash = 0;
   // Set when the update asked for return_checksums.
   std::optional<LeafChecksums> before;
@@ -56,8 +57,16 @@ struct ApplyOptions {
   //    mismatch means memory changed under the message (Internal, version
   //    not advanced). Ignored for a message without a content hash.
   //  - ApplyLeaves: the caller checked `source` for NaN and infinity (the
-  //    update stream's commit does, with its hash, outside the pause).
+  //    update stream's commit does, with its hash, outside the pause; so
+  //    does WeightSync, which hands over the trainer's leaves).
   bool payload_prechecked = false;
+  // ApplyLeaves: the ContentHash the source must have. Unless prechecked,
+  // the source is hashed before anything is written (a mismatch is
+  // DataLoss, nothing changed); either way the copy hashes what it writes
+  // and reports it as ApplyReport::content_hash, and a mismatch there means
+  // the source changed under the copy (Internal, version not advanced).
+  // Ignored by ApplyUpdateParams, whose message carries its own.
+  std::optional<uint64_t> expected_content_hash{};
 };
 
 // Checks `update` against `target` without writing anything. mesh (may be

@@ -320,5 +320,38 @@ TEST_F(UpdateApplyTest, PrecheckedPayloadSkipsOnlyThePreCopyScan) {
   EXPECT_EQ(ContentHash(target_), target_hash_);
 }
 
+// Leaves handed over in memory with the hash they must have (WeightSync's
+// path): checked before any write unless prechecked, and the hash of what
+// was written reported either way, or the version kept if it differs.
+TEST_F(UpdateApplyTest, LeavesWithAnExpectedHash) {
+  const uint64_t source_hash = ContentHash(source_);
+  StatusOr<ApplyReport> wrong =
+      ApplyLeaves(source_, 4, target_, mesh_.get(), VersionRule::kNewer,
+                  {.expected_content_hash = source_hash ^ 1});
+  EXPECT_EQ(wrong.status().code(), StatusCode::kDataLoss) << wrong.status();
+  EXPECT_EQ(ContentHash(target_), target_hash_);
+  EXPECT_EQ(target_.version(), 3u);
+
+  StatusOr<ApplyReport> r =
+      ApplyLeaves(source_, 4, target_, mesh_.get(), VersionRule::kNewer,
+                  {.expected_content_hash = source_hash});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(SameBytes(source_, target_));
+  EXPECT_EQ(r->content_hash, source_hash);
+  EXPECT_EQ(target_.version(), 4u);
+
+  // Prechecked, the source is trusted until the copy: a hash that does not
+  // match what was written is caught there, and the version stays.
+  StatusOr<ApplyReport> changed = ApplyLeaves(
+      source_, 5, target_, mesh_.get(), VersionRule::kNewer,
+      {.payload_prechecked = true, .expected_content_hash = source_hash ^ 1});
+  EXPECT_EQ(changed.status().code(), StatusCode::kInternal) << changed.status();
+  EXPECT_EQ(target_.version(), 4u);
+  // Without a hash nothing is hashed, as before.
+  StatusOr<ApplyReport> plain = ApplyLeaves(source_, 6, target_, mesh_.get());
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->content_hash, 0u);
+}
+
 }  // namespace
 }  // namespace rlrt

@@ -1,11 +1,10 @@
 #include "trainer_bridge/weight_sync.h"
 
-#include <chrono>
-#include <cstdio>
 #include <string>
 
 #include "base/format.h"
 #include "base/timing.h"
+#include "models/leaf_scan.h"
 #include "models/lora/lora_config.h"
 #include "trainer_bridge/update_builder.h"
 
@@ -19,9 +18,32 @@ WeightSync::WeightSync(SamplerEngine* engine, Mesh* trainer_mesh, bool verify,
 
 StatusOr<SyncReport> WeightSync::Push(const ParamLeaves& weights,
                                       uint64_t version) {
-  BuildOptions build;
-  build.flush_cache = flush_cache_;
-  return Send(weights, version, std::move(build));
+  SyncReport report;
+  const SteadyClock::time_point start = SteadyClock::now();
+  ASSIGN_OR_RETURN(const LeafScan scan,
+                   ScanLeaves(
+                       weights, [&](size_t i) { return weights.data(i); },
+                       {.hash = true, .find_non_finite = true}, trainer_mesh_));
+  if (scan.non_finite) return RefuseNonFinite(weights, *scan.non_finite);
+  report.content_hash = scan.content_hash;
+  report.build_ms = MillisecondsSince(start);
+
+  const SteadyClock::time_point apply_start = SteadyClock::now();
+  // Checked just above, and this thread keeps the leaves still until the
+  // engine is done: the engine need not read them before copying.
+  StatusOr<ApplyReport> applied = engine_->UpdateFromLeaves(
+      weights, version, flush_cache_, VersionRule::kNewer,
+      {.payload_prechecked = true, .expected_content_hash = scan.content_hash});
+  if (!applied.ok()) return Refused(applied.status(), "", version);
+  report.apply_ms = MillisecondsSince(apply_start);
+  report.version = applied->version;
+  report.bytes = applied->bytes_copied;
+  report.stall_ms = engine_->Stats().last_update_stall_ms;
+  // The engine hashed its leaves as it wrote them and compared the hash with
+  // ours (a mismatch is refused above): nothing is left to read back.
+  report.verify_ms = 0;
+  report.total_ms = MillisecondsSince(start);
+  return report;
 }
 
 StatusOr<SyncReport> WeightSync::PushAdapter(const LoraAdapter& adapter,
@@ -31,11 +53,27 @@ StatusOr<SyncReport> WeightSync::PushAdapter(const LoraAdapter& adapter,
   BuildOptions build;
   build.lora_name = std::string(name);
   build.lora_config_json = LoraConfigToJson(adapter.config());
-  return Send(adapter.leaves(), version, std::move(build));
+  return SendAdapter(adapter.leaves(), version, std::move(build));
 }
 
-StatusOr<SyncReport> WeightSync::Send(const ParamLeaves& weights,
-                                      uint64_t version, BuildOptions build) {
+Status WeightSync::Refused(const Status& why, const std::string& lora_name,
+                           uint64_t version) const {
+  StatusOr<uint64_t> adapter_version = engine_->AdapterVersion(lora_name);
+  const uint64_t kept = lora_name.empty()
+                            ? engine_->Stats().weight_version
+                            : (adapter_version.ok() ? *adapter_version : 0);
+  return Status(
+      why.code(),
+      std::string(lora_name.empty() ? "weight sync"
+                                    : "sync of adapter '" + lora_name + "'") +
+          " to version " + std::to_string(version) +
+          " refused by the sampler, which keeps version " +
+          std::to_string(kept) + ": " + std::string(why.message()));
+}
+
+StatusOr<SyncReport> WeightSync::SendAdapter(const ParamLeaves& weights,
+                                             uint64_t version,
+                                             BuildOptions build) {
   SyncReport report;
   const SteadyClock::time_point start = SteadyClock::now();
   build.include_content_hash = true;
@@ -49,20 +87,7 @@ StatusOr<SyncReport> WeightSync::Send(const ParamLeaves& weights,
   // need not read it again before copying (ApplyOptions).
   StatusOr<ApplyReport> applied =
       engine_->UpdateParams(message_, {.payload_prechecked = true});
-  if (!applied.ok()) {
-    const std::string& lora = build.lora_name;
-    StatusOr<uint64_t> adapter_version = engine_->AdapterVersion(lora);
-    const uint64_t kept = lora.empty()
-                              ? engine_->Stats().weight_version
-                              : (adapter_version.ok() ? *adapter_version : 0);
-    return Status(applied.status().code(),
-                  std::string(lora.empty() ? "weight sync"
-                                           : "sync of adapter '" + lora + "'") +
-                      " to version " + std::to_string(version) +
-                      " refused by the sampler, which keeps version " +
-                      std::to_string(kept) + ": " +
-                      std::string(applied.status().message()));
-  }
+  if (!applied.ok()) return Refused(applied.status(), build.lora_name, version);
   report.apply_ms = MillisecondsSince(apply_start);
   report.version = applied->version;
   report.bytes = applied->bytes_copied;
@@ -70,7 +95,7 @@ StatusOr<SyncReport> WeightSync::Send(const ParamLeaves& weights,
 
   if (verify_) {
     // The sampler hashed its leaves as it wrote them (ApplyReport): no
-    // second read of 2.4 GB on a real model.
+    // second read.
     report.verify_ms = 0;
     if (applied->content_hash != report.content_hash) {
       return DataLossError(

@@ -1,12 +1,17 @@
-// The in-process weight sync: the trainer's leaves -> one UpdateParams ->
-// the sampler's leaf list, in place, then a check that both sides hold the
-// same bytes.
+// The in-process weight sync: the trainer's leaves -> the sampler's leaf
+// list, in place, then a check that both sides hold the same bytes.
 //
-// One message is kept and rebuilt every sync, so steady state reuses its
-// buffers. The message carries the trainer's content hash, so the sampler
-// refuses a payload that does not hash to it (nothing changes); after the
-// apply, the sampler's own hash of its leaves is compared with it again,
-// which catches anything the apply itself could get wrong.
+// Base weights go leaf to leaf, with no message between: the trainer's mesh
+// hashes its leaves and looks for NaN and infinity (one read, outside the
+// sampler's pause), then the engine copies them straight from the trainer's
+// buffers into its own at a step boundary, hashing what it writes. The
+// trainer's thread is blocked in Push for all of it, so its leaves cannot
+// change under the copy. Staging the payload in an UpdateParams instead
+// would hold a third copy of the model (1.2 GB for Qwen3-0.6B in BF16) and
+// copy it once more; the message is the wire format for other processes
+// (trainer_bridge/remote/). Adapters, which are small and may have to be
+// created on the engine, still travel as an UpdateParams (one message kept
+// and rebuilt every sync, so steady state reuses its buffers).
 #ifndef RLRT_TRAINER_BRIDGE_WEIGHT_SYNC_H_
 #define RLRT_TRAINER_BRIDGE_WEIGHT_SYNC_H_
 
@@ -26,7 +31,8 @@ struct SyncReport {
   uint64_t version = 0;
   uint64_t bytes = 0;
   uint64_t content_hash = 0;
-  double build_ms = 0;  // Trainer side: copy into the message and hash.
+  // Trainer side: hash and check the weights (adapters: build the message).
+  double build_ms = 0;
   double apply_ms = 0;  // Until the engine acknowledged the update.
   double stall_ms = 0;  // Decoding paused for the apply.
   // Reading the receiver's weights back to check them: remote servers only.
@@ -57,10 +63,13 @@ class WeightSync {
   Mesh* const trainer_mesh_;
   const bool verify_;
   const bool flush_cache_;
-  StatusOr<SyncReport> Send(const ParamLeaves& leaves, uint64_t version,
-                            BuildOptions build);
+  StatusOr<SyncReport> SendAdapter(const ParamLeaves& leaves, uint64_t version,
+                                   BuildOptions build);
+  // Why a push of `version` was refused, naming what the engine keeps.
+  Status Refused(const Status& why, const std::string& lora_name,
+                 uint64_t version) const;
 
-  proto::UpdateParams message_;
+  proto::UpdateParams message_;  // Adapters only.
 };
 
 }  // namespace rlrt

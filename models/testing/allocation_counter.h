@@ -8,6 +8,8 @@ namespace rlrt::testing {
 
 // Calls of the global operator new so far, on any thread.
 long AllocationCount();
+// The bytes they asked for, in all.
+long AllocatedBytes();
 
 }  // namespace rlrt::testing
 
