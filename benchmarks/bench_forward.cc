@@ -5,7 +5,9 @@
 // row-invariant kernel, 1 = float32 and OpenBLAS, 2 = BF16 weights and the
 // row-invariant BF16 kernel:
 //  - BM_Prefill: batch of B prompts of kPromptTokens tokens in one call;
-//  - BM_Decode: one decode step for B sequences holding kContext tokens.
+//  - BM_Decode: one decode step for B sequences holding --decode_context
+//    tokens (64 by default; a rollout of 128-token prompts and 128 new
+//    tokens averages 192, where attention over the KV cache weighs more).
 // Counters: tokens_per_s; GFLOPs (matmul FLOPs 2 * params + attention);
 // ratio_to_sgemm_peak = achieved GFLOP/s / (single-thread OpenBLAS sgemm
 // GFLOP/s x devices), the peak measured in this run; for BF16,
@@ -18,8 +20,10 @@
 // Quote medians: --benchmark_repetitions=5
 // --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
+#include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -36,12 +40,18 @@
 #include "partition/device.h"
 #include "partition/mesh.h"
 
+DEFINE_int32(decode_context, 64,
+             "BM_Decode: tokens each sequence holds before the decoded one.");
+
 namespace rlrt {
 namespace {
 
 constexpr int64_t kPromptTokens = 32;
-constexpr int64_t kContext = 64;
 constexpr int64_t kPageSize = 16;
+
+int64_t DecodeContext() {
+  return std::clamp<int64_t>(FLAGS_decode_context, 1, 1 << 16);
+}
 
 // Models are built once per (preset, devices) and kept for the run.
 struct Bench {
@@ -66,17 +76,18 @@ Bench& BenchFor(const std::string& preset, int devices, int64_t variant) {
     slot->model = std::make_unique<LoadedModel>(std::move(model).value());
     TransformerOptions options;
     options.max_batch_tokens = 32 * kPromptTokens;
-    options.max_context = kContext + 64;
+    options.max_context = DecodeContext() + 64;
     options.matmul =
         variant == 1 ? MatmulKernel::kOpenBlas : MatmulKernel::kRowInvariant;
     slot->transformer =
         std::move(Transformer::Create(slot->model->config, slot->model->weights,
                                       slot->mesh.get(), options))
             .value();
-    slot->cache = std::move(KvCache::Create(KvCacheShape::For(
-                                slot->model->config, 32 * (kContext + 64),
-                                kPageSize, slot->transformer->kv_dtype())))
-                      .value();
+    slot->cache =
+        std::move(KvCache::Create(KvCacheShape::For(
+                      slot->model->config, 32 * (DecodeContext() + 64),
+                      kPageSize, slot->transformer->kv_dtype())))
+            .value();
   }
   return *slot;
 }
@@ -136,11 +147,12 @@ void BM_Decode(benchmark::State& state) {
                       static_cast<int>(state.range(2)), state.range(3));
   const int64_t batch = state.range(1);
   const ModelConfig& c = b.model->config;
-  const int64_t pages_per_seq = (kContext + 64 + kPageSize - 1) / kPageSize;
+  const int64_t context = DecodeContext();
+  const int64_t pages_per_seq = (context + 64 + kPageSize - 1) / kPageSize;
   std::vector<std::vector<int32_t>> prompts(batch), pages(batch);
   std::vector<SequenceInput> inputs;
   for (int64_t s = 0; s < batch; ++s) {
-    for (int64_t i = 0; i < kContext; ++i)
+    for (int64_t i = 0; i < context; ++i)
       prompts[s].push_back((s * 17 + i * 3) % c.vocab_size);
     for (int64_t p = 0; p < pages_per_seq; ++p)
       pages[s].push_back(s * pages_per_seq + p);
@@ -155,9 +167,9 @@ void BM_Decode(benchmark::State& state) {
             .ok());
   }
   std::vector<int32_t> next(batch, 1);
-  // Every step decodes position kContext again: the context stays fixed.
+  // Every step decodes position `context` again: the context stays fixed.
   for (int64_t s = 0; s < batch; ++s) {
-    inputs.push_back(SequenceInput{{&next[s], 1}, kContext, pages[s], false});
+    inputs.push_back(SequenceInput{{&next[s], 1}, context, pages[s], false});
   }
   double timed = 0;
   for (auto _ : state) {
@@ -166,7 +178,7 @@ void BM_Decode(benchmark::State& state) {
     timed += SecondsBetween(t0, SteadyClock::now());
   }
   const double steps = static_cast<double>(state.iterations());
-  ReportThroughput(state, b, batch, batch, kContext, timed / steps);
+  ReportThroughput(state, b, batch, batch, context, timed / steps);
   if (batch == 1) {
     const double weight_bytes_per_s =
         b.model->weights.total_bytes() * steps / timed;
@@ -198,4 +210,10 @@ BENCHMARK(BM_Decode)->Apply(PrefillArgs)->MinTime(1.0);
 }  // namespace
 }  // namespace rlrt
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
