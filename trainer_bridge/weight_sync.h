@@ -44,13 +44,18 @@ struct SyncReport {
 class WeightSync {
  public:
   // `engine` must outlive this; `trainer_mesh` (may be null) spreads the
-  // build and hash over the trainer's workers.
+  // trainer's scan (and an adapter's build) over its workers. `verify`
+  // compares the sampler's hash of a pushed adapter with the trainer's;
+  // base pushes are always compared (the engine hashes as it copies).
   WeightSync(SamplerEngine* engine, Mesh* trainer_mesh, bool verify = true,
              bool flush_cache = true);
 
   // Sends `weights` as `version` (which must be newer than the engine's).
   // A refused update leaves the engine's weights and version unchanged; the
-  // error says why. A hash mismatch after an applied update is DataLoss.
+  // error says why. Weights holding a NaN or an infinity are refused before
+  // the engine sees them (FailedPrecondition). If what the engine wrote
+  // does not hash to the trainer's hash (memory changed under the copy),
+  // the version is not advanced and the error is Internal.
   StatusOr<SyncReport> Push(const ParamLeaves& weights, uint64_t version);
   // The same for a LoRA adapter: only its leaves travel, as adapter `name`
   // (created on the engine by the first push), and `version` must be newer
