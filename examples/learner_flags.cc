@@ -50,6 +50,11 @@ DEFINE_bool(bf16_backward_products, true,
             "with float32 accumulation (each layer's output gradient "
             "rounded to BF16, as PyTorch's autocast does); false: float32 "
             "products, slower.");
+DEFINE_bool(bf16_gradients, true,
+            "With BF16 weights, keep the gradients of BF16 matrices in BF16 "
+            "(half the memory; each micro-batch's float32 gradient is "
+            "rounded once as it is added); false: float32 gradients. The "
+            "master weights and AdamW moments are float32 either way.");
 DEFINE_double(temperature, 1.0,
               "The sampling temperature (> 0); logprobs are of the tempered "
               "distribution.");
@@ -109,6 +114,7 @@ StatusOr<GrpoOptions> GrpoOptionsFromFlags() {
   g.temperature = static_cast<float>(FLAGS_temperature);
   g.num_iterations = FLAGS_num_iterations;
   g.bf16_backward_products = FLAGS_bf16_backward_products;
+  g.bf16_gradients = FLAGS_bf16_gradients;
   g.adamw.weight_decay = FLAGS_weight_decay;
   g.adamw.max_grad_norm = FLAGS_max_grad_norm;
   ASSIGN_OR_RETURN(g.lr.kind, ParseFlag(ParseLrScheduleKind, FLAGS_lr_schedule,

@@ -27,6 +27,7 @@ DECLARE_bool(drop_truncated);
 DECLARE_double(weight_decay);
 DECLARE_double(max_grad_norm);
 DECLARE_bool(bf16_backward_products);
+DECLARE_bool(bf16_gradients);
 DECLARE_double(temperature);
 
 namespace rlrt {

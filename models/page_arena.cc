@@ -48,6 +48,15 @@ StatusOr<PageArena> PageArena::Create(size_t bytes) {
   return arena;
 }
 
+Status PageArena::Release() {
+  if (size_ == 0) return OkStatus();
+  if (madvise(data_, size_, MADV_DONTNEED) != 0) {
+    return InternalError(std::string("cannot release an arena's pages: ") +
+                         std::strerror(errno));
+  }
+  return OkStatus();
+}
+
 PageArena::PageArena(PageArena&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
       size_(std::exchange(other.size_, 0)) {}

@@ -33,6 +33,10 @@ class PageArena {
   ~PageArena();
 
   std::byte* data() const { return data_; }
+  // Gives the pages back to the kernel: the arena reads as zeros again and
+  // holds no memory until touched (a scratch buffer used once per step need
+  // not stay resident between steps).
+  Status Release();
   size_t size() const { return size_; }
 
  private:

@@ -62,10 +62,12 @@ class DataParallelGroup {
   // Every rank's value, indexed by rank.
   virtual StatusOr<std::vector<uint64_t>> AllGather(uint64_t value) = 0;
 
-  // Sums F32 leaves (gradients) over the ranks in rank order, in blocks of
-  // at most `block_elements` packed across leaves, so small leaves do not
-  // cost a collective each and the staging memory stays bounded. A group
-  // of one changes nothing.
+  // Sums leaves (gradients) over the ranks in rank order, in blocks of at
+  // most `block_elements` packed across leaves, so small leaves do not
+  // cost a collective each and the staging memory stays bounded. F32
+  // leaves go first, then BF16 ones (SumInRankOrderBf16: float32 sums,
+  // rounded once); any other dtype is refused before anything moves. A
+  // group of one changes nothing.
   Status SumLeavesInRankOrder(ParamLeaves& leaves,
                               int64_t block_elements = int64_t{1} << 24);
 

@@ -6,12 +6,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <thread>
 #include <vector>
 
+#include "models/dtype.h"
 #include "models/leaf_checksum.h"
 #include "models/train/train_test_util.h"
 #include "trainer_bridge/data_parallel_local.h"
@@ -85,6 +88,66 @@ TEST(DataParallelTest, LeavesAreSummedAcrossLeafBoundariesInSmallBlocks) {
         EXPECT_EQ(v[j], float(100 + 2 * (i * 10 + j))) << i << "," << j;
     }
   }
+}
+
+// BF16 gradients beside F32 ones: interleaved leaves, blocks that straddle
+// boundaries within each dtype, every BF16 sum formed in float32 and
+// rounded once; an F16 leaf is refused with nothing summed.
+TEST(DataParallelTest, MixedF32AndBf16LeavesAreEachSummedInTheirDtype) {
+  std::vector<LeafSpec> specs = {{"a", {3}, DType::kBF16},
+                                 {"b", {5}, DType::kF32},
+                                 {"c", {4}, DType::kBF16},
+                                 {"d", {1}, DType::kF32}};
+  auto value = [](int rank, size_t leaf, size_t j) {
+    return 1.0f + 0x1p-8f * float(rank + 1) + float(leaf * 10 + j);
+  };
+  std::vector<ParamLeaves> leaves;
+  for (int r = 0; r < 3; ++r) {
+    auto l = ParamLeaves::Allocate(specs);
+    ASSERT_TRUE(l.ok());
+    for (size_t i = 0; i < l->size(); ++i) {
+      for (int64_t j = 0; j < specs[i].NumElements(); ++j)
+        StoreFromF32(l->data(i), specs[i].dtype, j, value(r, i, j));
+    }
+    leaves.push_back(std::move(l).value());
+  }
+  std::vector<ParamLeaves> start;
+  for (const ParamLeaves& l : leaves) {
+    auto copy = ParamLeaves::Allocate(specs);
+    ASSERT_TRUE(copy.ok());
+    for (size_t i = 0; i < l.size(); ++i)
+      std::memcpy(copy->data(i), l.data(i), l.bytes(i));
+    start.push_back(std::move(copy).value());
+  }
+  OnRanks(3, [&](int rank, DataParallelGroup& group) {
+    EXPECT_TRUE(group.SumLeavesInRankOrder(leaves[rank], 2).ok());
+  });
+  for (size_t i = 0; i < specs.size(); ++i) {
+    for (int64_t j = 0; j < specs[i].NumElements(); ++j) {
+      float sum = 0;
+      for (int r = 0; r < 3; ++r)
+        sum += LoadAsF32(start[r].data(i), specs[i].dtype, j);
+      const float want =
+          specs[i].dtype == DType::kBF16 ? Bf16ToF32(F32ToBf16(sum)) : sum;
+      for (int r = 0; r < 3; ++r)
+        EXPECT_EQ(LoadAsF32(leaves[r].data(i), specs[i].dtype, j), want)
+            << r << " " << specs[i].name << "[" << j << "]";
+    }
+  }
+
+  specs.push_back({"e", {2}, DType::kF16});
+  std::vector<ParamLeaves> with_f16;
+  for (int r = 0; r < 2; ++r) {
+    auto l = ParamLeaves::Allocate(specs);
+    ASSERT_TRUE(l.ok());
+    std::fill_n(l->F32(1).data(), 5, 1.0f);
+    with_f16.push_back(std::move(l).value());
+  }
+  OnRanks(2, [&](int rank, DataParallelGroup& group) {
+    EXPECT_EQ(group.SumLeavesInRankOrder(with_f16[rank], 2).code(),
+              StatusCode::kInvalidArgument);
+  });
+  EXPECT_EQ(with_f16[0].F32(1)[0], 1.0f);
 }
 
 TEST(DataParallelTest, DivergedReplicasAreNamedOnEveryRank) {

@@ -118,8 +118,13 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::Create(
       split ? ParamLeaves::Allocate({})
             : ConvertedCopy(initial, AllF32(initial.specs()), actor));
   // Zeroed at the start of every step, so no need to copy anything in.
-  ASSIGN_OR_RETURN(ParamLeaves grads,
-                   ParamLeaves::Allocate(AllF32(initial.specs())));
+  std::vector<LeafSpec> grad_specs = AllF32(initial.specs());
+  if (options.bf16_gradients &&
+      DecoderMatrixDType(initial.specs()) == DType::kBF16) {
+    for (size_t i = 0; i < grad_specs.size(); ++i)
+      grad_specs[i].dtype = initial.spec(i).dtype;
+  }
+  ASSIGN_OR_RETURN(ParamLeaves grads, ParamLeaves::Allocate(grad_specs));
   std::unique_ptr<GrpoLearner> learner(
       new GrpoLearner(config, options, actor, reference_mesh,
                       std::move(weights), std::move(grads)));

@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "models/dtype.h"
 #include "models/forward/model_source.h"
 #include "models/leaf_checksum.h"
 
@@ -80,6 +81,55 @@ TEST(GrpoLearnerTest, ASuccessfulMultiIterationStepAppliesEveryIteration) {
   ASSERT_TRUE(step.ok()) << step.status();
   EXPECT_EQ((*learner)->optimizer_steps(), 3);
   EXPECT_NE(ContentHash((*learner)->weights()), ContentHash(model.weights));
+}
+
+// BF16 weights: gradients kept in BF16 (the default) take half the bytes of
+// the matrices' float32 ones and give the same step up to their rounding;
+// float32 weights keep float32 gradients whatever the option says.
+TEST(GrpoLearnerTest, Bf16GradientsHalveTheMatricesAndTrackTheFloat32Step) {
+  auto model = LoadModel({.model_dir = kModel,
+                          .preset = "",
+                          .load_format = "auto",
+                          .seed = 0,
+                          .dtype = "bfloat16"},
+                         nullptr);
+  ASSERT_TRUE(model.ok()) << model.status();
+  size_t matrix_bytes = 0, vector_bytes = 0;
+  for (const LeafSpec& spec : model->weights.specs()) {
+    (spec.dtype == DType::kBF16 ? matrix_bytes : vector_bytes) +=
+        spec.NumElements() * sizeof(float);
+  }
+  ASSERT_GT(matrix_bytes, 0u);
+  GrpoOptions options;
+  options.max_micro_batch_tokens = 14;  // two micro-batches accumulate
+  options.adamw.max_grad_norm = 0;
+  std::vector<GrpoStepMetrics> steps;
+  std::vector<uint64_t> hashes;
+  for (bool bf16 : {true, false}) {
+    options.bf16_gradients = bf16;
+    auto learner = GrpoLearner::Create(model->config, model->weights, nullptr,
+                                       nullptr, options);
+    ASSERT_TRUE(learner.ok()) << learner.status();
+    EXPECT_EQ((*learner)->gradient_bytes(),
+              (bf16 ? matrix_bytes / 2 : matrix_bytes) + vector_bytes);
+    StatusOr<GrpoStepMetrics> step = (*learner)->Step(TwoGroups(), 2);
+    ASSERT_TRUE(step.ok()) << step.status();
+    steps.push_back(*step);
+    hashes.push_back(ContentHash((*learner)->weights()));
+    EXPECT_NE(hashes.back(), ContentHash(model->weights));
+  }
+  EXPECT_GT(steps[1].grad_norm, 0);
+  EXPECT_NE(steps[0].grad_norm, steps[1].grad_norm);  // rounded: not equal
+  EXPECT_NEAR(steps[0].grad_norm, steps[1].grad_norm,
+              0x1p-7 * steps[1].grad_norm);
+  EXPECT_EQ(steps[0].loss, steps[1].loss);  // the same forward
+
+  const LoadedModel f32 = LoadFixture();
+  options.bf16_gradients = true;
+  auto learner =
+      GrpoLearner::Create(f32.config, f32.weights, nullptr, nullptr, options);
+  ASSERT_TRUE(learner.ok()) << learner.status();
+  EXPECT_EQ((*learner)->gradient_bytes(), f32.weights.total_bytes());
 }
 
 }  // namespace

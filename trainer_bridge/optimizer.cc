@@ -4,6 +4,7 @@
 #include <cstring>
 #include <numbers>
 
+#include "models/dtype.h"
 #include "partition/parallel.h"
 
 namespace rlrt {
@@ -17,6 +18,23 @@ const float* Floats(const ParamLeaves& l, size_t i) {
 float* Floats(ParamLeaves& l, size_t i) {
   return reinterpret_cast<float*>(l.data(i));
 }
+
+// One leaf's gradient, float32 or BF16 (a BF16 weight's gradient may be
+// kept in BF16: TrainableTransformer::Backward), read as float32.
+class GradLeaf {
+ public:
+  GradLeaf(const ParamLeaves& grads, size_t leaf)
+      : data_(grads.data(leaf)),
+        bf16_(grads.spec(leaf).dtype == DType::kBF16) {}
+  float operator[](int64_t i) const {
+    return bf16_ ? Bf16ToF32(static_cast<const uint16_t*>(data_)[i])
+                 : static_cast<const float*>(data_)[i];
+  }
+
+ private:
+  const void* data_;
+  bool bf16_;
+};
 
 // Updates float32 values [begin, end) of p in place.
 template <typename Update>
@@ -93,15 +111,32 @@ Status AdamW::CheckStructure(const ParamLeaves& other, const char* what) const {
   return OkStatus();
 }
 
+Status AdamW::CheckGradients(const ParamLeaves& grads) const {
+  if (grads.fingerprint() == m_.fingerprint()) return OkStatus();
+  bool same = grads.size() == m_.size();
+  for (size_t i = 0; same && i < grads.size(); ++i) {
+    const LeafSpec& g = grads.spec(i);
+    const LeafSpec& m = m_.spec(i);
+    same = g.name == m.name && g.shape == m.shape &&
+           (g.dtype == DType::kF32 || g.dtype == DType::kBF16);
+  }
+  if (same) return OkStatus();
+  return InvalidArgumentError(
+      "gradients do not have the optimizer's structure (F32 or BF16 leaves)");
+}
+
 StatusOr<double> AdamW::GradNorm(const ParamLeaves& grads, Mesh* mesh) const {
-  RETURN_IF_ERROR(CheckStructure(grads, "gradients"));
+  RETURN_IF_ERROR(CheckGradients(grads));
   RETURN_IF_ERROR(ParallelForOrInline(
       mesh, static_cast<int64_t>(blocks_.size()), [&](const Shard& shard) {
         for (int64_t k = shard.begin; k < shard.end; ++k) {
           const Block& b = blocks_[k];
-          const float* g = Floats(grads, b.leaf);
+          const GradLeaf g(grads, b.leaf);
           double sum = 0;
-          for (int64_t i = b.begin; i < b.end; ++i) sum += double(g[i]) * g[i];
+          for (int64_t i = b.begin; i < b.end; ++i) {
+            const double gi = g[i];
+            sum += gi * gi;
+          }
           partial_[k] = sum;
         }
         return OkStatus();
@@ -139,7 +174,7 @@ StatusOr<OptimizerStepStats> AdamW::StepWith(const ParamLeaves& grads,
       mesh, static_cast<int64_t>(blocks_.size()), [&](const Shard& shard) {
         for (int64_t k = shard.begin; k < shard.end; ++k) {
           const Block& b = blocks_[k];
-          const float* g = Floats(grads, b.leaf);
+          const GradLeaf g(grads, b.leaf);
           float* m = Floats(m_, b.leaf);
           float* v = Floats(v_, b.leaf);
           update_block(b, [&](int64_t i, float p) {

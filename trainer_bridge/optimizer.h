@@ -57,6 +57,8 @@ class AdamW {
   static StatusOr<AdamW> Create(const SplitMaster& params,
                                 const AdamWOptions& options);
 
+  // Gradients have the moments' names and shapes; each leaf may be F32 or
+  // BF16 (read as float32; the arithmetic is the same either way).
   // The global L2 norm of `grads` (bit-identical for any worker count).
   StatusOr<double> GradNorm(const ParamLeaves& grads, Mesh* mesh) const;
 
@@ -94,6 +96,8 @@ class AdamW {
   static StatusOr<AdamW> CreateFor(const std::vector<LeafSpec>& specs,
                                    const AdamWOptions& options);
   Status CheckStructure(const ParamLeaves& other, const char* what) const;
+  // The moments' names and shapes, each leaf F32 or BF16.
+  Status CheckGradients(const ParamLeaves& grads) const;
   // Clips and updates; `update_block(block, fn)` runs fn(p) on the block's
   // parameters as float32, in place (the caller's storage round-trips them).
   template <typename UpdateBlock>

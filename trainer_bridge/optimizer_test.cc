@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "models/dtype.h"
 #include "models/leaf_checksum.h"
 #include "models/leaf_init.h"
 #include "models/test_util.h"
@@ -98,6 +99,60 @@ TEST(AdamWTest, NonFiniteGradientsAreRefusedAndChangeNothing) {
   ParamLeaves other = testing::AllocateOrDie({{"x", {3}, DType::kF32}});
   EXPECT_FALSE(opt->Step(other, other, 1e-3, nullptr).ok());
   EXPECT_FALSE(AdamW::Create(p, AdamWOptions{.beta1 = 1.0}).ok());
+}
+
+// BF16 gradient leaves are read as the float32 values they hold: a step
+// with them is bit for bit the step with float32 leaves of those values
+// (grad norm, clipping, moments and weights), and a NaN among them is
+// refused as in float32.
+TEST(AdamWTest, Bf16GradientsStepAsTheirFloat32Values) {
+  std::vector<LeafSpec> bf16_specs = Specs();
+  bf16_specs[0].dtype = DType::kBF16;
+  bf16_specs[2].dtype = DType::kBF16;
+  ParamLeaves narrow = testing::AllocateOrDie(bf16_specs);
+  ASSERT_TRUE(FillDummy(narrow, 2).ok());
+  ParamLeaves wide = testing::AllocateOrDie(Specs());
+  for (size_t l = 0; l < wide.size(); ++l) {
+    const int64_t n = wide.spec(l).NumElements();
+    for (int64_t i = 0; i < n; ++i) {
+      F(wide, l)[i] = LoadAsF32(narrow.data(l), narrow.spec(l).dtype, i);
+    }
+  }
+  auto mesh = testing::MakeMesh(2);
+  ParamLeaves p_narrow = testing::AllocateOrDie(Specs());
+  ParamLeaves p_wide = testing::AllocateOrDie(Specs());
+  ASSERT_TRUE(FillDummy(p_narrow, 1).ok());
+  ASSERT_TRUE(FillDummy(p_wide, 1).ok());
+  AdamWOptions o;
+  o.weight_decay = 0.1;
+  o.max_grad_norm = 0.5;
+  auto opt_narrow = AdamW::Create(p_narrow, o);
+  auto opt_wide = AdamW::Create(p_wide, o);
+  ASSERT_TRUE(opt_narrow.ok() && opt_wide.ok());
+  for (int step = 0; step < 2; ++step) {
+    auto a = opt_narrow->Step(p_narrow, narrow, 1e-2, mesh.get());
+    auto b = opt_wide->Step(p_wide, wide, 1e-2, mesh.get());
+    ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+    EXPECT_EQ(a->grad_norm, b->grad_norm);
+    EXPECT_LT(a->clip_scale, 1.0);
+    EXPECT_EQ(a->clip_scale, b->clip_scale);
+  }
+  EXPECT_EQ(ContentHash(p_narrow), ContentHash(p_wide));
+  EXPECT_EQ(ContentHash(opt_narrow->first_moment()),
+            ContentHash(opt_wide->first_moment()));
+  EXPECT_EQ(ContentHash(opt_narrow->second_moment()),
+            ContentHash(opt_wide->second_moment()));
+
+  const uint64_t before = ContentHash(p_narrow);
+  reinterpret_cast<uint16_t*>(narrow.data(2))[777] = F32ToBf16(NAN);
+  EXPECT_EQ(opt_narrow->Step(p_narrow, narrow, 1e-2, nullptr).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ContentHash(p_narrow), before);
+  // F16 is neither: refused.
+  bf16_specs[1].dtype = DType::kF16;
+  ParamLeaves f16 = testing::AllocateOrDie(bf16_specs);
+  EXPECT_EQ(opt_narrow->Step(p_narrow, f16, 1e-2, nullptr).status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST(LrScheduleTest, WarmupThenCosine) {

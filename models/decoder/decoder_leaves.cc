@@ -17,6 +17,11 @@ auto* Data(Leaves& leaves, int64_t index) {
   return leaves.F32(index).data();
 }
 
+uint16_t* Bf16Data(ParamLeaves& leaves, int64_t index) {
+  if (index < 0 || leaves.spec(index).dtype != DType::kBF16) return nullptr;
+  return reinterpret_cast<uint16_t*>(leaves.data(index));
+}
+
 MatrixRef MatrixAt(const ParamLeaves& leaves, int64_t index) {
   if (index < 0) return MatrixRef();
   MatrixRef m;
@@ -83,6 +88,13 @@ const float* DecoderLeaves::Get(const ParamLeaves& leaves, int64_t layer,
 float* DecoderLeaves::Get(ParamLeaves& leaves, int64_t layer,
                           LayerParam p) const {
   return Data(leaves, Index(layer, p));
+}
+uint16_t* DecoderLeaves::GetBf16(ParamLeaves& leaves, ModelParam p) const {
+  return Bf16Data(leaves, Index(p));
+}
+uint16_t* DecoderLeaves::GetBf16(ParamLeaves& leaves, int64_t layer,
+                                 LayerParam p) const {
+  return Bf16Data(leaves, Index(layer, p));
 }
 MatrixRef DecoderLeaves::Matrix(const ParamLeaves& leaves, ModelParam p) const {
   return MatrixAt(leaves, Index(p));

@@ -46,6 +46,10 @@ class DecoderLeaves {
   const float* Get(const ParamLeaves& leaves, int64_t layer,
                    LayerParam p) const;
   float* Get(ParamLeaves& leaves, int64_t layer, LayerParam p) const;
+  // A matrix's BF16 bit patterns for writing (a BF16 gradient), or null
+  // when the model has no such parameter or its leaf is not BF16.
+  uint16_t* GetBf16(ParamLeaves& leaves, ModelParam p) const;
+  uint16_t* GetBf16(ParamLeaves& leaves, int64_t layer, LayerParam p) const;
   // A matrix parameter as stored, F32 or BF16 (null data when absent).
   MatrixRef Matrix(const ParamLeaves& leaves, ModelParam p) const;
   MatrixRef Matrix(const ParamLeaves& leaves, int64_t layer,

@@ -75,6 +75,7 @@ class PagedRows {
         page_stride_(page_stride),
         head_dim_(head_dim),
         last_page_((context - 1) / page_size),
+        prefetch_(page_size > 1),
         page_first_(-page_size) {}
 
   const T* operator()(int64_t p) {
@@ -82,7 +83,8 @@ class PagedRows {
       const int64_t page = p / page_size_;
       page_first_ = page * page_size_;
       page_base_ = base_ + pages_[page] * page_stride_;
-      if (page < last_page_) Prefetch(base_ + pages_[page + 1] * page_stride_);
+      if (prefetch_ && page < last_page_)
+        Prefetch(base_ + pages_[page + 1] * page_stride_);
     }
     return page_base_ + (p - page_first_) * head_dim_;
   }
@@ -99,6 +101,9 @@ class PagedRows {
   const int32_t* pages_;
   int64_t page_size_, page_stride_, head_dim_;
   int64_t last_page_;
+  // A contiguous view (the trainer's, page_size 1) is one stream the
+  // hardware prefetcher follows; prefetching each row there only costs.
+  bool prefetch_;
   // First position of the page looked up last; initially a page before 0,
   // so that the first call looks one up.
   int64_t page_first_;

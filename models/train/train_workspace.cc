@@ -80,6 +80,13 @@ StatusOr<std::unique_ptr<TrainWorkspace>> TrainWorkspace::Create(
     plan.Add(&w->lora_u, t * shape.lora_rank);
     plan.Add(&w->lora_du, t * shape.lora_rank);
   }
+  if (shape.bf16_grad_scratch && !shape.forward_only) {
+    w->matrix_grad_size = std::max({q * h, kv * h, inter * h});
+    plan.Add(&w->matrix_grad, w->matrix_grad_size);
+    ArenaPlan head_plan;
+    head_plan.Add(&w->head_grad, c.vocab_size * h);
+    ASSIGN_OR_RETURN(w->head_grad_arena_, head_plan.Carve());
+  }
   ASSIGN_OR_RETURN(w->arena_, plan.Carve());
   a.adapters.scratch = w->lora_u;
   return w;

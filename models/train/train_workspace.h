@@ -9,6 +9,8 @@
 //   one LM-head chunk                        C (V + 4h)
 //   rotary tables, attention and norm stats  T (head_dim + 5 heads) + 2 W T
 //   LoRA path, with adapters of rank r       2 T r
+//   BF16 gradients' float32 partial sums     the largest layer matrix, and
+//                                            V h while a Backward runs
 // A forward-only workspace (a frozen reference model) keeps two residual
 // buffers, written in turn, and no gradients.
 #ifndef RLRT_MODELS_TRAIN_TRAIN_WORKSPACE_H_
@@ -31,6 +33,11 @@ struct TrainWorkspaceShape {
   int workers = 1;
   int64_t lora_rank = 0;  // largest adapter rank; 0: no adapters
   bool forward_only = false;
+  // Reserve float32 scratch for BF16 gradients (TrainableTransformer's
+  // Backward into BF16 matrices): one layer matrix, and the LM head's
+  // (vocab x hidden) in an arena of its own that Backward gives back after
+  // each pass. Reserved address space costs nothing until touched.
+  bool bf16_grad_scratch = false;
 };
 
 class TrainWorkspace {
@@ -64,7 +71,7 @@ class TrainWorkspace {
   float* residual(int64_t l) const {
     return residuals_ + (forward_only_ ? l % 2 : l) * residual_size_;
   }
-  size_t bytes() const { return arena_.size(); }
+  size_t bytes() const { return arena_.size() + head_grad_arena_.size(); }
 
   Layer layer{};
   LayerGrads grad{};  // all null in a forward-only workspace
@@ -81,11 +88,20 @@ class TrainWorkspace {
   // scratch is lora_u).
   float* lora_u = nullptr;
   float* lora_du = nullptr;
+  // With bf16_grad_scratch: one layer matrix's dW ([out, in], the largest),
+  // and the LM head's and embedding's dW ([vocab, hidden]), each summed in
+  // float32 and then added to BF16 gradients once (models/ops/
+  // bf16_accumulate.h). head_grad reads as zeros after ReleaseHeadGrad.
+  float* matrix_grad = nullptr;
+  int64_t matrix_grad_size = 0;
+  float* head_grad = nullptr;
+  Status ReleaseHeadGrad() { return head_grad_arena_.Release(); }
 
  private:
   TrainWorkspace() = default;
 
   PageArena arena_;
+  PageArena head_grad_arena_;
   float* residuals_ = nullptr;
   int64_t residual_size_ = 0;
   bool forward_only_ = false;

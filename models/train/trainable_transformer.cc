@@ -57,9 +57,13 @@ StatusOr<std::unique_ptr<TrainableTransformer>> TrainableTransformer::Create(
   model->lora_capacity_ = std::max(
       options.max_lora_rank,
       options.adapter != nullptr ? options.adapter->rank() : int64_t{0});
-  const TrainWorkspaceShape shape{options.max_tokens, model->LogitsChunkRows(),
-                                  NumWorkers(mesh), model->lora_capacity_,
-                                  options.forward_only};
+  const TrainWorkspaceShape shape{
+      .max_tokens = options.max_tokens,
+      .logits_chunk_rows = model->LogitsChunkRows(),
+      .workers = NumWorkers(mesh),
+      .lora_rank = model->lora_capacity_,
+      .forward_only = options.forward_only,
+      .bf16_grad_scratch = DecoderMatrixDType(weights.specs()) == DType::kBF16};
   ASSIGN_OR_RETURN(model->workspace_, TrainWorkspace::Create(config, shape));
   RETURN_IF_ERROR(model->SetAdapter(options.adapter));
   return model;

@@ -116,9 +116,13 @@ class TrainableTransformer {
   // Backward calls accumulate), given dloss_dlogprob[i] = dLoss/dlogprobs[i]
   // for the last Forward's targets. Without an adapter, `grads` has the
   // weights' structure; with tied embeddings the LM head's gradient adds
-  // into model.embed_tokens.weight. With one, the base is frozen: `grads`
-  // has the adapter's structure and receives dLoss/dA and dLoss/dB only
-  // (no base gradient is computed). May run several times per Forward.
+  // into model.embed_tokens.weight. With BF16 weights, the gradients'
+  // matrices may be BF16 (half the memory): each call then sums its
+  // contribution in float32 and rounds it into them once, so one call's
+  // BF16 gradient is the float32 one rounded to nearest even. With one, the
+  // base is frozen: `grads` has the adapter's structure and receives dLoss/dA
+  // and dLoss/dB only (no base gradient is computed). May run several times per
+  // Forward.
   Status Backward(std::span<const float> dloss_dlogprob, ParamLeaves& grads);
 
   // Runs later calls with `adapter` on every row (null: the base alone, as
@@ -158,9 +162,11 @@ class TrainableTransformer {
   // Tempers the chunk's logits in place and writes its logprobs.
   Status ChunkLogprobs(int64_t first, int64_t rows, std::span<float> logprobs,
                        std::span<float> entropies);
-  // The chunk's gradient into the LM head, the final norm and the residual.
+  // The chunk's gradient into the LM head (head_dw, float32: the leaf or
+  // the BF16 gradient's scratch), the final norm and the residual.
   Status HeadBackward(int64_t first, int64_t rows,
-                      std::span<const float> dloss_dlogprob, ParamLeaves* base);
+                      std::span<const float> dloss_dlogprob, ParamLeaves* base,
+                      float* head_dw);
   Status ValidateBackward(std::span<const float> dloss_dlogprob,
                           const ParamLeaves& grads) const;
   int64_t LogitsChunkRows() const {

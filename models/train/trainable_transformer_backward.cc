@@ -7,6 +7,7 @@
 #include <string>
 
 #include "models/ops/attention.h"
+#include "models/ops/bf16_accumulate.h"
 #include "models/ops/embedding.h"
 #include "models/ops/linear.h"
 #include "models/ops/log_softmax.h"
@@ -67,6 +68,12 @@ Status TrainableTransformer::ValidateBackward(
   if (grads.size() > 0 && grads.data(0) == weights_.data(0)) {
     return InvalidArgumentError("gradients must not be the weights themselves");
   }
+  if (DecoderMatrixDType(grads.specs()) == DType::kBF16 &&
+      workspace_->head_grad == nullptr) {
+    return InvalidArgumentError(
+        "BF16 gradients need a model with BF16 weights (float32 weights take "
+        "float32 gradients)");
+  }
   return OkStatus();
 }
 
@@ -79,27 +86,59 @@ Status TrainableTransformer::Backward(std::span<const float> dloss_dlogprob,
   TrainWorkspace& w = *workspace_;
   ParamLeaves* base = adapter_ != nullptr ? nullptr : &grads;
   ParamLeaves* lora = adapter_ != nullptr ? &grads : nullptr;
-  std::memset(w.grad.residual, 0, rows * config_.hidden_size * sizeof(float));
+  const int64_t h = config_.hidden_size;
+  const int64_t table = config_.vocab_size * h;
+  // BF16 gradients: each matrix's dW of this pass is summed in float32
+  // scratch and added to its BF16 leaf once, so it is rounded once per pass
+  // (models/ops/bf16_accumulate.h). The LM head's runs over every logits
+  // chunk (and, tied, the embedding's after the layers), so it has a
+  // table-sized scratch of its own, given back to the kernel after use:
+  // it is needed only while Backward runs. The scratch is zeroed first, as
+  // a failed pass may have left sums in it.
+  uint16_t* const head_bf16 =
+      base != nullptr ? leaves_.GetBf16(*base, ModelParam::kLmHead) : nullptr;
+  uint16_t* const embedding_bf16 =
+      base != nullptr ? leaves_.GetBf16(*base, ModelParam::kEmbedding)
+                      : nullptr;
+  if (head_bf16 != nullptr || embedding_bf16 != nullptr) {
+    RETURN_IF_ERROR(w.ReleaseHeadGrad());
+    std::memset(w.matrix_grad, 0, w.matrix_grad_size * sizeof(float));
+  }
+  float* head_dw = nullptr;
+  if (base != nullptr) {
+    head_dw = head_bf16 != nullptr ? w.head_grad
+                                   : leaves_.Get(*base, ModelParam::kLmHead);
+  }
+  std::memset(w.grad.residual, 0, rows * h * sizeof(float));
   const int64_t targets = batch_.num_targets();
   const int64_t chunk = LogitsChunkRows();
   for (int64_t first = 0; first < targets; first += chunk) {
     const int64_t n = std::min(chunk, targets - first);
     RETURN_IF_ERROR(HeadForward(first, n));
-    RETURN_IF_ERROR(HeadBackward(first, n, dloss_dlogprob, base));
+    RETURN_IF_ERROR(HeadBackward(first, n, dloss_dlogprob, base, head_dw));
+  }
+  if (head_bf16 != nullptr && !config_.tie_word_embeddings) {
+    RETURN_IF_ERROR(AddIntoBf16(w.head_grad, head_bf16, table, mesh_));
+    RETURN_IF_ERROR(w.ReleaseHeadGrad());
   }
   for (int64_t l = config_.num_hidden_layers - 1; l >= 0; --l) {
     RETURN_IF_ERROR(LayerForward(l, nullptr));
     RETURN_IF_ERROR(LayerBackward(l, base, lora));
   }
   if (base == nullptr) return OkStatus();
-  return EmbeddingBackward(
-      w.grad.residual, config_.hidden_size, batch_.tokens(), rows,
-      leaves_.Get(*base, ModelParam::kEmbedding), config_.vocab_size, mesh_);
+  float* const embedding_dw = embedding_bf16 != nullptr
+                                  ? w.head_grad
+                                  : leaves_.Get(*base, ModelParam::kEmbedding);
+  RETURN_IF_ERROR(EmbeddingBackward(w.grad.residual, h, batch_.tokens(), rows,
+                                    embedding_dw, config_.vocab_size, mesh_));
+  if (embedding_bf16 == nullptr) return OkStatus();
+  RETURN_IF_ERROR(AddIntoBf16(w.head_grad, embedding_bf16, table, mesh_));
+  return w.ReleaseHeadGrad();
 }
 
 Status TrainableTransformer::HeadBackward(int64_t first, int64_t rows,
                                           std::span<const float> dloss_dlogprob,
-                                          ParamLeaves* base) {
+                                          ParamLeaves* base, float* head_dw) {
   TrainWorkspace::Head& head = workspace_->head;
   const int64_t h = config_.hidden_size;
   const int64_t vocab = config_.vocab_size;
@@ -117,18 +156,17 @@ Status TrainableTransformer::HeadBackward(int64_t first, int64_t rows,
     }
     return OkStatus();
   }));
-  RETURN_IF_ERROR(LinearBackward(
-      {.x = head.normed,
-       .weight = leaves_.Matrix(weights_, ModelParam::kLmHead),
-       .dy = head.logits,
-       .rows = rows,
-       .in = h,
-       .out = vocab,
-       .dx = head.d_normed,
-       .dweight =
-           base != nullptr ? leaves_.Get(*base, ModelParam::kLmHead) : nullptr,
-       .bf16_products = options_.bf16_backward_products},
-      mesh_));
+  RETURN_IF_ERROR(
+      LinearBackward({.x = head.normed,
+                      .weight = leaves_.Matrix(weights_, ModelParam::kLmHead),
+                      .dy = head.logits,
+                      .rows = rows,
+                      .in = h,
+                      .out = vocab,
+                      .dx = head.d_normed,
+                      .dweight = head_dw,
+                      .bf16_products = options_.bf16_backward_products},
+                     mesh_));
   RETURN_IF_ERROR(RmsNormGrad(
       head.x, leaves_.Get(weights_, ModelParam::kFinalNorm), head.d_normed,
       head.d_x, false,
@@ -184,9 +222,15 @@ Status TrainableTransformer::LayerBackward(int64_t layer, ParamLeaves* base,
   // dx = dy W (+= with accumulate); dW and db add into the gradients.
   // With an adapter on the projection, its path adds to dx and its dA and
   // dB add into `lora`.
+  // A BF16 gradient's dW is summed in matrix_grad (zero on entry) and
+  // drained into the leaf.
   auto linear_grad = [&](const float* x, LayerParam weight, const float* dy,
                          int64_t in, int64_t out, float* dx, bool accumulate,
                          float* dbias = nullptr) -> Status {
+    uint16_t* const dweight_bf16 =
+        base != nullptr ? leaves_.GetBf16(*base, layer, weight) : nullptr;
+    float* const dweight =
+        dweight_bf16 != nullptr ? workspace_->matrix_grad : dw(weight);
     RETURN_IF_ERROR(
         LinearBackward({.x = x,
                         .weight = leaves_.Matrix(weights_, layer, weight),
@@ -196,10 +240,13 @@ Status TrainableTransformer::LayerBackward(int64_t layer, ParamLeaves* base,
                         .out = out,
                         .dx = dx,
                         .accumulate_dx = accumulate,
-                        .dweight = dw(weight),
+                        .dweight = dweight,
                         .dbias = dbias,
                         .bf16_products = options_.bf16_backward_products},
                        mesh_));
+    if (dweight_bf16 != nullptr) {
+      RETURN_IF_ERROR(DrainIntoBf16(dweight, dweight_bf16, in * out, mesh_));
+    }
     if (lora == nullptr) return OkStatus();
     const LoraFactors factors = adapter_->Factors(layer, weight);
     if (factors.rank == 0) return OkStatus();
