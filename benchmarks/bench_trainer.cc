@@ -15,8 +15,11 @@
 //  - ratio_to_sgemm_peak: gflops / (single-thread sgemm GFLOP/s, measured
 //    in this run, x workers);
 //  - with bf16=1 the matrices are BF16 (the mixed-precision trainer's
-//    compute copy; gradients stay float32) and ratio_to_bf16_peak is
-//    gflops / (the single-thread vdpbf16ps peak x workers).
+//    compute copy) and so are all their gradients (TrainableTransformer's
+//    BF16 gradients; the learner keeps the embedding's float32); bf16=2
+//    keeps the gradients float32.
+//    ratio_to_bf16_peak is gflops / (the single-thread vdpbf16ps peak x
+//    workers).
 // BM_RlLoopOverlap/<staleness>: RunRlLoop for 5 steps of a toy task
 // on qwen3-tiny, the sampler on one core and the learner on the other.
 // Counters are means over steps 2.. (step 1 has nothing to overlap with):
@@ -89,10 +92,14 @@ struct TrainBench {
   std::unique_ptr<TrainableTransformer> model;
 };
 
-TrainBench& TrainBenchFor(int64_t shape, int workers, bool bf16) {
-  static std::map<std::tuple<int64_t, int, bool>, std::unique_ptr<TrainBench>>
+// dtype: 0 float32, 1 BF16 weights and gradients, 2 BF16 weights with
+// float32 gradients.
+TrainBench& TrainBenchFor(int64_t shape, int workers, int64_t dtype) {
+  static std::map<std::tuple<int64_t, int, int64_t>,
+                  std::unique_ptr<TrainBench>>
       cache;
-  auto& slot = cache[{shape, workers, bf16}];
+  auto& slot = cache[{shape, workers, dtype}];
+  const bool bf16 = dtype != 0;
   if (slot) return *slot;
   slot = std::make_unique<TrainBench>();
   slot->mesh = BenchMesh(workers);
@@ -100,7 +107,8 @@ TrainBench& TrainBenchFor(int64_t shape, int workers, bool bf16) {
       shape == 0 ? PresetConfig("qwen3-tiny").value() : Qwen3Shape100M();
   auto weights = ParamLeaves::Allocate(
       LeafSpecsFor(slot->config, bf16 ? DType::kBF16 : DType::kF32));
-  auto grads = ParamLeaves::Allocate(LeafSpecsFor(slot->config));
+  auto grads = ParamLeaves::Allocate(
+      LeafSpecsFor(slot->config, dtype == 1 ? DType::kBF16 : DType::kF32));
   CHECK(weights.ok() && grads.ok());
   slot->weights = std::make_unique<ParamLeaves>(std::move(weights).value());
   slot->grads = std::make_unique<ParamLeaves>(std::move(grads).value());
@@ -123,8 +131,8 @@ double BatchForwardFlops(const ModelConfig& c, int64_t targets) {
 }
 
 void BM_TrainStep(benchmark::State& state) {
-  const bool bf16 = state.range(2) == 1;
-  TrainBench& b = TrainBenchFor(state.range(0), state.range(1), bf16);
+  const bool bf16 = state.range(2) != 0;
+  TrainBench& b = TrainBenchFor(state.range(0), state.range(1), state.range(2));
   std::mt19937 rng(3);
   std::vector<std::vector<int32_t>> tokens(kSequences);
   std::vector<int32_t> targets;
@@ -165,7 +173,9 @@ void BM_TrainStep(benchmark::State& state) {
   state.counters["params_M"] = b.config.NumParams() / 1e6;
   state.SetLabel((state.range(0) == 0 ? "qwen3-tiny" : "qwen3-100m-shape") +
                  std::string(" workers=") + std::to_string(b.mesh->size()) +
-                 (bf16 ? " bf16" : " f32"));
+                 (!bf16                 ? " f32"
+                  : state.range(2) == 1 ? " bf16"
+                                        : " bf16 f32-grads"));
 }
 
 void BM_RlLoopOverlap(benchmark::State& state) {
@@ -304,7 +314,7 @@ void BM_LoraStep(benchmark::State& state) {
 }
 
 BENCHMARK(BM_TrainStep)
-    ->ArgsProduct({{0, 1}, {1, 2}, {0, 1}})
+    ->ArgsProduct({{0, 1}, {1, 2}, {0, 1, 2}})
     ->ArgNames({"model", "workers", "bf16"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "base/timing.h"
+#include "models/config/decoder_params.h"
 #include "models/leaf_checksum.h"
 #include "models/leaf_copy.h"
 #include "models/train/losses.h"
@@ -118,11 +119,21 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::Create(
       split ? ParamLeaves::Allocate({})
             : ConvertedCopy(initial, AllF32(initial.specs()), actor));
   // Zeroed at the start of every step, so no need to copy anything in.
+  // BF16 gradients are the layers' matrices. The embedding's and LM head's
+  // stay float32: in BF16 the backward would sum them in a float32 table of
+  // their size anyway (TrainableTransformer::Backward), and that scratch,
+  // alive while the moments are, would cost more at the peak than it saves.
   std::vector<LeafSpec> grad_specs = AllF32(initial.specs());
   if (options.bf16_gradients &&
       DecoderMatrixDType(initial.specs()) == DType::kBF16) {
-    for (size_t i = 0; i < grad_specs.size(); ++i)
+    for (size_t i = 0; i < grad_specs.size(); ++i) {
+      const std::string& name = grad_specs[i].name;
+      if (name == ModelParamName(ModelParam::kEmbedding) ||
+          name == ModelParamName(ModelParam::kLmHead)) {
+        continue;
+      }
       grad_specs[i].dtype = initial.spec(i).dtype;
+    }
   }
   ASSIGN_OR_RETURN(ParamLeaves grads, ParamLeaves::Allocate(grad_specs));
   std::unique_ptr<GrpoLearner> learner(

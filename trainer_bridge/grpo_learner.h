@@ -77,11 +77,12 @@ struct GrpoOptions {
   // With BF16 weights: the backward's products in BF16 (true, faster) or
   // float32 (TrainableTransformerOptions::bf16_backward_products).
   bool bf16_backward_products = true;
-  // With BF16 weights: the gradients of BF16 matrices kept in BF16 (true:
-  // 2 bytes per parameter, 1.2 GB less for Qwen3-0.6B, as PyTorch keeps a
-  // BF16 parameter's .grad; each micro-batch's float32 gradient is rounded
-  // once as it is added, TrainableTransformer::Backward) or in float32
-  // (false). Master weights and AdamW moments are float32 either way.
+  // With BF16 weights: the gradients of the layers' BF16 matrices kept in
+  // BF16 (true: 2 bytes per parameter, 0.9 GB less for Qwen3-0.6B, as
+  // PyTorch keeps a BF16 parameter's .grad; each micro-batch's float32
+  // gradient is rounded once as it is added, TrainableTransformer::
+  // Backward) or in float32 (false). The embedding's and LM head's stay
+  // float32, as do master weights and AdamW moments.
   bool bf16_gradients = true;
   // Train a LoRA adapter of this shape on a frozen base (see above); unset:
   // full fine-tuning. lora_seed draws the adapter's A.

@@ -75,6 +75,21 @@ Status DecoderLeaves::CheckStructure(const ParamLeaves& other,
                               DiffStructures(expected, other.specs()));
 }
 
+Status DecoderLeaves::CheckGradientStructure(const ParamLeaves& grads,
+                                             std::string_view what) const {
+  bool same = grads.size() == specs_f32_.size();
+  for (size_t i = 0; same && i < grads.size(); ++i) {
+    const LeafSpec& g = grads.spec(i);
+    same = g.name == specs_f32_[i].name && g.shape == specs_f32_[i].shape &&
+           (g.dtype == DType::kF32 || g.dtype == specs_bf16_[i].dtype);
+  }
+  if (same) return OkStatus();
+  return InvalidArgumentError(std::string(what) +
+                              " do not have the structure of this model "
+                              "(each matrix F32 or BF16, vectors F32):\n" +
+                              DiffStructures(specs_f32_, grads.specs()));
+}
+
 const float* DecoderLeaves::Get(const ParamLeaves& leaves, ModelParam p) const {
   return Data(leaves, Index(p));
 }

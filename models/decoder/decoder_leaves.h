@@ -37,6 +37,10 @@ class DecoderLeaves {
   // matrices of either dtype; otherwise an error naming `what` and the
   // differences.
   Status CheckStructure(const ParamLeaves& other, std::string_view what) const;
+  // The same for gradients, whose matrices may mix dtypes: each F32, or
+  // BF16 (a BF16 gradient; vectors stay F32).
+  Status CheckGradientStructure(const ParamLeaves& grads,
+                                std::string_view what) const;
 
   // The parameter's floats in a list of this structure, or null when the
   // model has no such parameter or its leaf is not F32. kLmHead is the

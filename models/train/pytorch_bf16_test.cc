@@ -241,56 +241,71 @@ TEST_P(PyTorchBf16Test, Bf16GradientsAreTheFloat32OnesRoundedOnce) {
   auto trainable = cases.Float32Products();
   ASSERT_TRUE(trainable);
   const ModelConfig& config = cases.model.config;
+  // Every matrix BF16, or (as GrpoLearner keeps them) the layers' only.
+  const std::vector<LeafSpec> all_bf16 = LeafSpecsFor(config, DType::kBF16);
+  const std::vector<LeafSpec> layers_bf16 = [&] {
+    std::vector<LeafSpec> specs = all_bf16;
+    for (LeafSpec& spec : specs) {
+      if (!spec.name.starts_with("model.layers.")) spec.dtype = DType::kF32;
+    }
+    return specs;
+  }();
   for (const json& c : cases.fixture["gradient_cases"]) {
-    const std::string case_name = c["name"];
-    std::vector<float> logprobs;
-    const ParamLeaves f32 = cases.Gradients(*trainable, c, &logprobs);
-    auto bf16 = ParamLeaves::Allocate(LeafSpecsFor(config, DType::kBF16));
-    ASSERT_TRUE(bf16.ok()) << bf16.status();
-    const auto dloss = c["dloss_dlogprob"].get<std::vector<float>>();
-    ASSERT_TRUE(trainable->Backward(dloss, *bf16).ok()) << case_name;
-    auto widened = ParamLeaves::Allocate(LeafSpecsFor(config));
-    ASSERT_TRUE(widened.ok());
-    int64_t bf16_leaves = 0;
-    for (size_t leaf = 0; leaf < f32.size(); ++leaf) {
-      const std::span<const float> want = f32.F32(leaf);
-      std::span<float> wide = widened->F32(leaf);
-      if (bf16->spec(leaf).dtype == DType::kF32) {
-        const std::span<const float> got = std::as_const(*bf16).F32(leaf);
-        ASSERT_EQ(std::memcmp(got.data(), want.data(), want.size_bytes()), 0)
-            << case_name << " " << f32.spec(leaf).name;
-        std::copy(got.begin(), got.end(), wide.begin());
-        continue;
+    for (const std::vector<LeafSpec>* specs : {&all_bf16, &layers_bf16}) {
+      const std::string case_name =
+          c["name"].get<std::string>() +
+          (specs == &all_bf16 ? " (all matrices)" : " (layers)");
+      std::vector<float> logprobs;
+      const ParamLeaves f32 = cases.Gradients(*trainable, c, &logprobs);
+      auto bf16 = ParamLeaves::Allocate(*specs);
+      ASSERT_TRUE(bf16.ok()) << bf16.status();
+      const auto dloss = c["dloss_dlogprob"].get<std::vector<float>>();
+      ASSERT_TRUE(trainable->Backward(dloss, *bf16).ok()) << case_name;
+      auto widened = ParamLeaves::Allocate(LeafSpecsFor(config));
+      ASSERT_TRUE(widened.ok());
+      int64_t bf16_leaves = 0;
+      for (size_t leaf = 0; leaf < f32.size(); ++leaf) {
+        const std::span<const float> want = f32.F32(leaf);
+        std::span<float> wide = widened->F32(leaf);
+        if (bf16->spec(leaf).dtype == DType::kF32) {
+          const std::span<const float> got = std::as_const(*bf16).F32(leaf);
+          ASSERT_EQ(std::memcmp(got.data(), want.data(), want.size_bytes()), 0)
+              << case_name << " " << f32.spec(leaf).name;
+          std::copy(got.begin(), got.end(), wide.begin());
+          continue;
+        }
+        ++bf16_leaves;
+        const auto* got = reinterpret_cast<const uint16_t*>(bf16->data(leaf));
+        for (size_t i = 0; i < want.size(); ++i) {
+          ASSERT_EQ(got[i], F32ToBf16(want[i]))
+              << case_name << " " << f32.spec(leaf).name << "[" << i << "]";
+          wide[i] = Bf16ToF32(got[i]);
+        }
       }
-      ++bf16_leaves;
-      const auto* got = reinterpret_cast<const uint16_t*>(bf16->data(leaf));
-      for (size_t i = 0; i < want.size(); ++i) {
-        ASSERT_EQ(got[i], F32ToBf16(want[i]))
-            << case_name << " " << f32.spec(leaf).name << "[" << i << "]";
-        wide[i] = Bf16ToF32(got[i]);
+      EXPECT_GE(bf16_leaves, config.num_hidden_layers * 7) << case_name;
+      EXPECT_EQ(bf16_leaves,
+                std::ranges::count(*specs, DType::kBF16, &LeafSpec::dtype));
+      double worst = 0;
+      for (const auto& [leaf_name, e] : testing::CompareGradients(
+               *widened, *reference, c["name"].get<std::string>())) {
+        EXPECT_LE(e.relative(), kMaxRelativeGradientError + 0x1p-8)
+            << case_name << " " << leaf_name;
+        worst = std::max(worst, e.relative());
       }
-    }
-    EXPECT_GE(bf16_leaves, config.num_hidden_layers * 7) << case_name;
-    double worst = 0;
-    for (const auto& [leaf_name, e] :
-         testing::CompareGradients(*widened, *reference, case_name)) {
-      EXPECT_LE(e.relative(), kMaxRelativeGradientError + 0x1p-8)
-          << case_name << " " << leaf_name;
-      worst = std::max(worst, e.relative());
-    }
-    std::printf("%s BF16 gradients %s: worst relative error %.2e\n",
-                name.c_str(), case_name.c_str(), worst);
+      std::printf("%s BF16 gradients %s: worst relative error %.2e\n",
+                  name.c_str(), case_name.c_str(), worst);
 
-    // A second pass over the same Forward: one more rounding, of the sum.
-    ParamLeaves twice = std::move(bf16).value();
-    ASSERT_TRUE(trainable->Backward(dloss, twice).ok()) << case_name;
-    for (size_t leaf = 0; leaf < f32.size(); ++leaf) {
-      if (twice.spec(leaf).dtype != DType::kBF16) continue;
-      const std::span<const float> once = f32.F32(leaf);
-      const auto* got = reinterpret_cast<const uint16_t*>(twice.data(leaf));
-      for (size_t i = 0; i < once.size(); ++i) {
-        ASSERT_EQ(got[i], F32ToBf16(Bf16ToF32(F32ToBf16(once[i])) + once[i]))
-            << case_name << " " << twice.spec(leaf).name << "[" << i << "]";
+      // A second pass over the same Forward: one more rounding, of the sum.
+      ParamLeaves twice = std::move(bf16).value();
+      ASSERT_TRUE(trainable->Backward(dloss, twice).ok()) << case_name;
+      for (size_t leaf = 0; leaf < f32.size(); ++leaf) {
+        if (twice.spec(leaf).dtype != DType::kBF16) continue;
+        const std::span<const float> once = f32.F32(leaf);
+        const auto* got = reinterpret_cast<const uint16_t*>(twice.data(leaf));
+        for (size_t i = 0; i < once.size(); ++i) {
+          ASSERT_EQ(got[i], F32ToBf16(Bf16ToF32(F32ToBf16(once[i])) + once[i]))
+              << case_name << " " << twice.spec(leaf).name << "[" << i << "]";
+        }
       }
     }
   }

@@ -19,6 +19,15 @@
 #include "partition/parallel.h"
 
 namespace rlrt {
+namespace {
+
+bool HasBf16Leaf(const ParamLeaves& grads) {
+  return std::ranges::any_of(grads.specs(), [](const LeafSpec& spec) {
+    return spec.dtype == DType::kBF16;
+  });
+}
+
+}  // namespace
 
 Status TrainableTransformer::ValidateBackward(
     std::span<const float> dloss_dlogprob, const ParamLeaves& grads) const {
@@ -64,12 +73,11 @@ Status TrainableTransformer::ValidateBackward(
     }
     return OkStatus();
   }
-  RETURN_IF_ERROR(leaves_.CheckStructure(grads, "gradients"));
+  RETURN_IF_ERROR(leaves_.CheckGradientStructure(grads, "gradients"));
   if (grads.size() > 0 && grads.data(0) == weights_.data(0)) {
     return InvalidArgumentError("gradients must not be the weights themselves");
   }
-  if (DecoderMatrixDType(grads.specs()) == DType::kBF16 &&
-      workspace_->head_grad == nullptr) {
+  if (HasBf16Leaf(grads) && workspace_->head_grad == nullptr) {
     return InvalidArgumentError(
         "BF16 gradients need a model with BF16 weights (float32 weights take "
         "float32 gradients)");
@@ -93,16 +101,19 @@ Status TrainableTransformer::Backward(std::span<const float> dloss_dlogprob,
   // (models/ops/bf16_accumulate.h). The LM head's runs over every logits
   // chunk (and, tied, the embedding's after the layers), so it has a
   // table-sized scratch of its own, given back to the kernel after use:
-  // it is needed only while Backward runs. The scratch is zeroed first, as
-  // a failed pass may have left sums in it.
+  // it is needed only while Backward runs (a learner short of memory keeps
+  // those two gradients float32 instead, GrpoLearner). The scratch is
+  // zeroed first, as a failed pass may have left sums in it.
   uint16_t* const head_bf16 =
       base != nullptr ? leaves_.GetBf16(*base, ModelParam::kLmHead) : nullptr;
   uint16_t* const embedding_bf16 =
       base != nullptr ? leaves_.GetBf16(*base, ModelParam::kEmbedding)
                       : nullptr;
+  if (base != nullptr && HasBf16Leaf(*base)) {
+    std::memset(w.matrix_grad, 0, w.matrix_grad_size * sizeof(float));
+  }
   if (head_bf16 != nullptr || embedding_bf16 != nullptr) {
     RETURN_IF_ERROR(w.ReleaseHeadGrad());
-    std::memset(w.matrix_grad, 0, w.matrix_grad_size * sizeof(float));
   }
   float* head_dw = nullptr;
   if (base != nullptr) {
