@@ -96,6 +96,10 @@ DEFINE_int32(steps, 10, "GRPO steps.");
 DEFINE_int64(max_micro_batch_tokens, 0,
              "Training micro-batch size in tokens (gradients accumulate "
              "over micro-batches); 0: the whole batch, up to 8192.");
+DEFINE_int64(reference_micro_batch_tokens, 0,
+             "Micro-batch size of the KL reference's scoring in tokens (it "
+             "only scores, so smaller batches cost it little and shrink its "
+             "workspace); 0: 1024, or one prompt and completion if longer.");
 DEFINE_int32(sft_steps, 0,
              "Supervised warm-start steps on GSM8K's worked answers before "
              "GRPO.");
@@ -275,6 +279,16 @@ StatusOr<GrpoOptions> LearnerOptionsFromFlags() {
   if (g.max_micro_batch_tokens < sequence)
     return InvalidArgumentError(
         "--max_micro_batch_tokens must hold one prompt and completion (" +
+        std::to_string(sequence) + " tokens)");
+  g.reference_micro_batch_tokens =
+      FLAGS_reference_micro_batch_tokens > 0
+          ? FLAGS_reference_micro_batch_tokens
+          : std::max<int64_t>(
+                sequence, std::min<int64_t>(1024, g.max_micro_batch_tokens));
+  if (g.reference_micro_batch_tokens < sequence)
+    return InvalidArgumentError(
+        "--reference_micro_batch_tokens must hold one prompt and completion "
+        "(" +
         std::to_string(sequence) + " tokens)");
   return g;
 }

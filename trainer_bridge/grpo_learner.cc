@@ -22,6 +22,12 @@ std::vector<LeafSpec> AllF32(std::vector<LeafSpec> specs) {
   return specs;
 }
 
+int64_t ReferenceTokens(const GrpoOptions& options) {
+  return options.reference_micro_batch_tokens > 0
+             ? options.reference_micro_batch_tokens
+             : options.max_micro_batch_tokens;
+}
+
 // The policy's and the reference's model options (no adapter).
 TrainableTransformerOptions ModelOptionsFor(const GrpoOptions& options) {
   return {.max_tokens = options.max_micro_batch_tokens,
@@ -100,6 +106,9 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::Create(
     Mesh* reference_mesh, const GrpoOptions& options) {
   if (options.num_iterations < 1)
     return InvalidArgumentError("num_iterations must be >= 1");
+  if (options.reference_micro_batch_tokens < 0)
+    return InvalidArgumentError(
+        "reference_micro_batch_tokens must be >= 0 (0: the policy's)");
   if (!(options.temperature > 0))
     return InvalidArgumentError(
         "the learner's temperature must be > 0 (greedy rollouts have no "
@@ -160,6 +169,7 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::Create(
     learner->reference_weights_ = std::make_unique<ParamLeaves>(std::move(ref));
     TrainableTransformerOptions reference_options = model_options;
     reference_options.forward_only = true;  // it only scores
+    reference_options.max_tokens = ReferenceTokens(options);
     ASSIGN_OR_RETURN(learner->reference_,
                      TrainableTransformer::Create(
                          config, *learner->reference_weights_,
@@ -193,6 +203,7 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::CreateLora(
     // The reference is the base itself: a second workspace, no weights.
     model_options.adapter = nullptr;
     model_options.forward_only = true;
+    model_options.max_tokens = ReferenceTokens(options);
     ASSIGN_OR_RETURN(
         learner->reference_,
         TrainableTransformer::Create(config, base, learner->reference_mesh_,
@@ -205,13 +216,13 @@ StatusOr<std::unique_ptr<GrpoLearner>> GrpoLearner::CreateLora(
 }
 
 std::vector<std::pair<size_t, size_t>> GrpoLearner::MicroBatches(
-    std::span<const Completion> batch) const {
+    std::span<const Completion> batch, int64_t max_tokens) const {
   std::vector<std::pair<size_t, size_t>> ranges;
   size_t begin = 0;
   int64_t tokens = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     const int64_t n = batch[i].prompt.size() + batch[i].tokens.size();
-    if (i > begin && tokens + n > options_.max_micro_batch_tokens) {
+    if (i > begin && tokens + n > max_tokens) {
       ranges.emplace_back(begin, i);
       begin = i;
       tokens = 0;
@@ -250,7 +261,9 @@ Status GrpoLearner::ScoreAll(TrainableTransformer& model,
                              double* entropy_sum) {
   out.resize(batch.size());
   std::vector<float> flat, entropies;
-  for (auto [begin, end] : MicroBatches(batch)) {
+  // The model's own workspace bounds its micro-batches (the reference's
+  // may be smaller than the policy's).
+  for (auto [begin, end] : MicroBatches(batch, model.options().max_tokens)) {
     int64_t n = 0;
     for (size_t i = begin; i < end; ++i) n += batch[i].tokens.size();
     flat.resize(n);
@@ -287,8 +300,9 @@ Status GrpoLearner::CheckBatch(std::span<const Completion> batch,
     if (!std::isfinite(c.reward))
       return InvalidArgumentError("completion " + std::to_string(i) +
                                   " has a non-finite reward");
-    if (static_cast<int64_t>(c.prompt.size() + c.tokens.size()) >
-        options_.max_micro_batch_tokens)
+    const int64_t length = c.prompt.size() + c.tokens.size();
+    if (length > options_.max_micro_batch_tokens ||
+        (reference_ && length > reference_->options().max_tokens))
       return InvalidArgumentError("completion " + std::to_string(i) +
                                   " is longer than a micro-batch");
   }

@@ -136,5 +136,46 @@ TEST(GrpoLearnerTest, Bf16GradientsHalveTheMatricesAndTrackTheFloat32Step) {
   EXPECT_EQ((*learner)->gradient_bytes(), f32.weights.total_bytes());
 }
 
+// The reference scores in micro-batches of its own size: one completion at
+// a time here, against the whole batch at once. Its logprobs do not depend
+// on the batching (row-invariant kernels), so the KL and the trained
+// weights are bit for bit the same; a completion longer than the
+// reference's micro-batch is refused.
+TEST(GrpoLearnerTest, ReferenceMicroBatchesScoreTheSameAsOneBatch) {
+  const LoadedModel model = LoadFixture();
+  GrpoOptions options;
+  options.loss.beta = 0.5;
+  options.lr.peak = 1e-2;
+  std::vector<double> kls;
+  std::vector<uint64_t> hashes;
+  for (int64_t reference_tokens : {0, 7}) {  // each completion: 4 + 3
+    options.reference_micro_batch_tokens = reference_tokens;
+    auto learner = GrpoLearner::Create(model.config, model.weights, nullptr,
+                                       nullptr, options);
+    ASSERT_TRUE(learner.ok()) << learner.status();
+    ASSERT_TRUE((*learner)->Step(TwoGroups(), 2).ok());
+    StatusOr<GrpoStepMetrics> second = (*learner)->Step(TwoGroups(), 2);
+    ASSERT_TRUE(second.ok()) << second.status();
+    kls.push_back(second->kl);
+    hashes.push_back(ContentHash((*learner)->weights()));
+  }
+  EXPECT_NE(kls[0], 0.0);
+  EXPECT_EQ(kls[0], kls[1]);
+  EXPECT_EQ(hashes[0], hashes[1]);
+
+  options.reference_micro_batch_tokens = 6;
+  auto short_reference = GrpoLearner::Create(model.config, model.weights,
+                                             nullptr, nullptr, options);
+  ASSERT_TRUE(short_reference.ok());
+  const uint64_t before = ContentHash((*short_reference)->weights());
+  EXPECT_EQ((*short_reference)->Step(TwoGroups(), 2).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ContentHash((*short_reference)->weights()), before);
+  options.reference_micro_batch_tokens = -1;
+  EXPECT_FALSE(GrpoLearner::Create(model.config, model.weights, nullptr,
+                                   nullptr, options)
+                   .ok());
+}
+
 }  // namespace
 }  // namespace rlrt

@@ -16,6 +16,15 @@ WeightSync::WeightSync(SamplerEngine* engine, Mesh* trainer_mesh, bool verify,
       verify_(verify),
       flush_cache_(flush_cache) {}
 
+void WeightSync::RecordApplied(const ApplyReport& applied,
+                               SteadyClock::time_point apply_start,
+                               SyncReport& report) const {
+  report.apply_ms = MillisecondsSince(apply_start);
+  report.version = applied.version;
+  report.bytes = applied.bytes_copied;
+  report.stall_ms = engine_->Stats().last_update_stall_ms;
+}
+
 StatusOr<SyncReport> WeightSync::Push(const ParamLeaves& weights,
                                       uint64_t version) {
   SyncReport report;
@@ -35,10 +44,7 @@ StatusOr<SyncReport> WeightSync::Push(const ParamLeaves& weights,
       weights, version, flush_cache_, VersionRule::kNewer,
       {.payload_prechecked = true, .expected_content_hash = scan.content_hash});
   if (!applied.ok()) return Refused(applied.status(), "", version);
-  report.apply_ms = MillisecondsSince(apply_start);
-  report.version = applied->version;
-  report.bytes = applied->bytes_copied;
-  report.stall_ms = engine_->Stats().last_update_stall_ms;
+  RecordApplied(*applied, apply_start, report);
   // The engine hashed its leaves as it wrote them and compared the hash with
   // ours (a mismatch is refused above): nothing is left to read back.
   report.verify_ms = 0;
@@ -88,10 +94,7 @@ StatusOr<SyncReport> WeightSync::SendAdapter(const ParamLeaves& weights,
   StatusOr<ApplyReport> applied =
       engine_->UpdateParams(message_, {.payload_prechecked = true});
   if (!applied.ok()) return Refused(applied.status(), build.lora_name, version);
-  report.apply_ms = MillisecondsSince(apply_start);
-  report.version = applied->version;
-  report.bytes = applied->bytes_copied;
-  report.stall_ms = engine_->Stats().last_update_stall_ms;
+  RecordApplied(*applied, apply_start, report);
 
   if (verify_) {
     // The sampler hashed its leaves as it wrote them (ApplyReport): no

@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "base/timing.h"
 #include "models/param_leaves.h"
 #include "partition/mesh.h"
 #include "proto/update_params.pb.h"
@@ -73,6 +74,10 @@ class WeightSync {
   // Why a push of `version` was refused, naming what the engine keeps.
   Status Refused(const Status& why, const std::string& lora_name,
                  uint64_t version) const;
+  // The apply's part of a report: its time, version, bytes and stall.
+  void RecordApplied(const ApplyReport& applied,
+                     SteadyClock::time_point apply_start,
+                     SyncReport& report) const;
 
   proto::UpdateParams message_;  // Adapters only.
 };
