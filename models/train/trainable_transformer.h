@@ -116,13 +116,13 @@ class TrainableTransformer {
   // Backward calls accumulate), given dloss_dlogprob[i] = dLoss/dlogprobs[i]
   // for the last Forward's targets. Without an adapter, `grads` has the
   // weights' structure; with tied embeddings the LM head's gradient adds
-  // into model.embed_tokens.weight. With BF16 weights, the gradients'
-  // matrices may be BF16 (half the memory): each call then sums its
-  // contribution in float32 and rounds it into them once, so one call's
-  // BF16 gradient is the float32 one rounded to nearest even. With one, the
-  // base is frozen: `grads` has the adapter's structure and receives dLoss/dA
-  // and dLoss/dB only (no base gradient is computed). May run several times per
-  // Forward.
+  // into model.embed_tokens.weight. With an adapter, the base is frozen:
+  // `grads` has the adapter's structure and receives dLoss/dA and dLoss/dB
+  // only (no base gradient is computed). May run several times per Forward.
+  // With BF16 weights, the gradients' matrices may be BF16 (half the
+  // memory): each call then sums its contribution in float32 and rounds it
+  // into them once, so one call's BF16 gradient is the float32 one rounded
+  // to nearest even.
   Status Backward(std::span<const float> dloss_dlogprob, ParamLeaves& grads);
 
   // Runs later calls with `adapter` on every row (null: the base alone, as
