@@ -54,6 +54,9 @@ DEFINE_int64(page_size, 16, "Engine: KV page size.");
 DEFINE_int64(context_length, 0, "Engine: longest sequence; 0: the model's.");
 DEFINE_int64(max_prefill_tokens, 2048, "Engine: prefill chunk.");
 DEFINE_bool(enable_prefix_cache, true, "Engine: reuse prompt prefixes.");
+DEFINE_bool(release_idle_kv_memory, true,
+            "Engine: give free KV pages' memory back to the kernel whenever "
+            "the engine runs out of work.");
 DEFINE_int64(max_json_body_bytes, 8 << 20, "Largest JSON request body.");
 DEFINE_int64(max_update_body_bytes, int64_t{2} << 30,
              "Largest /admin/update_params or /admin/update_stream/chunk "
@@ -164,6 +167,7 @@ Status Run(const sigset_t& signals) {
     o.context_length = FLAGS_context_length;
     o.max_prefill_tokens = FLAGS_max_prefill_tokens;
     o.enable_prefix_cache = FLAGS_enable_prefix_cache;
+    o.release_idle_kv_memory = FLAGS_release_idle_kv_memory;
     o.max_loras = FLAGS_max_loras;
     o.max_lora_rank = FLAGS_max_lora_rank;
     o.lora_version_policy = FLAGS_lora_version_policy;

@@ -13,16 +13,16 @@ namespace rlrt {
 namespace {
 
 constexpr size_t kHugePageWorthIt = size_t{32} << 20;
+constexpr uintptr_t kHugePage = uintptr_t{2} << 20;
 
 }  // namespace
 
 void AdviseHugePages(void* data, size_t size) {
-  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
   if (size < kHugePageWorthIt) return;
   const uintptr_t begin =
-      (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+      (reinterpret_cast<uintptr_t>(data) + kHugePage - 1) & ~(kHugePage - 1);
   const uintptr_t end =
-      (reinterpret_cast<uintptr_t>(data) + size) & ~(kHuge - 1);
+      (reinterpret_cast<uintptr_t>(data) + size) & ~(kHugePage - 1);
   if (end > begin)
     madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
 }
@@ -45,6 +45,7 @@ StatusOr<PageArena> PageArena::Create(size_t bytes) {
   AdviseHugePages(p, rounded);
   arena.data_ = static_cast<std::byte*>(p);
   arena.size_ = rounded;
+  arena.release_granule_ = rounded >= kHugePageWorthIt ? kHugePage : page;
   return arena;
 }
 
@@ -57,15 +58,35 @@ Status PageArena::Release() {
   return OkStatus();
 }
 
+Status PageArena::Release(size_t offset, size_t length) {
+  if (offset > size_ || length > size_ - offset) {
+    return OutOfRangeError("release range outside the arena");
+  }
+  // Granules are aligned in the address space, where the kernel's are.
+  const uintptr_t g = release_granule_;
+  const uintptr_t first = reinterpret_cast<uintptr_t>(data_) + offset;
+  const uintptr_t begin = (first + g - 1) / g * g;
+  const uintptr_t end = (first + length) / g * g;
+  if (end <= begin) return OkStatus();
+  if (madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED) !=
+      0) {
+    return InternalError(std::string("cannot release an arena's pages: ") +
+                         std::strerror(errno));
+  }
+  return OkStatus();
+}
+
 PageArena::PageArena(PageArena&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)) {}
+      size_(std::exchange(other.size_, 0)),
+      release_granule_(other.release_granule_) {}
 
 PageArena& PageArena::operator=(PageArena&& other) noexcept {
   if (this != &other) {
     if (data_ != nullptr) munmap(data_, size_);
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    release_granule_ = other.release_granule_;
   }
   return *this;
 }

@@ -598,6 +598,8 @@ void SamplerEngine::SchedulerLoop() {
   std::vector<std::unique_ptr<PreparedRequest>> incoming;
   std::vector<uint64_t> aborts;
   bool idle = true;
+  int64_t steps_seen = 0;
+  bool kv_pages_freed = false;
   while (true) {
     ControlOp* control = nullptr;
     {
@@ -614,7 +616,8 @@ void SamplerEngine::SchedulerLoop() {
     }
     // Control operations run here, between two steps, when nothing reads
     // the weights.
-    if (control != nullptr) RunAndComplete(control);
+    const bool ran_control = control != nullptr;
+    if (ran_control) RunAndComplete(control);
     for (auto& r : incoming) scheduler_->Enqueue(std::move(r));
     incoming.clear();
     for (uint64_t id : aborts) scheduler_->Abort(id);
@@ -623,6 +626,17 @@ void SamplerEngine::SchedulerLoop() {
       LOG(WARNING) << "engine step failed: " << s;
     }
     idle = scheduler_->idle();
+    // Pages are freed by steps (finished samples) and by control operations
+    // (an update flushes the prefix cache); an idle engine gives them back
+    // once, not on every wake.
+    kv_pages_freed |= ran_control || scheduler_->stats().steps != steps_seen;
+    steps_seen = scheduler_->stats().steps;
+    if (idle && kv_pages_freed && options_.release_idle_kv_memory) {
+      kv_pages_freed = false;
+      if (Status s = scheduler_->ReleaseFreeKvMemory(); !s.ok()) {
+        LOG(WARNING) << "idle KV pages not released: " << s;
+      }
+    }
     PublishStats();
   }
   // Control operations still queued run now, so no caller waits forever.

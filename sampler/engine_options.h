@@ -38,6 +38,12 @@ struct EngineOptions {
   // Reuse the KV of cached prompt pages (full pages only).
   bool enable_prefix_cache = true;
   MatmulKernel matmul = MatmulKernel::kRowInvariant;
+  // When the engine runs out of work, give the memory of its free KV pages
+  // back to the kernel (cached prefixes keep theirs). Beside a trainer in
+  // one process, the pages the last rollouts touched then do not sit in
+  // the training step's peak. The next requests fault them in again,
+  // zeroed: with transparent huge pages, tens of milliseconds per GiB.
+  bool release_idle_kv_memory = true;
 
   // LoRA adapters served unmerged beside the base (requests name one with
   // GenerateRequest::lora_name): at most max_loras resident at once (0:

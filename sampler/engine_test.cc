@@ -1,6 +1,8 @@
 #include "sampler/engine.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
@@ -380,6 +382,97 @@ TEST(EngineKvTest, RequestsWaitForAFullPoolAndAllFinish) {
   // A request bigger than the whole pool is refused, not queued forever.
   auto too_big = engine->Submit(GreedyText("Once upon a time", 300));
   EXPECT_EQ(too_big.status().code(), StatusCode::kInvalidArgument);
+}
+
+// Bytes of [data, data + bytes) the kernel holds in memory (mincore).
+size_t ResidentBytes(const void* data, size_t bytes) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> resident((bytes + page - 1) / page);
+  if (mincore(const_cast<void*>(data), bytes, resident.data()) != 0) {
+    ADD_FAILURE() << "mincore failed";
+    return 0;
+  }
+  size_t count = 0;
+  for (unsigned char r : resident) count += r & 1;
+  return count * page;
+}
+
+TEST(EngineKvTest, AnIdleEngineGivesItsKvPagesMemoryBack) {
+  auto mesh = MakeMesh(2);
+  for (bool release : {true, false}) {
+    SCOPED_TRACE(release ? "release" : "keep");
+    EngineOptions o = StoriesOptions();
+    o.enable_prefix_cache = false;  // Cached prompt pages keep their memory.
+    o.release_idle_kv_memory = release;
+    auto engine = MakeEngine(o, mesh.get());
+    ASSERT_NE(engine, nullptr);
+    const void* kv = engine->buffers().kv_cache;
+    const size_t kv_bytes =
+        nlohmann::json::parse(engine->ready_line())["kv_bytes"].get<size_t>();
+    EXPECT_EQ(ResidentBytes(kv, kv_bytes), 0u);
+    const std::vector<int32_t> golden = GoldenContinuation();
+    auto first =
+        engine->Generate(GreedyText("Once upon a time", golden.size()));
+    ASSERT_TRUE(first.ok()) << first.status();
+    // The engine releases after the step that retires the request.
+    size_t resident = ResidentBytes(kv, kv_bytes);
+    for (int i = 0; i < (release ? 2000 : 100) && resident > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      resident = ResidentBytes(kv, kv_bytes);
+    }
+    if (release) {
+      EXPECT_EQ(resident, 0u);
+    } else {
+      EXPECT_GT(resident, 0u);
+    }
+    // Pages faulted back in read as zeros and are written before they are
+    // read: the same request gives the same tokens.
+    auto again =
+        engine->Generate(GreedyText("Once upon a time", golden.size()));
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(again->samples[0].token_ids, golden);
+    EXPECT_EQ(first->samples[0].token_ids, golden);
+  }
+}
+
+// Pages the prefix cache holds keep their memory until they are freed; an
+// update (here a perturbation) flushes the cache, and the idle engine then
+// gives those pages back too.
+TEST(EngineKvTest, PagesFreedByAFlushAreGivenBackToo) {
+  auto mesh = MakeMesh(2);
+  EngineOptions o = StoriesOptions();
+  auto engine = MakeEngine(o, mesh.get());
+  ASSERT_NE(engine, nullptr);
+  const void* kv = engine->buffers().kv_cache;
+  const auto ready = nlohmann::json::parse(engine->ready_line());
+  const size_t kv_bytes = ready["kv_bytes"].get<size_t>();
+  // Two full pages of prompt to cache.
+  auto r = engine->Generate(GreedyText(
+      "Once upon a time, there was a little girl named Lily. She loved to "
+      "play outside in the park with her friends every day.",
+      4));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_GE(r->prompt_tokens, 32);
+  const int64_t cached = engine->Stats().load.cached_pages;
+  ASSERT_GT(cached, 0);
+  // Each cached page's keys and values, in every layer, keep the OS pages
+  // they lie in.
+  const size_t os_page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t cached_bound = cached * 2 * 5 /*layers*/ * os_page;
+  size_t resident = ResidentBytes(kv, kv_bytes);
+  for (int i = 0; i < 2000 && resident > cached_bound; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    resident = ResidentBytes(kv, kv_bytes);
+  }
+  EXPECT_GT(resident, 0u);
+  EXPECT_LE(resident, cached_bound);
+  ASSERT_TRUE(engine->PerturbWeights(1, 1e-3, 1).ok());
+  EXPECT_EQ(engine->Stats().load.cached_pages, 0);
+  for (int i = 0; i < 2000 && resident > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    resident = ResidentBytes(kv, kv_bytes);
+  }
+  EXPECT_EQ(resident, 0u);
 }
 
 TEST(EngineChatTest, ChatMessagesGoThroughTheTemplate) {

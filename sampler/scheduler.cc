@@ -72,6 +72,7 @@ Scheduler::Scheduler(const SchedulerConfig& config, BatchModel& model,
       pool_(model.cache().shape().num_pages),
       prefix_cache_(config.page_size) {
   batch_.reserve(config_.max_running_requests);
+  release_scratch_.reserve(pool_.num_pages());
   adapter_groups_.reserve(8);
   rows_.reserve(config_.max_running_requests);
   draws_.reserve(config_.max_running_requests);
@@ -497,6 +498,15 @@ Status Scheduler::Step() {
 }
 
 void Scheduler::FlushPrefixCache() { prefix_cache_.Clear(pool_); }
+
+Status Scheduler::ReleaseFreeKvMemory() {
+  pool_.OrderFreeLowestFirst();
+  const std::span<const int32_t> free = pool_.free_pages();
+  // Into capacity reserved at construction: an idle engine allocates
+  // nothing.
+  release_scratch_.assign(free.rbegin(), free.rend());
+  return model_.cache().ReleasePages(release_scratch_);
+}
 
 SchedulerLoad Scheduler::load() const {
   SchedulerLoad l;

@@ -127,6 +127,10 @@ class Scheduler {
   Status Step();
   // Drops cached prefixes, so no later request reuses their KV.
   void FlushPrefixCache();
+  // Gives the memory of every free KV page back to the kernel
+  // (KvCache::ReleasePages); cached prefixes keep theirs. Free pages are
+  // handed out lowest first afterwards.
+  Status ReleaseFreeKvMemory();
 
   SchedulerLoad load() const;
   const SchedulerStats& stats() const { return stats_; }
@@ -191,6 +195,7 @@ class Scheduler {
   std::vector<Draw> draws_;
   std::vector<float> logits_;
   std::vector<SamplingScratch> scratch_;  // One per mesh worker.
+  std::vector<int32_t> release_scratch_;  // Free page ids, ascending.
 
   SchedulerStats stats_;
 };

@@ -1,7 +1,10 @@
 #include "models/forward/kv_cache.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <functional>
+#include <string>
 
 namespace rlrt {
 
@@ -102,6 +105,37 @@ void KvCache::CopyPage(int32_t from, int32_t to) {
   }
 }
 
+Status KvCache::ReleasePages(std::span<const int32_t> sorted) {
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (sorted[i] < 0 || sorted[i] >= shape_.num_pages) {
+      return OutOfRangeError("KV page " + std::to_string(sorted[i]) +
+                             " outside a pool of " +
+                             std::to_string(shape_.num_pages));
+    }
+    if (i > 0 && sorted[i] <= sorted[i - 1]) {
+      return InvalidArgumentError("KV pages to release must be ascending");
+    }
+  }
+  const size_t page_bytes = shape_.page_stride() * DTypeSize(shape_.dtype);
+  const size_t layer_bytes = shape_.num_pages * page_bytes;
+  const size_t values_offset = values_ - keys_;
+  for (size_t first = 0; first < sorted.size();) {
+    size_t last = first;  // The run is sorted[first..last], consecutive ids.
+    while (last + 1 < sorted.size() && sorted[last + 1] == sorted[last] + 1) {
+      ++last;
+    }
+    const size_t run_offset = sorted[first] * page_bytes;
+    const size_t run_bytes = (sorted[last] - sorted[first] + 1) * page_bytes;
+    for (int64_t layer = 0; layer < shape_.num_layers; ++layer) {
+      const size_t offset = layer * layer_bytes + run_offset;
+      RETURN_IF_ERROR(arena_.Release(offset, run_bytes));
+      RETURN_IF_ERROR(arena_.Release(values_offset + offset, run_bytes));
+    }
+    first = last + 1;
+  }
+  return OkStatus();
+}
+
 PagePool::PagePool(int64_t num_pages)
     : refs_(num_pages, 0), cache_marks_(num_pages, 0) {
   free_.reserve(num_pages);
@@ -136,6 +170,10 @@ void PagePool::Release(int32_t page) {
   assert(refs_[page] > 0);
   Update(page, [&] { --refs_[page]; });
   if (refs_[page] == 0) free_.push_back(page);
+}
+
+void PagePool::OrderFreeLowestFirst() {
+  std::sort(free_.begin(), free_.end(), std::greater<int32_t>());
 }
 
 void PagePool::MarkCached(int32_t page) {

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "base/status.h"
@@ -61,6 +62,16 @@ class KvCache {
   float* ValueSlot(int64_t layer, int32_t page, int64_t kv_head, int64_t slot);
   // Copies page `from`'s keys and values in every layer into page `to`.
   void CopyPage(int32_t from, int32_t to);
+  // Gives the memory of these pages (free ones: their contents are lost)
+  // back to the kernel in every layer; they read as zeros and cost nothing
+  // until written again. Only whole release granules (PageArena) inside a
+  // run of consecutive ids are released, so no other page's contents are
+  // touched. An idle
+  // sampler beside a trainer in one process returns what its last rollouts
+  // touched instead of holding it through the training step.
+  // `sorted` holds distinct ids, ascending (checked; nothing is released
+  // otherwise).
+  Status ReleasePages(std::span<const int32_t> sorted);
 
  private:
   KvCache(const KvCacheShape& shape, PageArena arena);
@@ -82,6 +93,13 @@ class PagePool {
 
   int64_t num_pages() const { return static_cast<int64_t>(refs_.size()); }
   int64_t num_free() const { return static_cast<int64_t>(free_.size()); }
+  // The ids with no reference, in the reverse of the order Allocate hands
+  // them out.
+  std::span<const int32_t> free_pages() const { return free_; }
+  // Hands out the lowest free ids first from now on, as a new pool does
+  // (free_pages() is then descending), so the next sequences touch as few
+  // pages of memory as they can.
+  void OrderFreeLowestFirst();
   // Appends n fresh pages (refcount 1) to *pages, or fails with
   // ResourceExhausted and changes nothing.
   Status Allocate(int64_t n, std::vector<int32_t>* pages);

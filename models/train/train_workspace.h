@@ -96,6 +96,11 @@ class TrainWorkspace {
   int64_t matrix_grad_size = 0;
   float* head_grad = nullptr;
   Status ReleaseHeadGrad() { return head_grad_arena_.Release(); }
+  // Every buffer reads as zeros and holds no memory until touched.
+  Status Release() {
+    RETURN_IF_ERROR(arena_.Release());
+    return head_grad_arena_.Release();
+  }
 
  private:
   TrainWorkspace() = default;

@@ -89,6 +89,11 @@ Status TrainableTransformer::SetAdapter(const LoraAdapter* adapter) {
   return OkStatus();
 }
 
+Status TrainableTransformer::ReleaseWorkspace() {
+  forward_done_ = false;
+  return workspace_->Release();
+}
+
 int64_t TrainableTransformer::num_targets() const {
   std::lock_guard<std::mutex> lock(mu_);
   return forward_done_ ? batch_.num_targets() : 0;

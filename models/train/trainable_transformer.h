@@ -132,6 +132,12 @@ class TrainableTransformer {
   // refuses to run if the adapter changed since Forward.
   Status SetAdapter(const LoraAdapter* adapter);
 
+  // Gives the workspace's memory back to the kernel until the next Forward
+  // touches it again (a frozen reference between its scoring passes need
+  // not hold it through the policy's step). Backward then needs a new
+  // Forward.
+  Status ReleaseWorkspace();
+
   // Targets of the last successful Forward (0 before any).
   int64_t num_targets() const;
   size_t workspace_bytes() const { return workspace_->bytes(); }

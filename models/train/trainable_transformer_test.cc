@@ -225,6 +225,34 @@ TEST(TrainableTransformerTest, ChunkingTheLogitsChangesOnlyRounding) {
   }
 }
 
+// A released workspace (a model idle between steps) costs the next pass
+// nothing but page faults: the same logprobs and gradients bit for bit, and
+// Backward needs a Forward after it.
+TEST(TrainableTransformerTest, ReleasedWorkspaceScoresAndTrainsTheSame) {
+  for (const char* name : {"small_qwen3", "small_qwen3:bf16"}) {
+    const Model m = LoadModel(name);
+    const OwnedBatch batch = testing::AllPositions(m.sequences);
+    const int64_t n = batch.num_targets();
+    const std::vector<float> w = RandomWeights(n, 9);
+    auto model = testing::MakeTrainable(m.config, *m.weights, nullptr, {64, 8});
+    ASSERT_TRUE(model);
+    std::vector<float> logp_before(n), logp_after(n);
+    ParamLeaves before = testing::ZeroGradients(m.config);
+    ParamLeaves after = testing::ZeroGradients(m.config);
+    ASSERT_TRUE(model->Forward(batch.sequences, 0.7f, logp_before).ok());
+    ASSERT_TRUE(model->Backward(w, before).ok());
+    ASSERT_TRUE(model->ReleaseWorkspace().ok());
+    EXPECT_EQ(model->Backward(w, after).code(), StatusCode::kFailedPrecondition)
+        << name;
+    ASSERT_TRUE(model->Forward(batch.sequences, 0.7f, logp_after).ok());
+    ASSERT_TRUE(model->Backward(w, after).ok());
+    EXPECT_TRUE(SameBits(logp_after.data(), logp_before.data(), n)) << name;
+    const std::vector<float> a = Flatten(before), b = Flatten(after);
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_TRUE(SameBits(a.data(), b.data(), a.size())) << name;
+  }
+}
+
 // A frozen reference scores with a forward-only model: the same logprobs and
 // entropies bit for bit (odd and even layer counts, BF16 included), in a
 // workspace smaller by the per-layer residuals and the gradients, and
