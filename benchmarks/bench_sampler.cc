@@ -53,6 +53,9 @@ DEFINE_int32(new_tokens, 256, "New tokens per sample.");
 DEFINE_string(dtype, "auto",
               "Weight dtype: auto (dummy weights: bfloat16), bfloat16 or "
               "float32.");
+DEFINE_bool(release_idle_kv_memory, false,
+            "Engine: give free KV pages back to the kernel when idle "
+            "(EngineOptions::release_idle_kv_memory).");
 DEFINE_int32(lora_rounds, 3, "BM_LoraDecode: interleaved rounds per case.");
 DEFINE_int32(sequential_requests_0_6b, 1,
              "Requests timed one at a time for the 0.6B shape (all of them "
@@ -74,6 +77,7 @@ std::unique_ptr<SamplerEngine> MakeEngine(const std::string& preset, Mesh* mesh,
   o.context_length = FLAGS_prompt_tokens + FLAGS_new_tokens;
   o.page_size = 16;
   o.max_prefill_tokens = 2048;
+  o.release_idle_kv_memory = FLAGS_release_idle_kv_memory;
   // Every sample at full length, the prompt pages shared within a group.
   const int64_t pages_per_sequence = (o.context_length + 15) / 16;
   const int64_t prompt_pages = FLAGS_prompt_tokens / 16;

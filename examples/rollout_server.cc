@@ -54,9 +54,10 @@ DEFINE_int64(page_size, 16, "Engine: KV page size.");
 DEFINE_int64(context_length, 0, "Engine: longest sequence; 0: the model's.");
 DEFINE_int64(max_prefill_tokens, 2048, "Engine: prefill chunk.");
 DEFINE_bool(enable_prefix_cache, true, "Engine: reuse prompt prefixes.");
-DEFINE_bool(release_idle_kv_memory, true,
+DEFINE_bool(release_idle_kv_memory, false,
             "Engine: give free KV pages' memory back to the kernel whenever "
-            "the engine runs out of work.");
+            "the engine runs out of work (the next requests then fault it "
+            "back in).");
 DEFINE_int64(max_json_body_bytes, 8 << 20, "Largest JSON request body.");
 DEFINE_int64(max_update_body_bytes, int64_t{2} << 30,
              "Largest /admin/update_params or /admin/update_stream/chunk "

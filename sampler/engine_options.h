@@ -41,9 +41,11 @@ struct EngineOptions {
   // When the engine runs out of work, give the memory of its free KV pages
   // back to the kernel (cached prefixes keep theirs). Beside a trainer in
   // one process, the pages the last rollouts touched then do not sit in
-  // the training step's peak. The next requests fault them in again,
-  // zeroed: with transparent huge pages, tens of milliseconds per GiB.
-  bool release_idle_kv_memory = true;
+  // the training step's peak (the GRPO demo turns it on). Off by default:
+  // the next requests fault the pages in again, zeroed, which took 0.06 s
+  // per GiB right after the release on this project's VMs, but about 1 s
+  // per GiB once the host had reclaimed the memory (seconds later).
+  bool release_idle_kv_memory = false;
 
   // LoRA adapters served unmerged beside the base (requests name one with
   // GenerateRequest::lora_name): at most max_loras resident at once (0:

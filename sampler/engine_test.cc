@@ -441,6 +441,7 @@ TEST(EngineKvTest, AnIdleEngineGivesItsKvPagesMemoryBack) {
 TEST(EngineKvTest, PagesFreedByAFlushAreGivenBackToo) {
   auto mesh = MakeMesh(2);
   EngineOptions o = StoriesOptions();
+  o.release_idle_kv_memory = true;
   auto engine = MakeEngine(o, mesh.get());
   ASSERT_NE(engine, nullptr);
   const void* kv = engine->buffers().kv_cache;
