@@ -64,13 +64,12 @@ class KvCache {
   void CopyPage(int32_t from, int32_t to);
   // Gives the memory of these pages (free ones: their contents are lost)
   // back to the kernel in every layer; they read as zeros and cost nothing
-  // until written again. Only whole release granules (PageArena) inside a
-  // run of consecutive ids are released, so no other page's contents are
-  // touched. An idle
-  // sampler beside a trainer in one process returns what its last rollouts
-  // touched instead of holding it through the training step.
-  // `sorted` holds distinct ids, ascending (checked; nothing is released
-  // otherwise).
+  // until written again. `sorted` holds distinct ids, ascending (checked;
+  // nothing is released otherwise). Only whole release granules
+  // (PageArena) inside a run of consecutive ids are released, so no other
+  // page's contents are touched. An idle sampler beside a trainer in one
+  // process returns what its last rollouts touched instead of holding it
+  // through the training step.
   Status ReleasePages(std::span<const int32_t> sorted);
 
  private:
